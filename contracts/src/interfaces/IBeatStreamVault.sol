@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+
+import {SessionGrant, SettlementItem, SkipReason} from "../types/DataTypes.sol";
+
+/// @title IBeatStreamVault
+/// @notice Holds listeners' USDC and pays artists from per-second cumulative vouchers, settled in batches.
+interface IBeatStreamVault {
+    /*//////////////////////////////////////////////////////////////
+                                 EVENTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Emitted when `from` deposits `amount` to `listener`'s available balance.
+    event Deposited(address indexed listener, address indexed from, uint256 amount);
+
+    /// @notice Emitted when a listener moves `amount` from available to thawing; `thawEnd` is the new end of the delay.
+    /// @param thawing The listener's whole thawing amount after the request.
+    event WithdrawalRequested(address indexed listener, uint256 amount, uint256 thawing, uint256 thawEnd);
+
+    /// @notice Emitted when a listener moves all thawing funds back to available.
+    event WithdrawalCancelled(address indexed listener, uint256 amount);
+
+    /// @notice Emitted when a listener takes their thawed funds out of the vault to `to`.
+    event Withdrawn(address indexed listener, address indexed to, uint256 amount);
+
+    /// @notice Emitted the first time a grant settles; the grant's signature is not checked again after this.
+    event GrantRegistered(
+        bytes32 indexed grantId,
+        address indexed listener,
+        address indexed sessionKey,
+        uint256 cap,
+        uint64 expiresAt,
+        uint64 nonce
+    );
+
+    /// @notice Emitted when a voucher settles: `amount` left the listener's funds (available first, then thawing),
+    /// `amount - fee` went to the payee's earnings and `fee` to the protocol.
+    /// @param cumulative The voucher's cumulative; now the settled amount for (grantId, payee).
+    event Settled(
+        bytes32 indexed grantId,
+        address indexed listener,
+        address indexed payee,
+        uint256 amount,
+        uint256 cumulative,
+        uint256 fee
+    );
+
+    /// @notice Emitted for a batch item that did not settle; the rest of the batch goes on.
+    event SettlementSkipped(
+        bytes32 indexed grantId, address indexed payee, uint256 cumulative, SkipReason reason
+    );
+
+    /// @notice Emitted when a payee pulls `amount` of earnings to `to`.
+    event EarningsWithdrawn(address indexed payee, address indexed to, uint256 amount);
+
+    /// @notice Emitted when the owner changes the protocol fee.
+    event FeeUpdated(uint16 feeBps);
+
+    /// @notice Emitted when the owner changes the fee recipient.
+    event TreasuryUpdated(address indexed treasury);
+
+    /// @notice Emitted when accrued protocol fees are sent to the treasury.
+    event FeesCollected(address indexed treasury, uint256 amount);
+
+    /*//////////////////////////////////////////////////////////////
+                                 ERRORS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Thrown when an amount argument is zero.
+    error BeatStreamVault_ZeroAmount();
+
+    /// @notice Thrown when an address argument is the zero address.
+    error BeatStreamVault_ZeroAddress();
+
+    /// @notice Thrown when a listener asks to thaw more than is available.
+    error BeatStreamVault_InsufficientAvailable(uint256 available, uint256 requested);
+
+    /// @notice Thrown when `withdraw` is called before the delay has passed.
+    error BeatStreamVault_WithdrawalNotReady(uint256 thawEnd);
+
+    /// @notice Thrown when there is nothing thawing to withdraw or cancel.
+    error BeatStreamVault_NothingThawing();
+
+    /// @notice Thrown when a payee asks for more than its earnings.
+    error BeatStreamVault_InsufficientEarnings(uint256 earnings, uint256 requested);
+
+    /// @notice Thrown when a fee above the maximum is set.
+    error BeatStreamVault_FeeTooHigh(uint16 feeBps, uint16 maxFeeBps);
+
+    /// @notice Thrown when a deposit would overflow a listener's packed balance.
+    error BeatStreamVault_BalanceOverflow();
+
+    /*//////////////////////////////////////////////////////////////
+                                LISTENERS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Deposits `amount` of the token to the caller's available balance.
+    /// @dev Emits {Deposited}.
+    function deposit(uint256 amount) external;
+
+    /// @notice Deposits `amount` of the caller's tokens to `listener`'s available balance.
+    /// @dev Emits {Deposited}.
+    function depositFor(address listener, uint256 amount) external;
+
+    /// @notice Deposits with an EIP-2612 permit instead of a prior approval.
+    /// @dev Emits {Deposited}. A permit that was already used (front-run) is tolerated if the allowance suffices.
+    function depositWithPermit(uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s) external;
+
+    /// @notice Starts the withdrawal delay for `amount` of the caller's available funds. Adds to any amount
+    /// already thawing and restarts the delay for the whole.
+    /// @dev Emits {WithdrawalRequested}.
+    function requestWithdrawal(uint256 amount) external;
+
+    /// @notice Moves all of the caller's thawing funds back to available.
+    /// @dev Emits {WithdrawalCancelled}.
+    function cancelWithdrawal() external;
+
+    /// @notice Sends the caller's thawed funds (what settlements left of them) to `to`.
+    /// @dev Emits {Withdrawn}.
+    function withdraw(address to) external returns (uint256 amount);
+
+    /*//////////////////////////////////////////////////////////////
+                               SETTLEMENT
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Settles vouchers. Permissionless. Each item either settles or is skipped with a reason.
+    /// @dev Emits {Settled} or {SettlementSkipped} per item, and {GrantRegistered} for a grant's first settlement.
+    /// @return settledCount The number of items that settled.
+    function settleBatch(SettlementItem[] calldata items) external returns (uint256 settledCount);
+
+    /// @notice Sends `amount` of the caller's earnings to `to`.
+    /// @dev Emits {EarningsWithdrawn}.
+    function withdrawEarnings(address to, uint256 amount) external;
+
+    /*//////////////////////////////////////////////////////////////
+                                  ADMIN
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Sets the protocol fee in basis points of each settlement. Owner only.
+    function setFee(uint16 feeBps) external;
+
+    /// @notice Sets where collected fees go. Owner only.
+    function setTreasury(address treasury) external;
+
+    /// @notice Sends all accrued fees to the treasury. Anyone may call.
+    function collectFees() external returns (uint256 amount);
+
+    /*//////////////////////////////////////////////////////////////
+                                  VIEWS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice The token held and paid, USDC.
+    function token() external view returns (IERC20);
+
+    /// @notice How long requested withdrawals thaw, in seconds.
+    function withdrawalDelay() external view returns (uint64);
+
+    /// @notice How long after a grant's expiry its vouchers can still settle, in seconds.
+    function settlementWindow() external view returns (uint64);
+
+    /// @notice The maximum protocol fee, in basis points.
+    function MAX_FEE_BPS() external view returns (uint16);
+
+    /// @notice The protocol fee, in basis points.
+    function feeBps() external view returns (uint16);
+
+    /// @notice The fee recipient.
+    function treasury() external view returns (address);
+
+    /// @notice Fees accrued and not yet collected.
+    function accruedFees() external view returns (uint256);
+
+    /// @notice A listener's available funds, thawing funds, and when the thawing funds unlock.
+    function accountOf(address listener)
+        external
+        view
+        returns (uint256 available, uint256 thawing, uint256 thawEnd);
+
+    /// @notice A payee's withdrawable earnings.
+    function earningsOf(address payee) external view returns (uint256);
+
+    /// @notice The cumulative amount already settled for (grantId, payee).
+    function settled(bytes32 grantId, address payee) external view returns (uint256);
+
+    /// @notice The total paid under a grant; non-zero means the grant is registered.
+    function grantSpent(bytes32 grantId) external view returns (uint256);
+
+    /// @notice The EIP-712 domain separator of this vault on the current chain.
+    function domainSeparator() external view returns (bytes32);
+
+    /// @notice The grant id: the EIP-712 struct hash of `grant`.
+    function grantId(SessionGrant calldata grant) external pure returns (bytes32);
+
+    /// @notice The EIP-712 digest the listener signs for `grant`.
+    function grantDigest(SessionGrant calldata grant) external view returns (bytes32);
+
+    /// @notice The EIP-712 digest the session key signs for a voucher.
+    function voucherDigest(bytes32 grantId, address payee, uint256 cumulative) external view returns (bytes32);
+}

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// @notice A listener's authorisation of an ephemeral session key, signed once per device session.
+/// @dev EIP-712 type `SessionGrant(address listener,address sessionKey,uint256 cap,uint64 expiresAt,uint64 nonce)`.
+/// Its struct hash is the grant id.
+struct SessionGrant {
+    /// The account whose vault balance pays; an EOA or an ERC-1271 contract.
+    address listener;
+    /// The player's ephemeral EOA that signs vouchers under this grant.
+    address sessionKey;
+    /// The most that all vouchers under this grant may pay in total, in token base units.
+    uint256 cap;
+    /// Unix time after which the session key may not sign new vouchers.
+    uint64 expiresAt;
+    /// Lets one listener issue distinct grants for the same key.
+    uint64 nonce;
+}
+
+/// @notice One voucher to settle: the grant, its signature, and the newest cumulative voucher for one payee.
+/// @dev `grantSignature` may be empty when the grant is already registered in the vault (saves calldata).
+struct SettlementItem {
+    SessionGrant grant;
+    bytes grantSignature;
+    address payee;
+    uint256 cumulative;
+    bytes voucherSignature;
+}
+
+/// @notice A listener's vault account, packed into one slot.
+struct Account {
+    /// Funds available to settle and to request for withdrawal.
+    uint128 available;
+    /// Funds requested for withdrawal and waiting out the delay; still settleable.
+    uint88 thawing;
+    /// When the thawing funds become withdrawable.
+    uint40 thawEnd;
+}
+
+/// @notice Per-grant state in one slot. The grant's first payee keeps its settled amount here rather than in its own
+/// slot: a grant's first settlement then writes one new slot instead of two, which is most of its gas.
+/// @dev A zero `firstPayee` means the grant is not registered (its signature has not been verified yet). Amounts are
+/// 48 bits (2^48 - 1 base units is 281 million USDC): a grant's cap is clamped to that, which only ever restricts.
+struct GrantState {
+    /// The payee of the grant's first settlement.
+    address firstPayee;
+    /// Total paid under the grant across all payees.
+    uint48 spent;
+    /// The cumulative settled for `firstPayee`.
+    uint48 firstPayeeSettled;
+}
+
+/// @notice Why an item of a batch was skipped instead of settled.
+enum SkipReason {
+    /// Zero address payee or listener, or a malformed signature length.
+    Malformed,
+    /// The grant signature is not the listener's (EOA or ERC-1271), or is high-s.
+    InvalidGrantSignature,
+    /// The voucher signature is not the session key's, or is high-s, or is for another domain.
+    InvalidVoucherSignature,
+    /// The settlement window after the grant's expiry has passed.
+    GrantExpired,
+    /// The voucher's cumulative is not above what is already settled for the pair.
+    StaleVoucher,
+    /// Settling would take the grant's total past its cap.
+    CapExceeded,
+    /// The listener's available plus thawing funds do not cover the amount due.
+    InsufficientFunds
+}

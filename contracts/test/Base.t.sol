@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {BeatStreamRegistry} from "../src/BeatStreamRegistry.sol";
+import {BeatStreamVault} from "../src/BeatStreamVault.sol";
+import {MockUSDC} from "../src/MockUSDC.sol";
+import {IENS} from "../src/interfaces/IENS.sol";
+import {SessionGrant, SettlementItem} from "../src/types/DataTypes.sol";
+import {Test} from "./utils/Test.sol";
+
+/// @notice Deploys the whole system as a dev chain has it and offers signing helpers.
+abstract contract Base_Test is Test {
+    bytes32 internal constant ETH_NODE = keccak256(abi.encodePacked(bytes32(0), keccak256("eth")));
+    bytes32 internal constant ROOT_NODE = keccak256(abi.encodePacked(ETH_NODE, keccak256("beatstream")));
+
+    uint64 internal constant WITHDRAWAL_DELAY = 1 days;
+    uint64 internal constant SETTLEMENT_WINDOW = 7 days;
+    uint256 internal constant LISTENER_KEY = 0xA11CE;
+    uint256 internal constant SESSION_KEY = 0x5E55;
+    uint256 internal constant ONE_USDC = 1e6;
+
+    IENS internal ens;
+    BeatStreamRegistry internal registry;
+    MockUSDC internal usdc;
+    BeatStreamVault internal vault;
+
+    address internal owner = address(0x0A);
+    address internal treasury = address(0x7E);
+    address internal artist = address(0xA27);
+    address internal listener;
+    address internal sessionKey;
+
+    function setUp() public virtual {
+        listener = vm.addr(LISTENER_KEY);
+        sessionKey = vm.addr(SESSION_KEY);
+        ens = IENS(vm.deployCode("ENSRegistry.sol:ENSRegistry"));
+        ens.setSubnodeOwner(bytes32(0), keccak256("eth"), address(this));
+        registry = new BeatStreamRegistry(ens, ROOT_NODE);
+        ens.setSubnodeOwner(ETH_NODE, keccak256("beatstream"), address(registry));
+        usdc = new MockUSDC();
+        vault = new BeatStreamVault(usdc, WITHDRAWAL_DELAY, SETTLEMENT_WINDOW, owner, treasury, 0);
+        vm.label(address(vault), "vault");
+        vm.label(listener, "listener");
+        vm.label(sessionKey, "sessionKey");
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                HELPERS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Mints `amount` to `who` and deposits it into the vault.
+    function _fund(address who, uint256 amount) internal {
+        usdc.mint(who, amount);
+        vm.startPrank(who);
+        usdc.approve(address(vault), amount);
+        vault.deposit(amount);
+        vm.stopPrank();
+    }
+
+    function _grant(address listener_, address sessionKey_, uint256 cap, uint64 nonce)
+        internal
+        view
+        returns (SessionGrant memory)
+    {
+        return SessionGrant({
+            listener: listener_,
+            sessionKey: sessionKey_,
+            cap: cap,
+            expiresAt: uint64(block.timestamp + 1 days),
+            nonce: nonce
+        });
+    }
+
+    function _defaultGrant() internal view returns (SessionGrant memory) {
+        return _grant(listener, sessionKey, 1000 * ONE_USDC, 1);
+    }
+
+    function _sign(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
+    function _signGrant(uint256 key, SessionGrant memory grant) internal view returns (bytes memory) {
+        return _sign(key, vault.grantDigest(grant));
+    }
+
+    function _signVoucher(uint256 key, SessionGrant memory grant, address payee, uint256 cumulative)
+        internal
+        view
+        returns (bytes memory)
+    {
+        return _sign(key, vault.voucherDigest(vault.grantId(grant), payee, cumulative));
+    }
+
+    /// @dev A fully signed item: grant signed by `listenerKey`, voucher by `sessionKey_`.
+    function _item(
+        uint256 listenerKey,
+        uint256 sessionKey_,
+        SessionGrant memory grant,
+        address payee,
+        uint256 cumulative
+    ) internal view returns (SettlementItem memory) {
+        return SettlementItem({
+            grant: grant,
+            grantSignature: _signGrant(listenerKey, grant),
+            payee: payee,
+            cumulative: cumulative,
+            voucherSignature: _signVoucher(sessionKey_, grant, payee, cumulative)
+        });
+    }
+
+    function _defaultItem(uint256 cumulative) internal view returns (SettlementItem memory) {
+        return _item(LISTENER_KEY, SESSION_KEY, _defaultGrant(), artist, cumulative);
+    }
+
+    function _one(SettlementItem memory item) internal pure returns (SettlementItem[] memory items) {
+        items = new SettlementItem[](1);
+        items[0] = item;
+    }
+}
