@@ -1,0 +1,60 @@
+# BeatStream node. `make dev` runs the node with a demo; `make test` runs every test.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+
+CARGO ?= cargo
+# nextest runs each test in its own process (parallel across both cores); plain `cargo test` where it is missing.
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
+
+.PHONY: all setup contracts abi build dev test test-contracts test-rust fmt lint gas clean
+
+all: build
+
+## setup: install the pinned Solidity toolchain (npm) and the offline solc shims; idempotent
+setup:
+	@./script/setup.sh
+
+## contracts: compile the contracts (forge, offline, solcjs)
+contracts: setup
+	forge build
+
+## abi: refresh primitives/abi/ from the compiled contracts (commit the result)
+abi: contracts
+	node script/export-abi.mjs
+
+## build: contracts and the `beatstream` binary
+build: contracts
+	$(CARGO) build --workspace
+
+## dev: run the whole node locally with a demo (see README)
+dev: contracts
+	$(CARGO) run --release -p beatstream-node --bin beatstream -- dev $(ARGS)
+
+## test: every test: ABI freshness, forge (with the gas snapshot check), cargo
+test: test-contracts test-rust
+
+test-contracts: contracts
+	node script/export-abi.mjs --check
+	FORGE_SNAPSHOT_CHECK=true forge test
+
+test-rust: contracts
+	$(CARGO) $(NEXTEST) --workspace
+
+## gas: re-measure and rewrite the gas snapshots in snapshots/
+gas: contracts
+	forge test --match-path 'contracts/test/gas/*'
+
+## fmt: format Rust and Solidity
+fmt: setup
+	$(CARGO) fmt --all
+	forge fmt
+
+## lint: rustfmt and forge fmt checks, clippy with warnings denied
+lint: contracts
+	$(CARGO) fmt --all -- --check
+	forge fmt --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	rm -rf out cache broadcast target

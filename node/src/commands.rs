@@ -1,0 +1,81 @@
+//! What each subcommand does; the work itself lives in the library crates.
+
+use std::future::Future;
+
+use eyre::{WrapErr, bail};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::cli::{Command, MigrateArgs, NodeArgs};
+
+/// Runs one subcommand to completion.
+pub(crate) async fn run(command: Command, shutdown: CancellationToken) -> eyre::Result<()> {
+    match command {
+        Command::Migrate(args) => migrate(args).await,
+        Command::Node(args) => node(args, shutdown).await,
+        Command::Indexer(config) => Ok(beatstream_indexer::run(config, shutdown).await?),
+        Command::Relay(config) => Ok(beatstream_stream_relay::run(config, shutdown).await?),
+        Command::Keeper(config) => Ok(beatstream_keeper::run(config, shutdown).await?),
+        Command::Api(config) => Ok(beatstream_graphql_api::run(config, shutdown).await?),
+        Command::Dev => bail!("`beatstream dev` is not built yet"),
+    }
+}
+
+async fn migrate(args: MigrateArgs) -> eyre::Result<()> {
+    let Some(url) = args.database_url.or_else(|| std::env::var("DATABASE_URL").ok()) else {
+        bail!("no database given: pass --database-url or set BEATSTREAM_DATABASE_URL");
+    };
+    let pool = beatstream_primitives::db::connect(&url).await.wrap_err("connecting to Postgres")?;
+    let applied = beatstream_primitives::db::migrate(&pool).await?;
+    if applied.is_empty() {
+        println!("database is up to date");
+    }
+    for m in &applied {
+        println!("applied {} {}", m.version, m.description);
+    }
+    info!(target: "beatstream::migrate", applied = applied.len(), "migrations done");
+    Ok(())
+}
+
+/// Runs all services together; the first to fail stops the others.
+async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
+    let (database_url, rpc_url) = (args.database_url, args.rpc_url);
+    let indexer =
+        beatstream_indexer::Config { database_url: database_url.clone(), rpc_url: rpc_url.clone() };
+    let relay = beatstream_stream_relay::Config {
+        database_url: database_url.clone(),
+        rpc_url: rpc_url.clone(),
+    };
+    let keeper =
+        beatstream_keeper::Config { database_url: database_url.clone(), rpc_url: rpc_url.clone() };
+    let api = beatstream_graphql_api::Config { database_url, rpc_url };
+    let results = tokio::join!(
+        service("indexer", beatstream_indexer::run(indexer, shutdown.clone()), &shutdown),
+        service("relay", beatstream_stream_relay::run(relay, shutdown.clone()), &shutdown),
+        service("keeper", beatstream_keeper::run(keeper, shutdown.clone()), &shutdown),
+        service("api", beatstream_graphql_api::run(api, shutdown.clone()), &shutdown),
+    );
+    let mut errors =
+        [results.0, results.1, results.2, results.3].into_iter().filter_map(Result::err);
+    let Some(first) = errors.next() else { return Ok(()) };
+    for other in errors {
+        error!(target: "beatstream::node", error = %format_args!("{other:#}"), "service failed");
+    }
+    Err(first)
+}
+
+/// Awaits one service; on failure cancels `shutdown` so the others stop too.
+async fn service<E>(
+    name: &'static str,
+    fut: impl Future<Output = Result<(), E>>,
+    shutdown: &CancellationToken,
+) -> eyre::Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let result = fut.await.wrap_err_with(|| format!("{name} stopped"));
+    if result.is_err() {
+        shutdown.cancel();
+    }
+    result
+}

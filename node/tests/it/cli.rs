@@ -1,0 +1,59 @@
+use std::process::{Command, Output};
+
+use beatstream_primitives::db::MIGRATOR;
+use beatstream_testkit::TestDb;
+
+/// Runs the binary with no inherited BeatStream or sqlx settings.
+fn beatstream(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beatstream"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BEATSTREAM_") || key == "DATABASE_URL" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args).envs(env.iter().copied()).output().expect("run beatstream")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn migrate_applies_once_then_reports_up_to_date() -> eyre::Result<()> {
+    let db = TestDb::empty().await?;
+
+    let first = beatstream(&["migrate", "--database-url", db.url()], &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let applied = stdout(&first).lines().filter(|l| l.starts_with("applied ")).count();
+    assert_eq!(applied, MIGRATOR.iter().count(), "{}", stdout(&first));
+
+    // DATABASE_URL is the fallback when no BeatStream setting is given.
+    let again = beatstream(&["migrate"], &[("DATABASE_URL", db.url())]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
+    Ok(())
+}
+
+#[test]
+fn migrate_without_database_says_what_to_set() {
+    let out = beatstream(&["migrate"], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--database-url"), "{}", stderr(&out));
+}
+
+#[test]
+fn unbuilt_commands_fail_clearly() {
+    let env = [
+        ("BEATSTREAM_DATABASE_URL", "postgres://127.0.0.1:1/none"),
+        ("BEATSTREAM_RPC_URL", "http://127.0.0.1:1"),
+    ];
+    for command in ["dev", "node", "indexer", "relay", "keeper", "api"] {
+        let out = beatstream(&[command], &env);
+        assert!(!out.status.success(), "{command} succeeded");
+        assert!(stderr(&out).contains("not built yet"), "{command}: {}", stderr(&out));
+    }
+}

@@ -1,0 +1,3 @@
+//! Tests of the `beatstream` binary as a user runs it.
+
+mod cli;

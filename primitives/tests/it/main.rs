@@ -1,0 +1,4 @@
+//! Integration tests of `beatstream-primitives` against a real Postgres.
+
+mod chain;
+mod db;

@@ -1,0 +1,51 @@
+//! Deploys the contracts to a test anvil with the real deploy script (`script/Deploy.s.sol`).
+
+use std::process::Stdio;
+
+use beatstream_primitives::Deployment;
+
+use crate::{Anvil, Error, Result, workspace_root};
+
+/// Runs `forge script script/Deploy.s.sol --broadcast` against `anvil`, as account 0, and returns the deployment
+/// file it wrote. Extra `env` pairs reach the script (e.g. `BEATSTREAM_FEE_BPS`).
+///
+/// The contracts must already be compiled (`make test` builds them first), so parallel tests do not compile
+/// concurrently into the shared `out/`.
+pub async fn deploy(anvil: &Anvil, env: &[(&str, &str)]) -> Result<Deployment> {
+    let root = workspace_root();
+    let forge = root.join("node_modules/.bin/forge");
+    if !forge.is_file() {
+        return Err(Error::ForgeMissing(forge));
+    }
+    // forge may only write under deployments/ (foundry.toml fs_permissions); a unique name per deployment.
+    let out = root.join("deployments").join(format!(
+        "test-{}-{}.local.json",
+        std::process::id(),
+        anvil.instance().port()
+    ));
+    let broadcast = tempfile::tempdir().map_err(Error::io("creating a broadcast dir"))?;
+    let key = format!("0x{}", alloy::hex::encode(anvil.instance().keys()[0].to_bytes()));
+    let output = tokio::process::Command::new(&forge)
+        .current_dir(root)
+        .args(["script", "script/Deploy.s.sol", "--broadcast", "--rpc-url"])
+        .arg(anvil.endpoint_url().as_str())
+        .args(["--private-key", &key])
+        .env("BEATSTREAM_DEPLOYMENT_OUT", &out)
+        .env("FOUNDRY_BROADCAST", broadcast.path())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(Error::io("running forge script"))?;
+    if !output.status.success() {
+        return Err(Error::Deploy(format!(
+            "forge script exited with {}:\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    let deployment = Deployment::load(&out);
+    let _ = std::fs::remove_file(&out);
+    Ok(deployment?)
+}

@@ -1,0 +1,18 @@
+//! Test support for the BeatStream crates: a fresh, migrated Postgres database per test
+//! ([`TestDb`]) and a private anvil per test ([`Anvil`]).
+//!
+//! Use it as a dev-dependency only. Postgres comes from `DATABASE_URL`, else a server on
+//! `127.0.0.1:5432`, else a throwaway cluster this crate starts with `initdb`/`pg_ctl`.
+
+mod anvil;
+mod cleanup;
+mod cluster;
+mod deploy;
+mod error;
+mod server;
+mod test_db;
+
+pub use anvil::{Anvil, anvil_path, workspace_root};
+pub use deploy::deploy;
+pub use error::{Error, Result};
+pub use test_db::TestDb;

@@ -1,0 +1,4 @@
+//! Tests of the fixtures themselves.
+
+mod anvil;
+mod test_db;
