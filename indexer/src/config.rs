@@ -1,6 +1,6 @@
 //! Command-line and environment settings.
 
-use url::Url;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 /// Settings of the indexer; every flag can also come from its `BEATSTREAM_*` variable.
 #[derive(Clone, Debug, clap::Args)]
@@ -10,5 +10,66 @@ pub struct Config {
     pub database_url: String,
     /// Ethereum JSON-RPC endpoint (http:// or ws://).
     #[arg(long, env = "BEATSTREAM_RPC_URL")]
-    pub rpc_url: Url,
+    pub rpc_url: url::Url,
+    /// The deployment file written by `script/Deploy.s.sol`.
+    #[arg(long, env = "BEATSTREAM_DEPLOYMENT", default_value = "deployments/31337.json")]
+    pub deployment: PathBuf,
+    /// The ENS name artists are registered under; must match the deployment's root node.
+    #[arg(long, env = "BEATSTREAM_ENS_ROOT", default_value = "beatstream.eth")]
+    pub ens_root: String,
+    /// Blocks behind the head to stay (0 follows the head itself, fine on anvil).
+    #[arg(long, env = "BEATSTREAM_CONFIRMATIONS", default_value_t = 0)]
+    pub confirmations: u64,
+    /// Blocks below the head that may still reorganise: kept with their hashes and undo entries.
+    #[arg(long, env = "BEATSTREAM_REORG_WINDOW", default_value_t = 128)]
+    pub reorg_window: u64,
+    /// First `eth_getLogs` range, in blocks; it adapts between the min and max below.
+    #[arg(long, env = "BEATSTREAM_RANGE_INITIAL", default_value_t = 1_000)]
+    pub range_initial: u64,
+    /// Smallest `eth_getLogs` range.
+    #[arg(long, env = "BEATSTREAM_RANGE_MIN", default_value_t = 1)]
+    pub range_min: u64,
+    /// Largest `eth_getLogs` range.
+    #[arg(long, env = "BEATSTREAM_RANGE_MAX", default_value_t = 50_000)]
+    pub range_max: u64,
+    /// `eth_getLogs` requests in flight during backfill (results are still committed in block order).
+    #[arg(long, env = "BEATSTREAM_RPC_CONCURRENCY", default_value_t = 2)]
+    pub rpc_concurrency: usize,
+    /// Timeout of one RPC request, in seconds.
+    #[arg(long, env = "BEATSTREAM_RPC_TIMEOUT", default_value_t = 30)]
+    pub rpc_timeout_secs: u64,
+    /// How often to poll for a new head once caught up, in milliseconds.
+    #[arg(long, env = "BEATSTREAM_POLL_INTERVAL_MS", default_value_t = 1_000)]
+    pub poll_interval_ms: u64,
+    /// Address for `/health`, `/ready` and `/metrics`; none when unset.
+    #[arg(long, env = "BEATSTREAM_INDEXER_HTTP")]
+    pub http: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Checks the settings once at start-up, saying what to change.
+    pub fn validate(&self) -> crate::Result<()> {
+        let fail = |m: &str| Err(crate::Error::Config(m.to_owned()));
+        if self.range_min == 0 || self.range_min > self.range_max {
+            return fail("--range-min must be at least 1 and at most --range-max");
+        }
+        if self.rpc_concurrency == 0 {
+            return fail("--rpc-concurrency must be at least 1");
+        }
+        if self.reorg_window < self.confirmations {
+            return fail("--reorg-window must be at least --confirmations");
+        }
+        if self.rpc_timeout_secs == 0 {
+            return fail("--rpc-timeout must be at least 1 second");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn rpc_timeout(&self) -> Duration {
+        Duration::from_secs(self.rpc_timeout_secs)
+    }
+
+    pub(crate) fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
 }

@@ -1,0 +1,87 @@
+//! Decoding logs of the three contracts into [`Event`]s.
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    rpc::types::Log,
+    sol_types::SolEventInterface,
+};
+use beatstream_primitives::contracts::{
+    BeatStreamRegistry::BeatStreamRegistryEvents as Registry,
+    BeatStreamVault::BeatStreamVaultEvents as Vault, ENSRegistry::ENSRegistryEvents as Ens,
+};
+
+use crate::{Error, Result};
+
+/// Where a log sits in the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LogPosition {
+    pub(crate) block_number: u64,
+    pub(crate) block_hash: B256,
+    /// Unix seconds.
+    pub(crate) block_time: u64,
+    pub(crate) tx_hash: B256,
+    pub(crate) log_index: u64,
+}
+
+/// One decoded log of a contract the indexer mirrors.
+#[derive(Clone, Debug)]
+pub(crate) struct Event {
+    pub(crate) at: LogPosition,
+    pub(crate) kind: EventKind,
+}
+
+/// The decoded event of [`Event`].
+#[derive(Clone, Debug)]
+pub(crate) enum EventKind {
+    Vault(Vault),
+    Registry(Registry),
+    Ens(Ens),
+}
+
+/// The contract addresses to decode logs of.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sources {
+    pub(crate) vault: Address,
+    pub(crate) registry: Address,
+    pub(crate) ens: Address,
+}
+
+impl Sources {
+    /// The addresses to ask `eth_getLogs` for.
+    pub(crate) fn addresses(&self) -> Vec<Address> {
+        vec![self.vault, self.registry, self.ens]
+    }
+
+    /// Decodes one log. Logs of other addresses, and logs of ours with an event we do not know (a topic no ABI
+    /// event has), are `Ok(None)`: the caller counts them. A log whose topic is known but whose data does not decode
+    /// is an error that names the log.
+    pub(crate) fn decode(&self, log: &Log, block_time: u64) -> Result<Option<Event>> {
+        let (Some(block_number), Some(block_hash), Some(tx_hash), Some(log_index)) =
+            (log.block_number, log.block_hash, log.transaction_hash, log.log_index)
+        else {
+            return Err(Error::PendingLog);
+        };
+        let at = LogPosition { block_number, block_hash, block_time, tx_hash, log_index };
+        let topics = log.topics();
+        let data = &log.data().data;
+        let decoded = if log.address() == self.vault {
+            Vault::decode_raw_log(topics, data).map(EventKind::Vault)
+        } else if log.address() == self.registry {
+            Registry::decode_raw_log(topics, data).map(EventKind::Registry)
+        } else if log.address() == self.ens {
+            Ens::decode_raw_log(topics, data).map(EventKind::Ens)
+        } else {
+            return Ok(None);
+        };
+        match decoded {
+            Ok(kind) => Ok(Some(Event { at, kind })),
+            Err(alloy::sol_types::Error::UnknownSelector { .. }) => Ok(None),
+            Err(e) => Err(Error::Decode { block: block_number, log_index, reason: e.to_string() }),
+        }
+    }
+}
+
+/// A U256 as the decimal string Postgres casts to NUMERIC.
+pub(crate) fn dec(v: U256) -> String {
+    v.to_string()
+}

@@ -1,0 +1,90 @@
+//! Prometheus metrics and the health state behind `/health`, `/ready` and `/metrics`.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use prometheus::{IntCounter, IntGauge, Registry, TextEncoder};
+
+/// The indexer's metrics.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Latest block the RPC reported.
+    pub head: IntGauge,
+    /// Last block written.
+    pub indexed: IntGauge,
+    /// `head - indexed`.
+    pub behind: IntGauge,
+    /// Events written (rate: events/s).
+    pub events: IntCounter,
+    /// Batches committed.
+    pub batches: IntCounter,
+    /// Failed RPC requests.
+    pub rpc_errors: IntCounter,
+    /// Logs that could not be decoded.
+    pub decode_errors: IntCounter,
+    /// Reorgs rolled back.
+    pub reorgs: IntCounter,
+    /// Events that did not fit the mirrored state.
+    pub inconsistencies: IntCounter,
+    ready: Arc<AtomicBool>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric.
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("beatstream_indexer".into()), None).expect("valid prefix");
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        Self {
+            head: gauge("head_block", "Latest block number the RPC reported"),
+            indexed: gauge("indexed_block", "Last block whose logs are written"),
+            behind: gauge("blocks_behind", "Head minus indexed block"),
+            events: counter("events_total", "Events written"),
+            batches: counter("batches_total", "Batches committed"),
+            rpc_errors: counter("rpc_errors_total", "Failed or timed-out RPC requests"),
+            decode_errors: counter(
+                "decode_errors_total",
+                "Logs of mirrored contracts that did not decode",
+            ),
+            reorgs: counter("reorgs_total", "Reorgs rolled back"),
+            inconsistencies: counter(
+                "inconsistencies_total",
+                "Events that did not fit the mirrored state",
+            ),
+            ready: Arc::new(AtomicBool::new(false)),
+            registry,
+        }
+    }
+
+    /// Whether the indexer has caught up with the head (minus confirmations).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+}

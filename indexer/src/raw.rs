@@ -1,0 +1,389 @@
+//! The raw event tables: one row per log, written with one `UNNEST` insert per table and batch.
+
+use beatstream_primitives::contracts::{
+    BeatStreamRegistry::BeatStreamRegistryEvents as Registry,
+    BeatStreamVault::BeatStreamVaultEvents as Vault, ENSRegistry::ENSRegistryEvents as Ens,
+};
+use sqlx::{Postgres, Transaction};
+
+use crate::{
+    events::{Event, EventKind, LogPosition, dec},
+    sql::{Columns, Kind, Schema, Value, clamp_time, insert_unnest},
+};
+
+/// Every raw table, for rollbacks.
+pub(crate) const TABLES: &[&str] = &[
+    "vault_deposits",
+    "vault_withdrawal_requests",
+    "vault_withdrawal_cancellations",
+    "vault_withdrawals",
+    "vault_grant_registrations",
+    "vault_settlements",
+    "vault_settlement_skips",
+    "vault_earnings_withdrawals",
+    "vault_admin_events",
+    "registry_artist_registrations",
+    "registry_rate_changes",
+    "registry_track_events",
+    "registry_record_changes",
+    "ens_events",
+];
+
+/// Rows for one raw table: the common position columns, then the event's own.
+struct Table {
+    name: &'static str,
+    schema: Vec<(&'static str, Kind)>,
+    columns: Columns,
+}
+
+impl Table {
+    fn new(name: &'static str, own: Schema) -> Self {
+        let mut schema = vec![
+            ("block_number", Kind::Int),
+            ("block_hash", Kind::Bytes),
+            ("block_time", Kind::Time),
+            ("tx_hash", Kind::Bytes),
+            ("log_index", Kind::Int),
+        ];
+        schema.extend_from_slice(own);
+        let columns = Columns::new(schema.iter().map(|(_, k)| *k));
+        Self { name, schema, columns }
+    }
+
+    fn push(&mut self, at: LogPosition, row: Vec<Value>) {
+        let position = [
+            Value::Int(at.block_number as i64),
+            Value::from(at.block_hash),
+            Value::Time(clamp_time(at.block_time)),
+            Value::from(at.tx_hash),
+            Value::Int(at.log_index as i64),
+        ];
+        self.columns.push(position.into_iter().chain(row));
+    }
+
+    async fn insert(self, tx: &mut Transaction<'_, Postgres>, chain_id: i64) -> sqlx::Result<()> {
+        insert_unnest(tx, self.name, chain_id, &self.schema, self.columns, "ON CONFLICT DO NOTHING")
+            .await
+    }
+}
+
+/// The raw rows of one batch, grouped by table.
+pub(crate) struct RawBatch {
+    tables: Vec<Table>,
+}
+
+/// Indexes into [`RawBatch::tables`].
+mod t {
+    pub(super) const DEPOSITS: usize = 0;
+    pub(super) const WITHDRAWAL_REQUESTS: usize = 1;
+    pub(super) const WITHDRAWAL_CANCELLATIONS: usize = 2;
+    pub(super) const WITHDRAWALS: usize = 3;
+    pub(super) const GRANTS: usize = 4;
+    pub(super) const SETTLEMENTS: usize = 5;
+    pub(super) const SKIPS: usize = 6;
+    pub(super) const EARNINGS_WITHDRAWALS: usize = 7;
+    pub(super) const ADMIN: usize = 8;
+    pub(super) const ARTISTS: usize = 9;
+    pub(super) const RATES: usize = 10;
+    pub(super) const TRACKS: usize = 11;
+    pub(super) const RECORDS: usize = 12;
+    pub(super) const ENS: usize = 13;
+}
+
+impl RawBatch {
+    pub(crate) fn new() -> Self {
+        use Kind::*;
+        let tables = vec![
+            Table::new(TABLES[0], &[("listener", Bytes), ("sender", Bytes), ("amount", Numeric)]),
+            Table::new(
+                TABLES[1],
+                &[
+                    ("listener", Bytes),
+                    ("amount", Numeric),
+                    ("thawing", Numeric),
+                    ("thaw_end", Time),
+                ],
+            ),
+            Table::new(TABLES[2], &[("listener", Bytes), ("amount", Numeric)]),
+            Table::new(
+                TABLES[3],
+                &[("listener", Bytes), ("recipient", Bytes), ("amount", Numeric)],
+            ),
+            Table::new(
+                TABLES[4],
+                &[
+                    ("grant_id", Bytes),
+                    ("listener", Bytes),
+                    ("session_key", Bytes),
+                    ("cap", Numeric),
+                    ("expires_at", Time),
+                    ("nonce", Numeric),
+                ],
+            ),
+            Table::new(
+                TABLES[5],
+                &[
+                    ("grant_id", Bytes),
+                    ("listener", Bytes),
+                    ("payee", Bytes),
+                    ("amount", Numeric),
+                    ("cumulative", Numeric),
+                    ("fee", Numeric),
+                ],
+            ),
+            Table::new(
+                TABLES[6],
+                &[("grant_id", Bytes), ("payee", Bytes), ("cumulative", Numeric), ("reason", Int)],
+            ),
+            Table::new(TABLES[7], &[("payee", Bytes), ("recipient", Bytes), ("amount", Numeric)]),
+            Table::new(TABLES[8], &[("kind", Text), ("data", Json)]),
+            Table::new(
+                TABLES[9],
+                &[("node", Bytes), ("owner", Bytes), ("label", Text), ("rate_per_second", Numeric)],
+            ),
+            Table::new(TABLES[10], &[("node", Bytes), ("rate_per_second", Numeric)]),
+            Table::new(
+                TABLES[11],
+                &[
+                    ("kind", Text),
+                    ("track_id", Numeric),
+                    ("artist_node", Bytes),
+                    ("title", Text),
+                    ("duration", Int),
+                    ("rate_per_second", Numeric),
+                    ("content_hash", Bytes),
+                    ("metadata_uri", Text),
+                ],
+            ),
+            Table::new(
+                TABLES[12],
+                &[("node", Bytes), ("kind", Text), ("key", Text), ("value", Text), ("addr", Bytes)],
+            ),
+            Table::new(
+                TABLES[13],
+                &[
+                    ("kind", Text),
+                    ("node", Bytes),
+                    ("label", Bytes),
+                    ("owner", Bytes),
+                    ("resolver", Bytes),
+                    ("ttl", Numeric),
+                ],
+            ),
+        ];
+        Self { tables }
+    }
+
+    /// Number of rows across tables.
+    pub(crate) fn len(&self) -> usize {
+        self.tables.iter().map(|t| t.columns.len()).sum()
+    }
+
+    /// Adds the raw row of `event`. ENS events reach here already filtered to the beatstream.eth subtree.
+    pub(crate) fn push(&mut self, event: &Event) {
+        use Value::*;
+        let at = event.at;
+        let (table, row): (usize, Vec<Value>) = match &event.kind {
+            EventKind::Vault(e) => match e {
+                Vault::Deposited(e) => {
+                    (t::DEPOSITS, vec![e.listener.into(), e.from.into(), Numeric(dec(e.amount))])
+                }
+                Vault::WithdrawalRequested(e) => (
+                    t::WITHDRAWAL_REQUESTS,
+                    vec![
+                        e.listener.into(),
+                        Numeric(dec(e.amount)),
+                        Numeric(dec(e.thawing)),
+                        Time(clamp_time(e.thawEnd)),
+                    ],
+                ),
+                Vault::WithdrawalCancelled(e) => {
+                    (t::WITHDRAWAL_CANCELLATIONS, vec![e.listener.into(), Numeric(dec(e.amount))])
+                }
+                Vault::Withdrawn(e) => {
+                    (t::WITHDRAWALS, vec![e.listener.into(), e.to.into(), Numeric(dec(e.amount))])
+                }
+                Vault::GrantRegistered(e) => (
+                    t::GRANTS,
+                    vec![
+                        e.grantId.into(),
+                        e.listener.into(),
+                        e.sessionKey.into(),
+                        Numeric(dec(e.cap)),
+                        Time(clamp_time(e.expiresAt)),
+                        Numeric(e.nonce.to_string()),
+                    ],
+                ),
+                Vault::Settled(e) => (
+                    t::SETTLEMENTS,
+                    vec![
+                        e.grantId.into(),
+                        e.listener.into(),
+                        e.payee.into(),
+                        Numeric(dec(e.amount)),
+                        Numeric(dec(e.cumulative)),
+                        Numeric(dec(e.fee)),
+                    ],
+                ),
+                Vault::SettlementSkipped(e) => (
+                    t::SKIPS,
+                    vec![
+                        e.grantId.into(),
+                        e.payee.into(),
+                        Numeric(dec(e.cumulative)),
+                        Int(i64::from(e.reason)),
+                    ],
+                ),
+                Vault::EarningsWithdrawn(e) => (
+                    t::EARNINGS_WITHDRAWALS,
+                    vec![e.payee.into(), e.to.into(), Numeric(dec(e.amount))],
+                ),
+                Vault::FeeUpdated(e) => {
+                    admin("fee_updated", serde_json::json!({ "feeBps": e.feeBps }))
+                }
+                Vault::TreasuryUpdated(e) => {
+                    admin("treasury_updated", serde_json::json!({ "treasury": e.treasury }))
+                }
+                Vault::FeesCollected(e) => admin(
+                    "fees_collected",
+                    serde_json::json!({ "treasury": e.treasury, "amount": dec(e.amount) }),
+                ),
+                Vault::OwnershipTransferred(e) => admin(
+                    "ownership_transferred",
+                    serde_json::json!({ "previousOwner": e.previousOwner, "newOwner": e.newOwner }),
+                ),
+                Vault::OwnershipTransferStarted(e) => admin(
+                    "ownership_transfer_started",
+                    serde_json::json!({ "previousOwner": e.previousOwner, "newOwner": e.newOwner }),
+                ),
+                Vault::EIP712DomainChanged(_) => {
+                    admin("eip712_domain_changed", serde_json::json!({}))
+                }
+            },
+            EventKind::Registry(e) => match e {
+                Registry::ArtistRegistered(e) => (
+                    t::ARTISTS,
+                    vec![
+                        e.node.into(),
+                        e.owner.into(),
+                        Text(e.label.clone()),
+                        Numeric(dec(e.ratePerSecond)),
+                    ],
+                ),
+                Registry::ArtistRateChanged(e) => {
+                    (t::RATES, vec![e.node.into(), Numeric(dec(e.ratePerSecond))])
+                }
+                Registry::TrackPublished(e) => (
+                    t::TRACKS,
+                    vec![
+                        Text("published".into()),
+                        Numeric(dec(e.trackId)),
+                        e.artistNode.into(),
+                        Text(e.title.clone()),
+                        Int(i64::from(e.duration)),
+                        Numeric(dec(e.ratePerSecond)),
+                        e.contentHash.into(),
+                        Text(e.metadataURI.clone()),
+                    ],
+                ),
+                Registry::TrackUpdated(e) => (
+                    t::TRACKS,
+                    vec![
+                        Text("updated".into()),
+                        Numeric(dec(e.trackId)),
+                        e.artistNode.into(),
+                        Text(e.title.clone()),
+                        Int(i64::from(e.duration)),
+                        Numeric(dec(e.ratePerSecond)),
+                        e.contentHash.into(),
+                        Text(e.metadataURI.clone()),
+                    ],
+                ),
+                Registry::TrackUnpublished(e) => (
+                    t::TRACKS,
+                    vec![
+                        Text("unpublished".into()),
+                        Numeric(dec(e.trackId)),
+                        e.artistNode.into(),
+                        Null,
+                        Null,
+                        Null,
+                        Null,
+                        Null,
+                    ],
+                ),
+                Registry::AddrChanged(e) => {
+                    (t::RECORDS, vec![e.node.into(), Text("addr".into()), Null, Null, e.a.into()])
+                }
+                Registry::TextChanged(e) => (
+                    t::RECORDS,
+                    vec![
+                        e.node.into(),
+                        Text("text".into()),
+                        Text(e.key.clone()),
+                        Text(e.value.clone()),
+                        Null,
+                    ],
+                ),
+            },
+            EventKind::Ens(e) => match e {
+                Ens::NewOwner(e) => (
+                    t::ENS,
+                    vec![
+                        Text("new_owner".into()),
+                        e.node.into(),
+                        e.label.into(),
+                        e.owner.into(),
+                        Null,
+                        Null,
+                    ],
+                ),
+                Ens::Transfer(e) => (
+                    t::ENS,
+                    vec![Text("transfer".into()), e.node.into(), Null, e.owner.into(), Null, Null],
+                ),
+                Ens::NewResolver(e) => (
+                    t::ENS,
+                    vec![
+                        Text("new_resolver".into()),
+                        e.node.into(),
+                        Null,
+                        Null,
+                        e.resolver.into(),
+                        Null,
+                    ],
+                ),
+                Ens::NewTTL(e) => (
+                    t::ENS,
+                    vec![
+                        Text("new_ttl".into()),
+                        e.node.into(),
+                        Null,
+                        Null,
+                        Null,
+                        Numeric(e.ttl.to_string()),
+                    ],
+                ),
+                // Operator approvals are not per name; they are not mirrored.
+                Ens::ApprovalForAll(_) => return,
+            },
+        };
+        self.tables[table].push(at, row);
+    }
+
+    /// Inserts every table's rows.
+    pub(crate) async fn insert(
+        self,
+        tx: &mut Transaction<'_, Postgres>,
+        chain_id: i64,
+    ) -> sqlx::Result<()> {
+        for table in self.tables {
+            table.insert(tx, chain_id).await?;
+        }
+        Ok(())
+    }
+}
+
+fn admin(kind: &str, data: serde_json::Value) -> (usize, Vec<Value>) {
+    (t::ADMIN, vec![Value::Text(kind.to_owned()), Value::Json(data)])
+}

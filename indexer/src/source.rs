@@ -1,0 +1,88 @@
+//! Chain access behind a small trait, so the sync loop can be driven by a second implementation in tests.
+
+use std::time::Duration;
+
+use alloy::{
+    eips::BlockNumberOrTag,
+    primitives::Address,
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::{Filter, Log},
+};
+
+use crate::{Error, Result, store::BlockRef};
+
+/// What the indexer reads from a chain.
+pub(crate) trait ChainSource: Send + Sync {
+    /// The chain id.
+    fn chain_id(&self) -> impl Future<Output = Result<u64>> + Send;
+    /// The latest block number.
+    fn head(&self) -> impl Future<Output = Result<u64>> + Send;
+    /// The header of block `number`, or `None` if this node does not have it (yet).
+    fn header(&self, number: u64) -> impl Future<Output = Result<Option<BlockRef>>> + Send;
+    /// All logs of `addresses` in blocks `[from, to]`.
+    fn logs(
+        &self,
+        addresses: &[Address],
+        from: u64,
+        to: u64,
+    ) -> impl Future<Output = Result<Vec<Log>>> + Send;
+}
+
+/// A JSON-RPC node over HTTP or WebSocket, each request bounded by a timeout.
+#[derive(Clone, Debug)]
+pub(crate) struct RpcSource {
+    provider: DynProvider,
+    timeout: Duration,
+}
+
+impl RpcSource {
+    pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Self> {
+        let provider = ProviderBuilder::new()
+            .connect(url)
+            .await
+            .map_err(|e| Error::Rpc(format!("connecting to {url}: {e}")))?
+            .erased();
+        Ok(Self { provider, timeout })
+    }
+
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        f: impl Future<Output = Result<T, alloy::transports::TransportError>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(Error::Rpc(format!("{what}: {e}"))),
+            Err(_) => Err(Error::Rpc(format!("{what}: timed out after {:?}", self.timeout))),
+        }
+    }
+}
+
+impl ChainSource for RpcSource {
+    async fn chain_id(&self) -> Result<u64> {
+        self.bounded("eth_chainId", self.provider.get_chain_id()).await
+    }
+
+    async fn head(&self) -> Result<u64> {
+        self.bounded("eth_blockNumber", self.provider.get_block_number()).await
+    }
+
+    async fn header(&self, number: u64) -> Result<Option<BlockRef>> {
+        let block = self
+            .bounded("eth_getBlockByNumber", async {
+                self.provider.get_block_by_number(BlockNumberOrTag::Number(number)).await
+            })
+            .await?;
+        Ok(block.map(|b| BlockRef {
+            number: b.header.number,
+            hash: b.header.hash,
+            parent_hash: b.header.parent_hash,
+            timestamp: b.header.timestamp,
+        }))
+    }
+
+    async fn logs(&self, addresses: &[Address], from: u64, to: u64) -> Result<Vec<Log>> {
+        let filter = Filter::new().address(addresses.to_vec()).from_block(from).to_block(to);
+        self.bounded("eth_getLogs", self.provider.get_logs(&filter)).await
+    }
+}

@@ -1,0 +1,386 @@
+//! The derived tables (see `migrations/0001_init.sql`, "Derived state").
+
+use alloy::primitives::{Address, B256, U256};
+use serde::{Deserialize, Serialize};
+
+use super::entity::Entity;
+use crate::sql::{Kind, Schema, Value};
+
+type It = std::vec::IntoIter<Value>;
+
+fn next(values: &mut It) -> Value {
+    values.next().expect("row has every column")
+}
+
+/// `listener_accounts`: a listener's vault account as the contract has it, plus running totals.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ListenerAccount {
+    pub(crate) available: U256,
+    pub(crate) thawing: U256,
+    pub(crate) thaw_end: Option<i64>,
+    pub(crate) deposited_total: U256,
+    pub(crate) spent_total: U256,
+    pub(crate) withdrawn_total: U256,
+    pub(crate) updated_block: i64,
+}
+
+impl Entity for ListenerAccount {
+    type Key = Address;
+    const TABLE: &'static str = "listener_accounts";
+    const KEY: Schema = &[("listener", Kind::Bytes)];
+    const COLUMNS: Schema = &[
+        ("available", Kind::Numeric),
+        ("thawing", Kind::Numeric),
+        ("thaw_end", Kind::Time),
+        ("deposited_total", Kind::Numeric),
+        ("spent_total", Kind::Numeric),
+        ("withdrawn_total", Kind::Numeric),
+        ("updated_block", Kind::Int),
+    ];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![(*key).into()]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        next(v).address()
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![
+            self.available.into(),
+            self.thawing.into(),
+            self.thaw_end.map_or(Value::Null, Value::Time),
+            self.deposited_total.into(),
+            self.spent_total.into(),
+            self.withdrawn_total.into(),
+            Value::Int(self.updated_block),
+        ]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self {
+            available: next(v).u256(),
+            thawing: next(v).u256(),
+            thaw_end: next(v).opt_time(),
+            deposited_total: next(v).u256(),
+            spent_total: next(v).u256(),
+            withdrawn_total: next(v).u256(),
+            updated_block: next(v).int(),
+        }
+    }
+}
+
+/// `payee_earnings`: what a payee earned, paid in fees and withdrew.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PayeeEarnings {
+    pub(crate) earned_total: U256,
+    pub(crate) fees_total: U256,
+    pub(crate) withdrawn_total: U256,
+    pub(crate) withdrawable: U256,
+    pub(crate) settlements: i64,
+    pub(crate) updated_block: i64,
+}
+
+impl Entity for PayeeEarnings {
+    type Key = Address;
+    const TABLE: &'static str = "payee_earnings";
+    const KEY: Schema = &[("payee", Kind::Bytes)];
+    const COLUMNS: Schema = &[
+        ("earned_total", Kind::Numeric),
+        ("fees_total", Kind::Numeric),
+        ("withdrawn_total", Kind::Numeric),
+        ("withdrawable", Kind::Numeric),
+        ("settlements", Kind::Int),
+        ("updated_block", Kind::Int),
+    ];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![(*key).into()]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        next(v).address()
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![
+            self.earned_total.into(),
+            self.fees_total.into(),
+            self.withdrawn_total.into(),
+            self.withdrawable.into(),
+            Value::Int(self.settlements),
+            Value::Int(self.updated_block),
+        ]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self {
+            earned_total: next(v).u256(),
+            fees_total: next(v).u256(),
+            withdrawn_total: next(v).u256(),
+            withdrawable: next(v).u256(),
+            settlements: next(v).int(),
+            updated_block: next(v).int(),
+        }
+    }
+}
+
+/// `grant_spend`: a registered grant and its total spend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct GrantSpend {
+    pub(crate) listener: Address,
+    pub(crate) session_key: Address,
+    pub(crate) cap: U256,
+    pub(crate) expires_at: i64,
+    pub(crate) spent: U256,
+    pub(crate) updated_block: i64,
+}
+
+impl Entity for GrantSpend {
+    type Key = B256;
+    const TABLE: &'static str = "grant_spend";
+    const KEY: Schema = &[("grant_id", Kind::Bytes)];
+    const COLUMNS: Schema = &[
+        ("listener", Kind::Bytes),
+        ("session_key", Kind::Bytes),
+        ("cap", Kind::Numeric),
+        ("expires_at", Kind::Time),
+        ("spent", Kind::Numeric),
+        ("updated_block", Kind::Int),
+    ];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![(*key).into()]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        next(v).b256()
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![
+            self.listener.into(),
+            self.session_key.into(),
+            self.cap.into(),
+            Value::Time(self.expires_at),
+            self.spent.into(),
+            Value::Int(self.updated_block),
+        ]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self {
+            listener: next(v).address(),
+            session_key: next(v).address(),
+            cap: next(v).u256(),
+            expires_at: next(v).int(),
+            spent: next(v).u256(),
+            updated_block: next(v).int(),
+        }
+    }
+}
+
+/// `settled_pairs`: the settled cumulative per (grant, payee).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SettledPair {
+    pub(crate) listener: Address,
+    pub(crate) cumulative: U256,
+    pub(crate) updated_block: i64,
+}
+
+impl Entity for SettledPair {
+    type Key = (B256, Address);
+    const TABLE: &'static str = "settled_pairs";
+    const KEY: Schema = &[("grant_id", Kind::Bytes), ("payee", Kind::Bytes)];
+    const COLUMNS: Schema =
+        &[("listener", Kind::Bytes), ("cumulative", Kind::Numeric), ("updated_block", Kind::Int)];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![key.0.into(), key.1.into()]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        (next(v).b256(), next(v).address())
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![self.listener.into(), self.cumulative.into(), Value::Int(self.updated_block)]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self {
+            listener: next(v).address(),
+            cumulative: next(v).u256(),
+            updated_block: next(v).int(),
+        }
+    }
+}
+
+/// `artists`: registry state plus ENS ownership and the address record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Artist {
+    pub(crate) label: String,
+    pub(crate) name: String,
+    pub(crate) owner: Address,
+    pub(crate) addr: Option<Address>,
+    pub(crate) rate_per_second: U256,
+    pub(crate) registered_at: i64,
+    pub(crate) registered_block: i64,
+    pub(crate) updated_block: i64,
+}
+
+impl Entity for Artist {
+    type Key = B256;
+    const TABLE: &'static str = "artists";
+    const KEY: Schema = &[("node", Kind::Bytes)];
+    const COLUMNS: Schema = &[
+        ("label", Kind::Text),
+        ("name", Kind::Text),
+        ("owner", Kind::Bytes),
+        ("addr", Kind::Bytes),
+        ("rate_per_second", Kind::Numeric),
+        ("registered_at", Kind::Time),
+        ("registered_block", Kind::Int),
+        ("updated_block", Kind::Int),
+    ];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![(*key).into()]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        next(v).b256()
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![
+            Value::Text(self.label.clone()),
+            Value::Text(self.name.clone()),
+            self.owner.into(),
+            self.addr.into(),
+            self.rate_per_second.into(),
+            Value::Time(self.registered_at),
+            Value::Int(self.registered_block),
+            Value::Int(self.updated_block),
+        ]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self {
+            label: next(v).text(),
+            name: next(v).text(),
+            owner: next(v).address(),
+            addr: next(v).opt_address(),
+            rate_per_second: next(v).u256(),
+            registered_at: next(v).int(),
+            registered_block: next(v).int(),
+            updated_block: next(v).int(),
+        }
+    }
+}
+
+/// `artist_texts`: an artist's text records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ArtistText {
+    pub(crate) value: String,
+    pub(crate) updated_block: i64,
+}
+
+impl Entity for ArtistText {
+    type Key = (B256, String);
+    const TABLE: &'static str = "artist_texts";
+    const KEY: Schema = &[("node", Kind::Bytes), ("key", Kind::Text)];
+    const COLUMNS: Schema = &[("value", Kind::Text), ("updated_block", Kind::Int)];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![key.0.into(), Value::Text(key.1.clone())]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        (next(v).b256(), next(v).text())
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![Value::Text(self.value.clone()), Value::Int(self.updated_block)]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self { value: next(v).text(), updated_block: next(v).int() }
+    }
+}
+
+/// `tracks`: the catalogue. Keyed by the decimal track id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Track {
+    pub(crate) artist_node: B256,
+    pub(crate) title: String,
+    pub(crate) duration: i64,
+    pub(crate) rate_per_second: U256,
+    pub(crate) content_hash: B256,
+    pub(crate) metadata_uri: String,
+    pub(crate) published: bool,
+    pub(crate) published_at: i64,
+    pub(crate) updated_block: i64,
+}
+
+impl Entity for Track {
+    type Key = U256;
+    const TABLE: &'static str = "tracks";
+    const KEY: Schema = &[("track_id", Kind::Numeric)];
+    const COLUMNS: Schema = &[
+        ("artist_node", Kind::Bytes),
+        ("title", Kind::Text),
+        ("duration", Kind::Int),
+        ("rate_per_second", Kind::Numeric),
+        ("content_hash", Kind::Bytes),
+        ("metadata_uri", Kind::Text),
+        ("published", Kind::Bool),
+        ("published_at", Kind::Time),
+        ("updated_block", Kind::Int),
+    ];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![(*key).into()]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        next(v).u256()
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![
+            self.artist_node.into(),
+            Value::Text(self.title.clone()),
+            Value::Int(self.duration),
+            self.rate_per_second.into(),
+            self.content_hash.into(),
+            Value::Text(self.metadata_uri.clone()),
+            Value::Bool(self.published),
+            Value::Time(self.published_at),
+            Value::Int(self.updated_block),
+        ]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self {
+            artist_node: next(v).b256(),
+            title: next(v).text(),
+            duration: next(v).int(),
+            rate_per_second: next(v).u256(),
+            content_hash: next(v).b256(),
+            metadata_uri: next(v).text(),
+            published: next(v).bool(),
+            published_at: next(v).int(),
+            updated_block: next(v).int(),
+        }
+    }
+}
+
+/// `settlement_hourly`: settled volume per payee and hour (unix seconds of the hour's start).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SettlementHourly {
+    pub(crate) amount: U256,
+    pub(crate) fees: U256,
+    pub(crate) settlements: i64,
+}
+
+impl Entity for SettlementHourly {
+    type Key = (i64, Address);
+    const TABLE: &'static str = "settlement_hourly";
+    const KEY: Schema = &[("hour", Kind::Time), ("payee", Kind::Bytes)];
+    const COLUMNS: Schema =
+        &[("amount", Kind::Numeric), ("fees", Kind::Numeric), ("settlements", Kind::Int)];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![Value::Time(key.0), key.1.into()]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        (next(v).int(), next(v).address())
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![self.amount.into(), self.fees.into(), Value::Int(self.settlements)]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self { amount: next(v).u256(), fees: next(v).u256(), settlements: next(v).int() }
+    }
+}

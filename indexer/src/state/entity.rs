@@ -1,0 +1,252 @@
+//! A derived table as a typed entity: key and row, with generic bulk load, upsert and delete.
+
+use std::{collections::HashMap, hash::Hash};
+
+use serde::{Serialize, de::DeserializeOwned};
+use sqlx::{Postgres, Transaction};
+
+use crate::sql::{Columns, Schema, Value, insert_unnest, read_row, select_list, unnest_select};
+
+/// A derived table. Rows are keyed by `(chain_id, KEY...)`.
+pub(crate) trait Entity: Sized + Clone + PartialEq + Serialize + DeserializeOwned {
+    /// The key columns' values.
+    type Key: Clone + Eq + Hash + Ord + Serialize + DeserializeOwned + std::fmt::Debug;
+    /// The table, also the entity's name in the undo log.
+    const TABLE: &'static str;
+    /// Key columns, without chain_id.
+    const KEY: Schema;
+    /// Non-key columns.
+    const COLUMNS: Schema;
+
+    fn key_values(key: &Self::Key) -> Vec<Value>;
+    fn key_from(values: &mut std::vec::IntoIter<Value>) -> Self::Key;
+    fn values(&self) -> Vec<Value>;
+    fn from_values(values: &mut std::vec::IntoIter<Value>) -> Self;
+}
+
+/// Loads the rows of `keys` that exist.
+pub(crate) async fn load<E: Entity>(
+    tx: &mut Transaction<'_, Postgres>,
+    chain_id: i64,
+    keys: &[E::Key],
+) -> sqlx::Result<HashMap<E::Key, E>> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut cols = Columns::new(E::KEY.iter().map(|(_, k)| *k));
+    for key in keys {
+        cols.push(E::key_values(key));
+    }
+    let key_names = E::KEY.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT {keys}, {values} FROM {table} WHERE chain_id = $1 AND ({key_names}) IN ({rows})",
+        keys = select_list(E::KEY),
+        values = select_list(E::COLUMNS),
+        table = E::TABLE,
+        rows = unnest_select(E::KEY, 2),
+    );
+    let rows = cols.bind(sqlx::query(&sql).bind(chain_id)).fetch_all(&mut **tx).await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let mut key = read_row(&row, 0, E::KEY)?.into_iter();
+        let mut values = read_row(&row, E::KEY.len(), E::COLUMNS)?.into_iter();
+        out.insert(E::key_from(&mut key), E::from_values(&mut values));
+    }
+    Ok(out)
+}
+
+/// Inserts or replaces `rows`.
+pub(crate) async fn upsert<E: Entity>(
+    tx: &mut Transaction<'_, Postgres>,
+    chain_id: i64,
+    rows: &[(E::Key, E)],
+) -> sqlx::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let schema: Vec<_> = E::KEY.iter().chain(E::COLUMNS).copied().collect();
+    let mut cols = Columns::new(schema.iter().map(|(_, k)| *k));
+    for (key, row) in rows {
+        cols.push(E::key_values(key).into_iter().chain(row.values()));
+    }
+    let key_names = E::KEY.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+    let updates = E::COLUMNS
+        .iter()
+        .map(|(n, _)| format!("{n} = EXCLUDED.{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let tail = format!("ON CONFLICT (chain_id, {key_names}) DO UPDATE SET {updates}");
+    insert_unnest(tx, E::TABLE, chain_id, &schema, cols, &tail).await
+}
+
+/// Deletes the rows of `keys`.
+pub(crate) async fn delete<E: Entity>(
+    tx: &mut Transaction<'_, Postgres>,
+    chain_id: i64,
+    keys: &[E::Key],
+) -> sqlx::Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut cols = Columns::new(E::KEY.iter().map(|(_, k)| *k));
+    for key in keys {
+        cols.push(E::key_values(key));
+    }
+    let key_names = E::KEY.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "DELETE FROM {table} WHERE chain_id = $1 AND ({key_names}) IN ({rows})",
+        table = E::TABLE,
+        rows = unnest_select(E::KEY, 2),
+    );
+    cols.bind(sqlx::query(&sql).bind(chain_id)).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The rows of one entity a batch touches: what was loaded, what the fold made of it, and for each key and block
+/// inside the unfinalised window the value before that block (the undo log).
+pub(crate) struct Cache<E: Entity> {
+    rows: HashMap<E::Key, Option<E>>,
+    original: HashMap<E::Key, Option<E>>,
+    undo: Vec<(u64, E::Key, Option<E>)>,
+    undo_seen: std::collections::HashSet<(u64, E::Key)>,
+}
+
+impl<E: Entity> Default for Cache<E> {
+    fn default() -> Self {
+        Self {
+            rows: HashMap::new(),
+            original: HashMap::new(),
+            undo: Vec::new(),
+            undo_seen: Default::default(),
+        }
+    }
+}
+
+impl<E: Entity> Cache<E> {
+    /// Loads the rows of `keys` not yet in the cache.
+    pub(crate) async fn prefetch(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        chain_id: i64,
+        keys: impl IntoIterator<Item = E::Key>,
+    ) -> sqlx::Result<()> {
+        let mut missing: Vec<E::Key> =
+            keys.into_iter().filter(|k| !self.rows.contains_key(k)).collect();
+        missing.sort();
+        missing.dedup();
+        let mut found = load::<E>(tx, chain_id, &missing).await?;
+        for key in missing {
+            let row = found.remove(&key);
+            self.original.insert(key.clone(), row.clone());
+            self.rows.insert(key, row);
+        }
+        Ok(())
+    }
+
+    /// The current row of a prefetched key.
+    pub(crate) fn get(&self, key: &E::Key) -> Option<&E> {
+        self.rows.get(key).expect("key was prefetched").as_ref()
+    }
+
+    /// Changes the row of `key` in `block`; `undo` says whether `block` is inside the unfinalised window.
+    pub(crate) fn update(
+        &mut self,
+        block: u64,
+        undo: bool,
+        key: E::Key,
+        f: impl FnOnce(Option<E>) -> Option<E>,
+    ) {
+        let slot = self.rows.get_mut(&key).expect("key was prefetched");
+        if undo && self.undo_seen.insert((block, key.clone())) {
+            self.undo.push((block, key.clone(), slot.clone()));
+        }
+        *slot = f(slot.take());
+    }
+
+    /// Writes the rows that differ from what was loaded, and the undo entries.
+    pub(crate) async fn flush(
+        self,
+        tx: &mut Transaction<'_, Postgres>,
+        chain_id: i64,
+    ) -> sqlx::Result<()> {
+        let mut upserts = Vec::new();
+        let mut deletes = Vec::new();
+        for (key, row) in self.rows {
+            if self.original.get(&key) == Some(&row) {
+                continue;
+            }
+            match row {
+                Some(row) => upserts.push((key, row)),
+                None => deletes.push(key),
+            }
+        }
+        upsert::<E>(tx, chain_id, &upserts).await?;
+        delete::<E>(tx, chain_id, &deletes).await?;
+        write_undo::<E>(tx, chain_id, self.undo).await
+    }
+}
+
+async fn write_undo<E: Entity>(
+    tx: &mut Transaction<'_, Postgres>,
+    chain_id: i64,
+    undo: Vec<(u64, E::Key, Option<E>)>,
+) -> sqlx::Result<()> {
+    if undo.is_empty() {
+        return Ok(());
+    }
+    let mut blocks = Vec::with_capacity(undo.len());
+    let mut keys = Vec::with_capacity(undo.len());
+    let mut previous = Vec::with_capacity(undo.len());
+    for (block, key, row) in undo {
+        blocks.push(block as i64);
+        keys.push(serde_json::to_value(&key).expect("keys serialise"));
+        previous.push(row.map(|r| serde_json::to_value(&r).expect("rows serialise")));
+    }
+    sqlx::query(
+        "INSERT INTO indexer_undo (chain_id, block_number, entity, key, previous) \
+         SELECT $1, b, $2, k, p FROM UNNEST($3::int8[], $4::jsonb[], $5::jsonb[]) AS u(b, k, p) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(chain_id)
+    .bind(E::TABLE)
+    .bind(blocks)
+    .bind(keys)
+    .bind(previous)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Restores every row of this entity changed above `ancestor` to its value at `ancestor`.
+pub(crate) async fn rollback<E: Entity>(
+    tx: &mut Transaction<'_, Postgres>,
+    chain_id: i64,
+    ancestor: u64,
+) -> sqlx::Result<usize> {
+    let rows: Vec<(serde_json::Value, Option<serde_json::Value>)> = sqlx::query_as(
+        "SELECT DISTINCT ON (key) key, previous FROM indexer_undo \
+         WHERE chain_id = $1 AND entity = $2 AND block_number > $3 ORDER BY key, block_number ASC",
+    )
+    .bind(chain_id)
+    .bind(E::TABLE)
+    .bind(ancestor as i64)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut upserts = Vec::new();
+    let mut deletes = Vec::new();
+    for (key, previous) in rows {
+        let key: E::Key =
+            serde_json::from_value(key).expect("undo keys were written by this entity");
+        match previous {
+            Some(row) => upserts.push((
+                key,
+                serde_json::from_value(row).expect("undo rows were written by this entity"),
+            )),
+            None => deletes.push(key),
+        }
+    }
+    let n = upserts.len() + deletes.len();
+    upsert::<E>(tx, chain_id, &upserts).await?;
+    delete::<E>(tx, chain_id, &deletes).await?;
+    Ok(n)
+}

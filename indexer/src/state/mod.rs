@@ -1,0 +1,456 @@
+//! Derived state: folds events, in chain order, into the derived tables, exactly as the contracts change their own
+//! state, and records what it overwrote inside the unfinalised window so a reorg can be undone.
+
+mod entities;
+mod entity;
+
+use alloy::primitives::{B256, U256, keccak256};
+use beatstream_primitives::contracts::{
+    BeatStreamRegistry::BeatStreamRegistryEvents as Registry,
+    BeatStreamVault::BeatStreamVaultEvents as Vault, ENSRegistry::ENSRegistryEvents as Ens,
+};
+use sqlx::{Postgres, Transaction};
+
+pub(crate) use entities::*;
+use entity::Cache;
+
+use crate::{
+    events::{Event, EventKind},
+    sql::clamp_time,
+};
+
+/// Which kinds of rows a batch changed, to `NOTIFY` their channels after it commits.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Changed {
+    pub(crate) accounts: bool,
+    pub(crate) settlements: bool,
+    pub(crate) earnings: bool,
+    pub(crate) grants: bool,
+    pub(crate) artists: bool,
+    pub(crate) tracks: bool,
+}
+
+/// The name artists are registered under.
+#[derive(Clone, Debug)]
+pub(crate) struct Root {
+    pub(crate) node: B256,
+    pub(crate) name: String,
+}
+
+/// The derived rows one batch touches.
+#[derive(Default)]
+pub(crate) struct Derived {
+    accounts: Cache<ListenerAccount>,
+    earnings: Cache<PayeeEarnings>,
+    grants: Cache<GrantSpend>,
+    pairs: Cache<SettledPair>,
+    artists: Cache<Artist>,
+    texts: Cache<ArtistText>,
+    tracks: Cache<Track>,
+    hourly: Cache<SettlementHourly>,
+    /// Events whose effect could not be applied as the contract would have (a bug somewhere); logged and counted.
+    pub(crate) inconsistencies: u64,
+}
+
+fn hour(unix: u64) -> i64 {
+    clamp_time(unix - unix % 3600)
+}
+
+impl Derived {
+    /// Loads every row `events` will touch, in one query per table.
+    pub(crate) async fn prefetch(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        chain_id: i64,
+        root: &Root,
+        events: &[Event],
+    ) -> sqlx::Result<()> {
+        let mut accounts = Vec::new();
+        let mut earnings = Vec::new();
+        let mut grants = Vec::new();
+        let mut pairs = Vec::new();
+        let mut artists = Vec::new();
+        let mut texts = Vec::new();
+        let mut tracks = Vec::new();
+        let mut hourly = Vec::new();
+        for event in events {
+            match &event.kind {
+                EventKind::Vault(e) => match e {
+                    Vault::Deposited(e) => accounts.push(e.listener),
+                    Vault::WithdrawalRequested(e) => accounts.push(e.listener),
+                    Vault::WithdrawalCancelled(e) => accounts.push(e.listener),
+                    Vault::Withdrawn(e) => accounts.push(e.listener),
+                    Vault::GrantRegistered(e) => grants.push(e.grantId),
+                    Vault::Settled(e) => {
+                        accounts.push(e.listener);
+                        earnings.push(e.payee);
+                        grants.push(e.grantId);
+                        pairs.push((e.grantId, e.payee));
+                        hourly.push((hour(event.at.block_time), e.payee));
+                    }
+                    Vault::EarningsWithdrawn(e) => earnings.push(e.payee),
+                    _ => {}
+                },
+                EventKind::Registry(e) => match e {
+                    Registry::ArtistRegistered(e) => artists.push(e.node),
+                    Registry::ArtistRateChanged(e) => artists.push(e.node),
+                    Registry::AddrChanged(e) => artists.push(e.node),
+                    Registry::TextChanged(e) => {
+                        artists.push(e.node);
+                        texts.push((e.node, e.key.clone()));
+                    }
+                    Registry::TrackPublished(e) => tracks.push(e.trackId),
+                    Registry::TrackUpdated(e) => tracks.push(e.trackId),
+                    Registry::TrackUnpublished(e) => tracks.push(e.trackId),
+                },
+                EventKind::Ens(e) => match e {
+                    Ens::NewOwner(e) => {
+                        artists.push(e.node);
+                        artists.push(subnode(e.node, e.label));
+                    }
+                    Ens::Transfer(e) => artists.push(e.node),
+                    Ens::NewResolver(e) => artists.push(e.node),
+                    Ens::NewTTL(e) => artists.push(e.node),
+                    Ens::ApprovalForAll(_) => {}
+                },
+            }
+        }
+        artists.retain(|n| *n != root.node);
+        self.accounts.prefetch(tx, chain_id, accounts).await?;
+        self.earnings.prefetch(tx, chain_id, earnings).await?;
+        self.grants.prefetch(tx, chain_id, grants).await?;
+        self.pairs.prefetch(tx, chain_id, pairs).await?;
+        self.artists.prefetch(tx, chain_id, artists).await?;
+        self.texts.prefetch(tx, chain_id, texts).await?;
+        self.tracks.prefetch(tx, chain_id, tracks).await?;
+        self.hourly.prefetch(tx, chain_id, hourly).await?;
+        Ok(())
+    }
+
+    /// Whether an ENS registry event belongs to the `beatstream.eth` subtree and is mirrored. Must be asked in
+    /// event order, since a name joins the subtree when its `ArtistRegistered` is applied.
+    pub(crate) fn in_subtree(&self, root: &Root, e: &Ens) -> bool {
+        let node = match e {
+            Ens::NewOwner(e) => e.node,
+            Ens::Transfer(e) => e.node,
+            Ens::NewResolver(e) => e.node,
+            Ens::NewTTL(e) => e.node,
+            Ens::ApprovalForAll(_) => return false,
+        };
+        node == root.node || self.artists.get(&node).is_some()
+    }
+
+    /// Applies one event. `undo` says whether its block is inside the unfinalised window.
+    pub(crate) fn apply(&mut self, root: &Root, event: &Event, undo: bool, changed: &mut Changed) {
+        let block = event.at.block_number;
+        let b = block as i64;
+        match &event.kind {
+            EventKind::Vault(e) => match e {
+                Vault::Deposited(e) => {
+                    changed.accounts = true;
+                    self.accounts.update(block, undo, e.listener, |a| {
+                        let mut a = a.unwrap_or_default();
+                        a.available += e.amount;
+                        a.deposited_total += e.amount;
+                        a.updated_block = b;
+                        Some(a)
+                    });
+                }
+                Vault::WithdrawalRequested(e) => {
+                    changed.accounts = true;
+                    let mut bad = false;
+                    self.accounts.update(block, undo, e.listener, |a| {
+                        let mut a = a.unwrap_or_default();
+                        bad = a.available < e.amount;
+                        a.available = a.available.saturating_sub(e.amount);
+                        a.thawing = e.thawing;
+                        a.thaw_end = Some(clamp_time(e.thawEnd));
+                        a.updated_block = b;
+                        Some(a)
+                    });
+                    self.inconsistent(bad, event);
+                }
+                Vault::WithdrawalCancelled(e) => {
+                    changed.accounts = true;
+                    self.accounts.update(block, undo, e.listener, |a| {
+                        let mut a = a.unwrap_or_default();
+                        a.available += e.amount;
+                        a.thawing = U256::ZERO;
+                        a.thaw_end = None;
+                        a.updated_block = b;
+                        Some(a)
+                    });
+                }
+                Vault::Withdrawn(e) => {
+                    changed.accounts = true;
+                    self.accounts.update(block, undo, e.listener, |a| {
+                        let mut a = a.unwrap_or_default();
+                        a.thawing = U256::ZERO;
+                        a.thaw_end = None;
+                        a.withdrawn_total += e.amount;
+                        a.updated_block = b;
+                        Some(a)
+                    });
+                }
+                Vault::GrantRegistered(e) => {
+                    changed.grants = true;
+                    self.grants.update(block, undo, e.grantId, |g| {
+                        Some(g.unwrap_or(GrantSpend {
+                            listener: e.listener,
+                            session_key: e.sessionKey,
+                            cap: e.cap,
+                            expires_at: clamp_time(e.expiresAt),
+                            spent: U256::ZERO,
+                            updated_block: b,
+                        }))
+                    });
+                }
+                Vault::Settled(e) => self.settled(event, e, undo, changed),
+                Vault::EarningsWithdrawn(e) => {
+                    changed.earnings = true;
+                    let mut bad = false;
+                    self.earnings.update(block, undo, e.payee, |p| {
+                        let mut p = p.unwrap_or_default();
+                        bad = p.withdrawable < e.amount;
+                        p.withdrawable = p.withdrawable.saturating_sub(e.amount);
+                        p.withdrawn_total += e.amount;
+                        p.updated_block = b;
+                        Some(p)
+                    });
+                    self.inconsistent(bad, event);
+                }
+                _ => {}
+            },
+            EventKind::Registry(e) => match e {
+                Registry::ArtistRegistered(e) => {
+                    changed.artists = true;
+                    let name = format!("{}.{}", e.label, root.name);
+                    self.artists.update(block, undo, e.node, |_| {
+                        Some(Artist {
+                            label: e.label.clone(),
+                            name,
+                            owner: e.owner,
+                            addr: None,
+                            rate_per_second: e.ratePerSecond,
+                            registered_at: clamp_time(event.at.block_time),
+                            registered_block: b,
+                            updated_block: b,
+                        })
+                    });
+                }
+                Registry::ArtistRateChanged(e) => {
+                    self.update_artist(event, e.node, undo, changed, |a| {
+                        a.rate_per_second = e.ratePerSecond;
+                    })
+                }
+                Registry::AddrChanged(e) => {
+                    self.update_artist(event, e.node, undo, changed, |a| a.addr = Some(e.a))
+                }
+                Registry::TextChanged(e) => {
+                    if self.artists.get(&e.node).is_some() {
+                        changed.artists = true;
+                        self.texts.update(block, undo, (e.node, e.key.clone()), |_| {
+                            Some(ArtistText { value: e.value.clone(), updated_block: b })
+                        });
+                    }
+                }
+                Registry::TrackPublished(e) => {
+                    changed.tracks = true;
+                    self.tracks.update(block, undo, e.trackId, |_| {
+                        Some(Track {
+                            artist_node: e.artistNode,
+                            title: e.title.clone(),
+                            duration: i64::from(e.duration),
+                            rate_per_second: e.ratePerSecond,
+                            content_hash: e.contentHash,
+                            metadata_uri: e.metadataURI.clone(),
+                            published: true,
+                            published_at: clamp_time(event.at.block_time),
+                            updated_block: b,
+                        })
+                    });
+                }
+                Registry::TrackUpdated(e) => {
+                    changed.tracks = true;
+                    self.tracks.update(block, undo, e.trackId, |t| {
+                        Some(Track {
+                            artist_node: e.artistNode,
+                            title: e.title.clone(),
+                            duration: i64::from(e.duration),
+                            rate_per_second: e.ratePerSecond,
+                            content_hash: e.contentHash,
+                            metadata_uri: e.metadataURI.clone(),
+                            published: true,
+                            published_at: t
+                                .map_or(clamp_time(event.at.block_time), |t| t.published_at),
+                            updated_block: b,
+                        })
+                    });
+                }
+                Registry::TrackUnpublished(e) => {
+                    changed.tracks = true;
+                    self.tracks.update(block, undo, e.trackId, |t| {
+                        t.map(|mut t| {
+                            t.published = false;
+                            t.updated_block = b;
+                            t
+                        })
+                    });
+                }
+            },
+            EventKind::Ens(e) => match e {
+                Ens::NewOwner(e) => {
+                    let node = subnode(e.node, e.label);
+                    if node != root.node {
+                        self.update_artist(event, node, undo, changed, |a| a.owner = e.owner);
+                    }
+                }
+                Ens::Transfer(e) => {
+                    self.update_artist(event, e.node, undo, changed, |a| a.owner = e.owner)
+                }
+                _ => {}
+            },
+        }
+    }
+
+    fn settled(
+        &mut self,
+        event: &Event,
+        e: &beatstream_primitives::contracts::BeatStreamVault::Settled,
+        undo: bool,
+        changed: &mut Changed,
+    ) {
+        let block = event.at.block_number;
+        let b = block as i64;
+        changed.accounts = true;
+        changed.settlements = true;
+        changed.earnings = true;
+        let mut bad = false;
+        // The vault takes available funds first, thawing funds after.
+        self.accounts.update(block, undo, e.listener, |a| {
+            let mut a = a.unwrap_or_default();
+            if e.amount <= a.available {
+                a.available -= e.amount;
+            } else {
+                let rest = e.amount - a.available;
+                bad = rest > a.thawing;
+                a.available = U256::ZERO;
+                a.thawing = a.thawing.saturating_sub(rest);
+            }
+            a.spent_total += e.amount;
+            a.updated_block = b;
+            Some(a)
+        });
+        let net = e.amount.saturating_sub(e.fee);
+        self.earnings.update(block, undo, e.payee, |p| {
+            let mut p = p.unwrap_or_default();
+            p.earned_total += net;
+            p.withdrawable += net;
+            p.fees_total += e.fee;
+            p.settlements += 1;
+            p.updated_block = b;
+            Some(p)
+        });
+        self.pairs.update(block, undo, (e.grantId, e.payee), |_| {
+            Some(SettledPair { listener: e.listener, cumulative: e.cumulative, updated_block: b })
+        });
+        let mut unknown_grant = false;
+        self.grants.update(block, undo, e.grantId, |g| {
+            unknown_grant = g.is_none();
+            g.map(|mut g| {
+                g.spent += e.amount;
+                g.updated_block = b;
+                g
+            })
+        });
+        self.hourly.update(block, undo, (hour(event.at.block_time), e.payee), |h| {
+            let mut h = h.unwrap_or_default();
+            h.amount += e.amount;
+            h.fees += e.fee;
+            h.settlements += 1;
+            Some(h)
+        });
+        self.inconsistent(bad || unknown_grant, event);
+    }
+
+    fn update_artist(
+        &mut self,
+        event: &Event,
+        node: B256,
+        undo: bool,
+        changed: &mut Changed,
+        f: impl FnOnce(&mut Artist),
+    ) {
+        if self.artists.get(&node).is_none() {
+            return;
+        }
+        changed.artists = true;
+        let b = event.at.block_number as i64;
+        self.artists.update(event.at.block_number, undo, node, |a| {
+            a.map(|mut a| {
+                f(&mut a);
+                a.updated_block = b;
+                a
+            })
+        });
+    }
+
+    fn inconsistent(&mut self, bad: bool, event: &Event) {
+        if bad {
+            self.inconsistencies += 1;
+            tracing::error!(
+                target: "beatstream::indexer",
+                block = event.at.block_number,
+                log_index = event.at.log_index,
+                "event does not fit the mirrored state (mirror and contract disagree)"
+            );
+        }
+    }
+
+    /// Writes every changed row and the undo log.
+    pub(crate) async fn flush(
+        self,
+        tx: &mut Transaction<'_, Postgres>,
+        chain_id: i64,
+    ) -> sqlx::Result<()> {
+        self.accounts.flush(tx, chain_id).await?;
+        self.earnings.flush(tx, chain_id).await?;
+        self.grants.flush(tx, chain_id).await?;
+        self.pairs.flush(tx, chain_id).await?;
+        self.artists.flush(tx, chain_id).await?;
+        self.texts.flush(tx, chain_id).await?;
+        self.tracks.flush(tx, chain_id).await?;
+        self.hourly.flush(tx, chain_id).await
+    }
+}
+
+/// Restores every derived table to its state at `ancestor` from the undo log; returns the rows restored.
+pub(crate) async fn rollback(
+    tx: &mut Transaction<'_, Postgres>,
+    chain_id: i64,
+    ancestor: u64,
+) -> sqlx::Result<usize> {
+    Ok(entity::rollback::<ListenerAccount>(tx, chain_id, ancestor).await?
+        + entity::rollback::<PayeeEarnings>(tx, chain_id, ancestor).await?
+        + entity::rollback::<GrantSpend>(tx, chain_id, ancestor).await?
+        + entity::rollback::<SettledPair>(tx, chain_id, ancestor).await?
+        + entity::rollback::<Artist>(tx, chain_id, ancestor).await?
+        + entity::rollback::<ArtistText>(tx, chain_id, ancestor).await?
+        + entity::rollback::<Track>(tx, chain_id, ancestor).await?
+        + entity::rollback::<SettlementHourly>(tx, chain_id, ancestor).await?)
+}
+
+/// namehash step: the node of `label` (a labelhash) under `parent`.
+pub(crate) fn subnode(parent: B256, label: B256) -> B256 {
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(parent.as_slice());
+    buf[32..].copy_from_slice(label.as_slice());
+    keccak256(buf)
+}
+
+/// namehash of a dotted name.
+pub(crate) fn namehash(name: &str) -> B256 {
+    name.rsplit('.')
+        .filter(|l| !l.is_empty())
+        .fold(B256::ZERO, |node, label| subnode(node, keccak256(label)))
+}

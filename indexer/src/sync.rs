@@ -1,0 +1,361 @@
+//! The loop: backfill in adaptive, pipelined ranges committed strictly in block order, then follow the head;
+//! detect reorgs by block hash and roll back to the common ancestor.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use alloy::{primitives::B256, rpc::types::Log};
+use futures_util::{StreamExt, stream::FuturesOrdered};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::{
+    Error, Metrics, Result,
+    events::{Event, Sources},
+    progress::Progress,
+    ranges::{RangeSize, is_too_many_results, suggested_range},
+    source::ChainSource,
+    state::Root,
+    store::{self, Batch, BlockRef, Cursor},
+};
+
+/// Responses this large stop the range from growing.
+const MAX_LOGS_PER_RESPONSE: usize = 10_000;
+
+/// Settings of the loop.
+#[derive(Clone, Debug)]
+pub(crate) struct SyncConfig {
+    pub(crate) start_block: u64,
+    pub(crate) confirmations: u64,
+    pub(crate) reorg_window: u64,
+    pub(crate) concurrency: usize,
+    pub(crate) poll_interval: Duration,
+}
+
+/// The indexer of one chain.
+pub(crate) struct Syncer<S> {
+    pub(crate) source: Arc<S>,
+    pub(crate) pool: PgPool,
+    pub(crate) chain_id: i64,
+    pub(crate) root: Root,
+    pub(crate) sources: Sources,
+    pub(crate) config: SyncConfig,
+    pub(crate) ranges: Arc<RangeSize>,
+    pub(crate) metrics: Metrics,
+}
+
+/// What a step achieved.
+enum Step {
+    /// Nothing new to index.
+    CaughtUp,
+    /// Wrote or rolled back something; step again at once.
+    Advanced,
+}
+
+/// The logs and headers of `[from, to]`, fetched and checked.
+struct Fetched {
+    from: u64,
+    to: u64,
+    logs: Vec<Log>,
+    /// Headers of `from`, of the blocks above `finalized` (all linked), and of `to`, ascending.
+    headers: Vec<BlockRef>,
+}
+
+impl<S: ChainSource + 'static> Syncer<S> {
+    /// Runs until `shutdown`, or until a fatal error.
+    pub(crate) async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let mut cursor = store::cursor(&self.pool, self.chain_id).await?;
+        let mut backoff = Duration::from_millis(250);
+        let mut progress = Progress::new();
+        loop {
+            let step = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                step = self.step(&mut cursor, &mut progress, &shutdown) => step,
+            };
+            match step {
+                Ok(Step::Advanced) => backoff = Duration::from_millis(250),
+                Ok(Step::CaughtUp) => {
+                    backoff = Duration::from_millis(250);
+                    progress.finish();
+                    self.metrics.set_ready(true);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    }
+                }
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) => {
+                    match &e {
+                        Error::Rpc(_) | Error::Inconsistent(_) => self.metrics.rpc_errors.inc(),
+                        Error::Decode { .. } => self.metrics.decode_errors.inc(),
+                        _ => {}
+                    }
+                    warn!(target: "beatstream::indexer", error = %e, retry_in = ?backoff, "indexing step failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    async fn step(
+        &self,
+        cursor: &mut Option<Cursor>,
+        progress: &mut Progress,
+        shutdown: &CancellationToken,
+    ) -> Result<Step> {
+        let head = self.source.head().await?;
+        self.metrics.head.set(head as i64);
+        let indexed = cursor.map(|c| c.number);
+        if let Some(c) = indexed {
+            self.metrics.behind.set(head.saturating_sub(c) as i64);
+            if head < c {
+                // A lagging node (or a load balancer over several): wait for it, this is not a reorg.
+                debug!(target: "beatstream::indexer", head, indexed = c, "rpc head is behind the cursor; waiting");
+                return Ok(Step::CaughtUp);
+            }
+        }
+        let finalized = head.saturating_sub(self.config.reorg_window);
+        // A reorg that replaced the cursor block shows as a different hash at the cursor. Checked even below the
+        // window: a reorg deeper than the window must stop the indexer, not pass unnoticed.
+        if let Some(c) = *cursor {
+            match self.source.header(c.number).await? {
+                None => return Ok(Step::CaughtUp),
+                Some(h) if h.hash != c.hash => {
+                    self.reorg(cursor).await?;
+                    return Ok(Step::Advanced);
+                }
+                Some(_) => {}
+            }
+        }
+        let target = head.saturating_sub(self.config.confirmations);
+        let mut next = indexed.map_or(self.config.start_block, |c| c + 1);
+        if next > target {
+            return Ok(Step::CaughtUp);
+        }
+        if !self.metrics.is_ready() {
+            progress.start(next, target);
+        }
+
+        let mut inflight = FuturesOrdered::new();
+        loop {
+            while next <= target && inflight.len() < self.config.concurrency {
+                let to = (next + self.ranges.get() - 1).min(target);
+                inflight.push_back(self.fetch(next, to, finalized));
+                next = to + 1;
+            }
+            let Some(fetched) = inflight.next().await else { break };
+            let fetched = fetched?;
+            // The first block must extend the cursor (the last block committed); otherwise the chain moved under us.
+            let first =
+                fetched.headers.first().expect("the first block's header is always fetched");
+            if let Some(c) = *cursor
+                && first.parent_hash != c.hash
+            {
+                self.reorg(cursor).await?;
+                return Ok(Step::Advanced);
+            }
+            self.commit(fetched, finalized, cursor).await?;
+            progress.set(cursor.map_or(0, |c| c.number));
+            if shutdown.is_cancelled() {
+                break;
+            }
+        }
+        Ok(Step::Advanced)
+    }
+
+    /// Fetches logs of `[from, to]` (splitting the range when the node says the answer is too large) and the
+    /// headers the commit needs, and checks that they describe one chain.
+    fn fetch(
+        &self,
+        from: u64,
+        to: u64,
+        finalized: u64,
+    ) -> impl Future<Output = Result<Fetched>> + use<S> {
+        let source = self.source.clone();
+        let ranges = self.ranges.clone();
+        let addresses = self.sources.addresses();
+        let metrics = self.metrics.clone();
+        async move {
+            let logs = fetch_logs(&*source, &ranges, &metrics, &addresses, from, to).await?;
+            // Headers: the first block (its parent must be the cursor), every block inside the unfinalised window,
+            // and the last one (the new cursor's hash).
+            let mut numbers: Vec<u64> = vec![from];
+            numbers.extend(from.max(finalized + 1)..=to);
+            numbers.push(to);
+            numbers.dedup();
+            let mut headers = Vec::with_capacity(numbers.len());
+            for chunk in numbers.chunks(16) {
+                let got =
+                    futures_util::future::join_all(chunk.iter().map(|n| source.header(*n))).await;
+                for (n, h) in chunk.iter().zip(got) {
+                    headers.push(
+                        h?.ok_or_else(|| Error::Rpc(format!("node does not have block {n} yet")))?,
+                    );
+                }
+            }
+            for pair in headers.windows(2) {
+                if pair[1].number == pair[0].number + 1 && pair[1].parent_hash != pair[0].hash {
+                    return Err(Error::Inconsistent(format!(
+                        "block {} does not extend block {}",
+                        pair[1].number, pair[0].number
+                    )));
+                }
+            }
+            let by_number: HashMap<u64, B256> =
+                headers.iter().map(|h| (h.number, h.hash)).collect();
+            for log in &logs {
+                if let (Some(n), Some(hash)) = (log.block_number, log.block_hash)
+                    && let Some(expected) = by_number.get(&n)
+                    && *expected != hash
+                {
+                    return Err(Error::Inconsistent(format!(
+                        "logs of block {n} are from another fork"
+                    )));
+                }
+            }
+            Ok(Fetched { from, to, logs, headers })
+        }
+    }
+
+    async fn commit(
+        &self,
+        fetched: Fetched,
+        finalized: u64,
+        cursor: &mut Option<Cursor>,
+    ) -> Result<()> {
+        let Fetched { from, to, logs, headers } = fetched;
+        let times = self.block_times(&logs, &headers).await?;
+        let mut events: Vec<Event> = Vec::with_capacity(logs.len());
+        for log in &logs {
+            let n = log.block_number.ok_or(Error::PendingLog)?;
+            let time = log.block_timestamp.or_else(|| times.get(&n).copied()).unwrap_or_default();
+            if let Some(event) = self.sources.decode(log, time)? {
+                events.push(event);
+            }
+        }
+        events.sort_by_key(|e| (e.at.block_number, e.at.log_index));
+        let last = *headers.last().expect("the last block's header is always fetched");
+        let new_cursor = Cursor { number: last.number, hash: last.hash };
+        let window_headers: Vec<BlockRef> =
+            headers.into_iter().filter(|h| h.number >= finalized).collect();
+        let written = store::commit(
+            &self.pool,
+            Batch {
+                chain_id: self.chain_id,
+                root: &self.root,
+                events,
+                headers: window_headers,
+                cursor: new_cursor,
+                finalized,
+            },
+        )
+        .await?;
+        *cursor = Some(new_cursor);
+        self.metrics.events.inc_by(written.events as u64);
+        self.metrics.inconsistencies.inc_by(written.inconsistencies);
+        self.metrics.batches.inc();
+        self.metrics.indexed.set(to as i64);
+        self.metrics.behind.set((self.metrics.head.get() - to as i64).max(0));
+        debug!(target: "beatstream::indexer", from, to, events = written.events, "committed");
+        Ok(())
+    }
+
+    /// Block timestamps for logs that do not carry `blockTimestamp`.
+    async fn block_times(&self, logs: &[Log], headers: &[BlockRef]) -> Result<HashMap<u64, u64>> {
+        let mut times: HashMap<u64, u64> =
+            headers.iter().map(|h| (h.number, h.timestamp)).collect();
+        let mut missing: Vec<u64> = logs
+            .iter()
+            .filter(|l| l.block_timestamp.is_none())
+            .filter_map(|l| l.block_number)
+            .filter(|n| !times.contains_key(n))
+            .collect();
+        missing.dedup();
+        for chunk in missing.chunks(16) {
+            let got =
+                futures_util::future::join_all(chunk.iter().map(|n| self.source.header(*n))).await;
+            for (n, h) in chunk.iter().zip(got) {
+                let h = h?.ok_or_else(|| Error::Rpc(format!("node does not have block {n}")))?;
+                times.insert(*n, h.timestamp);
+            }
+        }
+        Ok(times)
+    }
+
+    /// Walks back from the cursor to the newest block whose stored hash the node still has, and rolls back to it.
+    async fn reorg(&self, cursor: &mut Option<Cursor>) -> Result<()> {
+        let Some(c) = *cursor else { return Ok(()) };
+        let lowest = store::lowest_kept_block(&self.pool, self.chain_id).await?.unwrap_or(c.number);
+        let mut n = c.number;
+        let ancestor = loop {
+            let Some(stored) = store::block_hash(&self.pool, self.chain_id, n).await? else {
+                return Err(Error::ReorgBeyondWindow { block: c.number, lowest });
+            };
+            // A node that does not (yet) have a block we stored is lagging: retry later rather than roll back.
+            let canonical = self
+                .source
+                .header(n)
+                .await?
+                .ok_or_else(|| Error::Rpc(format!("node lacks block {n}")))?;
+            if canonical.hash == stored {
+                break Cursor { number: n, hash: stored };
+            }
+            if n <= lowest {
+                return Err(Error::ReorgBeyondWindow { block: c.number, lowest });
+            }
+            n -= 1;
+        };
+        let restored = store::rollback(&self.pool, self.chain_id, ancestor).await?;
+        self.metrics.reorgs.inc();
+        self.metrics.indexed.set(ancestor.number as i64);
+        info!(
+            target: "beatstream::indexer",
+            from = c.number,
+            ancestor = ancestor.number,
+            depth = c.number - ancestor.number,
+            restored,
+            "reorg rolled back"
+        );
+        *cursor = Some(ancestor);
+        Ok(())
+    }
+}
+
+/// `eth_getLogs` over `[from, to]`, split as often as the node's answers require.
+async fn fetch_logs<S: ChainSource>(
+    source: &S,
+    ranges: &RangeSize,
+    metrics: &Metrics,
+    addresses: &[alloy::primitives::Address],
+    from: u64,
+    to: u64,
+) -> Result<Vec<Log>> {
+    let mut out = Vec::new();
+    let mut start = from;
+    let mut size = to - from + 1;
+    while start <= to {
+        let end = (start + size - 1).min(to);
+        match source.logs(addresses, start, end).await {
+            Ok(logs) => {
+                ranges.succeeded(end - start + 1, logs.len(), MAX_LOGS_PER_RESPONSE);
+                out.extend(logs);
+                start = end + 1;
+                size = to.saturating_sub(end).max(1);
+            }
+            Err(Error::Rpc(message)) if is_too_many_results(&message) && end > start => {
+                metrics.rpc_errors.inc();
+                size = ranges.failed(end - start + 1, suggested_range(&message));
+                debug!(target: "beatstream::indexer", start, size, "range too large; splitting");
+            }
+            Err(e) => {
+                ranges.failed(end - start + 1, None);
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}

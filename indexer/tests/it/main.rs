@@ -1,0 +1,5 @@
+//! Indexer integration tests against anvil and Postgres.
+
+mod harness;
+mod mirror;
+mod reorg;
