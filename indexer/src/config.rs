@@ -11,6 +11,14 @@ pub struct Config {
     /// Ethereum JSON-RPC endpoint (http:// or ws://).
     #[arg(long, env = "BEATSTREAM_RPC_URL")]
     pub rpc_url: url::Url,
+    /// Everything else, shared with `beatstream node`.
+    #[command(flatten)]
+    pub options: Options,
+}
+
+/// The indexer's own settings (all but the database and RPC, which `beatstream node` shares between services).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Options {
     /// The deployment file written by `script/Deploy.s.sol`.
     #[arg(long, env = "BEATSTREAM_DEPLOYMENT", default_value = "deployments/31337.json")]
     pub deployment: PathBuf,
@@ -46,7 +54,7 @@ pub struct Config {
     pub http: Option<SocketAddr>,
 }
 
-impl Config {
+impl Options {
     /// Checks the settings once at start-up, saying what to change.
     pub fn validate(&self) -> crate::Result<()> {
         let fail = |m: &str| Err(crate::Error::Config(m.to_owned()));

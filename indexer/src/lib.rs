@@ -21,7 +21,7 @@ mod sync;
 
 use std::sync::Arc;
 
-pub use config::Config;
+pub use config::{Config, Options};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 
@@ -48,6 +48,7 @@ pub async fn run_with_metrics(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    let Config { database_url, rpc_url, options: config } = config;
     config.validate()?;
     let deployment = Deployment::load(&config.deployment)?;
     let root = Root { node: namehash(&config.ens_root), name: config.ens_root.clone() };
@@ -57,12 +58,12 @@ pub async fn run_with_metrics(
             config.ens_root, root.node, deployment.root_node
         )));
     }
-    let source = RpcSource::connect(config.rpc_url.as_str(), config.rpc_timeout()).await?;
+    let source = RpcSource::connect(rpc_url.as_str(), config.rpc_timeout()).await?;
     let rpc_chain = source.chain_id().await?;
     if rpc_chain != deployment.chain_id {
         return Err(Error::WrongChain { rpc: rpc_chain, deployment: deployment.chain_id });
     }
-    let pool = beatstream_primitives::db::connect(&config.database_url).await?;
+    let pool = beatstream_primitives::db::connect(&database_url).await?;
     beatstream_primitives::db::migrate(&pool).await?;
 
     let server = config.http.map(|addr| {

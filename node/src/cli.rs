@@ -61,6 +61,9 @@ pub(crate) struct NodeArgs {
     /// Ethereum JSON-RPC endpoint (http:// or ws://).
     #[arg(long, env = "BEATSTREAM_RPC_URL")]
     pub(crate) rpc_url: Url,
+    /// Indexer settings.
+    #[command(flatten)]
+    pub(crate) indexer: beatstream_indexer::Options,
 }
 
 #[cfg(test)]

@@ -40,8 +40,11 @@ async fn migrate(args: MigrateArgs) -> eyre::Result<()> {
 /// Runs all services together; the first to fail stops the others.
 async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
     let (database_url, rpc_url) = (args.database_url, args.rpc_url);
-    let indexer =
-        beatstream_indexer::Config { database_url: database_url.clone(), rpc_url: rpc_url.clone() };
+    let indexer = beatstream_indexer::Config {
+        database_url: database_url.clone(),
+        rpc_url: rpc_url.clone(),
+        options: args.indexer,
+    };
     let relay = beatstream_stream_relay::Config {
         database_url: database_url.clone(),
         rpc_url: rpc_url.clone(),

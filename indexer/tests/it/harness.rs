@@ -8,7 +8,7 @@ use alloy::{
     providers::{DynProvider, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
-use beatstream_indexer::{Config, Metrics};
+use beatstream_indexer::{Config, Metrics, Options};
 use beatstream_primitives::{
     Deployment, SessionGrant, VoucherDomain,
     contracts::{BeatStreamRegistry, BeatStreamVault, MockUSDC},
@@ -211,17 +211,19 @@ pub(crate) fn config(chain: &Chain, db: &TestDb) -> Config {
     Config {
         database_url: db.url().to_owned(),
         rpc_url: chain.anvil.endpoint_url(),
-        deployment: chain.deployment_file.path().to_owned(),
-        ens_root: "beatstream.eth".into(),
-        confirmations: 0,
-        reorg_window: 64,
-        range_initial: 100,
-        range_min: 1,
-        range_max: 10_000,
-        rpc_concurrency: 2,
-        rpc_timeout_secs: 10,
-        poll_interval_ms: 50,
-        http: None,
+        options: Options {
+            deployment: chain.deployment_file.path().to_owned(),
+            ens_root: "beatstream.eth".into(),
+            confirmations: 0,
+            reorg_window: 64,
+            range_initial: 100,
+            range_min: 1,
+            range_max: 10_000,
+            rpc_concurrency: 2,
+            rpc_timeout_secs: 10,
+            poll_interval_ms: 50,
+            http: None,
+        },
     }
 }
 

@@ -262,7 +262,7 @@ async fn ready_and_metrics_are_served() -> eyre::Result<()> {
     let addr = listener.local_addr()?;
     drop(listener);
     let mut cfg = config(&chain, &db);
-    cfg.http = Some(addr);
+    cfg.options.http = Some(addr);
     let indexer = Running::start(cfg);
     indexer.catch_up(&chain).await?;
     // Ready once caught up; give the loop one poll to flip the flag.

@@ -95,7 +95,7 @@ async fn reorg_deeper_than_the_window_stops_without_changing_data() -> eyre::Res
     let chain = Chain::new().await?;
     let db = TestDb::new().await?;
     let mut cfg = config(&chain, &db);
-    cfg.reorg_window = 4;
+    cfg.options.reorg_window = 4;
     let indexer = Running::start(cfg);
     let keeper = chain.anvil.signer(0);
     let listener = chain.anvil.signer(2);
