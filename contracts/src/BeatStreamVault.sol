@@ -2,11 +2,11 @@
 pragma solidity 0.8.30;
 
 import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
-import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {IBeatStreamVault} from "./interfaces/IBeatStreamVault.sol";
@@ -25,6 +25,10 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
     uint16 public constant override MAX_FEE_BPS = 1000;
 
     uint256 private constant BPS = 10_000;
+
+    /// @dev Gas given to a smart-wallet listener's `isValidSignature`. Bounded so that one hostile wallet cannot burn
+    /// the gas of the whole batch (OpenZeppelin's SignatureChecker forwards all of it); ample for multisig checks.
+    uint256 private constant ERC1271_GAS = 150_000;
 
     /// @dev The largest amount a grant can spend; larger caps are clamped to it (see {GrantState}).
     uint256 private constant MAX_GRANT_SPEND = type(uint48).max;
@@ -299,14 +303,18 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         if (amount > cap - state.spent) return _skip(id, payee, cumulative, SkipReason.CapExceeded);
 
         if (isNewGrant) {
-            if (!SignatureChecker.isValidSignatureNow(listener, _hashTypedDataV4(id), item.grantSignature)) {
+            if (!_isValidGrantSignature(listener, _hashTypedDataV4(id), item.grantSignature)) {
                 return _skip(id, payee, cumulative, SkipReason.InvalidGrantSignature);
             }
         }
         bytes32 voucherDigest_ = _hashTypedDataV4(VoucherHashing.voucherHash(id, payee, cumulative));
         address signer = SignatureParsing.recoverCalldata(voucherDigest_, item.voucherSignature);
         if (signer == address(0) || signer != grant.sessionKey) {
-            return _skip(id, payee, cumulative, SkipReason.InvalidVoucherSignature);
+            // A session key is an EOA: its signature is 65 bytes. Told apart only here, off the hot path.
+            SkipReason reason = item.voucherSignature.length == 65
+                ? SkipReason.InvalidVoucherSignature
+                : SkipReason.Malformed;
+            return _skip(id, payee, cumulative, reason);
         }
         if (!_debit(listener, amount)) return _skip(id, payee, cumulative, SkipReason.InsufficientFunds);
 
@@ -325,6 +333,29 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         if (isNewGrant) _emitGrantRegistered(id, grant);
         emit Settled(id, listener, payee, amount, cumulative, itemFee);
         return (true, itemFee);
+    }
+
+    /// @dev An EOA's 65-byte signature (low-s), or else an ERC-1271 wallet's approval under a gas cap, reading only
+    /// the 32-byte answer so a wallet cannot make the vault copy a huge return value either.
+    function _isValidGrantSignature(address listener, bytes32 digest, bytes calldata signature)
+        private
+        view
+        returns (bool)
+    {
+        if (signature.length == 65 && SignatureParsing.recoverCalldata(digest, signature) == listener) {
+            return true;
+        }
+        if (listener.code.length == 0) return false;
+        bytes memory data = abi.encodeCall(IERC1271.isValidSignature, (digest, signature));
+        bool success;
+        bytes32 answer;
+        uint256 size;
+        assembly ("memory-safe") {
+            success := staticcall(ERC1271_GAS, listener, add(data, 0x20), mload(data), 0x00, 0x20)
+            size := returndatasize()
+            answer := mload(0x00)
+        }
+        return success && size >= 32 && bytes4(answer) == IERC1271.isValidSignature.selector;
     }
 
     /// @dev Takes `amount` from the listener's available funds first, then from thawing funds; false if short.

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {BeatStreamRegistry} from "../src/BeatStreamRegistry.sol";
-import {BeatStreamVault} from "../src/BeatStreamVault.sol";
-import {MockUSDC} from "../src/MockUSDC.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+
+import {IBeatStreamVault} from "../src/interfaces/IBeatStreamVault.sol";
 import {IENS} from "../src/interfaces/IENS.sol";
-import {SessionGrant, SettlementItem} from "../src/types/DataTypes.sol";
+import {SessionGrant, SettlementItem, SkipReason} from "../src/types/DataTypes.sol";
+import {IBeatStreamRegistryFull, IBeatStreamVaultFull, IMockUSDC} from "./utils/Interfaces.sol";
 import {Test} from "./utils/Test.sol";
 
 /// @notice Deploys the whole system as a dev chain has it and offers signing helpers.
@@ -18,11 +19,14 @@ abstract contract Base_Test is Test {
     uint256 internal constant LISTENER_KEY = 0xA11CE;
     uint256 internal constant SESSION_KEY = 0x5E55;
     uint256 internal constant ONE_USDC = 1e6;
+    /// @dev The order of the secp256k1 group; private keys lie in [1, n - 1] and low-s signatures have s <= n / 2.
+    uint256 internal constant SECP256K1_N =
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
 
     IENS internal ens;
-    BeatStreamRegistry internal registry;
-    MockUSDC internal usdc;
-    BeatStreamVault internal vault;
+    IBeatStreamRegistryFull internal registry;
+    IMockUSDC internal usdc;
+    IBeatStreamVaultFull internal vault;
 
     address internal owner = address(0x0A);
     address internal treasury = address(0x7E);
@@ -35,10 +39,10 @@ abstract contract Base_Test is Test {
         sessionKey = vm.addr(SESSION_KEY);
         ens = IENS(vm.deployCode("ENSRegistry.sol:ENSRegistry"));
         ens.setSubnodeOwner(bytes32(0), keccak256("eth"), address(this));
-        registry = new BeatStreamRegistry(ens, ROOT_NODE);
+        registry = _deployRegistry(ROOT_NODE);
         ens.setSubnodeOwner(ETH_NODE, keccak256("beatstream"), address(registry));
-        usdc = new MockUSDC();
-        vault = new BeatStreamVault(usdc, WITHDRAWAL_DELAY, SETTLEMENT_WINDOW, owner, treasury, 0);
+        usdc = IMockUSDC(vm.deployCode("MockUSDC.sol:MockUSDC"));
+        vault = _deployVault(usdc, WITHDRAWAL_DELAY, SETTLEMENT_WINDOW, owner, treasury, 0);
         vm.label(address(vault), "vault");
         vm.label(listener, "listener");
         vm.label(sessionKey, "sessionKey");
@@ -47,6 +51,30 @@ abstract contract Base_Test is Test {
     /*//////////////////////////////////////////////////////////////
                                 HELPERS
     //////////////////////////////////////////////////////////////*/
+
+    /// @dev Deploys a vault from its build artifact, as a deployment would.
+    function _deployVault(
+        IERC20 token,
+        uint64 withdrawalDelay,
+        uint64 settlementWindow,
+        address owner_,
+        address treasury_,
+        uint16 feeBps
+    ) internal returns (IBeatStreamVaultFull) {
+        return IBeatStreamVaultFull(
+            vm.deployCode(
+                "BeatStreamVault.sol:BeatStreamVault",
+                abi.encode(token, withdrawalDelay, settlementWindow, owner_, treasury_, feeBps)
+            )
+        );
+    }
+
+    /// @dev Deploys a registry for `rootNode` from its build artifact.
+    function _deployRegistry(bytes32 rootNode) internal returns (IBeatStreamRegistryFull) {
+        return IBeatStreamRegistryFull(
+            vm.deployCode("BeatStreamRegistry.sol:BeatStreamRegistry", abi.encode(ens, rootNode))
+        );
+    }
 
     /// @dev Mints `amount` to `who` and deposits it into the vault.
     function _fund(address who, uint256 amount) internal {
@@ -116,5 +144,49 @@ abstract contract Base_Test is Test {
     function _one(SettlementItem memory item) internal pure returns (SettlementItem[] memory items) {
         items = new SettlementItem[](1);
         items[0] = item;
+    }
+
+    function _three(SettlementItem memory a, SettlementItem memory b, SettlementItem memory c)
+        internal
+        pure
+        returns (SettlementItem[] memory items)
+    {
+        items = new SettlementItem[](3);
+        items[0] = a;
+        items[1] = b;
+        items[2] = c;
+    }
+
+    /// @dev The malleable twin of a 65-byte `r ‖ s ‖ v` signature: (r, n - s, v flipped) recovers the same signer.
+    function _highS(bytes memory sig) internal pure returns (bytes memory) {
+        (bytes32 r, bytes32 s, uint8 v) = _split(sig);
+        return abi.encodePacked(r, bytes32(SECP256K1_N - uint256(s)), v == 27 ? uint8(28) : uint8(27));
+    }
+
+    function _split(bytes memory sig) internal pure returns (bytes32 r, bytes32 s, uint8 v) {
+        require(sig.length == 65, "split: not 65 bytes");
+        assembly ("memory-safe") {
+            r := mload(add(sig, 0x20))
+            s := mload(add(sig, 0x40))
+            v := byte(0, mload(add(sig, 0x60)))
+        }
+    }
+
+    function _expectSettled(
+        SessionGrant memory grant,
+        address payee,
+        uint256 amount,
+        uint256 cumulative,
+        uint256 fee
+    ) internal {
+        vm.expectEmit(address(vault));
+        emit IBeatStreamVault.Settled(vault.grantId(grant), grant.listener, payee, amount, cumulative, fee);
+    }
+
+    function _expectSkipped(SettlementItem memory item, SkipReason reason) internal {
+        vm.expectEmit(address(vault));
+        emit IBeatStreamVault.SettlementSkipped(
+            vault.grantId(item.grant), item.payee, item.cumulative, reason
+        );
     }
 }

@@ -52,9 +52,11 @@ struct GrantState {
 
 /// @notice Why an item of a batch was skipped instead of settled.
 enum SkipReason {
-    /// Zero address payee or listener, or a malformed signature length.
+    /// Zero address payee or listener, or a voucher signature that is not 65 bytes (`r ‖ s ‖ v`). The signature
+    /// length is judged where the voucher signature is checked, so an item failing an earlier check reports that.
     Malformed,
-    /// The grant signature is not the listener's (EOA or ERC-1271), or is high-s.
+    /// The grant signature is not the listener's (EOA or ERC-1271), is high-s, has the wrong length for an EOA, or
+    /// is for another domain.
     InvalidGrantSignature,
     /// The voucher signature is not the session key's, or is high-s, or is for another domain.
     InvalidVoucherSignature,

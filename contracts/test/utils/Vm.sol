@@ -15,6 +15,8 @@ interface Vm {
     // Environment and state.
     function warp(uint256 newTimestamp) external;
     function roll(uint256 newHeight) external;
+    function chainId(uint256 newChainId) external;
+    function getBlockTimestamp() external view returns (uint256 timestamp);
     function deal(address account, uint256 newBalance) external;
     function etch(address target, bytes calldata newRuntimeBytecode) external;
     function label(address account, string calldata newLabel) external;
@@ -98,6 +100,7 @@ interface Vm {
     function createDir(string calldata path, bool recursive) external;
     function toString(uint256 value) external pure returns (string memory stringifiedValue);
     function toString(address value) external pure returns (string memory stringifiedValue);
+    function toString(bytes32 value) external pure returns (string memory stringifiedValue);
 }
 
 /// @dev The cheatcode address: address(uint160(uint256(keccak256("hevm cheat code")))).

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+
+import {IBeatStreamVault} from "../../../src/interfaces/IBeatStreamVault.sol";
+import {Base_Test} from "../../Base.t.sol";
+
+/// @notice setFee, setTreasury, collectFees and the two-step ownership transfer.
+contract Admin_Unit_Test is Base_Test {
+    address internal stranger = address(0x5742);
+
+    /*//////////////////////////////////////////////////////////////
+                                SET FEE
+    //////////////////////////////////////////////////////////////*/
+
+    function test_WhenOwnerSetsFee() external {
+        vm.expectEmit(address(vault));
+        emit IBeatStreamVault.FeeUpdated(250);
+        vm.prank(owner);
+        vault.setFee(250);
+        vm.assertEq(uint256(vault.feeBps()), 250, "feeBps");
+    }
+
+    function test_WhenOwnerSetsFeeToMax() external {
+        vm.prank(owner);
+        vault.setFee(1000);
+        vm.assertEq(uint256(vault.feeBps()), 1000, "max fee allowed");
+        vm.prank(owner);
+        vault.setFee(0);
+        vm.assertEq(uint256(vault.feeBps()), 0, "zero fee allowed");
+    }
+
+    function test_RevertWhen_FeeAboveMax() external {
+        vm.prank(owner);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IBeatStreamVault.BeatStreamVault_FeeTooHigh.selector, uint16(1001), uint16(1000)
+            )
+        );
+        vault.setFee(1001);
+    }
+
+    function test_RevertWhen_NonOwnerSetsFee() external {
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        vault.setFee(1);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                              SET TREASURY
+    //////////////////////////////////////////////////////////////*/
+
+    function test_WhenOwnerSetsTreasury() external {
+        address next = address(0x7E2);
+        vm.expectEmit(address(vault));
+        emit IBeatStreamVault.TreasuryUpdated(next);
+        vm.prank(owner);
+        vault.setTreasury(next);
+        vm.assertEq(vault.treasury(), next, "treasury");
+    }
+
+    function test_RevertWhen_TreasuryZero() external {
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(IBeatStreamVault.BeatStreamVault_ZeroAddress.selector));
+        vault.setTreasury(address(0));
+    }
+
+    function test_RevertWhen_NonOwnerSetsTreasury() external {
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        vault.setTreasury(stranger);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                              COLLECT FEES
+    //////////////////////////////////////////////////////////////*/
+
+    function test_WhenFeesAccrued_AnyoneCollectsToTreasury() external {
+        vm.prank(owner);
+        vault.setFee(250);
+        _fund(listener, 100 * ONE_USDC);
+        vault.settleBatch(_one(_defaultItem(40 * ONE_USDC)));
+        uint256 fee = 40 * ONE_USDC * 250 / 10_000;
+        vm.assertEq(vault.accruedFees(), fee, "accrued");
+
+        vm.expectEmit(address(vault));
+        emit IBeatStreamVault.FeesCollected(treasury, fee);
+        vm.prank(stranger);
+        uint256 amount = vault.collectFees();
+
+        vm.assertEq(amount, fee, "returned amount");
+        vm.assertEq(usdc.balanceOf(treasury), fee, "treasury paid");
+        vm.assertEq(vault.accruedFees(), 0, "accrued reset");
+    }
+
+    function test_WhenTreasuryChanged_FeesGoToNewTreasury() external {
+        address next = address(0x7E2);
+        vm.startPrank(owner);
+        vault.setFee(1000);
+        vault.setTreasury(next);
+        vm.stopPrank();
+        _fund(listener, 10 * ONE_USDC);
+        vault.settleBatch(_one(_defaultItem(10 * ONE_USDC)));
+
+        vault.collectFees();
+        vm.assertEq(usdc.balanceOf(next), ONE_USDC, "new treasury paid");
+        vm.assertEq(usdc.balanceOf(treasury), 0, "old treasury not paid");
+    }
+
+    function test_RevertWhen_NoFeesAccrued() external {
+        vm.expectRevert(abi.encodeWithSelector(IBeatStreamVault.BeatStreamVault_ZeroAmount.selector));
+        vault.collectFees();
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                               OWNERSHIP
+    //////////////////////////////////////////////////////////////*/
+
+    function test_WhenOwnershipTransferredInTwoSteps() external {
+        address next = address(0x0B);
+        vm.prank(owner);
+        vault.transferOwnership(next);
+        vm.assertEq(vault.owner(), owner, "owner unchanged until accepted");
+        vm.assertEq(vault.pendingOwner(), next, "pendingOwner");
+
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        vault.acceptOwnership();
+
+        vm.prank(next);
+        vault.acceptOwnership();
+        vm.assertEq(vault.owner(), next, "owner");
+
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, owner));
+        vault.setFee(1);
+    }
+
+    function test_WhenOwnerRenounces_AdminFunctionsLocked() external {
+        vm.prank(owner);
+        vault.renounceOwnership();
+        vm.assertEq(vault.owner(), address(0), "no owner");
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, owner));
+        vault.setTreasury(owner);
+    }
+}
