@@ -24,6 +24,8 @@ use std::sync::Arc;
 pub use config::{Config, Options};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
+pub use source::{ChainSource, RpcSource};
+pub use store::BlockRef;
 
 use beatstream_primitives::Deployment;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +34,6 @@ use tracing::info;
 use crate::{
     events::Sources,
     ranges::RangeSize,
-    source::{ChainSource, RpcSource},
     state::{Root, namehash},
     sync::{SyncConfig, Syncer},
 };
@@ -48,7 +49,20 @@ pub async fn run_with_metrics(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let Config { database_url, rpc_url, options: config } = config;
+    config.options.validate()?;
+    let source = RpcSource::connect(config.rpc_url.as_str(), config.options.rpc_timeout()).await?;
+    run_with_source(config, source, metrics, shutdown).await
+}
+
+/// [`run`] reading the chain through `source` instead of the configured RPC (`config.rpc_url` is then unused):
+/// the seam that lets tests put faults between the indexer and a real node.
+pub async fn run_with_source<S: ChainSource + 'static>(
+    config: Config,
+    source: S,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let Config { database_url, options: config, .. } = config;
     config.validate()?;
     let deployment = Deployment::load(&config.deployment)?;
     let root = Root { node: namehash(&config.ens_root), name: config.ens_root.clone() };
@@ -58,7 +72,6 @@ pub async fn run_with_metrics(
             config.ens_root, root.node, deployment.root_node
         )));
     }
-    let source = RpcSource::connect(rpc_url.as_str(), config.rpc_timeout()).await?;
     let rpc_chain = source.chain_id().await?;
     if rpc_chain != deployment.chain_id {
         return Err(Error::WrongChain { rpc: rpc_chain, deployment: deployment.chain_id });

@@ -12,7 +12,7 @@ use alloy::{
 use crate::{Error, Result, store::BlockRef};
 
 /// What the indexer reads from a chain.
-pub(crate) trait ChainSource: Send + Sync {
+pub trait ChainSource: Send + Sync {
     /// The chain id.
     fn chain_id(&self) -> impl Future<Output = Result<u64>> + Send;
     /// The latest block number.
@@ -30,13 +30,14 @@ pub(crate) trait ChainSource: Send + Sync {
 
 /// A JSON-RPC node over HTTP or WebSocket, each request bounded by a timeout.
 #[derive(Clone, Debug)]
-pub(crate) struct RpcSource {
+pub struct RpcSource {
     provider: DynProvider,
     timeout: Duration,
 }
 
 impl RpcSource {
-    pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Self> {
+    /// Connects to `url` (http:// or ws://); every request is bounded by `timeout`.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Self> {
         let provider = ProviderBuilder::new()
             .connect(url)
             .await

@@ -12,12 +12,15 @@ use crate::{
 
 /// A block header as the indexer keeps it for reorg detection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BlockRef {
-    pub(crate) number: u64,
-    pub(crate) hash: B256,
-    pub(crate) parent_hash: B256,
+pub struct BlockRef {
+    /// Block number.
+    pub number: u64,
+    /// Block hash.
+    pub hash: B256,
+    /// Parent block hash.
+    pub parent_hash: B256,
     /// Unix seconds.
-    pub(crate) timestamp: u64,
+    pub timestamp: u64,
 }
 
 /// The last fully indexed block.

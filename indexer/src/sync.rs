@@ -107,7 +107,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
         progress: &mut Progress,
         shutdown: &CancellationToken,
     ) -> Result<Step> {
-        let head = self.source.head().await?;
+        let head = head(&*self.source, &self.metrics).await?;
         self.metrics.head.set(head as i64);
         let indexed = cursor.map(|c| c.number);
         if let Some(c) = indexed {
@@ -121,15 +121,11 @@ impl<S: ChainSource + 'static> Syncer<S> {
         let finalized = head.saturating_sub(self.config.reorg_window);
         // A reorg that replaced the cursor block shows as a different hash at the cursor. Checked even below the
         // window: a reorg deeper than the window must stop the indexer, not pass unnoticed.
-        if let Some(c) = *cursor {
-            match self.source.header(c.number).await? {
-                None => return Ok(Step::CaughtUp),
-                Some(h) if h.hash != c.hash => {
-                    self.reorg(cursor).await?;
-                    return Ok(Step::Advanced);
-                }
-                Some(_) => {}
-            }
+        if let Some(c) = *cursor
+            && header(&*self.source, &self.metrics, c.number).await?.hash != c.hash
+        {
+            self.reorg(cursor).await?;
+            return Ok(Step::Advanced);
         }
         let target = head.saturating_sub(self.config.confirmations);
         let mut next = indexed.map_or(self.config.start_block, |c| c + 1);
@@ -189,12 +185,12 @@ impl<S: ChainSource + 'static> Syncer<S> {
             numbers.dedup();
             let mut headers = Vec::with_capacity(numbers.len());
             for chunk in numbers.chunks(16) {
-                let got =
-                    futures_util::future::join_all(chunk.iter().map(|n| source.header(*n))).await;
-                for (n, h) in chunk.iter().zip(got) {
-                    headers.push(
-                        h?.ok_or_else(|| Error::Rpc(format!("node does not have block {n} yet")))?,
-                    );
+                let got = futures_util::future::join_all(
+                    chunk.iter().map(|n| header(&*source, &metrics, *n)),
+                )
+                .await;
+                for h in got {
+                    headers.push(h?);
                 }
             }
             for pair in headers.windows(2) {
@@ -276,11 +272,13 @@ impl<S: ChainSource + 'static> Syncer<S> {
             .collect();
         missing.dedup();
         for chunk in missing.chunks(16) {
-            let got =
-                futures_util::future::join_all(chunk.iter().map(|n| self.source.header(*n))).await;
-            for (n, h) in chunk.iter().zip(got) {
-                let h = h?.ok_or_else(|| Error::Rpc(format!("node does not have block {n}")))?;
-                times.insert(*n, h.timestamp);
+            let got = futures_util::future::join_all(
+                chunk.iter().map(|n| header(&*self.source, &self.metrics, *n)),
+            )
+            .await;
+            for h in got {
+                let h = h?;
+                times.insert(h.number, h.timestamp);
             }
         }
         Ok(times)
@@ -325,6 +323,49 @@ impl<S: ChainSource + 'static> Syncer<S> {
     }
 }
 
+/// Attempts per request before a step gives up and backs off as a whole.
+const ATTEMPTS: u32 = 5;
+
+/// The node's head, retrying a failing node.
+async fn head<S: ChainSource>(source: &S, metrics: &Metrics) -> Result<u64> {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=ATTEMPTS {
+        match source.head().await {
+            Ok(head) => return Ok(head),
+            Err(e) if attempt == ATTEMPTS => return Err(e),
+            Err(e) => {
+                metrics.rpc_errors.inc();
+                debug!(target: "beatstream::indexer", error = %e, "head request failed; retrying");
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// The header of a block the node must have (it is at or below its head), retrying a failing or lagging node.
+async fn header<S: ChainSource>(source: &S, metrics: &Metrics, number: u64) -> Result<BlockRef> {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=ATTEMPTS {
+        match source.header(number).await {
+            Ok(Some(h)) => return Ok(h),
+            Ok(None) if attempt == ATTEMPTS => {
+                return Err(Error::Rpc(format!("node does not have block {number} yet")));
+            }
+            Err(e) if attempt == ATTEMPTS => return Err(e),
+            Ok(None) => {}
+            Err(e) => {
+                metrics.rpc_errors.inc();
+                debug!(target: "beatstream::indexer", number, error = %e, "header request failed; retrying");
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    unreachable!("the last attempt returns")
+}
+
 /// `eth_getLogs` over `[from, to]`, split as often as the node's answers require.
 async fn fetch_logs<S: ChainSource>(
     source: &S,
@@ -337,6 +378,7 @@ async fn fetch_logs<S: ChainSource>(
     let mut out = Vec::new();
     let mut start = from;
     let mut size = to - from + 1;
+    let mut attempts = 0;
     while start <= to {
         let end = (start + size - 1).min(to);
         match source.logs(addresses, start, end).await {
@@ -352,8 +394,14 @@ async fn fetch_logs<S: ChainSource>(
                 debug!(target: "beatstream::indexer", start, size, "range too large; splitting");
             }
             Err(e) => {
-                ranges.failed(end - start + 1, None);
-                return Err(e);
+                metrics.rpc_errors.inc();
+                attempts += 1;
+                size = ranges.failed(end - start + 1, None);
+                if attempts >= ATTEMPTS {
+                    return Err(e);
+                }
+                debug!(target: "beatstream::indexer", start, error = %e, "getLogs failed; retrying");
+                tokio::time::sleep(Duration::from_millis(50 << attempts)).await;
             }
         }
     }

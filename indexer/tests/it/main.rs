@@ -1,5 +1,6 @@
 //! Indexer integration tests against anvil and Postgres.
 
+mod faults;
 mod harness;
 mod mirror;
 mod reorg;
