@@ -32,7 +32,7 @@ pub struct Options {
     #[arg(long, env = "BEATSTREAM_REORG_WINDOW", default_value_t = 128)]
     pub reorg_window: u64,
     /// First `eth_getLogs` range, in blocks; it adapts between the min and max below.
-    #[arg(long, env = "BEATSTREAM_RANGE_INITIAL", default_value_t = 1_000)]
+    #[arg(long, env = "BEATSTREAM_RANGE_INITIAL", default_value_t = 100)]
     pub range_initial: u64,
     /// Smallest `eth_getLogs` range.
     #[arg(long, env = "BEATSTREAM_RANGE_MIN", default_value_t = 1)]

@@ -20,12 +20,12 @@ impl RangeSize {
         self.current.load(Ordering::Relaxed)
     }
 
-    /// After a range of `size` blocks returned `logs` logs: grow, unless the response was already large.
-    pub(crate) fn succeeded(&self, size: u64, logs: usize, max_logs: usize) {
-        if logs < max_logs / 2 && size >= self.get() {
-            let next = (size.saturating_mul(2)).min(self.max);
-            self.current.fetch_max(next, Ordering::Relaxed);
-        }
+    /// After a range of `size` blocks returned `logs` logs: aim the next range at `target_logs` logs, changing the
+    /// size by at most a factor of two either way (dense ranges shrink, sparse ones grow).
+    pub(crate) fn succeeded(&self, size: u64, logs: usize, target_logs: usize) {
+        let ideal = (size as u128 * target_logs as u128 / logs.max(1) as u128) as u64;
+        let next = ideal.clamp(size / 2, size.saturating_mul(2)).clamp(self.min, self.max);
+        self.current.store(next, Ordering::Relaxed);
     }
 
     /// After a failure on a range of `size` blocks: at most half of it, or what the provider suggested.
@@ -105,9 +105,13 @@ mod tests {
     fn grows_and_shrinks_within_bounds() {
         let r = RangeSize::new(100, 10, 1000);
         r.succeeded(100, 5, 10_000);
-        assert_eq!(r.get(), 200);
-        r.succeeded(200, 9_000, 10_000);
-        assert_eq!(r.get(), 200, "a large response does not grow the range");
+        assert_eq!(r.get(), 200, "sparse: doubles");
+        r.succeeded(200, 10_000, 10_000);
+        assert_eq!(r.get(), 200, "on target: stays");
+        r.succeeded(200, 80_000, 10_000);
+        assert_eq!(r.get(), 100, "dense: halves at most");
+        r.succeeded(100, 12_500, 10_000);
+        assert_eq!(r.get(), 80, "slightly dense: shrinks towards the target");
         assert_eq!(r.failed(200, None), 100);
         assert_eq!(r.failed(100, Some(16)), 16);
         assert_eq!(r.failed(16, Some(1)), 10, "never below the minimum");

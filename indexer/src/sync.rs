@@ -19,8 +19,9 @@ use crate::{
     store::{self, Batch, BlockRef, Cursor},
 };
 
-/// Responses this large stop the range from growing.
-const MAX_LOGS_PER_RESPONSE: usize = 10_000;
+/// The number of logs per `eth_getLogs` response the range size aims at: large enough to amortise the round trip,
+/// small enough to keep memory flat (each in-flight response is held until its batch commits).
+const TARGET_LOGS_PER_RESPONSE: usize = 20_000;
 
 /// Settings of the loop.
 #[derive(Clone, Debug)]
@@ -383,7 +384,7 @@ async fn fetch_logs<S: ChainSource>(
         let end = (start + size - 1).min(to);
         match source.logs(addresses, start, end).await {
             Ok(logs) => {
-                ranges.succeeded(end - start + 1, logs.len(), MAX_LOGS_PER_RESPONSE);
+                ranges.succeeded(end - start + 1, logs.len(), TARGET_LOGS_PER_RESPONSE);
                 out.extend(logs);
                 start = end + 1;
                 size = to.saturating_sub(end).max(1);

@@ -9,6 +9,7 @@ mod cleanup;
 mod cluster;
 mod deploy;
 mod error;
+pub mod mirror;
 mod server;
 mod test_db;
 

@@ -1,6 +1,6 @@
 //! A chain with the real contracts, a database, and the real indexer running against both.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use alloy::{
     network::EthereumWallet,
@@ -274,66 +274,12 @@ impl Running {
 }
 
 /// Indexes `chain` from scratch into a new database, up to its head.
+pub(crate) use beatstream_testkit::mirror::{assert_same, dump};
+
 pub(crate) async fn fresh_index(chain: &Chain) -> eyre::Result<TestDb> {
     let db = TestDb::new().await?;
     let indexer = Running::start(config(chain, &db));
     indexer.catch_up(chain).await?;
     indexer.stop().await?;
     Ok(db)
-}
-
-/// Every mirrored table as sorted JSON rows (bookkeeping columns and tables left out).
-pub(crate) async fn dump(db: &TestDb) -> eyre::Result<BTreeMap<String, Vec<serde_json::Value>>> {
-    let tables = [
-        "chain_cursor",
-        "vault_deposits",
-        "vault_withdrawal_requests",
-        "vault_withdrawal_cancellations",
-        "vault_withdrawals",
-        "vault_grant_registrations",
-        "vault_settlements",
-        "vault_settlement_skips",
-        "vault_earnings_withdrawals",
-        "vault_admin_events",
-        "registry_artist_registrations",
-        "registry_rate_changes",
-        "registry_track_events",
-        "registry_record_changes",
-        "ens_events",
-        "listener_accounts",
-        "payee_earnings",
-        "grant_spend",
-        "settled_pairs",
-        "artists",
-        "artist_texts",
-        "tracks",
-        "settlement_hourly",
-    ];
-    let mut out = BTreeMap::new();
-    for table in tables {
-        let rows: Vec<serde_json::Value> = sqlx::query_scalar(&format!(
-            "SELECT to_jsonb(t) - 'updated_at' FROM {table} t ORDER BY (to_jsonb(t) - 'updated_at')::text"
-        ))
-        .fetch_all(db.pool())
-        .await?;
-        out.insert(table.to_owned(), rows);
-    }
-    Ok(out)
-}
-
-/// Asserts two dumps are equal, table by table, with a readable difference.
-pub(crate) fn assert_same(
-    actual: &BTreeMap<String, Vec<serde_json::Value>>,
-    expected: &BTreeMap<String, Vec<serde_json::Value>>,
-) {
-    for (table, rows) in expected {
-        let got = &actual[table];
-        if got != rows {
-            let missing: Vec<_> = rows.iter().filter(|r| !got.contains(r)).collect();
-            let extra: Vec<_> = got.iter().filter(|r| !rows.contains(r)).collect();
-            panic!(
-                "table {table} differs from a fresh index:\n  missing: {missing:#?}\n  extra: {extra:#?}"
-            );
-        }
-    }
 }

@@ -1,0 +1,154 @@
+//! `kill -9` of `beatstream indexer` at arbitrary moments of a backfill, then restarts: the result has no duplicate
+//! and no gap, and equals an uninterrupted index of the same chain.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    network::EthereumWallet,
+    primitives::{Bytes, U256},
+    providers::{Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use beatstream_primitives::{
+    SessionGrant, VoucherDomain,
+    contracts::{BeatStreamVault, MockUSDC},
+};
+use beatstream_testkit::{
+    Anvil, TestDb, deploy,
+    mirror::{assert_same, dump},
+};
+
+/// Starts `beatstream indexer` on `db`, with tiny getLogs ranges so that a backfill is many small transactions.
+fn spawn_indexer(anvil: &Anvil, deployment: &std::path::Path, db: &TestDb) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_beatstream"))
+        .args(["indexer", "--database-url", db.url(), "--rpc-url", anvil.endpoint_url().as_str()])
+        .arg("--deployment")
+        .arg(deployment)
+        .args(["--range-initial", "1", "--range-max", "2", "--poll-interval-ms", "50"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn beatstream indexer")
+}
+
+async fn indexed(db: &TestDb) -> eyre::Result<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT block_number FROM chain_cursor")
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+async fn wait_indexed(db: &TestDb, block: u64) -> eyre::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while indexed(db).await?.is_none_or(|n| (n as u64) < block) {
+        eyre::ensure!(Instant::now() < deadline, "indexer did not reach block {block}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn kill_9_at_any_moment_loses_and_duplicates_nothing() -> eyre::Result<()> {
+    let anvil = Anvil::spawn()?;
+    let deployment = deploy(&anvil, &[]).await?;
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), serde_json::to_string(&deployment)?)?;
+
+    // Activity: 4 listeners, 40 blocks of settlements with 4 items each (50 empty blocks after each), plus deposits.
+    let keeper = anvil.signer(0);
+    let domain = VoucherDomain::new(deployment.chain_id, deployment.contracts.vault);
+    let url = anvil.endpoint_url();
+    let as_keeper =
+        ProviderBuilder::new().wallet(EthereumWallet::from(keeper)).connect_http(url.clone());
+    let mut players = Vec::new();
+    for i in 1..5 {
+        let listener = anvil.signer(i);
+        let p = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(listener.clone()))
+            .connect_http(url.clone());
+        let usdc = MockUSDC::new(deployment.contracts.usdc, &p);
+        usdc.mint(listener.address(), U256::from(100_000_000u64))
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        usdc.approve(deployment.contracts.vault, U256::MAX).send().await?.get_receipt().await?;
+        BeatStreamVault::new(deployment.contracts.vault, &p)
+            .deposit(U256::from(100_000_000u64))
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        let key = PrivateKeySigner::random();
+        let grant = SessionGrant {
+            listener: listener.address(),
+            sessionKey: key.address(),
+            cap: U256::from(100_000_000u64),
+            expiresAt: u64::MAX / 2,
+            nonce: 1,
+        };
+        let grant_sig = domain.sign_grant(&listener, &grant)?;
+        players.push((key, grant, grant_sig));
+    }
+    let vault = BeatStreamVault::new(deployment.contracts.vault, &as_keeper);
+    for round in 1..=40u64 {
+        let mut items = Vec::new();
+        for (key, grant, grant_sig) in &players {
+            let payee = anvil.addresses()[5 + (round % 3) as usize];
+            let cumulative = U256::from(round * 1_000);
+            let sig = domain.sign_voucher(key, grant.id(), payee, cumulative)?;
+            items.push(BeatStreamVault::SettlementItem {
+                grant: grant.clone().into(),
+                grantSignature: Bytes::copy_from_slice(grant_sig),
+                payee,
+                cumulative,
+                voucherSignature: Bytes::copy_from_slice(&sig),
+            });
+        }
+        vault.settleBatch(items).send().await?.get_receipt().await?;
+        // Empty blocks between rounds make the backfill long enough to be killed many times.
+        let _: serde_json::Value =
+            as_keeper.raw_request("anvil_mine".into(), (U256::from(50),)).await?;
+    }
+    let head = as_keeper.get_block_number().await?;
+
+    // Kill -9 repeatedly at varying moments, restarting each time.
+    let db = TestDb::new().await?;
+    let mut kills = 0;
+    for delay_ms in [150u64, 330, 90, 480, 260, 610, 40] {
+        let mut child = spawn_indexer(&anvil, file.path(), &db);
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        child.kill()?; // SIGKILL
+        child.wait()?;
+        kills += 1;
+        if indexed(&db).await?.is_some_and(|n| n as u64 >= head) {
+            break;
+        }
+    }
+    let progress = indexed(&db).await?;
+    assert!(
+        kills >= 3,
+        "the indexer was killed mid-backfill several times (cursor {progress:?} of {head})"
+    );
+    let mut child = spawn_indexer(&anvil, file.path(), &db);
+    let finished = wait_indexed(&db, head).await;
+    child.kill()?;
+    child.wait()?;
+    finished?;
+
+    // An uninterrupted index of the same chain.
+    let fresh = TestDb::new().await?;
+    let mut child = spawn_indexer(&anvil, file.path(), &fresh);
+    let finished = wait_indexed(&fresh, head).await;
+    child.kill()?;
+    child.wait()?;
+    finished?;
+    let settlements: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM vault_settlements").fetch_one(db.pool()).await?;
+    assert_eq!(settlements, 160, "every settlement once");
+    assert_same(&dump(&db).await?, &dump(&fresh).await?);
+    Ok(())
+}
