@@ -1,7 +1,7 @@
 //! Prometheus metrics and the health state behind `/health`, `/ready` and `/metrics`.
 
 use std::sync::{
-    Arc,
+    Arc, Mutex,
     atomic::{AtomicBool, Ordering},
 };
 
@@ -30,6 +30,7 @@ pub struct Metrics {
     /// Events that did not fit the mirrored state.
     pub inconsistencies: IntCounter,
     ready: Arc<AtomicBool>,
+    last_error: Arc<Mutex<Option<String>>>,
 }
 
 impl Default for Metrics {
@@ -70,6 +71,7 @@ impl Metrics {
                 "Events that did not fit the mirrored state",
             ),
             ready: Arc::new(AtomicBool::new(false)),
+            last_error: Arc::new(Mutex::new(None)),
             registry,
         }
     }
@@ -81,6 +83,15 @@ impl Metrics {
 
     pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// The error of the last failed step, until a step succeeds again.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().expect("not poisoned").clone()
+    }
+
+    pub(crate) fn set_last_error(&self, error: Option<String>) {
+        *self.last_error.lock().expect("not poisoned") = error;
     }
 
     /// The Prometheus text exposition.

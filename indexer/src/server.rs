@@ -14,7 +14,13 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let app = Router::new()
-        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/health",
+            get(|State(m): State<Metrics>| async move {
+                // Alive (the loop retries); the body says what it is retrying, if anything.
+                m.last_error().map_or_else(|| "ok".to_owned(), |e| format!("retrying: {e}"))
+            }),
+        )
         .route(
             "/ready",
             get(|State(m): State<Metrics>| async move {

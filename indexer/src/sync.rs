@@ -23,6 +23,26 @@ use crate::{
 /// small enough to keep memory flat (each in-flight response is held until its batch commits).
 const TARGET_LOGS_PER_RESPONSE: usize = 20_000;
 
+/// Events per transaction during a backfill (several getLogs ranges are merged up to this).
+const COMMIT_EVENTS: usize = 100_000;
+
+/// Decoded events of consecutive ranges, and their headers, ascending.
+struct Decoded {
+    events: Vec<Event>,
+    headers: Vec<BlockRef>,
+}
+
+impl Decoded {
+    fn last(&self) -> &BlockRef {
+        self.headers.last().expect("the last block's header is always fetched")
+    }
+
+    fn append(&mut self, next: Decoded) {
+        self.events.extend(next.events);
+        self.headers.extend(next.headers);
+    }
+}
+
 /// Settings of the loop.
 #[derive(Clone, Debug)]
 pub(crate) struct SyncConfig {
@@ -53,10 +73,8 @@ enum Step {
     Advanced,
 }
 
-/// The logs and headers of `[from, to]`, fetched and checked.
+/// The logs and headers of a block range, fetched and checked.
 struct Fetched {
-    from: u64,
-    to: u64,
     logs: Vec<Log>,
     /// Headers of `from`, of the blocks above `finalized` (all linked), and of `to`, ascending.
     headers: Vec<BlockRef>,
@@ -73,6 +91,9 @@ impl<S: ChainSource + 'static> Syncer<S> {
                 _ = shutdown.cancelled() => return Ok(()),
                 step = self.step(&mut cursor, &mut progress, &shutdown) => step,
             };
+            if step.is_ok() {
+                self.metrics.set_last_error(None);
+            }
             match step {
                 Ok(Step::Advanced) => backoff = Duration::from_millis(250),
                 Ok(Step::CaughtUp) => {
@@ -86,6 +107,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
                 }
                 Err(e) if e.is_fatal() => return Err(e),
                 Err(e) => {
+                    self.metrics.set_last_error(Some(e.to_string()));
                     match &e {
                         Error::Rpc(_) | Error::Inconsistent(_) => self.metrics.rpc_errors.inc(),
                         Error::Decode { .. } => self.metrics.decode_errors.inc(),
@@ -138,25 +160,46 @@ impl<S: ChainSource + 'static> Syncer<S> {
         }
 
         let mut inflight = FuturesOrdered::new();
+        let mut pending: Option<Decoded> = None;
         loop {
             while next <= target && inflight.len() < self.config.concurrency {
                 let to = (next + self.ranges.get() - 1).min(target);
-                inflight.push_back(self.fetch(next, to, finalized));
+                // Spawned, so fetching the next ranges overlaps with decoding and committing this one.
+                let fetch = tokio::spawn(self.fetch(next, to, finalized));
+                inflight.push_back(async move {
+                    fetch.await.unwrap_or_else(|e| Err(Error::Rpc(format!("fetch task failed: {e}"))))
+                });
                 next = to + 1;
             }
             let Some(fetched) = inflight.next().await else { break };
-            let fetched = fetched?;
-            // The first block must extend the cursor (the last block committed); otherwise the chain moved under us.
-            let first =
-                fetched.headers.first().expect("the first block's header is always fetched");
-            if let Some(c) = *cursor
-                && first.parent_hash != c.hash
-            {
-                self.reorg(cursor).await?;
-                return Ok(Step::Advanced);
+            let fetched = self.decode(fetched?).await?;
+            // Each range must extend the one before it, and the first the cursor; otherwise the chain moved.
+            let first = fetched.headers.first().expect("the first block's header is always fetched");
+            match (&pending, *cursor) {
+                (Some(p), _) if first.parent_hash != p.last().hash => {
+                    return Err(Error::Inconsistent(format!("block {} does not extend the range before it", first.number)));
+                }
+                (None, Some(c)) if first.parent_hash != c.hash => {
+                    self.reorg(cursor).await?;
+                    return Ok(Step::Advanced);
+                }
+                _ => {}
             }
-            self.commit(fetched, finalized, cursor).await?;
-            progress.set(cursor.map_or(0, |c| c.number));
+            let batch = match pending.take() {
+                Some(mut p) => {
+                    p.append(fetched);
+                    p
+                }
+                None => fetched,
+            };
+            // Several ranges per transaction: a derived row touched by many events in a batch is written once.
+            let last_range = next > target && inflight.is_empty();
+            if batch.events.len() >= COMMIT_EVENTS || last_range || shutdown.is_cancelled() {
+                self.commit(batch, finalized, cursor).await?;
+                progress.set(cursor.map_or(0, |c| c.number));
+            } else {
+                pending = Some(batch);
+            }
             if shutdown.is_cancelled() {
                 break;
             }
@@ -171,7 +214,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
         from: u64,
         to: u64,
         finalized: u64,
-    ) -> impl Future<Output = Result<Fetched>> + use<S> {
+    ) -> impl Future<Output = Result<Fetched>> + Send + 'static + use<S> {
         let source = self.source.clone();
         let ranges = self.ranges.clone();
         let addresses = self.sources.addresses();
@@ -214,17 +257,13 @@ impl<S: ChainSource + 'static> Syncer<S> {
                     )));
                 }
             }
-            Ok(Fetched { from, to, logs, headers })
+            Ok(Fetched { logs, headers })
         }
     }
 
-    async fn commit(
-        &self,
-        fetched: Fetched,
-        finalized: u64,
-        cursor: &mut Option<Cursor>,
-    ) -> Result<()> {
-        let Fetched { from, to, logs, headers } = fetched;
+    /// Decodes a fetched range into events in chain order.
+    async fn decode(&self, fetched: Fetched) -> Result<Decoded> {
+        let Fetched { logs, headers, .. } = fetched;
         let times = self.block_times(&logs, &headers).await?;
         let mut events: Vec<Event> = Vec::with_capacity(logs.len());
         for log in &logs {
@@ -235,16 +274,21 @@ impl<S: ChainSource + 'static> Syncer<S> {
             }
         }
         events.sort_by_key(|e| (e.at.block_number, e.at.log_index));
-        let last = *headers.last().expect("the last block's header is always fetched");
+        Ok(Decoded { events, headers })
+    }
+
+    async fn commit(&self, batch: Decoded, finalized: u64, cursor: &mut Option<Cursor>) -> Result<()> {
+        let last = *batch.last();
+        let from = batch.headers[0].number;
         let new_cursor = Cursor { number: last.number, hash: last.hash };
         let window_headers: Vec<BlockRef> =
-            headers.into_iter().filter(|h| h.number >= finalized).collect();
+            batch.headers.into_iter().filter(|h| h.number >= finalized).collect();
         let written = store::commit(
             &self.pool,
             Batch {
                 chain_id: self.chain_id,
                 root: &self.root,
-                events,
+                events: batch.events,
                 headers: window_headers,
                 cursor: new_cursor,
                 finalized,
@@ -255,9 +299,9 @@ impl<S: ChainSource + 'static> Syncer<S> {
         self.metrics.events.inc_by(written.events as u64);
         self.metrics.inconsistencies.inc_by(written.inconsistencies);
         self.metrics.batches.inc();
-        self.metrics.indexed.set(to as i64);
-        self.metrics.behind.set((self.metrics.head.get() - to as i64).max(0));
-        debug!(target: "beatstream::indexer", from, to, events = written.events, "committed");
+        self.metrics.indexed.set(last.number as i64);
+        self.metrics.behind.set((self.metrics.head.get() - last.number as i64).max(0));
+        debug!(target: "beatstream::indexer", from, to = last.number, events = written.events, "committed");
         Ok(())
     }
 

@@ -51,9 +51,19 @@ fn unbuilt_commands_fail_clearly() {
         ("BEATSTREAM_DATABASE_URL", "postgres://127.0.0.1:1/none"),
         ("BEATSTREAM_RPC_URL", "http://127.0.0.1:1"),
     ];
-    for command in ["dev", "node", "indexer", "relay", "keeper", "api"] {
+    for command in ["dev", "node", "relay", "keeper", "api"] {
         let out = beatstream(&[command], &env);
         assert!(!out.status.success(), "{command} succeeded");
         assert!(stderr(&out).contains("not built yet"), "{command}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn indexer_without_deployment_file_names_it() {
+    let out = beatstream(
+        &["indexer", "--deployment", "/nonexistent/deployment.json"],
+        &[("BEATSTREAM_DATABASE_URL", "postgres://127.0.0.1:1/none"), ("BEATSTREAM_RPC_URL", "http://127.0.0.1:1")],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/nonexistent/deployment.json"), "{}", stderr(&out));
 }
