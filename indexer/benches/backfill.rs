@@ -51,14 +51,25 @@ fn rss_mib() -> f64 {
 
 #[tokio::main]
 async fn main() -> eyre::Result<()> {
-    let target_events: u64 = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    println!("# indexer backfill benchmark ({} cores)", std::thread::available_parallelism()?.get());
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
+    let target_events: u64 =
+        std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    println!(
+        "# indexer backfill benchmark ({} cores)",
+        std::thread::available_parallelism()?.get()
+    );
 
     // Chain: the real contracts, plus the bulk emitter standing in for the vault.
     let anvil = Anvil::spawn_with(|b| b.arg("--gas-limit").arg("100000000"))?;
     let deployment = deploy(&anvil, &[]).await?;
     let signer = anvil.signer(0);
-    let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(anvil.endpoint_url());
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(anvil.endpoint_url());
     let artifact: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
         workspace_root().join("out/BulkEmitter.sol/BulkEmitter.json"),
     )?)?;
@@ -79,7 +90,12 @@ async fn main() -> eyre::Result<()> {
     while events < target_events {
         for first in (0..LISTENERS).step_by(PER_TX as usize) {
             let r = emitter
-                .emitRound(U256::from(first), U256::from(PER_TX), U256::from(PAYEES), U256::from(cumulative))
+                .emitRound(
+                    U256::from(first),
+                    U256::from(PER_TX),
+                    U256::from(PAYEES),
+                    U256::from(cumulative),
+                )
                 .gas(60_000_000)
                 .send()
                 .await?
@@ -123,11 +139,16 @@ async fn main() -> eyre::Result<()> {
         .into_iter()
         .collect::<eyre::Result<Vec<_>>>()?;
     let fetch_rate = decoded.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
-    println!("ceiling, eth_getLogs + decode: {fetch_rate:.0} logs/s ({} logs)", decoded.load(Ordering::Relaxed));
+    println!(
+        "ceiling, eth_getLogs + decode: {fetch_rate:.0} logs/s ({} logs)",
+        decoded.load(Ordering::Relaxed)
+    );
 
     // Ceiling 2: COPY of settlement rows into a copy of vault_settlements with its keys and indexes.
     let db = TestDb::new().await?;
-    sqlx::query("CREATE TABLE bench_copy (LIKE vault_settlements INCLUDING ALL)").execute(db.pool()).await?;
+    sqlx::query("CREATE TABLE bench_copy (LIKE vault_settlements INCLUDING ALL)")
+        .execute(db.pool())
+        .await?;
     let rows = events;
     let mut text = String::with_capacity(rows as usize * 330);
     let hash = |i: u64| format!("\\\\x{:064x}", i);
@@ -199,7 +220,11 @@ async fn main() -> eyre::Result<()> {
         })
     };
     let t = Instant::now();
-    let task = tokio::spawn(beatstream_indexer::run_with_metrics(config, metrics.clone(), shutdown.clone()));
+    let task = tokio::spawn(beatstream_indexer::run_with_metrics(
+        config,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     while (metrics.indexed.get() as u64) < head {
         eyre::ensure!(!task.is_finished(), "indexer stopped: {:?}", metrics.last_error());
         tokio::time::sleep(Duration::from_millis(10)).await;

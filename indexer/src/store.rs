@@ -87,10 +87,12 @@ pub(crate) struct Batch<'a> {
 
 /// Commits a batch: raw events, derived state, undo log, headers, cursor, notifications.
 pub(crate) async fn commit(pool: &PgPool, batch: Batch<'_>) -> sqlx::Result<Written> {
+    let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     let chain_id = batch.chain_id;
     let mut derived = Derived::default();
     derived.prefetch(&mut tx, chain_id, batch.root, &batch.events).await?;
+    let prefetched = started.elapsed();
     let mut raw = RawBatch::new();
     let mut changed = Changed::default();
     for event in &batch.events {
@@ -103,13 +105,26 @@ pub(crate) async fn commit(pool: &PgPool, batch: Batch<'_>) -> sqlx::Result<Writ
         derived.apply(batch.root, event, event.at.block_number > batch.finalized, &mut changed);
     }
     let written = Written { events: raw.len(), inconsistencies: derived.inconsistencies };
+    let folded = started.elapsed();
     raw.insert(&mut tx, chain_id).await?;
+    let raw_written = started.elapsed();
     derived.flush(&mut tx, chain_id).await?;
+    let derived_written = started.elapsed();
     insert_headers(&mut tx, chain_id, &batch.headers).await?;
     set_cursor(&mut tx, chain_id, batch.cursor).await?;
     prune(&mut tx, chain_id, batch.finalized).await?;
     notify(&mut tx, batch.cursor.number, changed).await?;
     tx.commit().await?;
+    tracing::debug!(
+        target: "beatstream::indexer::store",
+        events = written.events,
+        prefetch_ms = prefetched.as_millis() as u64,
+        fold_ms = (folded - prefetched).as_millis() as u64,
+        raw_ms = (raw_written - folded).as_millis() as u64,
+        derived_ms = (derived_written - raw_written).as_millis() as u64,
+        rest_ms = (started.elapsed() - derived_written).as_millis() as u64,
+        "batch timings"
+    );
     Ok(written)
 }
 

@@ -161,23 +161,37 @@ impl<S: ChainSource + 'static> Syncer<S> {
 
         let mut inflight = FuturesOrdered::new();
         let mut pending: Option<Decoded> = None;
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
+        let queued = self.config.concurrency + COMMIT_EVENTS.div_ceil(TARGET_LOGS_PER_RESPONSE);
         loop {
-            while next <= target && inflight.len() < self.config.concurrency {
+            // Fetches run as tasks, so they overlap with decoding and committing; at most `concurrency` talk to the
+            // node at once, and finished ones wait in order, enough of them to fill the next transaction.
+            while next <= target && inflight.len() < queued {
                 let to = (next + self.ranges.get() - 1).min(target);
-                // Spawned, so fetching the next ranges overlaps with decoding and committing this one.
-                let fetch = tokio::spawn(self.fetch(next, to, finalized));
+                let permits = permits.clone();
+                let fetch = self.fetch(next, to, finalized);
+                let fetch = tokio::spawn(async move {
+                    let _permit = permits.acquire_owned().await.expect("never closed");
+                    fetch.await
+                });
                 inflight.push_back(async move {
-                    fetch.await.unwrap_or_else(|e| Err(Error::Rpc(format!("fetch task failed: {e}"))))
+                    fetch
+                        .await
+                        .unwrap_or_else(|e| Err(Error::Rpc(format!("fetch task failed: {e}"))))
                 });
                 next = to + 1;
             }
             let Some(fetched) = inflight.next().await else { break };
             let fetched = self.decode(fetched?).await?;
             // Each range must extend the one before it, and the first the cursor; otherwise the chain moved.
-            let first = fetched.headers.first().expect("the first block's header is always fetched");
+            let first =
+                fetched.headers.first().expect("the first block's header is always fetched");
             match (&pending, *cursor) {
                 (Some(p), _) if first.parent_hash != p.last().hash => {
-                    return Err(Error::Inconsistent(format!("block {} does not extend the range before it", first.number)));
+                    return Err(Error::Inconsistent(format!(
+                        "block {} does not extend the range before it",
+                        first.number
+                    )));
                 }
                 (None, Some(c)) if first.parent_hash != c.hash => {
                     self.reorg(cursor).await?;
@@ -277,7 +291,12 @@ impl<S: ChainSource + 'static> Syncer<S> {
         Ok(Decoded { events, headers })
     }
 
-    async fn commit(&self, batch: Decoded, finalized: u64, cursor: &mut Option<Cursor>) -> Result<()> {
+    async fn commit(
+        &self,
+        batch: Decoded,
+        finalized: u64,
+        cursor: &mut Option<Cursor>,
+    ) -> Result<()> {
         let last = *batch.last();
         let from = batch.headers[0].number;
         let new_cursor = Cursor { number: last.number, hash: last.hash };

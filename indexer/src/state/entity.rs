@@ -79,6 +79,31 @@ pub(crate) async fn upsert<E: Entity>(
     insert_unnest(tx, E::TABLE, chain_id, &schema, cols, &tail).await
 }
 
+/// Updates existing rows in place: cheaper than an upsert for rows known to exist.
+pub(crate) async fn update<E: Entity>(
+    tx: &mut Transaction<'_, Postgres>,
+    chain_id: i64,
+    rows: &[(E::Key, E)],
+) -> sqlx::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let schema: Vec<_> = E::KEY.iter().chain(E::COLUMNS).copied().collect();
+    let mut cols = Columns::new(schema.iter().map(|(_, k)| *k));
+    for (key, row) in rows {
+        cols.push(E::key_values(key).into_iter().chain(row.values()));
+    }
+    let sets = E::COLUMNS.iter().map(|(n, _)| format!("{n} = s.{n}")).collect::<Vec<_>>().join(", ");
+    let on = E::KEY.iter().map(|(n, _)| format!("t.{n} = s.{n}")).collect::<Vec<_>>().join(" AND ");
+    let sql = format!(
+        "UPDATE {table} AS t SET {sets} FROM ({rows}) AS s WHERE t.chain_id = $1 AND {on}",
+        table = E::TABLE,
+        rows = unnest_select(&schema, 2),
+    );
+    cols.bind(sqlx::query(&sql).bind(chain_id)).execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Deletes the rows of `keys`.
 pub(crate) async fn delete<E: Entity>(
     tx: &mut Transaction<'_, Postgres>,
@@ -169,18 +194,22 @@ impl<E: Entity> Cache<E> {
         tx: &mut Transaction<'_, Postgres>,
         chain_id: i64,
     ) -> sqlx::Result<()> {
-        let mut upserts = Vec::new();
+        let mut inserts = Vec::new();
+        let mut updates = Vec::new();
         let mut deletes = Vec::new();
         for (key, row) in self.rows {
-            if self.original.get(&key) == Some(&row) {
+            let original = self.original.get(&key).expect("every cached key was loaded");
+            if *original == row {
                 continue;
             }
-            match row {
-                Some(row) => upserts.push((key, row)),
-                None => deletes.push(key),
+            match (original, row) {
+                (Some(_), Some(row)) => updates.push((key, row)),
+                (None, Some(row)) => inserts.push((key, row)),
+                (_, None) => deletes.push(key),
             }
         }
-        upsert::<E>(tx, chain_id, &upserts).await?;
+        upsert::<E>(tx, chain_id, &inserts).await?;
+        update::<E>(tx, chain_id, &updates).await?;
         delete::<E>(tx, chain_id, &deletes).await?;
         write_undo::<E>(tx, chain_id, self.undo).await
     }
