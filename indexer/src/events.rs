@@ -85,3 +85,36 @@ impl Sources {
 pub(crate) fn dec(v: U256) -> String {
     v.to_string()
 }
+
+/// The details `TrackPublished` and `TrackUpdated` both carry.
+#[derive(Clone, Debug)]
+pub(crate) struct TrackDetails {
+    pub(crate) track_id: U256,
+    pub(crate) artist_node: B256,
+    pub(crate) title: String,
+    pub(crate) duration: u32,
+    pub(crate) rate_per_second: U256,
+    pub(crate) content_hash: B256,
+    pub(crate) metadata_uri: String,
+}
+
+macro_rules! track_details_from {
+    ($event:ty) => {
+        impl From<$event> for TrackDetails {
+            fn from(e: $event) -> Self {
+                Self {
+                    track_id: e.trackId,
+                    artist_node: e.artistNode,
+                    title: e.title,
+                    duration: e.duration,
+                    rate_per_second: e.ratePerSecond,
+                    content_hash: e.contentHash,
+                    metadata_uri: e.metadataURI,
+                }
+            }
+        }
+    };
+}
+
+track_details_from!(beatstream_primitives::contracts::BeatStreamRegistry::TrackPublished);
+track_details_from!(beatstream_primitives::contracts::BeatStreamRegistry::TrackUpdated);

@@ -7,7 +7,7 @@ use beatstream_primitives::contracts::{
 use sqlx::{Postgres, Transaction};
 
 use crate::{
-    events::{Event, EventKind, LogPosition, dec},
+    events::{Event, EventKind, LogPosition, TrackDetails, dec},
     sql::{Columns, Kind, Schema, Value, clamp_time, insert_unnest},
 };
 
@@ -273,32 +273,10 @@ impl RawBatch {
                 Registry::ArtistRateChanged(e) => {
                     (t::RATES, vec![e.node.into(), Numeric(dec(e.ratePerSecond))])
                 }
-                Registry::TrackPublished(e) => (
-                    t::TRACKS,
-                    vec![
-                        Text("published".into()),
-                        Numeric(dec(e.trackId)),
-                        e.artistNode.into(),
-                        Text(e.title.clone()),
-                        Int(i64::from(e.duration)),
-                        Numeric(dec(e.ratePerSecond)),
-                        e.contentHash.into(),
-                        Text(e.metadataURI.clone()),
-                    ],
-                ),
-                Registry::TrackUpdated(e) => (
-                    t::TRACKS,
-                    vec![
-                        Text("updated".into()),
-                        Numeric(dec(e.trackId)),
-                        e.artistNode.into(),
-                        Text(e.title.clone()),
-                        Int(i64::from(e.duration)),
-                        Numeric(dec(e.ratePerSecond)),
-                        e.contentHash.into(),
-                        Text(e.metadataURI.clone()),
-                    ],
-                ),
+                Registry::TrackPublished(e) => {
+                    (t::TRACKS, track_row("published", &e.clone().into()))
+                }
+                Registry::TrackUpdated(e) => (t::TRACKS, track_row("updated", &e.clone().into())),
                 Registry::TrackUnpublished(e) => (
                     t::TRACKS,
                     vec![
@@ -382,6 +360,19 @@ impl RawBatch {
         }
         Ok(())
     }
+}
+
+fn track_row(kind: &str, d: &TrackDetails) -> Vec<Value> {
+    vec![
+        Value::Text(kind.to_owned()),
+        Value::Numeric(dec(d.track_id)),
+        d.artist_node.into(),
+        Value::Text(d.title.clone()),
+        Value::Int(i64::from(d.duration)),
+        Value::Numeric(dec(d.rate_per_second)),
+        d.content_hash.into(),
+        Value::Text(d.metadata_uri.clone()),
+    ]
 }
 
 fn admin(kind: &str, data: serde_json::Value) -> (usize, Vec<Value>) {

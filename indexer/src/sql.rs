@@ -247,7 +247,11 @@ impl Columns {
 /// `SELECT exprs FROM UNNEST($first..) AS u(names)`: the bound arrays of `schema` as rows of the table's types.
 pub(crate) fn unnest_select(schema: &[(&str, Kind)], first: usize) -> String {
     let names = schema.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
-    let exprs = schema.iter().map(|(n, k)| format!("{} AS {n}", k.write_expr(n))).collect::<Vec<_>>().join(", ");
+    let exprs = schema
+        .iter()
+        .map(|(n, k)| format!("{} AS {n}", k.write_expr(n)))
+        .collect::<Vec<_>>()
+        .join(", ");
     let params = schema
         .iter()
         .enumerate()

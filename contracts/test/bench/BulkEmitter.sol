@@ -1,28 +1,12 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
+import {IBeatStreamVault} from "../../src/interfaces/IBeatStreamVault.sol";
+
 /// @title BulkEmitter
 /// @notice Benchmark helper: emits the vault's own events (same signatures, so the indexer decodes and folds them
 /// exactly as the vault's) in bulk, to reach a million events on anvil in seconds. Never deployed outside benchmarks.
 contract BulkEmitter {
-    event Deposited(address indexed listener, address indexed from, uint256 amount);
-    event GrantRegistered(
-        bytes32 indexed grantId,
-        address indexed listener,
-        address indexed sessionKey,
-        uint256 cap,
-        uint64 expiresAt,
-        uint64 nonce
-    );
-    event Settled(
-        bytes32 indexed grantId,
-        address indexed listener,
-        address indexed payee,
-        uint256 amount,
-        uint256 cumulative,
-        uint256 fee
-    );
-
     /// @notice Emits `n` settlements for listeners `first .. first + n - 1` (each with its own grant), each paying 1
     /// base unit more than its previous one to one of `payees` artists. A listener's first appearance also emits its
     /// deposit and grant registration, as the vault would have before its first settlement.
@@ -31,10 +15,14 @@ contract BulkEmitter {
             address listener = address(uint160(0x100000 + i));
             bytes32 grantId = bytes32(i + 1);
             if (cumulative == 1) {
-                emit Deposited(listener, listener, 1e12);
-                emit GrantRegistered(grantId, listener, address(uint160(0x200000 + i)), 1e12, type(uint32).max, 0);
+                emit IBeatStreamVault.Deposited(listener, listener, 1e12);
+                emit IBeatStreamVault.GrantRegistered(
+                    grantId, listener, address(uint160(0x200000 + i)), 1e12, type(uint32).max, 0
+                );
             }
-            emit Settled(grantId, listener, address(uint160(0x300000 + i % payees)), 1, cumulative, 0);
+            emit IBeatStreamVault.Settled(
+                grantId, listener, address(uint160(0x300000 + i % payees)), 1, cumulative, 0
+            );
         }
     }
 }

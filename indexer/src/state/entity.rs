@@ -93,7 +93,8 @@ pub(crate) async fn update<E: Entity>(
     for (key, row) in rows {
         cols.push(E::key_values(key).into_iter().chain(row.values()));
     }
-    let sets = E::COLUMNS.iter().map(|(n, _)| format!("{n} = s.{n}")).collect::<Vec<_>>().join(", ");
+    let sets =
+        E::COLUMNS.iter().map(|(n, _)| format!("{n} = s.{n}")).collect::<Vec<_>>().join(", ");
     let on = E::KEY.iter().map(|(n, _)| format!("t.{n} = s.{n}")).collect::<Vec<_>>().join(" AND ");
     let sql = format!(
         "UPDATE {table} AS t SET {sets} FROM ({rows}) AS s WHERE t.chain_id = $1 AND {on}",

@@ -15,7 +15,7 @@ pub(crate) use entities::*;
 use entity::Cache;
 
 use crate::{
-    events::{Event, EventKind},
+    events::{Event, EventKind, TrackDetails},
     sql::clamp_time,
 };
 
@@ -255,38 +255,9 @@ impl Derived {
                     }
                 }
                 Registry::TrackPublished(e) => {
-                    changed.tracks = true;
-                    self.tracks.update(block, undo, e.trackId, |_| {
-                        Some(Track {
-                            artist_node: e.artistNode,
-                            title: e.title.clone(),
-                            duration: i64::from(e.duration),
-                            rate_per_second: e.ratePerSecond,
-                            content_hash: e.contentHash,
-                            metadata_uri: e.metadataURI.clone(),
-                            published: true,
-                            published_at: clamp_time(event.at.block_time),
-                            updated_block: b,
-                        })
-                    });
+                    self.put_track(event, undo, changed, e.clone().into())
                 }
-                Registry::TrackUpdated(e) => {
-                    changed.tracks = true;
-                    self.tracks.update(block, undo, e.trackId, |t| {
-                        Some(Track {
-                            artist_node: e.artistNode,
-                            title: e.title.clone(),
-                            duration: i64::from(e.duration),
-                            rate_per_second: e.ratePerSecond,
-                            content_hash: e.contentHash,
-                            metadata_uri: e.metadataURI.clone(),
-                            published: true,
-                            published_at: t
-                                .map_or(clamp_time(event.at.block_time), |t| t.published_at),
-                            updated_block: b,
-                        })
-                    });
-                }
+                Registry::TrackUpdated(e) => self.put_track(event, undo, changed, e.clone().into()),
                 Registry::TrackUnpublished(e) => {
                     changed.tracks = true;
                     self.tracks.update(block, undo, e.trackId, |t| {
@@ -371,6 +342,25 @@ impl Derived {
             Some(h)
         });
         self.inconsistent(bad || unknown_grant, event);
+    }
+
+    /// A published or updated track; an update keeps the first publication time.
+    fn put_track(&mut self, event: &Event, undo: bool, changed: &mut Changed, d: TrackDetails) {
+        changed.tracks = true;
+        let b = event.at.block_number as i64;
+        self.tracks.update(event.at.block_number, undo, d.track_id, |t| {
+            Some(Track {
+                artist_node: d.artist_node,
+                title: d.title,
+                duration: i64::from(d.duration),
+                rate_per_second: d.rate_per_second,
+                content_hash: d.content_hash,
+                metadata_uri: d.metadata_uri,
+                published: true,
+                published_at: t.map_or(clamp_time(event.at.block_time), |t| t.published_at),
+                updated_block: b,
+            })
+        });
     }
 
     fn update_artist(
