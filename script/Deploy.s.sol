@@ -71,11 +71,12 @@ contract Deploy is Script {
         vm.writeJson(_json(d, deploymentBlock, withdrawalDelay, settlementWindow), path);
     }
 
-    function _json(Deployment memory d, uint256 deploymentBlock, uint64 withdrawalDelay, uint64 settlementWindow)
-        internal
-        view
-        returns (string memory)
-    {
+    function _json(
+        Deployment memory d,
+        uint256 deploymentBlock,
+        uint64 withdrawalDelay,
+        uint64 settlementWindow
+    ) internal view returns (string memory) {
         return string.concat(
             "{\"chainId\":",
             vm.toString(block.chainid),
