@@ -62,7 +62,10 @@ fn unbuilt_commands_fail_clearly() {
 fn indexer_without_deployment_file_names_it() {
     let out = beatstream(
         &["indexer", "--deployment", "/nonexistent/deployment.json"],
-        &[("BEATSTREAM_DATABASE_URL", "postgres://127.0.0.1:1/none"), ("BEATSTREAM_RPC_URL", "http://127.0.0.1:1")],
+        &[
+            ("BEATSTREAM_DATABASE_URL", "postgres://127.0.0.1:1/none"),
+            ("BEATSTREAM_RPC_URL", "http://127.0.0.1:1"),
+        ],
     );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("/nonexistent/deployment.json"), "{}", stderr(&out));
