@@ -35,6 +35,13 @@ fn spawn_indexer(anvil: &Anvil, deployment: &std::path::Path, db: &TestDb) -> Ch
         .expect("spawn beatstream indexer")
 }
 
+/// SIGKILL, then reap.
+fn kill_9(mut child: Child) -> std::io::Result<()> {
+    let killed = child.kill();
+    child.wait()?;
+    killed
+}
+
 async fn indexed(db: &TestDb) -> eyre::Result<Option<i64>> {
     Ok(sqlx::query_scalar("SELECT block_number FROM chain_cursor")
         .fetch_optional(db.pool())
@@ -119,10 +126,9 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() -> eyre::Result<()>
     let db = TestDb::new().await?;
     let mut kills = 0;
     for delay_ms in [150u64, 330, 90, 480, 260, 610, 40] {
-        let mut child = spawn_indexer(&anvil, file.path(), &db);
+        let child = spawn_indexer(&anvil, file.path(), &db);
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        child.kill()?; // SIGKILL
-        child.wait()?;
+        kill_9(child)?;
         kills += 1;
         if indexed(&db).await?.is_some_and(|n| n as u64 >= head) {
             break;
@@ -133,18 +139,16 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() -> eyre::Result<()>
         kills >= 3,
         "the indexer was killed mid-backfill several times (cursor {progress:?} of {head})"
     );
-    let mut child = spawn_indexer(&anvil, file.path(), &db);
+    let child = spawn_indexer(&anvil, file.path(), &db);
     let finished = wait_indexed(&db, head).await;
-    child.kill()?;
-    child.wait()?;
+    kill_9(child)?;
     finished?;
 
     // An uninterrupted index of the same chain.
     let fresh = TestDb::new().await?;
-    let mut child = spawn_indexer(&anvil, file.path(), &fresh);
+    let child = spawn_indexer(&anvil, file.path(), &fresh);
     let finished = wait_indexed(&fresh, head).await;
-    child.kill()?;
-    child.wait()?;
+    kill_9(child)?;
     finished?;
     let settlements: i64 =
         sqlx::query_scalar("SELECT count(*) FROM vault_settlements").fetch_one(db.pool()).await?;
