@@ -36,6 +36,8 @@ pub(crate) enum Command {
     Indexer(beatstream_indexer::Config),
     /// Run only the stream relay.
     Relay(beatstream_stream_relay::Config),
+    /// Load generator: N simulated players streaming signed vouchers to a relay.
+    Simulate(beatstream_stream_relay::SimulateConfig),
     /// Run only the keeper.
     Keeper(beatstream_keeper::Config),
     /// Run only the GraphQL API.

@@ -17,6 +17,7 @@ pub(crate) async fn run(command: Command, shutdown: CancellationToken) -> eyre::
         Command::Relay(config) => Ok(beatstream_stream_relay::run(config, shutdown).await?),
         Command::Keeper(config) => Ok(beatstream_keeper::run(config, shutdown).await?),
         Command::Api(config) => Ok(beatstream_graphql_api::run(config, shutdown).await?),
+        Command::Simulate(config) => Ok(beatstream_stream_relay::sim::run(config, shutdown).await?),
         Command::Dev => bail!("`beatstream dev` is not built yet"),
     }
 }
@@ -45,10 +46,7 @@ async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
         rpc_url: rpc_url.clone(),
         options: args.indexer,
     };
-    let relay = beatstream_stream_relay::Config {
-        database_url: database_url.clone(),
-        rpc_url: rpc_url.clone(),
-    };
+    let relay = beatstream_stream_relay::Config::new(database_url.clone(), rpc_url.clone());
     let keeper =
         beatstream_keeper::Config { database_url: database_url.clone(), rpc_url: rpc_url.clone() };
     let api = beatstream_graphql_api::Config { database_url, rpc_url };

@@ -1,12 +1,223 @@
-//! The error type of this crate.
+//! The error type of this crate, and the one place where errors become the stable codes clients see.
 
-/// Everything that can stop the stream relay.
+use std::net::SocketAddr;
+
+/// Everything that can go wrong in the stream relay: start-up and storage failures, and every rejection a client
+/// can receive. [`Error::code`] maps each variant to the stable snake_case code of the `error` frame.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The service is a placeholder: its logic has not been written yet.
-    #[error("the stream relay is not built yet")]
-    NotBuilt,
+    // ----- Client errors: one per `error` frame code. -----
+    /// The frame is not a JSON object with a string `type`.
+    #[error("malformed frame: {0}")]
+    MalformedFrame(String),
+    /// The frame's `type` is not a message kind of the protocol.
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    /// A field is missing or does not parse (address, amount, hex, id).
+    #[error("invalid field: {0}")]
+    InvalidField(String),
+    /// The frame is longer than the per-frame limit.
+    #[error("frame of {size} bytes exceeds the limit of {limit}")]
+    FrameTooLarge {
+        /// Size of the frame.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The connection sent more frames per second than it may.
+    #[error("too many frames: at most {0} per second")]
+    RateLimited(u32),
+    /// `play`, `voucher` or `stop` before a `hello` was accepted.
+    #[error("send hello with a grant first")]
+    HelloRequired,
+    /// A second `hello` on a connection that already has a grant.
+    #[error("this connection already has a grant")]
+    DuplicateHello,
+    /// The grant itself is unusable (zero listener or session key, zero cap).
+    #[error("invalid grant: {0}")]
+    InvalidGrant(&'static str),
+    /// The grant signature is neither the listener's EOA signature nor accepted by its ERC-1271 contract.
+    #[error("grant signature is not the listener's for this chain and vault")]
+    BadGrantSignature,
+    /// The grant's `expiresAt` has passed.
+    #[error("grant expired at {0}")]
+    GrantExpired(u64),
+    /// The listener's vault funds do not cover what is already owed plus this voucher.
+    #[error("insufficient funds: {available} available, {needed} needed")]
+    InsufficientFunds {
+        /// Funds not yet owed under any voucher.
+        available: String,
+        /// What the rejected voucher would add.
+        needed: String,
+    },
+    /// `play` of a track that is not published, or whose artist has no payee address.
+    #[error("unknown or unpublished track {0}")]
+    UnknownTrack(String),
+    /// `stop` or `voucher` for a session or payee this connection does not have.
+    #[error("unknown session: {0}")]
+    UnknownSession(String),
+    /// A voucher under another grant than the connection's.
+    #[error("voucher grant {0} is not this connection's grant")]
+    WrongGrant(String),
+    /// The voucher signature is not 65 bytes of `r ‖ s ‖ v` with `v` 27 or 28, or no key recovers from it.
+    #[error("invalid signature: {0}")]
+    InvalidSignature(&'static str),
+    /// The signature's `s` is in the upper half of the curve order: the malleable twin of a valid signature.
+    #[error("malleable signature: s is in the upper half of the curve order")]
+    MalleableSignature,
+    /// The voucher was not signed by the grant's session key for this chain and vault.
+    #[error("voucher is not signed by the session key for this chain and vault")]
+    WrongSigner,
+    /// The voucher's cumulative is not above the newest one stored for its (grant, payee).
+    #[error("stale voucher: cumulative {got} is not above {stored}")]
+    StaleVoucher {
+        /// The newest stored (or settled) cumulative of the pair.
+        stored: String,
+        /// The voucher's cumulative.
+        got: String,
+    },
+    /// The voucher's cumulative is more than what is owed plus one beat.
+    #[error("voucher cumulative {got} exceeds what is owed plus one beat ({limit})")]
+    ExceedsOwed {
+        /// The largest cumulative accepted now.
+        limit: String,
+        /// The voucher's cumulative.
+        got: String,
+    },
+    /// The vouchers of the grant would add up to more than its cap.
+    #[error("grant cap {cap} exceeded: vouchers would total {total}")]
+    CapExceeded {
+        /// The grant's cap (clamped as the vault clamps it).
+        cap: String,
+        /// What the grant's vouchers would add up to.
+        total: String,
+    },
+    /// The connection already holds the most sessions it may.
+    #[error("at most {0} sessions per connection")]
+    TooManySessions(usize),
+    /// The chain could not be asked (ERC-1271 check); the client may retry.
+    #[error("chain unavailable: {0}")]
+    ChainUnavailable(String),
+    /// The relay could not store or read what it needed (or is shutting down); nothing changed, the client may
+    /// retry.
+    #[error("relay storage unavailable")]
+    StorageUnavailable,
+
+    // ----- Operator errors: stop the relay, never sent to a client. -----
+    /// A setting is invalid; the message says what to change.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Postgres failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Connecting, migrating or reading the deployment file failed.
+    #[error(transparent)]
+    Primitives(#[from] beatstream_primitives::Error),
+    /// The JSON-RPC endpoint failed at start-up.
+    #[error("rpc error: {0}")]
+    Rpc(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Underlying I/O error.
+        source: std::io::Error,
+    },
+    /// Serving HTTP failed.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+    /// A value read from Postgres is not what the schema promises.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    /// The load generator failed (connecting, seeding or reporting).
+    #[error("simulation failed: {0}")]
+    Simulate(String),
 }
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The stable snake_case code of the `error` frame this error becomes. Clients match on these; never rename one.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedFrame(_) => "malformed_frame",
+            Self::UnknownType(_) => "unknown_type",
+            Self::InvalidField(_) => "invalid_field",
+            Self::FrameTooLarge { .. } => "frame_too_large",
+            Self::RateLimited(_) => "rate_limited",
+            Self::HelloRequired => "hello_required",
+            Self::DuplicateHello => "duplicate_hello",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::BadGrantSignature => "bad_grant_signature",
+            Self::GrantExpired(_) => "grant_expired",
+            Self::InsufficientFunds { .. } => "insufficient_funds",
+            Self::UnknownTrack(_) => "unknown_track",
+            Self::UnknownSession(_) => "unknown_session",
+            Self::WrongGrant(_) => "wrong_grant",
+            Self::InvalidSignature(_) => "invalid_signature",
+            Self::MalleableSignature => "malleable_signature",
+            Self::WrongSigner => "wrong_signer",
+            Self::StaleVoucher { .. } => "stale_voucher",
+            Self::ExceedsOwed { .. } => "exceeds_owed",
+            Self::CapExceeded { .. } => "cap_exceeded",
+            Self::TooManySessions(_) => "too_many_sessions",
+            Self::ChainUnavailable(_) => "chain_unavailable",
+            Self::StorageUnavailable => "storage_unavailable",
+            Self::Config(_)
+            | Self::Database(_)
+            | Self::Primitives(_)
+            | Self::Rpc(_)
+            | Self::Bind { .. }
+            | Self::Serve(_)
+            | Self::Corrupt(_)
+            | Self::Simulate(_) => "internal",
+        }
+    }
+
+    /// Whether this error is the client's fault and counts towards closing an abusive connection.
+    pub const fn is_abuse(&self) -> bool {
+        !matches!(
+            self,
+            Self::ChainUnavailable(_)
+                | Self::StorageUnavailable
+                | Self::InsufficientFunds { .. }
+                | Self::Config(_)
+                | Self::Database(_)
+                | Self::Primitives(_)
+                | Self::Rpc(_)
+                | Self::Bind { .. }
+                | Self::Serve(_)
+                | Self::Corrupt(_)
+                | Self::Simulate(_)
+        )
+    }
+}
+
+/// Every code a client can receive, in the order of `docs/PROTOCOL.md`'s table (a test keeps the two in step).
+pub const CLIENT_CODES: &[&str] = &[
+    "malformed_frame",
+    "unknown_type",
+    "invalid_field",
+    "frame_too_large",
+    "rate_limited",
+    "hello_required",
+    "duplicate_hello",
+    "invalid_grant",
+    "bad_grant_signature",
+    "grant_expired",
+    "insufficient_funds",
+    "unknown_track",
+    "unknown_session",
+    "wrong_grant",
+    "invalid_signature",
+    "malleable_signature",
+    "wrong_signer",
+    "stale_voucher",
+    "exceeds_owed",
+    "cap_exceeded",
+    "too_many_sessions",
+    "chain_unavailable",
+    "storage_unavailable",
+];

@@ -1,0 +1,100 @@
+//! Prometheus metrics of one relay, served at `/metrics`.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// The relay's metrics, registered in their own registry.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: IntGauge,
+    /// Sessions playing (not paused, not closed).
+    pub sessions_live: IntGauge,
+    /// Sessions paused for vouchers behind.
+    pub sessions_paused: IntGauge,
+    /// Vouchers stored and acknowledged.
+    pub vouchers_acked: IntCounter,
+    /// Time from receiving a voucher frame to sending its ack.
+    pub ack_latency: Histogram,
+    /// `error` frames sent, by code.
+    pub errors: IntCounterVec,
+    /// Connections closed for abuse, idle time or shutdown, by reason.
+    pub closes: IntCounterVec,
+    /// Duration of one group commit.
+    pub commit_seconds: Histogram,
+    /// Operations (vouchers and session changes) in one group commit.
+    pub commit_ops: Histogram,
+    /// Group commits that failed and were reported to their clients.
+    pub commit_failures: IntCounter,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("beatstream_relay".into()), None)
+            .expect("static prefix is valid");
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("registered once");
+            g
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("registered once");
+            c
+        };
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("registered once");
+            c
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            registry.register(Box::new(h.clone())).expect("registered once");
+            h
+        };
+        let latency = vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0];
+        Self {
+            connections: gauge("connections", "Open WebSocket connections."),
+            sessions_live: gauge("sessions_live", "Sessions playing."),
+            sessions_paused: gauge(
+                "sessions_paused",
+                "Sessions paused because vouchers fell behind.",
+            ),
+            vouchers_acked: counter("vouchers_acked_total", "Vouchers stored and acknowledged."),
+            ack_latency: histogram(
+                "ack_latency_seconds",
+                "Time from receiving a voucher to sending its ack.",
+                latency.clone(),
+            ),
+            errors: counter_vec("errors_total", "Error frames sent, by code.", "code"),
+            closes: counter_vec(
+                "closes_total",
+                "Connections closed by the relay, by reason.",
+                "reason",
+            ),
+            commit_seconds: histogram("commit_seconds", "Duration of one group commit.", latency),
+            commit_ops: histogram(
+                "commit_ops",
+                "Vouchers and session changes in one group commit.",
+                vec![1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0],
+            ),
+            commit_failures: counter("commit_failures_total", "Group commits that failed."),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,188 @@
+//! What the relay reads from Postgres: the listener's funds and debts at `hello`, track terms at `play`.
+//!
+//! Funds, settled amounts, tracks and artists are the indexer's tables (mirrors of the chain); grants, vouchers
+//! and sessions are the relay's voucher book. Writes go through the group-commit [`crate::writer`].
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use alloy::primitives::{Address, B256, U256};
+use beatstream_primitives::SessionGrant;
+use sqlx::PgPool;
+
+use crate::{Error, Result};
+
+/// How long track terms are cached: a rate change reaches new plays within this.
+const TRACK_TTL: Duration = Duration::from_secs(10);
+
+/// A grant's standing when it is presented.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrantStanding {
+    /// What the listener can still spend: vault funds (available + thawing) minus what unsettled vouchers owe.
+    pub available: U256,
+    /// Per payee of this grant, the newest cumulative stored or settled.
+    pub pairs: HashMap<Address, U256>,
+    /// Sum over the grant's payees of the newest cumulative: what counts against the cap.
+    pub total: U256,
+}
+
+/// What playing a track costs and who it pays, as the registry's `playTerms` has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackTerms {
+    /// The artist's ENS `addr` record.
+    pub payee: Address,
+    /// Base units per second: the track's rate, or the artist's when the track has none.
+    pub rate: U256,
+    /// The artist's ENS node.
+    pub artist_node: B256,
+    /// Length in seconds.
+    pub duration: u32,
+}
+
+/// Read access to the relay's tables and the indexer's.
+#[derive(Debug)]
+pub struct Store {
+    pool: PgPool,
+    chain_id: i64,
+    vault: Address,
+    tracks: Mutex<HashMap<U256, (Instant, Option<TrackTerms>)>>,
+}
+
+impl Store {
+    /// A store over `pool` for the vault `vault` on chain `chain_id`.
+    pub fn new(pool: PgPool, chain_id: u64, vault: Address) -> Self {
+        Self { pool, chain_id: chain_id as i64, vault, tracks: Mutex::new(HashMap::new()) }
+    }
+
+    /// The pool.
+    pub const fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The chain id as stored.
+    pub const fn chain_id(&self) -> i64 {
+        self.chain_id
+    }
+
+    /// Records a verified grant (idempotent) and returns the listener's and the grant's standing.
+    pub async fn register_grant(&self, grant: &SessionGrant, sig: &[u8]) -> Result<GrantStanding> {
+        let id = grant.id();
+        sqlx::query(
+            "INSERT INTO grants (grant_id, chain_id, vault, listener, session_key, cap, expires_at, nonce, signature)
+             VALUES ($1, $2, $3, $4, $5, $6::numeric, to_timestamp($7::float8), $8::numeric, $9)
+             ON CONFLICT (grant_id) DO NOTHING",
+        )
+        .bind(id.as_slice())
+        .bind(self.chain_id)
+        .bind(self.vault.as_slice())
+        .bind(grant.listener.as_slice())
+        .bind(grant.sessionKey.as_slice())
+        .bind(grant.cap.to_string())
+        .bind(grant.expiresAt.min(253_402_300_799) as f64) // 9999-12-31, the timestamp range's end
+        .bind(grant.nonce.to_string())
+        .bind(sig)
+        .execute(&self.pool)
+        .await?;
+
+        let rows: Vec<(Vec<u8>, String)> = sqlx::query_as(
+            "SELECT payee, greatest(coalesce(v.cumulative, 0), coalesce(s.cumulative, 0))::text
+             FROM (SELECT payee, cumulative FROM vouchers WHERE grant_id = $2) v
+             FULL JOIN (SELECT payee, cumulative FROM settled_pairs WHERE chain_id = $1 AND grant_id = $2) s
+             USING (payee)",
+        )
+        .bind(self.chain_id)
+        .bind(id.as_slice())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut standing = GrantStanding::default();
+        for (payee, cumulative) in rows {
+            let cumulative = parse_amount(&cumulative)?;
+            standing.total += cumulative;
+            standing.pairs.insert(Address::from_slice(&payee), cumulative);
+        }
+        let (funds, owed) = self.listener_funds(grant.listener).await?;
+        standing.available = funds.saturating_sub(owed);
+        Ok(standing)
+    }
+
+    /// The listener's vault funds (available + thawing) and what its unsettled vouchers owe, across every grant and
+    /// relay.
+    pub async fn listener_funds(&self, listener: Address) -> Result<(U256, U256)> {
+        let (funds, owed): (Option<String>, String) = sqlx::query_as(LISTENER_FUNDS_ONE)
+            .bind(self.chain_id)
+            .bind(listener.as_slice())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((
+            funds.as_deref().map(parse_amount).transpose()?.unwrap_or_default(),
+            parse_amount(&owed)?,
+        ))
+    }
+
+    /// Terms of a published track whose artist has a payee address, or `None`.
+    pub async fn track(&self, track_id: U256) -> Result<Option<TrackTerms>> {
+        if let Some((at, terms)) = self.tracks.lock().expect("not poisoned").get(&track_id)
+            && at.elapsed() < TRACK_TTL
+        {
+            return Ok(terms.clone());
+        }
+        let row: Option<TrackRow> = sqlx::query_as(
+            "SELECT t.artist_node, a.addr,
+                    (CASE WHEN t.rate_per_second = 0 THEN a.rate_per_second ELSE t.rate_per_second END)::text,
+                    t.duration
+             FROM tracks t JOIN artists a ON a.chain_id = t.chain_id AND a.node = t.artist_node
+             WHERE t.chain_id = $1 AND t.track_id = $2::numeric AND t.published",
+        )
+        .bind(self.chain_id)
+        .bind(track_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let terms = match row {
+            Some((node, Some(addr), rate, duration)) if addr.len() == 20 && addr != [0u8; 20] => {
+                Some(TrackTerms {
+                    payee: Address::from_slice(&addr),
+                    rate: parse_amount(&rate)?,
+                    artist_node: B256::from_slice(&node),
+                    duration: duration.max(0) as u32,
+                })
+            }
+            _ => None,
+        };
+        self.tracks.lock().expect("not poisoned").insert(track_id, (Instant::now(), terms.clone()));
+        Ok(terms)
+    }
+
+    /// Closes the sessions a previous run of relay `relay_id` left open (it died without closing them).
+    pub async fn close_orphans(&self, relay_id: &str) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE sessions SET status = 'closed', close_reason = 'relay_restart', ended_at = now(),
+                    updated_at = now()
+             WHERE relay_id = $1 AND ended_at IS NULL",
+        )
+        .bind(relay_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// (artist node, payee, rate, duration) as read.
+type TrackRow = (Vec<u8>, Option<Vec<u8>>, String, i32);
+
+/// Funds and owed of one listener ($1 chain id, $2 listener).
+const LISTENER_FUNDS_ONE: &str = "
+    SELECT (SELECT (a.available + a.thawing)::text FROM listener_accounts a
+            WHERE a.chain_id = $1 AND a.listener = $2),
+           (SELECT coalesce(sum(greatest(v.cumulative - coalesce(
+                       (SELECT s.cumulative FROM settled_pairs s
+                        WHERE s.chain_id = $1 AND s.grant_id = v.grant_id AND s.payee = v.payee), 0), 0)), 0)::text
+            FROM vouchers v WHERE v.listener = $2)";
+
+/// Parses a NUMERIC read as text.
+pub(crate) fn parse_amount(s: &str) -> Result<U256> {
+    U256::from_str_radix(s, 10)
+        .map_err(|_| Error::Corrupt(format!("amount {s:?} is not a uint256")))
+}

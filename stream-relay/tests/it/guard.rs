@@ -1,0 +1,165 @@
+//! The balance guard holds across relays: two relays on one Postgres, one listener streaming on both.
+
+use std::time::Duration;
+
+use alloy::{primitives::U256, signers::local::PrivateKeySigner};
+use beatstream_stream_relay::protocol::ServerFrame;
+use beatstream_testkit::TestDb;
+
+use crate::harness::*;
+
+const FUNDS: u64 = 5_000;
+
+#[tokio::test]
+async fn two_relays_never_let_one_listener_overspend() -> eyre::Result<()> {
+    let db = TestDb::new().await?;
+    let scene = seed_scene(db.pool()).await?;
+    let wallet = PrivateKeySigner::random();
+    seed_listener(db.pool(), wallet.address(), FUNDS, 0).await?;
+
+    let relays = [start(&db).await?, start(&db).await?];
+    // Three devices of the same listener on each relay, each with its own grant, all paying every 20 ms beat.
+    let mut devices = Vec::new();
+    for i in 0..6 {
+        let player = Player::with_wallet(wallet.clone(), 1_000_000);
+        let mut client = Client::connect(&relays[i % 2]).await?;
+        assert_eq!(client.hello(&player).await?, U256::from(FUNDS));
+        devices.push((player, client));
+    }
+    let payees = [scene.alice.payee, scene.bob.payee];
+    let tasks: Vec<_> = devices
+        .into_iter()
+        .enumerate()
+        .map(|(i, (player, mut client))| {
+            let track = if i % 2 == 0 { 1 } else { 3 };
+            let payee = payees[i % 2];
+            tokio::spawn(async move {
+                client.play(track).await?;
+                // Pay the first beat, then every beat, for about two seconds.
+                let mut acked = U256::ZERO;
+                let mut refused = 0;
+                let (_, first) = (0, if track == 1 { 100u64 } else { 50 });
+                client.send(&player.voucher(payee, first)).await?;
+                let until = tokio::time::Instant::now() + Duration::from_secs(2);
+                while tokio::time::Instant::now() < until {
+                    match client.event_within(2).await? {
+                        Event::Frame(ServerFrame::Beat { owed, .. }) => {
+                            client.send(&player.voucher(payee, owed.parse()?)).await?;
+                        }
+                        Event::Frame(ServerFrame::Ack { cumulative, .. }) => {
+                            acked = acked.max(cumulative.parse()?)
+                        }
+                        Event::Frame(ServerFrame::Error { code, .. }) => {
+                            assert!(
+                                code == "insufficient_funds" || code == "stale_voucher",
+                                "{code}"
+                            );
+                            refused += (code == "insufficient_funds") as u32;
+                        }
+                        Event::Frame(_) => {}
+                        Event::Closed(c) => eyre::bail!("closed: {c:?}"),
+                    }
+                }
+                eyre::Ok((player, acked, refused))
+            })
+        })
+        .collect();
+
+    let mut acked_total = U256::ZERO;
+    let mut refused = 0;
+    let mut players = Vec::new();
+    for task in tasks {
+        let (player, acked, r) = task.await??;
+        acked_total += acked;
+        refused += r;
+        // What was acked is what is stored.
+        let payee = payees[players.len() % 2];
+        let stored = stored_voucher(db.pool(), player.grant_id(), payee)
+            .await?
+            .map(|v| v.0)
+            .unwrap_or_default();
+        assert_eq!(stored, acked);
+        players.push(player);
+    }
+    let stored = stored_total(db.pool(), wallet.address()).await?;
+    assert_eq!(stored, acked_total);
+    assert!(stored <= U256::from(FUNDS), "overspent: {stored} > {FUNDS}");
+    assert_eq!(
+        stored,
+        U256::from(FUNDS),
+        "the funds are used up exactly (every step divides them)"
+    );
+    assert!(refused > 0, "the guard refused vouchers beyond the funds");
+
+    // Either relay now sees nothing left.
+    let mut c = Client::connect(&relays[1]).await?;
+    c.send(&Player::with_wallet(wallet.clone(), 1_000).hello()).await?;
+    c.expect_error("insufficient_funds").await?;
+
+    for relay in relays {
+        relay.stop().await?;
+    }
+    Ok(())
+}
+
+async fn start(db: &TestDb) -> eyre::Result<Relay> {
+    let mut cfg = config(db, no_rpc());
+    cfg.beat_ms = 20;
+    cfg.grace_beats = 1_000;
+    cfg.max_frames_per_sec = 1_000;
+    Relay::start(cfg).await
+}
+
+/// The sharp case: twenty devices of one listener, ten per relay, each fire one voucher of 100 at the same moment
+/// against funds of 500. Exactly five may be stored, whichever relays and writers they land on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_vouchers_on_two_relays_cannot_overspend() -> eyre::Result<()> {
+    let db = TestDb::new().await?;
+    let scene = seed_scene(db.pool()).await?;
+    let wallet = PrivateKeySigner::random();
+    seed_listener(db.pool(), wallet.address(), 500, 0).await?;
+    let mut relays = Vec::new();
+    for _ in 0..2 {
+        let mut cfg = config(&db, no_rpc());
+        cfg.beat_ms = 60_000;
+        cfg.writers = 4;
+        cfg.db_connections = 8;
+        relays.push(Relay::start(cfg).await?);
+    }
+    let mut devices = Vec::new();
+    for i in 0..20 {
+        let player = Player::with_wallet(wallet.clone(), 1_000_000);
+        let mut client = Client::connect(&relays[i % 2]).await?;
+        client.hello(&player).await?;
+        client.play(1).await?;
+        devices.push((player, client));
+    }
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(devices.len()));
+    let alice = scene.alice.payee;
+    let tasks: Vec<_> = devices
+        .into_iter()
+        .map(|(player, mut client)| {
+            let start = start.clone();
+            let frame = player.voucher(alice, 100);
+            tokio::spawn(async move {
+                start.wait().await;
+                client.send(&frame).await?;
+                match client.recv_no_beat().await? {
+                    ServerFrame::Ack { .. } => eyre::Ok(true),
+                    ServerFrame::Error { code, .. } if code == "insufficient_funds" => Ok(false),
+                    other => eyre::bail!("unexpected {other:?}"),
+                }
+            })
+        })
+        .collect();
+    let mut acked = 0;
+    for task in tasks {
+        acked += task.await?? as u32;
+    }
+    assert_eq!(acked, 5, "exactly the funds' worth is acked");
+    assert_eq!(stored_total(db.pool(), wallet.address()).await?, U256::from(500));
+    for relay in relays {
+        relay.stop().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! Stream relay tests, driven through a real WebSocket against a real Postgres.
+
+mod durability;
+mod erc1271;
+mod errors;
+mod guard;
+mod harness;
+mod limits;
+mod protocol;
