@@ -43,6 +43,8 @@ impl Kind {
         match self {
             Self::Numeric => format!("{name}::text"),
             Self::Time => format!("extract(epoch FROM {name})::int8"),
+            // INTEGER columns (durations, log indexes) read back as int8 like BIGINT ones.
+            Self::Int => format!("{name}::int8"),
             _ => name.to_owned(),
         }
     }

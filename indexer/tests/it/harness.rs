@@ -246,7 +246,9 @@ impl Running {
             eyre::ensure!(!self.handle.is_finished(), "indexer stopped");
             eyre::ensure!(
                 tokio::time::Instant::now() < deadline,
-                "indexer did not reach block {block}"
+                "indexer did not reach block {block} (at {}, last error: {:?})",
+                self.metrics.indexed.get(),
+                self.metrics.last_error()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
