@@ -24,6 +24,27 @@ pub(crate) trait Entity: Sized + Clone + PartialEq + Serialize + DeserializeOwne
     fn from_values(values: &mut std::vec::IntoIter<Value>) -> Self;
 }
 
+/// The key columns of `keys`.
+fn key_columns<E: Entity>(keys: &[E::Key]) -> Columns {
+    let mut cols = Columns::new(E::KEY.iter().map(|(_, k)| *k));
+    for key in keys {
+        cols.push(E::key_values(key));
+    }
+    cols
+}
+
+/// Every column (keys first) of `rows`, and their schema.
+fn row_columns<E: Entity>(
+    rows: &[(E::Key, E)],
+) -> (Vec<(&'static str, crate::sql::Kind)>, Columns) {
+    let schema: Vec<_> = E::KEY.iter().chain(E::COLUMNS).copied().collect();
+    let mut cols = Columns::new(schema.iter().map(|(_, k)| *k));
+    for (key, row) in rows {
+        cols.push(E::key_values(key).into_iter().chain(row.values()));
+    }
+    (schema, cols)
+}
+
 /// Loads the rows of `keys` that exist.
 pub(crate) async fn load<E: Entity>(
     tx: &mut Transaction<'_, Postgres>,
@@ -33,10 +54,7 @@ pub(crate) async fn load<E: Entity>(
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut cols = Columns::new(E::KEY.iter().map(|(_, k)| *k));
-    for key in keys {
-        cols.push(E::key_values(key));
-    }
+    let cols = key_columns::<E>(keys);
     let key_names = E::KEY.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "SELECT {keys}, {values} FROM {table} WHERE chain_id = $1 AND ({key_names}) IN ({rows})",
@@ -64,11 +82,7 @@ pub(crate) async fn upsert<E: Entity>(
     if rows.is_empty() {
         return Ok(());
     }
-    let schema: Vec<_> = E::KEY.iter().chain(E::COLUMNS).copied().collect();
-    let mut cols = Columns::new(schema.iter().map(|(_, k)| *k));
-    for (key, row) in rows {
-        cols.push(E::key_values(key).into_iter().chain(row.values()));
-    }
+    let (schema, cols) = row_columns::<E>(rows);
     let key_names = E::KEY.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
     let updates = E::COLUMNS
         .iter()
@@ -88,11 +102,7 @@ pub(crate) async fn update<E: Entity>(
     if rows.is_empty() {
         return Ok(());
     }
-    let schema: Vec<_> = E::KEY.iter().chain(E::COLUMNS).copied().collect();
-    let mut cols = Columns::new(schema.iter().map(|(_, k)| *k));
-    for (key, row) in rows {
-        cols.push(E::key_values(key).into_iter().chain(row.values()));
-    }
+    let (schema, cols) = row_columns::<E>(rows);
     let sets =
         E::COLUMNS.iter().map(|(n, _)| format!("{n} = s.{n}")).collect::<Vec<_>>().join(", ");
     let on = E::KEY.iter().map(|(n, _)| format!("t.{n} = s.{n}")).collect::<Vec<_>>().join(" AND ");
@@ -114,10 +124,7 @@ pub(crate) async fn delete<E: Entity>(
     if keys.is_empty() {
         return Ok(());
     }
-    let mut cols = Columns::new(E::KEY.iter().map(|(_, k)| *k));
-    for key in keys {
-        cols.push(E::key_values(key));
-    }
+    let cols = key_columns::<E>(keys);
     let key_names = E::KEY.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "DELETE FROM {table} WHERE chain_id = $1 AND ({key_names}) IN ({rows})",
