@@ -7,7 +7,7 @@ CARGO ?= cargo
 # nextest runs each test in its own process (parallel across both cores); plain `cargo test` where it is missing.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: all setup contracts abi build dev test test-contracts test-rust fmt lint gas bench-indexer clean
+.PHONY: all setup contracts abi build dev test test-contracts test-rust fmt lint gas bench-indexer bench-keeper clean
 
 all: build
 
@@ -48,6 +48,10 @@ gas: contracts
 ## bench-indexer: a million events on anvil, backfilled into Postgres (prints events/s, ceilings, memory)
 bench-indexer: contracts
 	$(CARGO) bench -p beatstream-indexer --bench backfill
+
+## bench-keeper: gas per settled voucher at several batch sizes, and voucher-to-confirmed-settlement latency on anvil
+bench-keeper: contracts
+	$(CARGO) bench -p beatstream-keeper --bench settlement
 
 ## fmt: format Rust and Solidity
 fmt: setup

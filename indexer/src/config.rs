@@ -55,6 +55,23 @@ pub struct Options {
 }
 
 impl Options {
+    /// The defaults `beatstream indexer` has, for the deployment file at `deployment`.
+    pub fn new(deployment: PathBuf) -> Self {
+        Self {
+            deployment,
+            ens_root: "beatstream.eth".into(),
+            confirmations: 0,
+            reorg_window: 128,
+            range_initial: 100,
+            range_min: 1,
+            range_max: 50_000,
+            rpc_concurrency: 2,
+            rpc_timeout_secs: 30,
+            poll_interval_ms: 1_000,
+            http: None,
+        }
+    }
+
     /// Checks the settings once at start-up, saying what to change.
     pub fn validate(&self) -> crate::Result<()> {
         let fail = |m: &str| Err(crate::Error::Config(m.to_owned()));
@@ -79,5 +96,35 @@ impl Options {
 
     pub(crate) fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn new_matches_the_clap_defaults() {
+        Cli::command().debug_assert();
+        let matches = Cli::command()
+            .try_get_matches_from([
+                "indexer",
+                "--database-url",
+                "postgres://x",
+                "--rpc-url",
+                "http://x",
+            ])
+            .unwrap();
+        let parsed = Cli::from_arg_matches(&matches).unwrap().config.options;
+        let built = Options::new("deployments/31337.json".into());
+        assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+        built.validate().unwrap();
     }
 }

@@ -1,6 +1,11 @@
 //! Command-line and environment settings.
 
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use alloy::primitives::Address;
 use url::Url;
+
+use crate::{Error, Result};
 
 /// Settings of the keeper; every flag can also come from its `BEATSTREAM_*` variable.
 #[derive(Clone, Debug, clap::Args)]
@@ -11,4 +16,231 @@ pub struct Config {
     /// Ethereum JSON-RPC endpoint (http:// or ws://).
     #[arg(long, env = "BEATSTREAM_RPC_URL")]
     pub rpc_url: Url,
+    /// Everything else, shared with `beatstream node`.
+    #[command(flatten)]
+    pub options: Options,
+}
+
+/// Where the keeper's signing key comes from.
+#[derive(Clone, Default, clap::Args)]
+pub struct SignerArgs {
+    /// Hex private key of the keeper account. Prefer the environment variable or a keystore: flags show in `ps`.
+    #[arg(
+        long = "keeper-private-key",
+        env = "BEATSTREAM_KEEPER_PRIVATE_KEY",
+        hide_env_values = true
+    )]
+    pub private_key: Option<String>,
+    /// Encrypted JSON keystore (as written by `cast wallet new` or geth) holding the keeper key.
+    #[arg(long = "keeper-keystore", env = "BEATSTREAM_KEEPER_KEYSTORE")]
+    pub keystore: Option<PathBuf>,
+    /// File holding the keystore's password (its first line).
+    #[arg(
+        long = "keeper-keystore-password-file",
+        env = "BEATSTREAM_KEEPER_KEYSTORE_PASSWORD_FILE"
+    )]
+    pub keystore_password_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SignerArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignerArgs")
+            .field("private_key", &self.private_key.as_ref().map(|_| "<redacted>"))
+            .field("keystore", &self.keystore)
+            .field("keystore_password_file", &self.keystore_password_file)
+            .finish()
+    }
+}
+
+/// The keeper's own settings (all but the database and RPC, which `beatstream node` shares between services).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Options {
+    /// The keeper's key.
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// The deployment file written by `script/Deploy.s.sol` (vault address, settlement window).
+    #[arg(long, env = "BEATSTREAM_DEPLOYMENT", default_value = "deployments/31337.json")]
+    pub deployment: PathBuf,
+    /// Name of this keeper in the lease and the journal [default: keeper-<random>].
+    #[arg(long, env = "BEATSTREAM_KEEPER_ID")]
+    pub keeper_id: Option<String>,
+    /// Settle when one payee's unsettled value reaches this, in token base units.
+    #[arg(long, env = "BEATSTREAM_KEEPER_PAYEE_THRESHOLD", default_value_t = 5_000_000)]
+    pub payee_threshold: u128,
+    /// Settle when the whole book's unsettled value reaches this, in token base units.
+    #[arg(long, env = "BEATSTREAM_KEEPER_BOOK_THRESHOLD", default_value_t = 20_000_000)]
+    pub book_threshold: u128,
+    /// Settle whatever is unsettled at least this often, in seconds.
+    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_INTERVAL_SECS", default_value_t = 600)]
+    pub max_interval_secs: u64,
+    /// Settle at once a grant whose settlement window ends within this many seconds.
+    #[arg(long, env = "BEATSTREAM_KEEPER_URGENT_WINDOW_SECS", default_value_t = 6 * 3600)]
+    pub urgent_window_secs: u64,
+    /// Vouchers paying less than this (token base units) are dust and wait, unless urgent.
+    #[arg(long, env = "BEATSTREAM_KEEPER_MIN_ITEM_VALUE", default_value_t = 1_000)]
+    pub min_item_value: u128,
+    /// Price of the gas token in token base units (e.g. 3000000000 for 3,000 USDC per ETH); when set, a voucher
+    /// whose share of the gas costs more than it pays is dust too.
+    #[arg(long, env = "BEATSTREAM_KEEPER_GAS_TOKEN_PRICE", default_value_t = 0)]
+    pub gas_token_price: u128,
+    /// Gas budget of one settlement transaction.
+    #[arg(long, env = "BEATSTREAM_KEEPER_GAS_BUDGET", default_value_t = 6_000_000)]
+    pub gas_budget: u64,
+    /// Most vouchers in one settlement transaction.
+    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_ITEMS", default_value_t = 200)]
+    pub max_items: usize,
+    /// Settlement transactions in flight at once.
+    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_PENDING", default_value_t = 4)]
+    pub max_pending: usize,
+    /// Blocks on top of a settlement's block before it counts as confirmed (0 on anvil).
+    #[arg(long, env = "BEATSTREAM_KEEPER_CONFIRMATIONS", default_value_t = 2)]
+    pub confirmations: u64,
+    /// Seconds without a receipt after which a transaction is replaced with both fees raised.
+    #[arg(long, env = "BEATSTREAM_KEEPER_BUMP_AFTER_SECS", default_value_t = 60)]
+    pub bump_after_secs: u64,
+    /// Fee raise of each replacement, in percent (at least 12.5, the most nodes require is 10 to 12.5).
+    #[arg(long, env = "BEATSTREAM_KEEPER_BUMP_PERCENT", default_value_t = 12.5)]
+    pub bump_percent: f64,
+    /// Sends per batch (the first and its replacements); after the last, the nonce is freed with a self-transfer.
+    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_ATTEMPTS", default_value_t = 6)]
+    pub max_attempts: u32,
+    /// Ceiling of the max fee per gas, in gwei; replacements never go above it.
+    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_FEE_GWEI", default_value_t = 500)]
+    pub max_fee_gwei: u64,
+    /// How often the keeper looks at the book and its transactions, in milliseconds.
+    #[arg(long, env = "BEATSTREAM_KEEPER_POLL_MS", default_value_t = 1_000)]
+    pub poll_ms: u64,
+    /// Seconds a leader's lease lasts without renewal; a standby ends a leader that let it lapse.
+    #[arg(long, env = "BEATSTREAM_KEEPER_LEASE_SECS", default_value_t = 15)]
+    pub lease_secs: u64,
+    /// Seconds that settleable value may wait (or a transaction stay unconfirmed) before `/health` reports a stall.
+    #[arg(long, env = "BEATSTREAM_KEEPER_STALL_SECS", default_value_t = 900)]
+    pub stall_secs: u64,
+    /// Address for `/health` and `/metrics`; none when unset.
+    #[arg(long, env = "BEATSTREAM_KEEPER_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// Test hook: stop as if killed at this point of the first batch (`after-journal` or `after-broadcast`).
+    #[arg(long, env = "BEATSTREAM_KEEPER_FAIL_POINT", hide = true)]
+    pub fail_point: Option<FailPoint>,
+}
+
+/// Where a test makes the keeper stop as if the process were killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailPoint {
+    /// The batch is signed and journaled, nothing was broadcast.
+    AfterJournal,
+    /// The transaction was broadcast, the journal still says pending.
+    AfterBroadcast,
+}
+
+impl Options {
+    /// Defaults for everything (what `beatstream node` and tests start from).
+    pub fn new(deployment: PathBuf) -> Self {
+        Self {
+            signer: SignerArgs::default(),
+            deployment,
+            keeper_id: None,
+            payee_threshold: 5_000_000,
+            book_threshold: 20_000_000,
+            max_interval_secs: 600,
+            urgent_window_secs: 6 * 3600,
+            min_item_value: 1_000,
+            gas_token_price: 0,
+            gas_budget: 6_000_000,
+            max_items: 200,
+            max_pending: 4,
+            confirmations: 2,
+            bump_after_secs: 60,
+            bump_percent: 12.5,
+            max_attempts: 6,
+            max_fee_gwei: 500,
+            poll_ms: 1_000,
+            lease_secs: 15,
+            stall_secs: 900,
+            http: None,
+            fail_point: None,
+        }
+    }
+
+    /// Checks values that parse but make no sense, saying what to change.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |m: &str| Err(Error::Config(m.to_owned()));
+        if !(12.5..=1000.0).contains(&self.bump_percent) {
+            return fail("--bump-percent must be between 12.5 and 1000");
+        }
+        if self.max_items == 0 || self.max_pending == 0 || self.max_attempts == 0 {
+            return fail("--max-items, --max-pending and --max-attempts must be at least 1");
+        }
+        if self.gas_budget < 100_000 {
+            return fail("--gas-budget must be at least 100000: one settlement takes about 50000");
+        }
+        if self.poll_ms == 0 || self.lease_secs == 0 || self.max_fee_gwei == 0 {
+            return fail("--poll-ms, --lease-secs and --max-fee-gwei must be at least 1");
+        }
+        if self.lease_secs * 1000 < 2 * self.poll_ms {
+            return fail("--lease-secs must cover at least two polls (--poll-ms)");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn poll(&self) -> Duration {
+        Duration::from_millis(self.poll_ms)
+    }
+
+    pub(crate) fn max_fee_ceiling(&self) -> u128 {
+        u128::from(self.max_fee_gwei) * 1_000_000_000
+    }
+}
+
+/// The contracts the keeper works on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Target {
+    pub(crate) chain_id: u64,
+    pub(crate) vault: Address,
+    pub(crate) settlement_window: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn new_matches_the_clap_defaults() {
+        Cli::command().debug_assert();
+        let matches = Cli::command()
+            .try_get_matches_from([
+                "keeper",
+                "--database-url",
+                "postgres://x",
+                "--rpc-url",
+                "http://x",
+            ])
+            .unwrap();
+        let parsed = Cli::from_arg_matches(&matches).unwrap().config.options;
+        let built = Options::new("deployments/31337.json".into());
+        assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+        built.validate().unwrap();
+    }
+
+    #[test]
+    fn the_private_key_never_prints() {
+        let mut options = Options::new("d.json".into());
+        options.signer.private_key = Some("0xdeadbeef".into());
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("deadbeef") && shown.contains("redacted"), "{shown}");
+    }
+
+    #[test]
+    fn rejects_a_bump_below_twelve_and_a_half_percent() {
+        let mut options = Options::new("d.json".into());
+        options.bump_percent = 10.0;
+        assert!(options.validate().unwrap_err().to_string().contains("--bump-percent"));
+    }
 }

@@ -1,18 +1,152 @@
-//! Keeper: claims stored vouchers in batches and submits `settleBatch` to the vault,
-//! one active keeper at a time.
+//! Keeper: settles the relay's stored vouchers on-chain in batches, one active keeper at a time.
 //!
-//! Not built yet: [`run`] returns [`Error::NotBuilt`].
+//! Each step, the active keeper follows every open transaction of its Postgres journal to its end (receipt,
+//! confirmation depth, reorg, drop, fee bump, nonce freed) and then, when value is due (a payee's or the book's
+//! threshold, the maximum interval, a listener's withdrawal request or a closing settlement window), claims the
+//! most valuable vouchers that fit the gas budget, drops what a simulation says the vault would skip, journals the
+//! signed transaction and only then broadcasts it. `docs/KEEPER.md` explains the design and its operation.
 
+mod book;
+mod chain;
 mod config;
 mod error;
+mod keeper;
+mod leader;
+mod metrics;
+mod signer;
 
-pub use config::Config;
+pub use config::{Config, FailPoint, Options, SignerArgs};
 pub use error::{Error, Result};
+pub use metrics::Metrics;
 
+use std::time::{Duration, Instant};
+
+use beatstream_primitives::Deployment;
+use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{chain::Chain, config::Target, keeper::Keeper, leader::Leader};
 
 /// Runs the keeper until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let _ = (config, shutdown);
-    Err(Error::NotBuilt)
+    run_with_metrics(config, Metrics::new(), shutdown).await
+}
+
+/// [`run`], reporting into `metrics` (tests and `beatstream node` read them).
+pub async fn run_with_metrics(
+    config: Config,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let Config { database_url, rpc_url, options } = config;
+    options.validate()?;
+    let signer = signer::load(&options.signer)?;
+    let deployment = Deployment::load(&options.deployment)?;
+    let chain = Chain::connect(&rpc_url, Duration::from_secs(15)).await?;
+    let actual = chain.chain_id().await?;
+    if actual != deployment.chain_id {
+        return Err(Error::WrongChain { expected: deployment.chain_id, actual });
+    }
+    let target = Target {
+        chain_id: deployment.chain_id,
+        vault: deployment.contracts.vault,
+        settlement_window: deployment.settlement_window,
+    };
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&database_url)
+        .await?;
+    beatstream_primitives::db::migrate(&pool).await?;
+
+    if let Some(addr) = options.http {
+        let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(addr, metrics, shutdown).await {
+                warn!(target: "beatstream::keeper", error = %e, "http endpoint stopped");
+            }
+        });
+    }
+
+    let keeper_id = options
+        .keeper_id
+        .clone()
+        .unwrap_or_else(|| format!("keeper-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+    let sender = signer.address();
+    let balance = chain.balance(sender).await?;
+    info!(target: "beatstream::keeper", %keeper_id, %sender, vault = %target.vault, chain_id = target.chain_id, %balance, "keeper starting");
+    if balance.is_zero() {
+        warn!(target: "beatstream::keeper", %sender, "the keeper account has no gas money");
+    }
+
+    let mut leader = Leader::new(
+        database_url,
+        keeper_id.clone(),
+        target.chain_id,
+        target.vault,
+        Duration::from_secs(options.lease_secs),
+    );
+    let poll = options.poll();
+    let mut keeper = Keeper {
+        pool: pool.clone(),
+        chain,
+        signer,
+        target,
+        fail_point: options.fail_point,
+        options,
+        keeper_id,
+        metrics: metrics.clone(),
+        last_batch_at: Instant::now(),
+        due_since: None,
+    };
+
+    let mut failures = 0u32;
+    let result = loop {
+        let step = match leader.ensure().await {
+            Ok(Some(epoch)) => {
+                metrics.leader.set(1);
+                keeper.step(epoch).await
+            }
+            Ok(None) => {
+                metrics.leader.set(0);
+                Ok(())
+            }
+            Err(e) => {
+                metrics.leader.set(0);
+                Err(e)
+            }
+        };
+        let wait = match step {
+            Ok(()) => {
+                failures = 0;
+                metrics.set_last_error(None);
+                poll
+            }
+            Err(e @ Error::FailPoint(_)) => break Err(e),
+            Err(Error::LostLease(epoch)) => {
+                warn!(target: "beatstream::keeper", epoch, "another keeper took over; standing by");
+                leader.step_down();
+                metrics.leader.set(0);
+                poll
+            }
+            Err(e) => {
+                failures += 1;
+                metrics.errors.inc();
+                warn!(target: "beatstream::keeper", error = %e, failures, "keeper step failed; retrying");
+                metrics.set_last_error(Some(e.to_string()));
+                // Back off up to ten seconds; every step starts by reconciling with the chain.
+                (poll * 2u32.saturating_pow(failures.min(6))).min(Duration::from_secs(10))
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+    };
+    leader.step_down();
+    metrics.leader.set(0);
+    pool.close().await;
+    info!(target: "beatstream::keeper", "keeper stopped");
+    result
 }

@@ -66,6 +66,9 @@ pub(crate) struct NodeArgs {
     /// Indexer settings.
     #[command(flatten)]
     pub(crate) indexer: beatstream_indexer::Options,
+    /// The keeper's key; without one the node runs no keeper.
+    #[command(flatten)]
+    pub(crate) keeper_signer: beatstream_keeper::SignerArgs,
 }
 
 #[cfg(test)]

@@ -41,19 +41,33 @@ async fn migrate(args: MigrateArgs) -> eyre::Result<()> {
 /// Runs all services together; the first to fail stops the others.
 async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
     let (database_url, rpc_url) = (args.database_url, args.rpc_url);
+    let deployment = args.indexer.deployment.clone();
     let indexer = beatstream_indexer::Config {
         database_url: database_url.clone(),
         rpc_url: rpc_url.clone(),
         options: args.indexer,
     };
     let relay = beatstream_stream_relay::Config::new(database_url.clone(), rpc_url.clone());
-    let keeper =
-        beatstream_keeper::Config { database_url: database_url.clone(), rpc_url: rpc_url.clone() };
+    let run_keeper =
+        args.keeper_signer.private_key.is_some() || args.keeper_signer.keystore.is_some();
+    let mut keeper_options = beatstream_keeper::Options::new(deployment);
+    keeper_options.signer = args.keeper_signer;
+    let keeper = beatstream_keeper::Config {
+        database_url: database_url.clone(),
+        rpc_url: rpc_url.clone(),
+        options: keeper_options,
+    };
+    if !run_keeper {
+        tracing::warn!(target: "beatstream::node", "no keeper key (BEATSTREAM_KEEPER_PRIVATE_KEY): not settling vouchers");
+    }
+    let keeper_task = async {
+        if run_keeper { beatstream_keeper::run(keeper, shutdown.clone()).await } else { Ok(()) }
+    };
     let api = beatstream_graphql_api::Config { database_url, rpc_url };
     let results = tokio::join!(
         service("indexer", beatstream_indexer::run(indexer, shutdown.clone()), &shutdown),
         service("relay", beatstream_stream_relay::run(relay, shutdown.clone()), &shutdown),
-        service("keeper", beatstream_keeper::run(keeper, shutdown.clone()), &shutdown),
+        service("keeper", keeper_task, &shutdown),
         service("api", beatstream_graphql_api::run(api, shutdown.clone()), &shutdown),
     );
     let mut errors =

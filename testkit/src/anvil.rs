@@ -61,6 +61,11 @@ impl Anvil {
         PrivateKeySigner::from(&self.instance.keys()[index])
     }
 
+    /// Dev account `index`'s private key as `0x` hex, as services take it from the environment.
+    pub fn private_key_hex(&self, index: usize) -> String {
+        format!("0x{}", alloy::hex::encode(self.instance.keys()[index].to_bytes()))
+    }
+
     /// The underlying alloy handle, for anything not wrapped here.
     pub fn instance(&self) -> &AnvilInstance {
         &self.instance

@@ -10,6 +10,7 @@ mod cluster;
 mod deploy;
 mod error;
 pub mod mirror;
+pub mod scene;
 mod server;
 mod test_db;
 

@@ -51,11 +51,38 @@ fn unbuilt_commands_fail_clearly() {
         ("BEATSTREAM_DATABASE_URL", "postgres://127.0.0.1:1/none"),
         ("BEATSTREAM_RPC_URL", "http://127.0.0.1:1"),
     ];
-    for command in ["dev", "node", "keeper", "api"] {
+    for command in ["dev", "node", "api"] {
         let out = beatstream(&[command], &env);
         assert!(!out.status.success(), "{command} succeeded");
         assert!(stderr(&out).contains("not built yet"), "{command}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn keeper_without_a_key_or_deployment_says_what_is_missing() {
+    let env = [
+        ("BEATSTREAM_DATABASE_URL", "postgres://127.0.0.1:1/none"),
+        ("BEATSTREAM_RPC_URL", "http://127.0.0.1:1"),
+    ];
+    let out = beatstream(&["keeper"], &env);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no key: set BEATSTREAM_KEEPER_PRIVATE_KEY"), "{}", stderr(&out));
+
+    let secret = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    let out = beatstream(
+        &["keeper", "--deployment", "/nonexistent/deployment.json"],
+        &[env[0], env[1], ("BEATSTREAM_KEEPER_PRIVATE_KEY", secret)],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/nonexistent/deployment.json"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(&secret[2..]), "the key was printed");
+
+    let out = beatstream(
+        &["keeper", "--bump-percent", "5"],
+        &[env[0], env[1], ("BEATSTREAM_KEEPER_PRIVATE_KEY", secret)],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--bump-percent must be between 12.5"), "{}", stderr(&out));
 }
 
 #[test]

@@ -1,0 +1,341 @@
+//! The voucher book as the keeper sees it: what is settleable, whether to settle now, and what goes in a batch.
+
+use std::collections::HashMap;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use beatstream_primitives::contracts::BeatStreamVault::{SessionGrant, SettlementItem};
+use sqlx::PgPool;
+
+use crate::{Result, config::Target};
+
+/// A voucher whose cumulative is above what is settled, with everything needed to settle it.
+#[derive(Clone, Debug)]
+pub(crate) struct Candidate {
+    pub(crate) grant_id: B256,
+    pub(crate) grant: SessionGrant,
+    pub(crate) grant_signature: Bytes,
+    /// The indexer has seen the grant registered in the vault: its signature need not be sent again.
+    pub(crate) registered: bool,
+    pub(crate) payee: Address,
+    pub(crate) cumulative: U256,
+    pub(crate) signature: Bytes,
+    /// What settling it should pay: cumulative minus what is settled.
+    pub(crate) value: U256,
+    /// Unix time the relay stored the voucher.
+    pub(crate) voucher_at: f64,
+    /// The listener asked to withdraw, or the grant's settlement window is closing.
+    pub(crate) urgent: bool,
+}
+
+/// Vouchers above what is settled, not in an open transaction and not held. "Settled" is the indexer's
+/// `settled_pairs`, or a confirmed transaction of ours the indexer has not reached yet.
+const CANDIDATES: &str = "
+WITH idx AS (SELECT coalesce((SELECT block_number FROM chain_cursor WHERE chain_id = $1), -1) AS indexed)
+SELECT v.grant_id, v.payee, v.cumulative::text, v.signature, extract(epoch FROM v.updated_at)::float8,
+       g.listener, g.session_key, g.cap::text, extract(epoch FROM g.expires_at)::int8, g.nonce::text, g.signature,
+       greatest(coalesce(sp.cumulative, 0), coalesce(c.cumulative, 0))::text,
+       gs.grant_id IS NOT NULL,
+       coalesce(la.thawing, 0) > 0
+FROM vouchers v
+JOIN grants g ON g.grant_id = v.grant_id
+LEFT JOIN settled_pairs sp ON sp.chain_id = $1 AND sp.grant_id = v.grant_id AND sp.payee = v.payee
+LEFT JOIN grant_spend gs ON gs.chain_id = $1 AND gs.grant_id = v.grant_id
+LEFT JOIN listener_accounts la ON la.chain_id = $1 AND la.listener = v.listener
+LEFT JOIN LATERAL (
+    SELECT max(i.cumulative) AS cumulative
+    FROM keeper_batch_items i JOIN keeper_batches b ON b.id = i.batch_id
+    WHERE i.grant_id = v.grant_id AND i.payee = v.payee AND b.status = 'confirmed' AND i.outcome = 'settled'
+      AND b.confirmed_block > (SELECT indexed FROM idx)
+) c ON true
+WHERE g.chain_id = $1 AND g.vault = $2
+  AND g.expires_at + make_interval(secs => $3) > now()
+  AND v.cumulative > greatest(coalesce(sp.cumulative, 0), coalesce(c.cumulative, 0))
+  AND NOT EXISTS (
+      SELECT 1 FROM keeper_batch_items i JOIN keeper_batches b ON b.id = i.batch_id
+      WHERE i.grant_id = v.grant_id AND i.payee = v.payee AND b.status IN ('pending', 'broadcast', 'mined'))
+  AND NOT EXISTS (
+      SELECT 1 FROM keeper_holds h
+      WHERE h.grant_id = v.grant_id AND h.payee = v.payee AND h.cumulative = v.cumulative AND h.retry_at > now())";
+
+type Row = (
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    Vec<u8>,
+    f64,
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    i64,
+    String,
+    Vec<u8>,
+    String,
+    bool,
+    bool,
+);
+
+/// Loads every settleable voucher of `target`.
+pub(crate) async fn load(
+    pool: &PgPool,
+    target: Target,
+    urgent_window_secs: u64,
+) -> Result<Vec<Candidate>> {
+    let rows: Vec<Row> = sqlx::query_as(CANDIDATES)
+        .bind(target.chain_id as i64)
+        .bind(target.vault.as_slice())
+        .bind(target.settlement_window as f64)
+        .fetch_all(pool)
+        .await?;
+    let now = unix_now();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (grant_id, payee, cumulative, signature, voucher_at) =
+            (row.0, row.1, row.2, row.3, row.4);
+        let (listener, session_key, cap, expires_at, nonce, grant_sig) =
+            (row.5, row.6, row.7, row.8, row.9, row.10);
+        let (settled, registered, withdrawing) = (row.11, row.12, row.13);
+        let (Ok(cumulative), Ok(cap), Ok(nonce), Ok(settled)) = (
+            cumulative.parse::<U256>(),
+            cap.parse::<U256>(),
+            nonce.parse::<u64>(),
+            settled.parse::<U256>(),
+        ) else {
+            continue;
+        };
+        let expires_at = expires_at.max(0) as u64;
+        let window_end = expires_at.saturating_add(target.settlement_window);
+        out.push(Candidate {
+            grant_id: B256::from_slice(&grant_id),
+            grant: SessionGrant {
+                listener: Address::from_slice(&listener),
+                sessionKey: Address::from_slice(&session_key),
+                cap,
+                expiresAt: expires_at,
+                nonce,
+            },
+            grant_signature: grant_sig.into(),
+            registered,
+            payee: Address::from_slice(&payee),
+            cumulative,
+            signature: signature.into(),
+            value: cumulative.saturating_sub(settled),
+            voucher_at,
+            urgent: withdrawing || window_end.saturating_sub(now) <= urgent_window_secs,
+        });
+    }
+    Ok(out)
+}
+
+/// When and what to settle.
+#[derive(Clone, Debug)]
+pub(crate) struct Policy {
+    pub(crate) payee_threshold: U256,
+    pub(crate) book_threshold: U256,
+    /// Settle anything at all once this much time passed since the last batch.
+    pub(crate) interval_due: bool,
+    /// Below this a voucher is dust and waits unless urgent.
+    pub(crate) dust: U256,
+    pub(crate) gas_budget: u64,
+    pub(crate) max_items: usize,
+}
+
+/// Why a batch is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    Urgent,
+    PayeeThreshold,
+    BookThreshold,
+    Interval,
+}
+
+/// Gas of one item before simulation tells: a grant's first settlement verifies its signature and writes a slot.
+const ITEM_GAS_NEW_GRANT: u64 = 60_000;
+const ITEM_GAS: u64 = 35_000;
+/// Gas of the transaction around the items.
+pub(crate) const BATCH_BASE_GAS: u64 = 30_000;
+
+/// Whether a batch is due, and the vouchers it should hold, most valuable first (urgent ones before all).
+pub(crate) fn plan(mut book: Vec<Candidate>, policy: &Policy) -> Option<(Trigger, Vec<Candidate>)> {
+    book.retain(|c| c.urgent || c.value >= policy.dust);
+    if book.is_empty() {
+        return None;
+    }
+    let mut per_payee: HashMap<Address, U256> = HashMap::new();
+    let mut total = U256::ZERO;
+    for c in &book {
+        *per_payee.entry(c.payee).or_default() += c.value;
+        total += c.value;
+    }
+    let trigger = if book.iter().any(|c| c.urgent) {
+        Trigger::Urgent
+    } else if per_payee.values().any(|v| *v >= policy.payee_threshold) {
+        Trigger::PayeeThreshold
+    } else if total >= policy.book_threshold {
+        Trigger::BookThreshold
+    } else if policy.interval_due {
+        Trigger::Interval
+    } else {
+        return None;
+    };
+    book.sort_by(|a, b| b.urgent.cmp(&a.urgent).then(b.value.cmp(&a.value)));
+    let mut gas = BATCH_BASE_GAS;
+    let mut grants_seen = std::collections::HashSet::new();
+    let mut chosen = Vec::new();
+    for c in book {
+        if chosen.len() == policy.max_items {
+            break;
+        }
+        let item_gas = if !c.registered && !grants_seen.contains(&c.grant_id) {
+            ITEM_GAS_NEW_GRANT
+        } else {
+            ITEM_GAS
+        };
+        if gas + item_gas > policy.gas_budget {
+            continue;
+        }
+        gas += item_gas;
+        grants_seen.insert(c.grant_id);
+        chosen.push(c);
+    }
+    Some((trigger, chosen))
+}
+
+/// The batch's items in the order the vault settles them most cheaply: a grant's items together, its most valuable
+/// payee first (the first payee of a grant keeps its settled amount in the grant's own slot for good), and the grant
+/// signature sent only with the first item of a grant the vault has not registered. Later items of that grant find
+/// it registered by the first, so their signature would be calldata paid for nothing.
+pub(crate) fn order(chosen: &[Candidate]) -> Vec<(Candidate, SettlementItem)> {
+    let mut sorted: Vec<&Candidate> = chosen.iter().collect();
+    // Grants by their most valuable item, then items by value.
+    let mut grant_value: HashMap<B256, U256> = HashMap::new();
+    for c in chosen {
+        let best = grant_value.entry(c.grant_id).or_default();
+        *best = (*best).max(c.value);
+    }
+    sorted.sort_by(|a, b| {
+        grant_value[&b.grant_id]
+            .cmp(&grant_value[&a.grant_id])
+            .then(a.grant_id.cmp(&b.grant_id))
+            .then(b.value.cmp(&a.value))
+            .then(a.payee.cmp(&b.payee))
+    });
+    let mut signed_grants = std::collections::HashSet::new();
+    sorted
+        .into_iter()
+        .map(|c| {
+            let needs_signature = !c.registered && signed_grants.insert(c.grant_id);
+            let item = SettlementItem {
+                grant: c.grant.clone(),
+                grantSignature: if needs_signature {
+                    c.grant_signature.clone()
+                } else {
+                    Bytes::new()
+                },
+                payee: c.payee,
+                cumulative: c.cumulative,
+                voucherSignature: c.signature.clone(),
+            };
+            (c.clone(), item)
+        })
+        .collect()
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(grant: u8, payee: u8, value: u64, registered: bool, urgent: bool) -> Candidate {
+        Candidate {
+            grant_id: B256::repeat_byte(grant),
+            grant: SessionGrant {
+                listener: Address::repeat_byte(grant),
+                sessionKey: Address::ZERO,
+                cap: U256::MAX,
+                expiresAt: 0,
+                nonce: 0,
+            },
+            grant_signature: Bytes::from(vec![grant; 65]),
+            registered,
+            payee: Address::repeat_byte(payee),
+            cumulative: U256::from(value),
+            signature: Bytes::from(vec![1; 65]),
+            value: U256::from(value),
+            voucher_at: 0.0,
+            urgent,
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            payee_threshold: U256::from(1_000),
+            book_threshold: U256::from(2_000),
+            interval_due: false,
+            dust: U256::from(10),
+            gas_budget: 1_000_000,
+            max_items: 100,
+        }
+    }
+
+    #[test]
+    fn waits_below_every_threshold_and_fires_on_each() {
+        let small = vec![candidate(1, 1, 400, true, false), candidate(2, 2, 400, true, false)];
+        assert!(plan(small.clone(), &policy()).is_none());
+
+        let mut p = policy();
+        p.interval_due = true;
+        assert_eq!(plan(small.clone(), &p).unwrap().0, Trigger::Interval);
+
+        let mut one_payee = small.clone();
+        one_payee.push(candidate(3, 1, 700, true, false));
+        assert_eq!(plan(one_payee, &policy()).unwrap().0, Trigger::PayeeThreshold);
+
+        let book: Vec<_> = (1..=6).map(|i| candidate(i, i, 400, true, false)).collect();
+        assert_eq!(plan(book, &policy()).unwrap().0, Trigger::BookThreshold);
+
+        let mut urgent = small;
+        urgent.push(candidate(9, 9, 5, true, true));
+        let (trigger, chosen) = plan(urgent, &policy()).unwrap();
+        assert_eq!(trigger, Trigger::Urgent);
+        // Urgent first, even though it is worth least (and below the dust line).
+        assert_eq!(chosen[0].grant_id, B256::repeat_byte(9));
+    }
+
+    #[test]
+    fn leaves_dust_and_fits_the_gas_budget_most_valuable_first() {
+        let mut p = policy();
+        p.interval_due = true;
+        p.gas_budget = BATCH_BASE_GAS + 2 * ITEM_GAS;
+        let book = vec![
+            candidate(1, 1, 5, true, false), // dust
+            candidate(2, 2, 100, true, false),
+            candidate(3, 3, 300, true, false),
+            candidate(4, 4, 200, true, false),
+        ];
+        let (_, chosen) = plan(book, &p).unwrap();
+        let values: Vec<_> = chosen.iter().map(|c| c.value.to::<u64>()).collect();
+        assert_eq!(values, vec![300, 200]);
+    }
+
+    #[test]
+    fn groups_grants_and_signs_each_new_grant_once() {
+        let chosen = vec![
+            candidate(1, 1, 100, false, false),
+            candidate(2, 1, 500, true, false),
+            candidate(1, 2, 300, false, false),
+        ];
+        let items = order(&chosen);
+        let shape: Vec<_> = items
+            .iter()
+            .map(|(c, i)| (c.grant_id[0], c.value.to::<u64>(), i.grantSignature.len()))
+            .collect();
+        // Grant 2 (best item 500) first, with no signature (registered); then grant 1, best payee first, signed once.
+        assert_eq!(shape, vec![(2, 500, 0), (1, 300, 65), (1, 100, 0)]);
+    }
+}

@@ -1,0 +1,316 @@
+//! What the keeper asks of the chain: nonces, fees, simulations, receipts, and raw transaction broadcasts.
+
+use std::time::Duration;
+
+use alloy::{
+    consensus::{SignableTransaction, TxEip1559, TxEnvelope},
+    eips::eip2718::Encodable2718,
+    network::TxSignerSync,
+    primitives::{Address, B256, Bytes, TxKind, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionReceipt,
+    signers::local::PrivateKeySigner,
+    sol_types::{SolCall, SolEvent},
+};
+use beatstream_primitives::contracts::BeatStreamVault::{
+    self, Settled, SettlementItem, SettlementSkipped,
+};
+use serde_json::{Value, json};
+
+use crate::{Error, Result};
+
+/// A JSON-RPC endpoint and the keeper's account on it.
+#[derive(Debug, Clone)]
+pub(crate) struct Chain {
+    provider: DynProvider,
+    timeout: Duration,
+}
+
+/// What one item of a simulated or mined batch did, by its (grant, payee).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Settled,
+    Skipped(u8),
+}
+
+/// The names of the contract's skip reasons, as stored in the journal.
+pub(crate) fn skip_reason(code: u8) -> &'static str {
+    match code {
+        0 => "malformed",
+        1 => "invalid_grant_signature",
+        2 => "invalid_voucher_signature",
+        3 => "grant_expired",
+        4 => "stale_voucher",
+        5 => "cap_exceeded",
+        6 => "insufficient_funds",
+        _ => "unknown",
+    }
+}
+
+/// Skip reason code of `InvalidGrantSignature`.
+pub(crate) const SKIP_INVALID_GRANT_SIGNATURE: u8 = 1;
+/// Skip reason code of `StaleVoucher`.
+pub(crate) const SKIP_STALE: u8 = 4;
+
+/// A signed transaction, ready to journal and broadcast.
+#[derive(Clone, Debug)]
+pub(crate) struct SignedTx {
+    pub(crate) hash: B256,
+    pub(crate) raw: Vec<u8>,
+}
+
+/// What a broadcast came to.
+#[derive(Debug)]
+pub(crate) enum Sent {
+    /// The node took it.
+    Accepted,
+    /// The node says the nonce is taken or the transaction is known: someone (maybe we) already submitted.
+    AlreadySubmitted(String),
+}
+
+impl Chain {
+    pub(crate) async fn connect(url: &url::Url, timeout: Duration) -> Result<Self> {
+        let provider =
+            ProviderBuilder::new().connect(url.as_str()).await.map_err(Error::rpc)?.erased();
+        Ok(Self { provider, timeout })
+    }
+
+    async fn timed<T, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        fut: impl std::future::IntoFuture<Output = std::result::Result<T, E>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.timeout, fut.into_future()).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(Error::Rpc(format!("{what}: {e}"))),
+            Err(_) => Err(Error::Rpc(format!("{what}: timed out after {:?}", self.timeout))),
+        }
+    }
+
+    pub(crate) async fn chain_id(&self) -> Result<u64> {
+        self.timed("eth_chainId", self.provider.get_chain_id()).await
+    }
+
+    pub(crate) async fn head(&self) -> Result<u64> {
+        self.timed("eth_blockNumber", self.provider.get_block_number()).await
+    }
+
+    /// Transactions of `account` included in the latest block.
+    pub(crate) async fn nonce_latest(&self, account: Address) -> Result<u64> {
+        self.timed("eth_getTransactionCount", self.provider.get_transaction_count(account).latest())
+            .await
+    }
+
+    /// Transactions of `account` included or waiting in the node's pool with no gap.
+    pub(crate) async fn nonce_pending(&self, account: Address) -> Result<u64> {
+        self.timed(
+            "eth_getTransactionCount",
+            self.provider.get_transaction_count(account).pending(),
+        )
+        .await
+    }
+
+    pub(crate) async fn balance(&self, account: Address) -> Result<U256> {
+        self.timed("eth_getBalance", self.provider.get_balance(account)).await
+    }
+
+    /// (max fee per gas, max priority fee per gas) the node suggests.
+    pub(crate) async fn fees(&self) -> Result<(u128, u128)> {
+        let est = self.timed("fee estimate", self.provider.estimate_eip1559_fees()).await?;
+        Ok((est.max_fee_per_gas, est.max_priority_fee_per_gas))
+    }
+
+    pub(crate) async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>> {
+        self.timed("eth_getTransactionReceipt", self.provider.get_transaction_receipt(hash)).await
+    }
+
+    /// Whether the node knows the transaction (pending in its pool or included).
+    pub(crate) async fn knows(&self, hash: B256) -> Result<bool> {
+        let tx = self
+            .timed("eth_getTransactionByHash", self.provider.get_transaction_by_hash(hash))
+            .await?;
+        Ok(tx.is_some())
+    }
+
+    /// Broadcasts a signed transaction. Answers meaning "this nonce is already submitted" are not failures.
+    pub(crate) async fn send_raw(&self, raw: &[u8]) -> Result<Sent> {
+        match tokio::time::timeout(self.timeout, self.provider.send_raw_transaction(raw)).await {
+            Ok(Ok(_)) => Ok(Sent::Accepted),
+            Ok(Err(e)) => {
+                let message = e.to_string();
+                if is_already_submitted(&message) {
+                    Ok(Sent::AlreadySubmitted(message))
+                } else {
+                    Err(Error::Rpc(format!("eth_sendRawTransaction: {message}")))
+                }
+            }
+            Err(_) => Err(Error::Rpc("eth_sendRawTransaction: timed out".into())),
+        }
+    }
+
+    /// Runs `settleBatch(items)` from `from` on the latest state with `eth_simulateV1`, and reports each item's
+    /// outcome and the gas used. Items skipped by the contract change nothing, so the outcome of the others does not
+    /// depend on them.
+    pub(crate) async fn simulate(
+        &self,
+        from: Address,
+        vault: Address,
+        items: &[SettlementItem],
+    ) -> Result<(Vec<Outcome>, u64)> {
+        let data =
+            Bytes::from(BeatStreamVault::settleBatchCall { items: items.to_vec() }.abi_encode());
+        let payload = json!([{
+            "blockStateCalls": [{ "calls": [{ "from": from, "to": vault, "data": data }] }],
+            "validation": false,
+        }, "latest"]);
+        let result: Value = self
+            .timed("eth_simulateV1", self.provider.raw_request("eth_simulateV1".into(), payload))
+            .await?;
+        let call = &result[0]["calls"][0];
+        if call["status"].as_str() != Some("0x1") {
+            return Err(Error::Rpc(format!("settleBatch simulation reverted: {call}")));
+        }
+        let gas = call["gasUsed"]
+            .as_str()
+            .and_then(|g| u64::from_str_radix(g.trim_start_matches("0x"), 16).ok())
+            .ok_or_else(|| Error::Rpc(format!("eth_simulateV1 without gasUsed: {call}")))?;
+        let logs: Vec<alloy::rpc::types::Log> =
+            serde_json::from_value(call["logs"].clone()).map_err(Error::rpc)?;
+        let outcomes = outcomes(vault, items, logs.iter().map(|l| &l.inner));
+        Ok((outcomes, gas))
+    }
+
+    /// Estimated gas of a transaction (used for the self-transfer that frees a nonce).
+    pub(crate) fn transfer_gas() -> u64 {
+        21_000
+    }
+}
+
+/// Each item's outcome, from the vault's `Settled` and `SettlementSkipped` logs, matched in order.
+pub(crate) fn outcomes<'a>(
+    vault: Address,
+    items: &[SettlementItem],
+    logs: impl Iterator<Item = &'a alloy::primitives::Log>,
+) -> Vec<Outcome> {
+    let mut events = Vec::new();
+    for log in logs.filter(|l| l.address == vault) {
+        if let Ok(e) = Settled::decode_log(log) {
+            events.push((e.grantId, e.payee, Outcome::Settled));
+        } else if let Ok(e) = SettlementSkipped::decode_log(log) {
+            events.push((e.grantId, e.payee, Outcome::Skipped(e.reason)));
+        }
+    }
+    // One event per item, in item order.
+    let mut events = events.into_iter();
+    items
+        .iter()
+        .map(|item| {
+            let id = grant_id(&item.grant);
+            match events.next() {
+                Some((g, p, outcome)) if g == id && p == item.payee => outcome,
+                _ => Outcome::Skipped(u8::MAX),
+            }
+        })
+        .collect()
+}
+
+/// The grant id (EIP-712 struct hash) of a settlement item's grant.
+pub(crate) fn grant_id(grant: &BeatStreamVault::SessionGrant) -> B256 {
+    beatstream_primitives::SessionGrant {
+        listener: grant.listener,
+        sessionKey: grant.sessionKey,
+        cap: grant.cap,
+        expiresAt: grant.expiresAt,
+        nonce: grant.nonce,
+    }
+    .id()
+}
+
+fn is_already_submitted(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["nonce too low", "already known", "replacement transaction underpriced", "known transaction"]
+        .iter()
+        .any(|needle| m.contains(needle))
+        || m.contains("already imported")
+        || m.contains("nonce has already been used")
+}
+
+/// Fields of an EIP-1559 transaction the keeper signs.
+#[derive(Clone, Debug)]
+pub(crate) struct TxParams {
+    pub(crate) chain_id: u64,
+    pub(crate) nonce: u64,
+    pub(crate) to: Address,
+    pub(crate) input: Bytes,
+    pub(crate) gas_limit: u64,
+    pub(crate) max_fee_per_gas: u128,
+    pub(crate) max_priority_fee_per_gas: u128,
+}
+
+/// Signs `params` with `signer`.
+pub(crate) fn sign(signer: &PrivateKeySigner, params: TxParams) -> Result<SignedTx> {
+    let mut tx = TxEip1559 {
+        chain_id: params.chain_id,
+        nonce: params.nonce,
+        gas_limit: params.gas_limit,
+        max_fee_per_gas: params.max_fee_per_gas,
+        max_priority_fee_per_gas: params.max_priority_fee_per_gas,
+        to: TxKind::Call(params.to),
+        value: U256::ZERO,
+        access_list: Default::default(),
+        input: params.input,
+    };
+    let signature =
+        signer.sign_transaction_sync(&mut tx).map_err(|e| Error::Signer(e.to_string()))?;
+    let envelope = TxEnvelope::from(tx.into_signed(signature));
+    Ok(SignedTx { hash: *envelope.tx_hash(), raw: envelope.encoded_2718() })
+}
+
+/// The fees of a replacement: both at least `percent` above the previous attempt's, and at least what the node
+/// suggests now; `None` when that would pass `ceiling`.
+pub(crate) fn bumped_fees(
+    previous: (u128, u128),
+    suggested: (u128, u128),
+    percent: f64,
+    ceiling: u128,
+) -> Option<(u128, u128)> {
+    // Integer arithmetic in thousandths of a percent, rounded up, so 12.5% is exact.
+    let raise = |fee: u128| -> u128 {
+        let factor = 100_000 + (percent * 1000.0).ceil() as u128;
+        fee.saturating_mul(factor).div_ceil(100_000).max(fee + 1)
+    };
+    let priority = raise(previous.1).max(suggested.1);
+    let max_fee = raise(previous.0).max(suggested.0).max(priority);
+    (max_fee <= ceiling).then_some((max_fee, priority))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bumps_both_fees_by_at_least_the_percentage() {
+        let (max, prio) = bumped_fees((1_000, 100), (0, 0), 12.5, u128::MAX).unwrap();
+        assert_eq!((max, prio), (1_125, 113));
+        // The node's suggestion wins when higher.
+        let (max, prio) = bumped_fees((1_000, 100), (5_000, 400), 12.5, u128::MAX).unwrap();
+        assert_eq!((max, prio), (5_000, 400));
+        // Tiny fees still rise.
+        assert_eq!(bumped_fees((1, 0), (0, 0), 12.5, u128::MAX), Some((2, 1)));
+        // Never above the ceiling.
+        assert_eq!(bumped_fees((1_000, 100), (0, 0), 12.5, 1_100), None);
+    }
+
+    #[test]
+    fn recognises_already_submitted_answers() {
+        for m in [
+            "server returned an error response: error code -32000: nonce too low",
+            "already known",
+            "replacement transaction underpriced",
+            "Known transaction",
+        ] {
+            assert!(is_already_submitted(m), "{m}");
+        }
+        assert!(!is_already_submitted("insufficient funds for gas * price + value"));
+    }
+}

@@ -1,0 +1,164 @@
+//! One active keeper: a Postgres advisory lock held on a dedicated connection, plus a lease row whose epoch every
+//! journal write checks.
+//!
+//! The lock makes takeover fast when a leader dies (Postgres releases it with the connection). The epoch fences a
+//! leader that lost the lock without noticing (a hung process, a partition): once a standby has bumped the epoch,
+//! the old leader's next journal write fails, so it can broadcast nothing new. A leader that holds the lock but let
+//! its lease lapse is ended by the standby (`pg_terminate_backend` of its lock connection). The vault's idempotence
+//! is the last fence: two keepers at once can waste gas but never pay twice.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, keccak256};
+use sqlx::{Connection, PgConnection};
+use tracing::{info, warn};
+
+use crate::Result;
+
+/// The leader election of the keepers of one vault.
+pub(crate) struct Leader {
+    database_url: String,
+    keeper_id: String,
+    lock_key: i64,
+    lease: Duration,
+    /// The standby's connection, used to try the lock; moved into the renewer once the lock is taken.
+    conn: Option<PgConnection>,
+    held: Option<Held>,
+}
+
+/// Leadership held: the renewer task owns the lock connection and renews the lease a few times per lease period.
+struct Held {
+    epoch: i64,
+    lost: tokio::sync::watch::Receiver<bool>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Leader {
+    pub(crate) fn new(
+        database_url: String,
+        keeper_id: String,
+        chain_id: u64,
+        vault: Address,
+        lease: Duration,
+    ) -> Self {
+        let mut seed = b"beatstream-keeper".to_vec();
+        seed.extend_from_slice(&chain_id.to_be_bytes());
+        seed.extend_from_slice(vault.as_slice());
+        let lock_key = i64::from_be_bytes(keccak256(seed)[..8].try_into().expect("8 bytes"));
+        Self { database_url, keeper_id, lock_key, lease, conn: None, held: None }
+    }
+
+    /// The epoch this keeper leads under; `None` while another keeper leads.
+    pub(crate) async fn ensure(&mut self) -> Result<Option<i64>> {
+        if let Some(held) = &self.held {
+            if !*held.lost.borrow() && !held.renewer.is_finished() {
+                return Ok(Some(held.epoch));
+            }
+            warn!(target: "beatstream::keeper", epoch = held.epoch, "lost the lease; standing by");
+            self.step_down();
+        }
+        match self.try_acquire().await {
+            Ok(epoch) => Ok(epoch),
+            Err(e) => {
+                self.conn = None;
+                Err(e)
+            }
+        }
+    }
+
+    async fn try_acquire(&mut self) -> Result<Option<i64>> {
+        if self.conn.is_none() {
+            let mut conn = PgConnection::connect(&self.database_url).await?;
+            sqlx::query("SET application_name = 'beatstream-keeper-lock'")
+                .execute(&mut conn)
+                .await?;
+            self.conn = Some(conn);
+        }
+        let conn = self.conn.as_mut().expect("just set");
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(self.lock_key)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !locked {
+            // The leader holds the lock. If it stopped renewing its lease, end its lock connection.
+            let stale: Option<(Option<i32>, String)> = sqlx::query_as(
+                "SELECT backend_pid, holder FROM keeper_lease WHERE id = 1 AND expires_at < now()",
+            )
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some((Some(pid), holder)) = stale {
+                warn!(target: "beatstream::keeper", %holder, pid, "the leader's lease lapsed; ending its lock connection");
+                sqlx::query("SELECT pg_terminate_backend($1)")
+                    .bind(pid)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            return Ok(None);
+        }
+        let epoch: i64 = sqlx::query_scalar(
+            "INSERT INTO keeper_lease (id, holder, epoch, expires_at, backend_pid)
+             VALUES (1, $1, 1, now() + make_interval(secs => $2), pg_backend_pid())
+             ON CONFLICT (id) DO UPDATE
+                SET holder = $1, epoch = keeper_lease.epoch + 1,
+                    expires_at = now() + make_interval(secs => $2), backend_pid = pg_backend_pid()
+             RETURNING epoch",
+        )
+        .bind(&self.keeper_id)
+        .bind(self.lease.as_secs_f64())
+        .fetch_one(&mut *conn)
+        .await?;
+        info!(target: "beatstream::keeper", keeper_id = %self.keeper_id, epoch, "became the active keeper");
+
+        let conn = self.conn.take().expect("connected above");
+        let (tx, lost) = tokio::sync::watch::channel(false);
+        let renewer = tokio::spawn(renew(conn, epoch, self.lease, tx));
+        self.held = Some(Held { epoch, lost, renewer });
+        Ok(Some(epoch))
+    }
+
+    /// Gives up leadership: the renewer stops and its connection closes, which releases the lock.
+    pub(crate) fn step_down(&mut self) {
+        if let Some(held) = self.held.take() {
+            held.renewer.abort();
+        }
+    }
+}
+
+/// Renews the lease three times per lease period on the lock connection until that fails or the epoch moved on.
+async fn renew(
+    mut conn: PgConnection,
+    epoch: i64,
+    lease: Duration,
+    lost: tokio::sync::watch::Sender<bool>,
+) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let renewed = sqlx::query(
+            "UPDATE keeper_lease SET expires_at = now() + make_interval(secs => $2)
+             WHERE id = 1 AND epoch = $1 AND backend_pid = pg_backend_pid()",
+        )
+        .bind(epoch)
+        .bind(lease.as_secs_f64())
+        .execute(&mut conn)
+        .await;
+        match renewed {
+            Ok(r) if r.rows_affected() == 1 => {}
+            Ok(_) => {
+                warn!(target: "beatstream::keeper", epoch, "the lease moved to another keeper");
+                break;
+            }
+            Err(e) => {
+                warn!(target: "beatstream::keeper", epoch, error = %e, "renewing the lease failed");
+                break;
+            }
+        }
+    }
+    let _ = lost.send(true);
+    let _ = conn.close().await;
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        self.step_down();
+    }
+}

@@ -1,0 +1,8 @@
+//! Keeper tests on anvil with the real contracts, the real indexer and a real Postgres.
+
+mod batching;
+mod failover;
+mod faults;
+mod harness;
+mod reorg;
+mod stuck;

@@ -1,0 +1,64 @@
+//! A transaction that does not get mined is replaced with raised fees and confirms once.
+
+use beatstream_testkit::Anvil;
+
+use crate::harness::{Env, usdc, wait};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_transaction_is_bumped_and_confirms_once() -> eyre::Result<()> {
+    let env = Env::with_anvil(Anvil::spawn()?).await?;
+    let artist = env.signer(1).address();
+    let listener = env.listener(3, usdc(50)).await?;
+    env.voucher(&listener, artist, usdc(5)).await?;
+    env.indexed().await?;
+
+    // Mining stops: the settlement sits in the pool.
+    env.automine(false).await?;
+    let mut options = env.keeper_options();
+    options.stall_secs = 1;
+    // Never give up within the test: every attempt is a fee bump.
+    options.max_attempts = 50;
+    let keeper = env.start_keeper(options);
+    wait("three attempts", 30, || async {
+        Ok(env.batches().await?.first().is_some_and(|b| b.3 >= 3))
+    })
+    .await?;
+    assert!(keeper.metrics.bumps.get() >= 2);
+    // Stuck past --stall-secs: /health says so.
+    wait("the stall to show", 10, || async { Ok(keeper.metrics.stall().is_some()) }).await?;
+
+    // Each replacement raised both fees by at least 12.5%.
+    let fees: Vec<(String, String)> = sqlx::query_as(
+        "SELECT max_fee_per_gas::text, max_priority_fee_per_gas::text FROM keeper_attempts ORDER BY attempt",
+    )
+    .fetch_all(&env.pool)
+    .await?;
+    for pair in fees.windows(2) {
+        let (old_max, old_prio): (u128, u128) = (pair[0].0.parse()?, pair[0].1.parse()?);
+        let (new_max, new_prio): (u128, u128) = (pair[1].0.parse()?, pair[1].1.parse()?);
+        assert!(new_max * 1000 >= old_max * 1125, "max fee {old_max} -> {new_max}");
+        assert!(new_prio * 1000 >= old_prio * 1125, "priority fee {old_prio} -> {new_prio}");
+    }
+
+    // Mining resumes: exactly one attempt is mined and the voucher is paid once.
+    env.automine(true).await?;
+    env.chain.mine(1).await?;
+    env.wait_settled(&listener, artist, usdc(5), 20).await?;
+    wait("the batch to be confirmed", 20, || async {
+        Ok(env.batches().await?.first().is_some_and(|b| b.1 == "confirmed"))
+    })
+    .await?;
+    assert_eq!(env.settled_events(listener.grant.id(), artist).await?, 1);
+    let mined: Vec<u8> = sqlx::query_scalar("SELECT confirmed_hash FROM keeper_batches")
+        .fetch_one(&env.pool)
+        .await?;
+    let known: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM keeper_attempts WHERE hash = $1)")
+            .bind(&mined)
+            .fetch_one(&env.pool)
+            .await?;
+    assert!(known, "the mined transaction is not in the journal");
+    wait("the stall to clear", 10, || async { Ok(keeper.metrics.stall().is_none()) }).await?;
+    keeper.stop().await?;
+    env.stop().await
+}
