@@ -7,7 +7,7 @@ CARGO ?= cargo
 # nextest runs each test in its own process (parallel across both cores); plain `cargo test` where it is missing.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: all setup contracts abi build dev test test-contracts test-rust fmt lint gas bench-indexer bench-keeper clean
+.PHONY: all setup contracts abi build dev test test-contracts test-rust fmt lint gas schema bench-indexer bench-keeper clean
 
 all: build
 
@@ -44,6 +44,10 @@ test-rust: contracts
 ## gas: re-measure and rewrite the gas snapshots in snapshots/
 gas: contracts
 	forge test --match-path 'contracts/test/gas/*'
+
+## schema: rewrite docs/schema.graphql from the API's code (a test fails while it is stale)
+schema:
+	BEATSTREAM_UPDATE_SCHEMA=1 $(CARGO) test -p beatstream-graphql-api --lib schema_file_is_current
 
 ## bench-indexer: a million events on anvil, backfilled into Postgres (prints events/s, ceilings, memory)
 bench-indexer: contracts

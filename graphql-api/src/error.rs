@@ -3,9 +3,26 @@
 /// Everything that can stop the GraphQL API.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The service is a placeholder: its logic has not been written yet.
-    #[error("the GraphQL API is not built yet")]
-    NotBuilt,
+    /// A setting is missing or makes no sense; the message says which flag to change.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The deployment file could not be read.
+    #[error(transparent)]
+    Deployment(#[from] beatstream_primitives::Error),
+    /// Postgres could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The listen address could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Serve(#[from] std::io::Error),
 }
 
 /// Result alias for this crate.

@@ -1,18 +1,146 @@
-//! GraphQL API: read-only queries over the Postgres mirror and voucher book, for
-//! dashboards.
-//!
-//! Not built yet: [`run`] returns [`Error::NotBuilt`].
+//! GraphQL API for artist and listener dashboards: read-only queries over the indexer's mirror, the relay's voucher
+//! book and the keeper's journal, as Relay connections with keyset cursors, and live subscriptions fed by Postgres
+//! `LISTEN`/`NOTIFY`. `docs/schema.graphql` is the schema; `docs/API.md` explains it.
 
 mod config;
 mod error;
+mod live;
+mod schema;
 
-pub use config::Config;
+pub use config::{Config, DEFAULT_LISTEN, Options};
 pub use error::{Error, Result};
+pub use schema::sdl;
 
+use schema::ApiSchema;
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State, WebSocketUpgrade},
+    http::{HeaderValue, Method},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use beatstream_primitives::Deployment;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
+use tower_http::{
+    cors::{AllowOrigin, Any, CorsLayer},
+    limit::RequestBodyLimitLayer,
+};
+use tracing::info;
 
-/// Runs the GraphQL API until `shutdown` is cancelled.
+/// Runs the API until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let _ = (config, shutdown);
-    Err(Error::NotBuilt)
+    Server::bind(config, shutdown).await?.serve().await
+}
+
+/// An API that is bound and ready to serve; [`Server::local_addr`] tells where (useful with port 0).
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    schema: ApiSchema,
+    options: Options,
+    shutdown: CancellationToken,
+}
+
+impl Server {
+    /// Validates the settings, connects to Postgres (every query under the statement timeout), migrates, starts
+    /// listening for changes and binds the listen address.
+    pub async fn bind(config: Config, shutdown: CancellationToken) -> Result<Self> {
+        let Config { database_url, options, .. } = config;
+        options.validate()?;
+        let chain_id = match options.chain_id {
+            Some(id) => id,
+            None => Deployment::load(&options.deployment)?.chain_id,
+        };
+        let connect = PgConnectOptions::from_str(&database_url)?
+            .application_name("beatstream-api")
+            .options([("statement_timeout", format!("{}ms", options.statement_timeout_ms))]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.db_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(connect)
+            .await?;
+        beatstream_primitives::db::migrate(&pool).await?;
+        let hub = live::Hub::spawn(pool.clone(), chain_id as i64, shutdown.clone());
+        let api = schema::Api::new(pool, chain_id as i64, hub);
+        let schema = schema::build(api, options.max_depth, options.max_complexity);
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| Error::Bind { addr: options.listen, source })?;
+        Ok(Self { listener, schema, options, shutdown })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until the shutdown token is cancelled.
+    pub async fn serve(self) -> Result<()> {
+        let addr = self.listener.local_addr()?;
+        info!(target: "beatstream::api", graphiql = %format_args!("http://{addr}/graphql"), subscriptions = %format_args!("ws://{addr}/graphql/ws"), "api listening");
+        let app = router(self.schema, &self.options);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(self.shutdown.cancelled_owned())
+            .await?;
+        info!(target: "beatstream::api", "api stopped");
+        Ok(())
+    }
+}
+
+fn router(schema: ApiSchema, options: &Options) -> Router {
+    let cors = if options.cors_origins.iter().any(|o| o == "*") {
+        CorsLayer::new().allow_origin(Any)
+    } else {
+        let origins: Vec<HeaderValue> =
+            options.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        CorsLayer::new().allow_origin(AllowOrigin::list(origins))
+    }
+    .allow_methods([Method::GET, Method::POST])
+    .allow_headers(Any);
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(subscriptions))
+        .route("/health", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(options.max_body_bytes))
+        .layer(cors)
+        .with_state(schema)
+}
+
+async fn graphiql() -> impl IntoResponse {
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+}
+
+async fn graphql(State(schema): State<ApiSchema>, request: GraphQLRequest) -> GraphQLResponse {
+    schema.execute(request.into_inner()).await.into()
+}
+
+async fn subscriptions(
+    State(schema): State<ApiSchema>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| GraphQLWebSocket::new(socket, schema, protocol).serve())
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/schema.graphql` must be what the code serves. `make schema` rewrites it.
+    #[test]
+    fn schema_file_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schema.graphql");
+        let sdl = super::sdl();
+        if std::env::var_os("BEATSTREAM_UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &sdl).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(on_disk == sdl, "docs/schema.graphql is stale: run `make schema` and commit it");
+    }
 }

@@ -541,6 +541,10 @@ impl Keeper {
         let total: U256 = book.iter().map(|c| c.value).sum();
         self.metrics.unsettled_vouchers.set(book.len() as i64);
         self.metrics.unsettled_value.set(i64::try_from(total).unwrap_or(i64::MAX));
+        if book.is_empty() {
+            self.due_since = None;
+            return Ok(());
+        }
         let (max_fee, priority) = self.fees().await?;
         let policy = Policy {
             payee_threshold: U256::from(self.options.payee_threshold),

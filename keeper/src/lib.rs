@@ -102,6 +102,8 @@ pub async fn run_with_metrics(
     };
 
     let mut failures = 0u32;
+    let mut failing_since: Option<Instant> = None;
+    let stall_after = Duration::from_secs(keeper.options.stall_secs);
     let result = loop {
         let step = match leader.ensure().await {
             Ok(Some(epoch)) => {
@@ -120,6 +122,7 @@ pub async fn run_with_metrics(
         let wait = match step {
             Ok(()) => {
                 failures = 0;
+                failing_since = None;
                 metrics.set_last_error(None);
                 poll
             }
@@ -135,6 +138,14 @@ pub async fn run_with_metrics(
                 metrics.errors.inc();
                 warn!(target: "beatstream::keeper", error = %e, failures, "keeper step failed; retrying");
                 metrics.set_last_error(Some(e.to_string()));
+                // A keeper that cannot take a step cannot settle: past the stall time, /health says so.
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > stall_after {
+                    metrics.set_stall(Some(format!(
+                        "every step has failed for {} s: {e}",
+                        since.elapsed().as_secs()
+                    )));
+                }
                 // Back off up to ten seconds; every step starts by reconciling with the chain.
                 (poll * 2u32.saturating_pow(failures.min(6))).min(Duration::from_secs(10))
             }

@@ -42,6 +42,7 @@ async fn migrate(args: MigrateArgs) -> eyre::Result<()> {
 async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
     let (database_url, rpc_url) = (args.database_url, args.rpc_url);
     let deployment = args.indexer.deployment.clone();
+    let api_options = beatstream_graphql_api::Options::new(deployment.clone());
     let indexer = beatstream_indexer::Config {
         database_url: database_url.clone(),
         rpc_url: rpc_url.clone(),
@@ -63,7 +64,11 @@ async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
     let keeper_task = async {
         if run_keeper { beatstream_keeper::run(keeper, shutdown.clone()).await } else { Ok(()) }
     };
-    let api = beatstream_graphql_api::Config { database_url, rpc_url };
+    let api = beatstream_graphql_api::Config {
+        database_url,
+        rpc_url: Some(rpc_url),
+        options: api_options,
+    };
     let results = tokio::join!(
         service("indexer", beatstream_indexer::run(indexer, shutdown.clone()), &shutdown),
         service("relay", beatstream_stream_relay::run(relay, shutdown.clone()), &shutdown),

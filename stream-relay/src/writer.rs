@@ -510,6 +510,7 @@ async fn commit(
         .execute(&mut *conn)
         .await?;
     }
+    let updates_empty = updates.is_empty();
     if !updates.is_empty() {
         let updates: Vec<_> = updates.into_values().collect();
         sqlx::query(
@@ -530,7 +531,15 @@ async fn commit(
         .await?;
     }
 
-    sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+    // Tell LISTENers (the GraphQL API's live sessions) once per commit; delivered at commit, coalesced by Postgres.
+    let wrote = !outcomes.is_empty() || !opens.is_empty() || !updates_empty;
+    sqlx::raw_sql(if wrote {
+        "SELECT pg_notify('beatstream_vouchers', ''); COMMIT"
+    } else {
+        "COMMIT"
+    })
+    .execute(&mut *conn)
+    .await?;
     Ok(outcomes)
 }
 

@@ -62,3 +62,79 @@ async fn a_stuck_transaction_is_bumped_and_confirms_once() -> eyre::Result<()> {
     keeper.stop().await?;
     env.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_last_attempt_the_nonce_is_freed_and_the_vouchers_settle_again() -> eyre::Result<()>
+{
+    let env = Env::new().await?;
+    let artist = env.signer(1).address();
+    let listener = env.listener(3, usdc(50)).await?;
+    env.voucher(&listener, artist, usdc(5)).await?;
+    env.indexed().await?;
+
+    env.automine(false).await?;
+    let mut options = env.keeper_options();
+    options.max_attempts = 2;
+    options.stall_secs = 1;
+    let http = free_addr()?;
+    options.http = Some(http);
+    let keeper = env.start_keeper(options);
+    // Two settlement attempts, then a self-transfer at the same nonce.
+    wait("the cancelling self-transfer", 30, || async {
+        let kinds: Vec<String> =
+            sqlx::query_scalar("SELECT kind FROM keeper_attempts ORDER BY attempt")
+                .fetch_all(&env.pool)
+                .await?;
+        Ok(kinds.last().is_some_and(|k| k == "cancel"))
+    })
+    .await?;
+    assert!(keeper.metrics.cancellations.get() >= 1);
+    // Stuck: the health endpoint says so.
+    wait("/health to report the stall", 10, || async {
+        Ok(get(http, "/health").await?.starts_with("HTTP/1.1 503"))
+    })
+    .await?;
+    assert!(get(http, "/metrics").await?.contains("beatstream_keeper_cancellations_total"));
+
+    // Mining resumes: the self-transfer (the highest fee) is mined, the batch is given up, and its voucher is
+    // settled under the next nonce.
+    env.automine(true).await?;
+    env.chain.mine(1).await?;
+    env.wait_settled(&listener, artist, usdc(5), 30).await?;
+    wait("the second batch to be confirmed", 20, || async {
+        let b = env.batches().await?;
+        Ok(b.len() == 2 && b[1].1 == "confirmed")
+    })
+    .await?;
+    let b = env.batches().await?;
+    assert_eq!((b[0].0, b[0].1.as_str()), (0, "cancelled"));
+    assert_eq!((b[1].0, b[1].1.as_str(), b[1].2), (1, "confirmed", 1));
+    assert_eq!(env.settled_events(listener.grant.id(), artist).await?, 1);
+    wait("/health to recover", 10, || async {
+        Ok(get(http, "/health").await?.starts_with("HTTP/1.1 200"))
+    })
+    .await?;
+    keeper.stop().await?;
+    env.stop().await
+}
+
+fn free_addr() -> eyre::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// A plain HTTP/1.1 GET; returns the whole response.
+async fn get(addr: std::net::SocketAddr, path: &str) -> eyre::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return Ok(String::new());
+    };
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: keeper\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
+}

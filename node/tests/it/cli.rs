@@ -51,7 +51,7 @@ fn unbuilt_commands_fail_clearly() {
         ("BEATSTREAM_DATABASE_URL", "postgres://127.0.0.1:1/none"),
         ("BEATSTREAM_RPC_URL", "http://127.0.0.1:1"),
     ];
-    for command in ["dev", "node", "api"] {
+    for command in ["dev"] {
         let out = beatstream(&[command], &env);
         assert!(!out.status.success(), "{command} succeeded");
         assert!(stderr(&out).contains("not built yet"), "{command}: {}", stderr(&out));
@@ -83,6 +83,16 @@ fn keeper_without_a_key_or_deployment_says_what_is_missing() {
     );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--bump-percent must be between 12.5"), "{}", stderr(&out));
+}
+
+#[test]
+fn api_without_deployment_file_names_it() {
+    let out = beatstream(
+        &["api", "--api-deployment", "/nonexistent/deployment.json"],
+        &[("BEATSTREAM_DATABASE_URL", "postgres://127.0.0.1:1/none")],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/nonexistent/deployment.json"), "{}", stderr(&out));
 }
 
 #[test]

@@ -1,0 +1,176 @@
+//! Dataloaders: a list of N settlements asks for their N artists in one query, not N.
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::dataloader::Loader;
+use sqlx::PgPool;
+
+use super::types::{ArtistRow, ListenerStats, PayeeEarnings, TextRecord, TrackStats};
+
+/// Loads by key from Postgres; one loader per kind of lookup.
+pub(crate) struct Db {
+    pub(crate) pool: PgPool,
+    pub(crate) chain_id: i64,
+}
+
+type LoadResult<K, V> = Result<HashMap<K, V>, Arc<sqlx::Error>>;
+
+/// An artist by its ENS `addr` record (the payee address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ByAddr(pub(crate) [u8; 20]);
+/// An artist by its ENS node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ByNode(pub(crate) [u8; 32]);
+/// Text records of an artist's node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TextsOf(pub(crate) [u8; 32]);
+/// A payee's earnings, settled and pending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct EarningsOf(pub(crate) [u8; 20]);
+/// A payee's listening totals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct StatsOf(pub(crate) [u8; 20]);
+/// A track's listening totals.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TrackStatsOf(pub(crate) String);
+
+const ARTIST_COLUMNS: &str =
+    "a.node, a.label, a.name, a.owner, a.addr, a.rate_per_second::text AS rate,
+     extract(epoch FROM a.registered_at)::int8 AS registered_at, a.registered_block";
+
+fn arr<const N: usize>(v: &[u8]) -> [u8; N] {
+    v.try_into().unwrap_or([0; N])
+}
+
+impl Loader<ByAddr> for Db {
+    type Value = ArtistRow;
+    type Error = Arc<sqlx::Error>;
+
+    async fn load(&self, keys: &[ByAddr]) -> LoadResult<ByAddr, ArtistRow> {
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
+        let rows: Vec<ArtistRow> = sqlx::query_as(&format!(
+            "SELECT {ARTIST_COLUMNS} FROM artists a WHERE a.chain_id = $1 AND a.addr = ANY($2)"
+        ))
+        .bind(self.chain_id)
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().filter_map(|r| Some((ByAddr(arr(r.addr.as_deref()?)), r))).collect())
+    }
+}
+
+impl Loader<ByNode> for Db {
+    type Value = ArtistRow;
+    type Error = Arc<sqlx::Error>;
+
+    async fn load(&self, keys: &[ByNode]) -> LoadResult<ByNode, ArtistRow> {
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
+        let rows: Vec<ArtistRow> = sqlx::query_as(&format!(
+            "SELECT {ARTIST_COLUMNS} FROM artists a WHERE a.chain_id = $1 AND a.node = ANY($2)"
+        ))
+        .bind(self.chain_id)
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (ByNode(arr(&r.node)), r)).collect())
+    }
+}
+
+impl Loader<TextsOf> for Db {
+    type Value = Vec<TextRecord>;
+    type Error = Arc<sqlx::Error>;
+
+    async fn load(&self, keys: &[TextsOf]) -> LoadResult<TextsOf, Vec<TextRecord>> {
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
+        let rows: Vec<(Vec<u8>, String, String)> = sqlx::query_as(
+            "SELECT node, key, value FROM artist_texts WHERE chain_id = $1 AND node = ANY($2) ORDER BY key",
+        )
+        .bind(self.chain_id)
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<TextsOf, Vec<TextRecord>> = HashMap::new();
+        for (node, key, value) in rows {
+            out.entry(TextsOf(arr(&node))).or_default().push(TextRecord { key, value });
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<EarningsOf> for Db {
+    type Value = PayeeEarnings;
+    type Error = Arc<sqlx::Error>;
+
+    async fn load(&self, keys: &[EarningsOf]) -> LoadResult<EarningsOf, PayeeEarnings> {
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
+        // Pending: what stored vouchers promise above what is settled, per payee.
+        let rows: Vec<PayeeEarnings> = sqlx::query_as(
+            "SELECT k.payee,
+                    coalesce(e.earned_total, 0)::text AS earned, coalesce(e.fees_total, 0)::text AS fees,
+                    coalesce(e.withdrawn_total, 0)::text AS withdrawn,
+                    coalesce(e.withdrawable, 0)::text AS withdrawable, coalesce(e.settlements, 0) AS settlements,
+                    coalesce((
+                        SELECT sum(v.cumulative - coalesce(sp.cumulative, 0))
+                        FROM vouchers v
+                        LEFT JOIN settled_pairs sp
+                               ON sp.chain_id = $1 AND sp.grant_id = v.grant_id AND sp.payee = v.payee
+                        WHERE v.payee = k.payee AND v.cumulative > coalesce(sp.cumulative, 0)
+                    ), 0)::text AS pending
+             FROM unnest($2::bytea[]) AS k (payee)
+             LEFT JOIN payee_earnings e ON e.chain_id = $1 AND e.payee = k.payee",
+        )
+        .bind(self.chain_id)
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (EarningsOf(arr(&r.payee)), r)).collect())
+    }
+}
+
+impl Loader<StatsOf> for Db {
+    type Value = ListenerStats;
+    type Error = Arc<sqlx::Error>;
+
+    async fn load(&self, keys: &[StatsOf]) -> LoadResult<StatsOf, ListenerStats> {
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
+        let rows: Vec<(Vec<u8>, i64, i64, i64)> = sqlx::query_as(
+            "SELECT payee, count(*), coalesce(sum(seconds), 0)::int8, count(DISTINCT listener)
+             FROM sessions WHERE payee = ANY($1) GROUP BY payee",
+        )
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, streams, seconds, listeners)| {
+                (StatsOf(arr(&p)), ListenerStats { streams, seconds, unique_listeners: listeners })
+            })
+            .collect())
+    }
+}
+
+impl Loader<TrackStatsOf> for Db {
+    type Value = TrackStats;
+    type Error = Arc<sqlx::Error>;
+
+    async fn load(&self, keys: &[TrackStatsOf]) -> LoadResult<TrackStatsOf, TrackStats> {
+        let keys: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let rows: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(
+            "SELECT track_id::text, count(*), coalesce(sum(seconds), 0)::int8, count(DISTINCT listener),
+                    coalesce(sum(amount), 0)::text
+             FROM sessions WHERE track_id = ANY($1::text[]::numeric[]) GROUP BY track_id",
+        )
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, streams, seconds, listeners, revenue)| {
+                (
+                    TrackStatsOf(id),
+                    TrackStats { streams, seconds, unique_listeners: listeners, revenue },
+                )
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,208 @@
+//! Subscriptions, fed by the [`Hub`](crate::live::Hub)'s Postgres notifications.
+
+use std::collections::VecDeque;
+
+use async_graphql::{Context, Result, Subscription};
+use futures_util::{Stream, stream};
+use tokio::sync::broadcast::{Receiver, error::RecvError};
+
+use super::{
+    Api,
+    list::{Bind, Filter, page},
+    query::{session_list, session_node, settlement_list, settlement_node},
+    types::*,
+};
+use crate::live::Change;
+
+/// The subscription root.
+pub(crate) struct SubscriptionRoot;
+
+/// The next change, treating a subscriber that fell behind the broadcast like a lost connection: reload.
+async fn next_change(rx: &mut Receiver<Change>) -> Option<Change> {
+    match rx.recv().await {
+        Ok(change) => Some(change),
+        Err(RecvError::Lagged(_)) => Some(Change::Reload),
+        Err(RecvError::Closed) => None,
+    }
+}
+
+async fn payee_of(api: &Api, artist: &str) -> Result<Vec<u8>> {
+    if artist.starts_with("0x") {
+        return Ok(parse_address(artist)?.to_vec());
+    }
+    let name = artist.to_ascii_lowercase();
+    let full = if name.contains('.') { name } else { format!("{name}.beatstream.eth") };
+    let addr: Option<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT addr FROM artists WHERE chain_id = $1 AND name = $2")
+            .bind(api.chain_id)
+            .bind(&full)
+            .fetch_optional(&api.pool)
+            .await?;
+    addr.flatten().ok_or_else(|| format!("no artist {full} with an address record").into())
+}
+
+/// Settlements after `cursor` matching the filters, oldest first.
+async fn settlements_after(
+    api: &Api,
+    payee: &Option<Vec<u8>>,
+    listener: &Option<Vec<u8>>,
+    cursor: &[String],
+) -> Result<Vec<Settlement>> {
+    let mut filters = Vec::new();
+    if let Some(p) = payee {
+        filters.push(Filter::new("s.payee =", Bind::Bytes(p.clone())));
+    }
+    if let Some(l) = listener {
+        filters.push(Filter::new("s.listener =", Bind::Bytes(l.clone())));
+    }
+    let list = settlement_list(api.chain_id, filters, false);
+    let after = super::list::Cursor(cursor.to_vec());
+    let after = async_graphql::connection::CursorType::encode_cursor(&after);
+    let page =
+        page(&api.pool, list, (Some(after), None, Some(1000), None), settlement_node).await?;
+    Ok(page.edges.into_iter().map(|e| e.node).collect())
+}
+
+async fn earnings_of(api: &Api, payee: &[u8]) -> Result<Option<Earnings>> {
+    let key: [u8; 20] = payee.try_into().unwrap_or([0; 20]);
+    Ok(api.loader.load_one(super::loaders::EarningsOf(key)).await?.map(Earnings::from))
+}
+
+async fn session_of(api: &Api, id: &str) -> Result<Option<Session>> {
+    let list = session_list(vec![Filter::new("x.session_id::text =", Bind::Text(id.to_owned()))]);
+    let page = page(&api.pool, list, (None, None, Some(1), None), session_node).await?;
+    Ok(page.edges.into_iter().next().map(|e| e.node))
+}
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// Settlements as the indexer writes them, oldest first; only one artist's (ENS name or address) or one
+    /// listener's when given.
+    async fn settlements(
+        &self,
+        ctx: &Context<'_>,
+        artist: Option<String>,
+        listener: Option<String>,
+    ) -> Result<impl Stream<Item = Settlement>> {
+        let api = api(ctx).clone();
+        let payee = match artist {
+            Some(a) => Some(payee_of(&api, &a).await?),
+            None => None,
+        };
+        let listener = listener.map(|l| parse_address(&l).map(|a| a.to_vec())).transpose()?;
+        // Start after the newest settlement there is now.
+        let newest = page(
+            &api.pool,
+            settlement_list(api.chain_id, Vec::new(), true),
+            (None, None, Some(1), None),
+            settlement_node,
+        )
+        .await?;
+        let cursor: Vec<String> = newest
+            .edges
+            .first()
+            .map(|e| vec![e.node.block_number.to_string(), e.node.log_index.to_string()])
+            .unwrap_or_else(|| vec!["-1".into(), "-1".into()]);
+        let rx = api.hub.subscribe();
+        let state = (api, payee, listener, rx, cursor, VecDeque::<Settlement>::new());
+        Ok(stream::unfold(
+            state,
+            |(api, payee, listener, mut rx, mut cursor, mut queue)| async move {
+                loop {
+                    if let Some(next) = queue.pop_front() {
+                        return Some((next, (api, payee, listener, rx, cursor, queue)));
+                    }
+                    let change = next_change(&mut rx).await?;
+                    let relevant = match &change {
+                        Change::Settlements(events) => events.iter().any(|e| {
+                            payee.as_ref().is_none_or(|p| *p == e.payee)
+                                && listener.as_ref().is_none_or(|l| *l == e.listener)
+                        }),
+                        Change::Reload => true,
+                        Change::Earnings | Change::Vouchers => false,
+                    };
+                    if !relevant {
+                        continue;
+                    }
+                    // Read everything after what this subscriber has seen: catches up after a reconnect too.
+                    if let Ok(fresh) = settlements_after(&api, &payee, &listener, &cursor).await {
+                        if let Some(last) = fresh.last() {
+                            cursor =
+                                vec![last.block_number.to_string(), last.log_index.to_string()];
+                        }
+                        queue.extend(fresh);
+                    }
+                }
+            },
+        ))
+    }
+
+    /// An artist's earnings (ENS name or address): now, then each time they change.
+    async fn artist_earnings(
+        &self,
+        ctx: &Context<'_>,
+        artist: String,
+    ) -> Result<impl Stream<Item = Earnings>> {
+        let api = api(ctx).clone();
+        let payee = payee_of(&api, &artist).await?;
+        let rx = api.hub.subscribe();
+        let state = (api, payee, rx, None::<Earnings>);
+        Ok(stream::unfold(state, |(api, payee, mut rx, last)| async move {
+            let mut first = last.is_none();
+            loop {
+                if !first {
+                    match next_change(&mut rx).await? {
+                        Change::Earnings | Change::Reload | Change::Vouchers => {}
+                        Change::Settlements(_) => continue,
+                    }
+                }
+                first = false;
+                let Ok(Some(now)) = earnings_of(&api, &payee).await else { continue };
+                let changed = last.as_ref().is_none_or(|l| {
+                    l.earned != now.earned
+                        || l.pending != now.pending
+                        || l.withdrawable != now.withdrawable
+                });
+                if changed {
+                    return Some((now.clone(), (api, payee, rx, Some(now))));
+                }
+            }
+        }))
+    }
+
+    /// A session live: its state now, then a new one whenever a voucher moves it (each beat the listener pays),
+    /// until it closes.
+    async fn session_beats(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> Result<impl Stream<Item = Session>> {
+        let api = api(ctx).clone();
+        if session_of(&api, &id).await?.is_none() {
+            return Err(format!("no session {id}").into());
+        }
+        let rx = api.hub.subscribe();
+        let state = (api, id, rx, None::<(i64, String, SessionStatus)>, false);
+        Ok(stream::unfold(state, |(api, id, mut rx, last, done)| async move {
+            if done {
+                return None;
+            }
+            let mut first = last.is_none();
+            loop {
+                if !first {
+                    match next_change(&mut rx).await? {
+                        Change::Vouchers | Change::Reload => {}
+                        Change::Settlements(_) | Change::Earnings => continue,
+                    }
+                }
+                first = false;
+                let Ok(Some(now)) = session_of(&api, &id).await else { continue };
+                let key = (now.seconds, now.amount.raw.clone(), now.status);
+                if last.as_ref() != Some(&key) {
+                    let closed = now.status == SessionStatus::Closed;
+                    return Some((now, (api, id, rx, Some(key), closed)));
+                }
+            }
+        }))
+    }
+}

@@ -1,0 +1,7 @@
+//! GraphQL API tests: a database the real indexer fills from anvil activity through the real contracts, the API
+//! served on a free port, queried over HTTP and subscribed to over WebSocket (graphql-transport-ws).
+
+mod dashboards;
+mod harness;
+mod limits;
+mod subscriptions;
