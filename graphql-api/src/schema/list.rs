@@ -36,6 +36,8 @@ pub(crate) enum Bind {
     Bytes(Vec<u8>),
     Int(i64),
     Text(String),
+    /// Text bound as `$n::<cast>` (numeric ids, UUIDs), so the column's index is used.
+    Cast(String, &'static str),
 }
 
 /// One `AND <expr> $n` condition (the expression ends with its operator, e.g. `s.payee =`).
@@ -81,6 +83,7 @@ impl ListQuery {
                 Bind::Bytes(v) => qb.push_bind(v.clone()),
                 Bind::Int(v) => qb.push_bind(*v),
                 Bind::Text(v) => qb.push_bind(v.clone()),
+                Bind::Cast(v, cast) => qb.push_bind(v.clone()).push("::").push(*cast),
             };
         }
     }

@@ -133,7 +133,7 @@ pub(crate) fn track_node(row: &PgRow) -> Result<(Track, Vec<String>)> {
 
 pub(crate) async fn track_by_id(api: &Api, id: &str) -> Result<Option<Track>> {
     let mut list =
-        track_list(api.chain_id, vec![Filter::new("t.track_id::text =", Bind::Text(id.into()))]);
+        track_list(api.chain_id, vec![Filter::new("t.track_id =", Bind::Cast(id.into(), "numeric"))]);
     list.keys = &[("t.track_id", "numeric")];
     let page = page(&api.pool, list, (None, None, Some(1), None), track_node).await?;
     Ok(page.edges.into_iter().next().map(|e| e.node))
@@ -366,7 +366,7 @@ impl QueryRoot {
         if id.len() != 36 || !id.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-') {
             return Err("a session id is a UUID".into());
         }
-        let list = session_list(vec![Filter::new("x.session_id::text =", Bind::Text(id))]);
+        let list = session_list(vec![Filter::new("x.session_id =", Bind::Cast(id, "uuid"))]);
         let page = page(&api(ctx).pool, list, (None, None, Some(1), None), session_node).await?;
         Ok(page.edges.into_iter().next().map(|e| e.node))
     }
@@ -390,7 +390,10 @@ impl QueryRoot {
             filters.push(Filter::new("x.payee =", Bind::Bytes(parse_address(&p)?.to_vec())));
         }
         if let Some(t) = r#where.track_id {
-            filters.push(Filter::new("x.track_id::text =", Bind::Text(t)));
+            if t.is_empty() || t.len() > 78 || !t.bytes().all(|c| c.is_ascii_digit()) {
+                return Err("a track id is a decimal number".into());
+            }
+            filters.push(Filter::new("x.track_id =", Bind::Cast(t, "numeric")));
         }
         if r#where.live {
             filters.push(Filter::new("x.ended_at IS NULL AND 1 =", Bind::Int(1)));

@@ -69,7 +69,7 @@ async fn earnings_of(api: &Api, payee: &[u8]) -> Result<Option<Earnings>> {
 }
 
 async fn session_of(api: &Api, id: &str) -> Result<Option<Session>> {
-    let list = session_list(vec![Filter::new("x.session_id::text =", Bind::Text(id.to_owned()))]);
+    let list = session_list(vec![Filter::new("x.session_id =", Bind::Cast(id.to_owned(), "uuid"))]);
     let page = page(&api.pool, list, (None, None, Some(1), None), session_node).await?;
     Ok(page.edges.into_iter().next().map(|e| e.node))
 }
@@ -178,6 +178,9 @@ impl SubscriptionRoot {
         id: String,
     ) -> Result<impl Stream<Item = Session>> {
         let api = api(ctx).clone();
+        if id.len() != 36 || !id.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-') {
+            return Err("a session id is a UUID".into());
+        }
         if session_of(&api, &id).await?.is_none() {
             return Err(format!("no session {id}").into());
         }

@@ -2,7 +2,17 @@
 
 use serde_json::json;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::harness::{Env, post};
+
+async fn raw(addr: std::net::SocketAddr, request: &str) -> eyre::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(request.as_bytes()).await?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await?;
+    Ok(out)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abusive_queries_get_clear_errors() -> eyre::Result<()> {
@@ -41,6 +51,16 @@ async fn abusive_queries_get_clear_errors() -> eyre::Result<()> {
     let body = json!({ "query": format!("{{ stats {{ artists }} }} # {padding}") }).to_string();
     let (status, _) = post(env.api, "/graphql", &body).await?;
     assert_eq!(status, 413);
+
+    // CORS: a browser's preflight from any origin is allowed by default.
+    let preflight = raw(
+        env.api,
+        "OPTIONS /graphql HTTP/1.1\r\nHost: api\r\nOrigin: https://dashboard.example\r\n\
+         Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\
+         Connection: close\r\n\r\n",
+    )
+    .await?;
+    assert!(preflight.to_ascii_lowercase().contains("access-control-allow-origin: *"), "{preflight}");
 
     // And the API still answers.
     let stats = env
