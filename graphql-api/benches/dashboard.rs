@@ -58,7 +58,9 @@ async fn main() -> eyre::Result<()> {
     let addr = server.local_addr()?;
     let task = tokio::spawn(server.serve());
 
-    println!("\n## Artist dashboard, {settlements} settlements, {clients} concurrent clients, {secs} s each\n");
+    println!(
+        "\n## Artist dashboard, {settlements} settlements, {clients} concurrent clients, {secs} s each\n"
+    );
     println!("| artist | settlements | sessions | requests/s | p50 ms | p99 ms | max ms |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for (name, label) in [("alice", "busiest (10% of all)"), ("artist500", "typical")] {
@@ -73,7 +75,10 @@ async fn main() -> eyre::Result<()> {
         // Warm up, and check the answer is real.
         let body = request_body(name);
         let (_, first) = post_once(addr, &body).await?;
-        eyre::ensure!(first.contains("\"earnings\"") && !first.contains("\"errors\""), "bad answer: {first}");
+        eyre::ensure!(
+            first.contains("\"earnings\"") && !first.contains("\"errors\""),
+            "bad answer: {first}"
+        );
         let (rps, hist) = load(addr, &body, clients, Duration::from_secs(secs)).await?;
         println!(
             "| {label} | {} | {} | {rps:.0} | {:.1} | {:.1} | {:.1} |",

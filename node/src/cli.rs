@@ -43,7 +43,7 @@ pub(crate) enum Command {
     /// Run only the GraphQL API.
     Api(beatstream_graphql_api::Config),
     /// Zero-config demo: anvil, contracts, Postgres, every service and demo data.
-    Dev,
+    Dev(crate::dev::DevArgs),
 }
 
 /// Arguments of `beatstream migrate`.
@@ -86,6 +86,6 @@ mod tests {
     fn parses_json_log_format_after_subcommand() {
         let cli = Cli::try_parse_from(["beatstream", "dev", "--log-format", "json"]).unwrap();
         assert_eq!(cli.log_format, LogFormat::Json);
-        assert!(matches!(cli.command, Command::Dev));
+        assert!(matches!(cli.command, Command::Dev(_)));
     }
 }

@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod dev;
 mod logging;
 mod shutdown;
 

@@ -12,24 +12,32 @@ use crate::{Anvil, Error, Result, workspace_root};
 /// The contracts must already be compiled (`make test` builds them first), so parallel tests do not compile
 /// concurrently into the shared `out/`.
 pub async fn deploy(anvil: &Anvil, env: &[(&str, &str)]) -> Result<Deployment> {
+    let key = format!("0x{}", alloy::hex::encode(anvil.instance().keys()[0].to_bytes()));
+    let tag = format!("{}-{}", std::process::id(), anvil.instance().port());
+    deploy_to(anvil.endpoint_url().as_str(), &key, &tag, env).await
+}
+
+/// Runs the deploy script against any dev chain at `rpc_url`, sending as `key` (hex); `tag` makes the temporary
+/// output file unique.
+pub async fn deploy_to(
+    rpc_url: &str,
+    key: &str,
+    tag: &str,
+    env: &[(&str, &str)],
+) -> Result<Deployment> {
     let root = workspace_root();
     let forge = root.join("node_modules/.bin/forge");
     if !forge.is_file() {
         return Err(Error::ForgeMissing(forge));
     }
     // forge may only write under deployments/ (foundry.toml fs_permissions); a unique name per deployment.
-    let out = root.join("deployments").join(format!(
-        "test-{}-{}.local.json",
-        std::process::id(),
-        anvil.instance().port()
-    ));
+    let out = root.join("deployments").join(format!("test-{tag}.local.json"));
     let broadcast = tempfile::tempdir().map_err(Error::io("creating a broadcast dir"))?;
-    let key = format!("0x{}", alloy::hex::encode(anvil.instance().keys()[0].to_bytes()));
     let output = tokio::process::Command::new(&forge)
         .current_dir(root)
         .args(["script", "script/Deploy.s.sol", "--broadcast", "--rpc-url"])
-        .arg(anvil.endpoint_url().as_str())
-        .args(["--private-key", &key])
+        .arg(rpc_url)
+        .args(["--private-key", key])
         .env("BEATSTREAM_DEPLOYMENT_OUT", &out)
         .env("FOUNDRY_BROADCAST", broadcast.path())
         .envs(env.iter().copied())

@@ -15,6 +15,6 @@ mod server;
 mod test_db;
 
 pub use anvil::{Anvil, anvil_path, workspace_root};
-pub use deploy::deploy;
+pub use deploy::{deploy, deploy_to};
 pub use error::{Error, Result};
 pub use test_db::TestDb;

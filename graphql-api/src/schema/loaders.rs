@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 use async_graphql::dataloader::Loader;
 use sqlx::PgPool;
 
-use super::types::{ArtistRow, ListenerStats, PayeeEarnings, TextRecord, TrackStats};
+use super::types::{ArtistRow, ListenerStats, PayeeEarnings, TextRecord, Track, TrackStats};
 
 /// Loads by key from Postgres; one loader per kind of lookup.
 pub(crate) struct Db {
@@ -33,6 +33,9 @@ pub(crate) struct StatsOf(pub(crate) [u8; 20]);
 /// A track's listening totals.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TrackStatsOf(pub(crate) String);
+/// A track by id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TrackById(pub(crate) String);
 
 const ARTIST_COLUMNS: &str =
     "a.node, a.label, a.name, a.owner, a.addr, a.rate_per_second::text AS rate,
@@ -134,8 +137,7 @@ impl Loader<StatsOf> for Db {
     async fn load(&self, keys: &[StatsOf]) -> LoadResult<StatsOf, ListenerStats> {
         let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
         let rows: Vec<(Vec<u8>, i64, i64, i64)> = sqlx::query_as(
-            "SELECT payee, count(*), coalesce(sum(seconds), 0)::int8, count(DISTINCT listener)
-             FROM sessions WHERE payee = ANY($1) GROUP BY payee",
+            "SELECT payee, streams, seconds, listeners FROM payee_listening WHERE payee = ANY($1)",
         )
         .bind(keys)
         .fetch_all(&self.pool)
@@ -156,9 +158,8 @@ impl Loader<TrackStatsOf> for Db {
     async fn load(&self, keys: &[TrackStatsOf]) -> LoadResult<TrackStatsOf, TrackStats> {
         let keys: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let rows: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(
-            "SELECT track_id::text, count(*), coalesce(sum(seconds), 0)::int8, count(DISTINCT listener),
-                    coalesce(sum(amount), 0)::text
-             FROM sessions WHERE track_id = ANY($1::text[]::numeric[]) GROUP BY track_id",
+            "SELECT track_id::text, streams, seconds, listeners, amount::text
+             FROM track_listening WHERE track_id = ANY($1::text[]::numeric[])",
         )
         .bind(keys)
         .fetch_all(&self.pool)
@@ -172,5 +173,30 @@ impl Loader<TrackStatsOf> for Db {
                 )
             })
             .collect())
+    }
+}
+
+impl Loader<TrackById> for Db {
+    type Value = Track;
+    type Error = Arc<sqlx::Error>;
+
+    async fn load(&self, keys: &[TrackById]) -> LoadResult<TrackById, Track> {
+        let keys: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let list = super::query::track_list(self.chain_id, Vec::new());
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM {} WHERE t.chain_id = $1 AND t.track_id = ANY($2::text[]::numeric[])",
+            list.select, list.from
+        ))
+        .bind(self.chain_id)
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = HashMap::new();
+        for row in &rows {
+            if let Ok((track, _)) = super::query::track_node(row) {
+                out.insert(TrackById(track.id.clone()), track);
+            }
+        }
+        Ok(out)
     }
 }

@@ -132,11 +132,7 @@ pub(crate) fn track_node(row: &PgRow) -> Result<(Track, Vec<String>)> {
 }
 
 pub(crate) async fn track_by_id(api: &Api, id: &str) -> Result<Option<Track>> {
-    let mut list =
-        track_list(api.chain_id, vec![Filter::new("t.track_id =", Bind::Cast(id.into(), "numeric"))]);
-    list.keys = &[("t.track_id", "numeric")];
-    let page = page(&api.pool, list, (None, None, Some(1), None), track_node).await?;
-    Ok(page.edges.into_iter().next().map(|e| e.node))
+    Ok(api.loader.load_one(super::loaders::TrackById(id.to_owned())).await?)
 }
 
 pub(crate) fn session_list(filters: Vec<Filter>) -> ListQuery {
@@ -224,25 +220,44 @@ pub(crate) async fn top_tracks(
     since_hours: Option<i32>,
     limit: i32,
 ) -> Result<Vec<TrackRanking>> {
-    let rows: Vec<(String, i64, i64, String)> = sqlx::query_as(
-        "SELECT track_id::text, count(*), coalesce(sum(seconds), 0)::int8, coalesce(sum(amount), 0)::text
-         FROM sessions
-         WHERE ($1::bytea IS NULL OR payee = $1)
-           AND ($2::int4 IS NULL OR started_at >= now() - make_interval(hours => $2))
-         GROUP BY track_id ORDER BY sum(amount) DESC, track_id LIMIT $3",
-    )
-    .bind(payee)
-    .bind(since_hours)
-    .bind(i64::from(limit))
-    .fetch_all(&api.pool)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (id, streams, seconds, revenue) in rows {
-        if let Some(track) = track_by_id(api, &id).await? {
-            out.push(TrackRanking { track, streams, seconds, revenue: Amount::new(&revenue) });
+    // All time: the per-track totals; a window: the per-day totals of the days it touches.
+    let rows: Vec<(String, i64, i64, String)> = match since_hours {
+        None => {
+            sqlx::query_as(
+                "SELECT track_id::text, streams, seconds, amount::text FROM track_listening
+                 WHERE ($1::bytea IS NULL OR payee = $1)
+                 ORDER BY amount DESC, track_id LIMIT $2",
+            )
+            .bind(payee)
+            .bind(i64::from(limit))
+            .fetch_all(&api.pool)
+            .await?
         }
-    }
-    Ok(out)
+        Some(hours) => {
+            sqlx::query_as(
+                "SELECT d.track_id::text, sum(d.streams)::int8, sum(d.seconds)::int8, sum(d.amount)::text
+                 FROM track_listening_daily d
+                 WHERE d.day >= (now() AT TIME ZONE 'UTC' - make_interval(hours => $2))::date
+                   AND ($1::bytea IS NULL
+                        OR d.track_id IN (SELECT track_id FROM track_listening WHERE payee = $1))
+                 GROUP BY d.track_id ORDER BY sum(d.amount) DESC, d.track_id LIMIT $3",
+            )
+            .bind(payee)
+            .bind(hours)
+            .bind(i64::from(limit))
+            .fetch_all(&api.pool)
+            .await?
+        }
+    };
+    let ids = rows.iter().map(|r| super::loaders::TrackById(r.0.clone()));
+    let mut tracks = api.loader.load_many(ids).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, streams, seconds, revenue)| {
+            let track = tracks.remove(&super::loaders::TrackById(id))?;
+            Some(TrackRanking { track, streams, seconds, revenue: Amount::new(&revenue) })
+        })
+        .collect())
 }
 
 pub(crate) async fn series(
@@ -285,6 +300,10 @@ pub(crate) async fn series(
             settlements,
         })
         .collect())
+}
+
+fn by_addr(payee: &[u8]) -> super::loaders::ByAddr {
+    super::loaders::ByAddr(payee.try_into().unwrap_or([0; 20]))
 }
 
 fn unix_now() -> i64 {
@@ -571,18 +590,16 @@ impl QueryRoot {
         .bind(i64::from(limit))
         .fetch_all(&api.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (payee, earned, settlements) in rows {
-            let key: [u8; 20] = payee.as_slice().try_into().unwrap_or([0; 20]);
-            let artist = api.loader.load_one(super::loaders::ByAddr(key)).await?.map(Artist::from);
-            out.push(ArtistRanking {
-                artist,
+        let mut artists = api.loader.load_many(rows.iter().map(|r| by_addr(&r.0))).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(payee, earned, settlements)| ArtistRanking {
+                artist: artists.remove(&by_addr(&payee)).map(Artist::from),
                 payee: address(&payee),
                 earned: Amount::new(&earned),
                 settlements,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     /// Tracks that earned most in the last `hours` (default 24).
@@ -743,18 +760,16 @@ impl Listener {
         .bind(&self.address)
         .fetch_all(&api.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (payee, settled, vouched) in rows {
-            let key: [u8; 20] = payee.as_slice().try_into().unwrap_or([0; 20]);
-            let artist = api.loader.load_one(super::loaders::ByAddr(key)).await?.map(Artist::from);
-            out.push(ArtistSpend {
+        let mut artists = api.loader.load_many(rows.iter().map(|r| by_addr(&r.0))).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(payee, settled, vouched)| ArtistSpend {
+                artist: artists.remove(&by_addr(&payee)).map(Artist::from),
                 payee: address(&payee),
-                artist,
                 settled: Amount::new(&settled),
                 vouched: Amount::new(&vouched),
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     /// The listener's sessions, newest first.

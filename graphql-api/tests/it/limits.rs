@@ -60,7 +60,10 @@ async fn abusive_queries_get_clear_errors() -> eyre::Result<()> {
          Connection: close\r\n\r\n",
     )
     .await?;
-    assert!(preflight.to_ascii_lowercase().contains("access-control-allow-origin: *"), "{preflight}");
+    assert!(
+        preflight.to_ascii_lowercase().contains("access-control-allow-origin: *"),
+        "{preflight}"
+    );
 
     // And the API still answers.
     let stats = env

@@ -46,17 +46,6 @@ fn migrate_without_database_says_what_to_set() {
 }
 
 #[test]
-fn unbuilt_commands_fail_clearly() {
-    let env = [
-        ("BEATSTREAM_DATABASE_URL", "postgres://127.0.0.1:1/none"),
-        ("BEATSTREAM_RPC_URL", "http://127.0.0.1:1"),
-    ];
-    let out = beatstream(&["dev"], &env);
-    assert!(!out.status.success(), "dev succeeded");
-    assert!(stderr(&out).contains("not built yet"), "dev: {}", stderr(&out));
-}
-
-#[test]
 fn keeper_without_a_key_or_deployment_says_what_is_missing() {
     let env = [
         ("BEATSTREAM_DATABASE_URL", "postgres://127.0.0.1:1/none"),

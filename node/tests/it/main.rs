@@ -1,4 +1,5 @@
 //! Tests of the `beatstream` binary as a user runs it.
 
 mod cli;
+mod dev;
 mod indexer_crash;

@@ -1,0 +1,460 @@
+//! `beatstream dev`: the whole node on a laptop with nothing configured.
+//!
+//! Starts anvil (from the npm-pinned Foundry toolchain, one-second blocks) unless `--rpc-url` is given, deploys the
+//! contracts with the real deploy script, takes a fresh database (`DATABASE_URL`, else a local server, else a private
+//! throwaway cluster), runs indexer, relay, keeper and API in this process, seeds `demo.beatstream.eth` with three
+//! tracks and a funded listener, prints where to look, and with `--listeners N` runs N simulated players streaming
+//! real signed vouchers. Ctrl-C stops everything it started and removes the database and chain it created.
+
+use std::{io::IsTerminal, net::SocketAddr, time::Duration};
+
+use alloy::{
+    network::EthereumWallet,
+    primitives::{Address, U256, keccak256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use beatstream_primitives::{
+    Deployment, SessionGrant, VoucherDomain,
+    contracts::{
+        BeatStreamRegistry::{self, TextRecord, TrackInput},
+        BeatStreamVault, MockUSDC,
+    },
+    units::format_usdc,
+};
+use beatstream_stream_relay::protocol::{ClientFrame, ServerFrame, Uint};
+use beatstream_testkit::{Anvil, TestDb, deploy_to};
+use clap::Args;
+use eyre::WrapErr;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use url::Url;
+
+/// The well-known keys of the default anvil/hardhat dev accounts: 0 deploys and funds, 1 is the demo artist, 2 the
+/// demo listener, 9 the keeper.
+const DEV_KEYS: [&str; 4] = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+];
+const USDC: u64 = 1_000_000;
+/// The demo artist's rate: 0.001 USDC a second.
+const DEMO_RATE: u64 = 1_000;
+
+/// Arguments of `beatstream dev`.
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// Use this dev chain (whose default accounts are funded) instead of starting anvil.
+    #[arg(long = "rpc-url", env = "BEATSTREAM_DEV_RPC_URL")]
+    pub(crate) rpc_url: Option<Url>,
+    /// Simulated players streaming real signed vouchers to the relay.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) listeners: usize,
+    /// Where the GraphQL API listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub(crate) api_listen: SocketAddr,
+    /// Where the relay listens.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub(crate) relay_listen: SocketAddr,
+}
+
+/// Runs the demo until `shutdown`.
+pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> eyre::Result<()> {
+    // ----- Chain -----
+    let anvil = match &args.rpc_url {
+        Some(_) => None,
+        None => Some(start_anvil().wrap_err("starting anvil (run `make setup` first)")?),
+    };
+    let rpc = match (&args.rpc_url, &anvil) {
+        (Some(url), _) => url.clone(),
+        (None, Some(anvil)) => anvil.endpoint_url(),
+        (None, None) => unreachable!("anvil started above"),
+    };
+    let keys: Vec<PrivateKeySigner> =
+        DEV_KEYS.iter().map(|k| k.parse().expect("valid dev key")).collect();
+    info!(target: "beatstream::dev", %rpc, "deploying the contracts");
+    let deployment = deploy_to(
+        rpc.as_str(),
+        DEV_KEYS[0],
+        &format!("dev-{}", std::process::id()),
+        &[("BEATSTREAM_WITHDRAWAL_DELAY", "300")],
+    )
+    .await
+    .wrap_err("deploying the contracts (run `make contracts` first)")?;
+    let deployment_file = tempfile::NamedTempFile::new()?;
+    std::fs::write(deployment_file.path(), serde_json::to_string_pretty(&deployment)?)?;
+
+    // ----- Database -----
+    let db = TestDb::new().await.wrap_err("getting a Postgres database")?;
+    let database_url = db.url().to_owned();
+
+    // ----- Services -----
+    let path = deployment_file.path().to_owned();
+    let indexer = beatstream_indexer::Config {
+        database_url: database_url.clone(),
+        rpc_url: rpc.clone(),
+        options: beatstream_indexer::Options {
+            poll_interval_ms: 250,
+            ..beatstream_indexer::Options::new(path.clone())
+        },
+    };
+    let mut relay = beatstream_stream_relay::Config::new(database_url.clone(), rpc.clone());
+    relay.listen = args.relay_listen;
+    relay.deployment = Some(path.clone());
+    relay.relay_id = Some("dev".into());
+    let mut keeper = beatstream_keeper::Options::new(path.clone());
+    keeper.signer.private_key = Some(DEV_KEYS[3].into());
+    keeper.confirmations = 0;
+    keeper.payee_threshold = 10_000; // settle every 0.01 USDC a payee earns: money visibly moves
+    keeper.max_interval_secs = 15;
+    let keeper = beatstream_keeper::Config {
+        database_url: database_url.clone(),
+        rpc_url: rpc.clone(),
+        options: keeper,
+    };
+    let mut api = beatstream_graphql_api::Options::new(path.clone());
+    api.listen = args.api_listen;
+    let api = beatstream_graphql_api::Config {
+        database_url: database_url.clone(),
+        rpc_url: None,
+        options: api,
+    };
+
+    let services = CancellationToken::new();
+    let relay_server = beatstream_stream_relay::Server::bind(relay, services.clone())
+        .await
+        .wrap_err_with(|| format!("binding the relay to {}", args.relay_listen))?;
+    let api_server = beatstream_graphql_api::Server::bind(api, services.clone())
+        .await
+        .wrap_err_with(|| format!("binding the API to {}", args.api_listen))?;
+    let tasks = vec![
+        tokio::spawn(stopping(
+            "indexer",
+            beatstream_indexer::run(indexer, services.clone()),
+            shutdown.clone(),
+        )),
+        tokio::spawn(stopping("relay", relay_server.serve(), shutdown.clone())),
+        tokio::spawn(stopping(
+            "keeper",
+            beatstream_keeper::run(keeper, services.clone()),
+            shutdown.clone(),
+        )),
+        tokio::spawn(stopping("api", api_server.serve(), shutdown.clone())),
+    ];
+
+    // ----- Demo data -----
+    let chain = Demo::new(&rpc, &deployment, &keys);
+    chain.seed().await.wrap_err("seeding the demo artist and listener")?;
+    wait_indexed(&database_url, &rpc).await?;
+
+    println!();
+    println!("BeatStream dev node is ready.");
+    println!("  GraphiQL:   http://{}/graphql", args.api_listen);
+    println!("  Subscriptions: ws://{}/graphql/ws", args.api_listen);
+    println!("  Relay:      ws://{}/ws/stream", args.relay_listen);
+    println!(
+        "  Chain:      {rpc} (chain {}), vault {}",
+        deployment.chain_id, deployment.contracts.vault
+    );
+    println!("  Postgres:   {database_url}");
+    println!(
+        "  Demo:       demo.beatstream.eth (artist {}), listener {}",
+        keys[1].address(),
+        keys[2].address()
+    );
+    println!();
+    println!("Paste into GraphiQL:");
+    println!(
+        "  {{ artist(name: \"demo\") {{ name earnings {{ earned {{ usdc }} pending {{ usdc }} }} stats {{ streams seconds \
+         uniqueListeners }} tracks {{ edges {{ node {{ id title }} }} }} }} stats {{ liveSessions settled {{ usdc }} }} }}"
+    );
+    println!();
+    if args.listeners > 0 {
+        println!("Starting {} simulated listeners; Ctrl-C stops everything.", args.listeners);
+        let players =
+            chain.fund_players(args.listeners).await.wrap_err("funding the simulated listeners")?;
+        let relay_url = format!("ws://{}/ws/stream", args.relay_listen);
+        for (i, player) in players.into_iter().enumerate() {
+            let domain = chain.domain.clone();
+            tokio::spawn(play(
+                relay_url.clone(),
+                domain,
+                player,
+                (i % 3) as u64 + 1,
+                shutdown.clone(),
+            ));
+        }
+    } else {
+        println!(
+            "Ctrl-C stops everything. `--listeners N` (make dev ARGS=\"--listeners 10\") adds simulated players."
+        );
+    }
+
+    totals(&database_url, shutdown.clone()).await;
+    println!();
+    info!(target: "beatstream::dev", "stopping");
+    services.cancel();
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+    }
+    drop(anvil);
+    drop(db);
+    Ok(())
+}
+
+/// Anvil with one-second blocks, on 8545 when it is free.
+fn start_anvil() -> eyre::Result<Anvil> {
+    let preferred = std::net::TcpListener::bind("127.0.0.1:8545").is_ok();
+    Ok(Anvil::spawn_with(|b| {
+        let b = b.block_time(1u64);
+        if preferred { b.port(8545u16) } else { b }
+    })?)
+}
+
+/// Runs a service; if it fails, says so and stops the demo.
+async fn stopping<E: std::fmt::Display>(
+    name: &'static str,
+    service: impl std::future::Future<Output = Result<(), E>>,
+    shutdown: CancellationToken,
+) {
+    if let Err(e) = service.await {
+        warn!(target: "beatstream::dev", service = name, error = %e, "service stopped");
+        shutdown.cancel();
+    }
+}
+
+async fn wait_indexed(database_url: &str, rpc: &Url) -> eyre::Result<()> {
+    let pool = sqlx::PgPool::connect(database_url).await?;
+    let provider = ProviderBuilder::new().connect(rpc.as_str()).await?;
+    let head = provider.get_block_number().await? as i64;
+    for _ in 0..600 {
+        let indexed: Option<i64> = sqlx::query_scalar("SELECT max(block_number) FROM chain_cursor")
+            .fetch_one(&pool)
+            .await?;
+        if indexed.unwrap_or(-1) >= head {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eyre::bail!("the indexer did not reach block {head} within a minute")
+}
+
+/// Prints live totals every two seconds until `shutdown`.
+async fn totals(database_url: &str, shutdown: CancellationToken) {
+    let Ok(pool) = sqlx::PgPool::connect(database_url).await else { return };
+    let tty = std::io::stdout().is_terminal();
+    let mut last: Option<(U256, std::time::Instant)> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        let row: Result<(i64, String, String, i64), _> = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM sessions WHERE ended_at IS NULL),
+                    (SELECT coalesce(sum(cumulative), 0)::text FROM vouchers),
+                    (SELECT coalesce(sum(earned_total + fees_total), 0)::text FROM payee_earnings),
+                    (SELECT count(*) FROM keeper_batches WHERE status = 'confirmed')",
+        )
+        .fetch_one(&pool)
+        .await;
+        let Ok((live, vouched, settled, txs)) = row else { continue };
+        let vouched: U256 = vouched.parse().unwrap_or_default();
+        let settled: U256 = settled.parse().unwrap_or_default();
+        let now = std::time::Instant::now();
+        let rate = last.map(|(v, t)| {
+            let secs = now.duration_since(t).as_secs_f64().max(0.001);
+            (vouched.saturating_sub(v).to::<u128>() as f64 / 1e6) / secs
+        });
+        last = Some((vouched, now));
+        let line = format!(
+            "live sessions {live:>4} | streamed {} USDC ({:.4} USDC/s) | settled on-chain {} USDC in {txs} txs",
+            format_usdc(vouched),
+            rate.unwrap_or_default(),
+            format_usdc(settled),
+        );
+        if tty {
+            print!("\r{line}   ");
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        } else {
+            println!("{line}");
+        }
+    }
+}
+
+/// The demo's chain side.
+struct Demo {
+    deployment: Deployment,
+    domain: VoucherDomain,
+    admin: DynProvider,
+    artist: DynProvider,
+    listener: DynProvider,
+    keys: Vec<PrivateKeySigner>,
+}
+
+impl Demo {
+    fn new(rpc: &Url, deployment: &Deployment, keys: &[PrivateKeySigner]) -> Self {
+        let as_ = |k: &PrivateKeySigner| {
+            ProviderBuilder::new()
+                .wallet(EthereumWallet::from(k.clone()))
+                .connect_http(rpc.clone())
+                .erased()
+        };
+        Self {
+            deployment: *deployment,
+            domain: VoucherDomain::new(deployment.chain_id, deployment.contracts.vault),
+            admin: as_(&keys[0]),
+            artist: as_(&keys[1]),
+            listener: as_(&keys[2]),
+            keys: keys.to_vec(),
+        }
+    }
+
+    /// `demo.beatstream.eth` with records and three tracks; a listener with 100 USDC deposited.
+    async fn seed(&self) -> eyre::Result<()> {
+        let registry = BeatStreamRegistry::new(self.deployment.contracts.registry, &self.artist);
+        let records = vec![
+            TextRecord {
+                key: "avatar".into(),
+                value: "https://beatstream.example/demo.png".into(),
+            },
+            TextRecord { key: "description".into(), value: "The BeatStream demo artist".into() },
+            TextRecord { key: "genre".into(), value: "electronic".into() },
+        ];
+        let node = registry
+            .registerArtist("demo".into(), U256::from(DEMO_RATE), records.clone())
+            .call()
+            .await?;
+        ensure(
+            registry.registerArtist("demo".into(), U256::from(DEMO_RATE), records).send().await?,
+        )
+        .await?;
+        for (title, duration) in [("Genesis Block", 180u32), ("Gas Lights", 210), ("Finality", 240)]
+        {
+            let input = TrackInput {
+                title: title.into(),
+                duration,
+                ratePerSecond: 0,
+                contentHash: keccak256(title),
+                metadataURI: format!("ipfs://demo/{}", title.to_lowercase().replace(' ', "-")),
+            };
+            ensure(registry.publishTrack(node, input).send().await?).await?;
+        }
+        let amount = U256::from(100 * USDC);
+        let usdc = MockUSDC::new(self.deployment.contracts.usdc, &self.listener);
+        ensure(usdc.mint(self.keys[2].address(), amount).send().await?).await?;
+        ensure(usdc.approve(self.deployment.contracts.vault, amount).send().await?).await?;
+        let vault = BeatStreamVault::new(self.deployment.contracts.vault, &self.listener);
+        ensure(vault.deposit(amount).send().await?).await?;
+        Ok(())
+    }
+
+    /// Fresh wallets with 10 USDC each deposited by account 0, and a grant and session key each.
+    async fn fund_players(&self, n: usize) -> eyre::Result<Vec<Player>> {
+        let per = U256::from(10 * USDC);
+        let usdc = MockUSDC::new(self.deployment.contracts.usdc, &self.admin);
+        let total = per * U256::from(n);
+        ensure(usdc.mint(self.keys[0].address(), total).send().await?).await?;
+        ensure(usdc.approve(self.deployment.contracts.vault, total).send().await?).await?;
+        let vault = BeatStreamVault::new(self.deployment.contracts.vault, &self.admin);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let mut players = Vec::with_capacity(n);
+        let mut pending = Vec::new();
+        for i in 0..n {
+            let wallet = PrivateKeySigner::random();
+            pending.push(vault.depositFor(wallet.address(), per).send().await?);
+            let key = PrivateKeySigner::random();
+            let grant = SessionGrant {
+                listener: wallet.address(),
+                sessionKey: key.address(),
+                cap: per,
+                expiresAt: now + 7 * 86_400,
+                nonce: i as u64,
+            };
+            let grant_sig = self.domain.sign_grant(&wallet, &grant)?;
+            players.push(Player { key, grant, grant_sig });
+        }
+        for tx in pending {
+            ensure(tx).await?;
+        }
+        Ok(players)
+    }
+}
+
+async fn ensure(
+    pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+) -> eyre::Result<()> {
+    let receipt = pending.get_receipt().await?;
+    eyre::ensure!(receipt.status(), "transaction {} reverted", receipt.transaction_hash);
+    Ok(())
+}
+
+/// A simulated listener's player.
+struct Player {
+    key: PrivateKeySigner,
+    grant: SessionGrant,
+    grant_sig: [u8; 65],
+}
+
+/// Plays `track` over and over (a minute each), paying every beat, until `shutdown`; reconnects after errors.
+async fn play(
+    relay: String,
+    domain: VoucherDomain,
+    player: Player,
+    track: u64,
+    shutdown: CancellationToken,
+) {
+    while !shutdown.is_cancelled() {
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = session(&relay, &domain, &player, track) => r,
+        };
+        if let Err(e) = result {
+            warn!(target: "beatstream::dev", error = %e, "simulated player: reconnecting");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+async fn session(
+    relay: &str,
+    domain: &VoucherDomain,
+    player: &Player,
+    track: u64,
+) -> eyre::Result<()> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(relay).await?;
+    let send = |f: ClientFrame| Message::text(f.to_json());
+    ws.send(send(ClientFrame::hello(&player.grant, &player.grant_sig))).await?;
+    let grant_id = player.grant.id();
+    let mut session = None;
+    let mut beats = 0;
+    loop {
+        let Some(msg) = ws.next().await else { eyre::bail!("relay closed the connection") };
+        let Message::Text(text) = msg? else { continue };
+        match serde_json::from_str::<ServerFrame>(text.as_str())? {
+            ServerFrame::Ready { .. } => {
+                ws.send(send(ClientFrame::Play { track_id: Uint(track.to_string()) })).await?;
+            }
+            ServerFrame::Session { session_id, payee, .. } => {
+                session = Some((session_id, payee.parse::<Address>()?))
+            }
+            ServerFrame::Beat { owed, .. } => {
+                let Some((id, payee)) = &session else { continue };
+                beats += 1;
+                if beats > 60 {
+                    ws.send(send(ClientFrame::Stop { session_id: id.clone() })).await?;
+                    continue;
+                }
+                let owed: U256 = owed.parse()?;
+                let sig = domain.sign_voucher(&player.key, grant_id, *payee, owed)?;
+                ws.send(send(ClientFrame::voucher(grant_id, *payee, owed, &sig))).await?;
+            }
+            ServerFrame::Closed { .. } => return Ok(()),
+            ServerFrame::Error { code, message } => eyre::bail!("relay error {code}: {message}"),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! The whole path, every part real: an artist registers `neon.beatstream.eth` with records and publishes a track; a
+//! listener deposits USDC with an EIP-2612 permit; the listener's player streams ten seconds over the relay with
+//! session-key vouchers; the keeper settles them on anvil; the indexer mirrors it; GraphQL shows the artist's
+//! earnings, the session and the listener's balance as the chain has them; the artist withdraws earnings; the
+//! listener requests the rest back and withdraws it after the delay (anvil time travel).
+
+use std::{net::SocketAddr, time::Duration};
+
+use alloy::{
+    primitives::{Address, U256, keccak256},
+    signers::{Signer, local::PrivateKeySigner},
+    sol,
+    sol_types::{Eip712Domain, SolStruct},
+};
+use beatstream_primitives::{
+    SessionGrant,
+    contracts::BeatStreamRegistry::{TextRecord, TrackInput},
+};
+use beatstream_stream_relay::protocol::{ClientFrame, ServerFrame, Uint};
+use beatstream_testkit::{
+    Anvil, TestDb,
+    scene::{Chain, USDC},
+};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::{connect_async, tungstenite::Message};
+use tokio_util::sync::CancellationToken;
+
+const ARTIST: usize = 1;
+const LISTENER: usize = 3;
+const KEEPER: usize = 7;
+const RATE: u64 = 2_500; // base units a second: 0.0025 USDC
+const DELAY: u64 = 3_600;
+
+sol! {
+    struct Permit {
+        address owner;
+        address spender;
+        uint256 value;
+        uint256 nonce;
+        uint256 deadline;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result<()> {
+    let chain = Chain::with(
+        Anvil::spawn()?,
+        &[("BEATSTREAM_FEE_BPS", "250"), ("BEATSTREAM_WITHDRAWAL_DELAY", &DELAY.to_string())],
+    )
+    .await?;
+    let db = TestDb::new().await?;
+    let stop = CancellationToken::new();
+    let deployment = chain.deployment_file.path().to_owned();
+    let contracts = chain.deployment.contracts;
+
+    // ----- Every service, in this process. -----
+    let indexer_metrics = beatstream_indexer::Metrics::new();
+    let indexer = tokio::spawn(beatstream_indexer::run_with_metrics(
+        beatstream_indexer::Config {
+            database_url: db.url().to_owned(),
+            rpc_url: chain.anvil.endpoint_url(),
+            options: beatstream_indexer::Options {
+                poll_interval_ms: 50,
+                ..beatstream_indexer::Options::new(deployment.clone())
+            },
+        },
+        indexer_metrics.clone(),
+        stop.clone(),
+    ));
+    let mut relay_config =
+        beatstream_stream_relay::Config::new(db.url().to_owned(), chain.anvil.endpoint_url());
+    relay_config.listen = "127.0.0.1:0".parse()?;
+    relay_config.deployment = Some(deployment.clone());
+    relay_config.beat_ms = 250;
+    let relay = beatstream_stream_relay::Server::bind(relay_config, stop.clone()).await?;
+    let relay_addr = relay.local_addr()?;
+    let relay = tokio::spawn(relay.serve());
+    let mut keeper_options = beatstream_keeper::Options::new(deployment.clone());
+    keeper_options.signer.private_key = Some(chain.anvil.private_key_hex(KEEPER));
+    // A batch once 8 s of this track are vouched, and whatever is left two seconds after the last batch.
+    keeper_options.payee_threshold = 20_000;
+    keeper_options.max_interval_secs = 2;
+    keeper_options.confirmations = 0;
+    keeper_options.poll_ms = 200;
+    let keeper_metrics = beatstream_keeper::Metrics::new();
+    let keeper = tokio::spawn(beatstream_keeper::run_with_metrics(
+        beatstream_keeper::Config {
+            database_url: db.url().to_owned(),
+            rpc_url: chain.anvil.endpoint_url(),
+            options: keeper_options,
+        },
+        keeper_metrics.clone(),
+        stop.clone(),
+    ));
+    let mut api_options = beatstream_graphql_api::Options::new(deployment.clone());
+    api_options.listen = "127.0.0.1:0".parse()?;
+    let api = beatstream_graphql_api::Server::bind(
+        beatstream_graphql_api::Config {
+            database_url: db.url().to_owned(),
+            rpc_url: None,
+            options: api_options,
+        },
+        stop.clone(),
+    )
+    .await?;
+    let api_addr = api.local_addr()?;
+    let api = tokio::spawn(api.serve());
+    let indexed = || async {
+        let head = chain.head().await? as i64;
+        for _ in 0..600 {
+            if indexer_metrics.indexed.get() >= head {
+                return Ok::<_, eyre::Report>(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eyre::bail!("the indexer did not reach block {head}")
+    };
+
+    // ----- The artist registers a name with records and publishes a track. -----
+    let artist = chain.anvil.signer(ARTIST);
+    let registry = chain.registry(&artist);
+    let records = vec![
+        TextRecord { key: "avatar".into(), value: "ipfs://neon-avatar".into() },
+        TextRecord { key: "genre".into(), value: "synthwave".into() },
+    ];
+    let node =
+        registry.registerArtist("neon".into(), U256::from(RATE), records.clone()).call().await?;
+    assert!(
+        registry
+            .registerArtist("neon".into(), U256::from(RATE), records)
+            .send()
+            .await?
+            .get_receipt()
+            .await?
+            .status()
+    );
+    let track = TrackInput {
+        title: "Night Drive".into(),
+        duration: 200,
+        ratePerSecond: 0,
+        contentHash: keccak256("Night Drive"),
+        metadataURI: "ipfs://night-drive".into(),
+    };
+    assert!(registry.publishTrack(node, track).send().await?.get_receipt().await?.status());
+
+    // ----- The listener deposits 20 USDC with a permit: one transaction, no approval. -----
+    let listener = chain.anvil.signer(LISTENER);
+    let usdc = chain.usdc(&listener);
+    let deposit = U256::from(20 * USDC);
+    assert!(usdc.mint(listener.address(), deposit).send().await?.get_receipt().await?.status());
+    let deadline = U256::from(chain.now().await? + 3_600);
+    let permit = Permit {
+        owner: listener.address(),
+        spender: contracts.vault,
+        value: deposit,
+        nonce: usdc.nonces(listener.address()).call().await?,
+        deadline,
+    };
+    let domain = Eip712Domain::new(
+        Some("Mock USD Coin".into()),
+        Some("1".into()),
+        Some(U256::from(chain.deployment.chain_id)),
+        Some(contracts.usdc),
+        None,
+    );
+    let sig = listener.sign_hash(&permit.eip712_signing_hash(&domain)).await?;
+    let vault = chain.vault(&listener);
+    let receipt = vault
+        .depositWithPermit(
+            deposit,
+            deadline,
+            27 + u8::from(sig.v()),
+            sig.r().into(),
+            sig.s().into(),
+        )
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    assert!(receipt.status(), "depositWithPermit reverted");
+    indexed().await?;
+
+    // ----- The player streams ten seconds over the relay, a voucher each second. -----
+    let key = PrivateKeySigner::random();
+    let grant = SessionGrant {
+        listener: listener.address(),
+        sessionKey: key.address(),
+        cap: U256::from(10 * USDC),
+        expiresAt: chain.now().await? + 86_400,
+        nonce: 1,
+    };
+    let voucher_domain = chain.domain();
+    let grant_sig = voucher_domain.sign_grant(&listener, &grant)?;
+    let (mut ws, _) = connect_async(format!("ws://{relay_addr}/ws/stream")).await?;
+    let send = |frame: ClientFrame| Message::text(frame.to_json());
+    ws.send(send(ClientFrame::hello(&grant, &grant_sig))).await?;
+    let frame = recv(&mut ws).await?;
+    assert!(matches!(frame, ServerFrame::Ready { .. }), "{frame:?}");
+    ws.send(send(ClientFrame::Play { track_id: Uint("1".into()) })).await?;
+    let (session_id, payee) = match recv(&mut ws).await? {
+        ServerFrame::Session { session_id, payee, .. } => (session_id, payee.parse::<Address>()?),
+        other => eyre::bail!("expected session, got {other:?}"),
+    };
+    assert_eq!(payee, artist.address(), "the track pays the artist's addr record");
+    let mut paid = 0u64;
+    while paid < 10 * RATE {
+        match recv(&mut ws).await? {
+            ServerFrame::Beat { owed, .. } => {
+                let owed: u64 = owed.parse()?;
+                let sig = voucher_domain.sign_voucher(&key, grant.id(), payee, U256::from(owed))?;
+                ws.send(send(ClientFrame::voucher(grant.id(), payee, U256::from(owed), &sig)))
+                    .await?;
+                paid = owed;
+            }
+            ServerFrame::Ack { .. } => {}
+            other => eyre::bail!("unexpected {other:?}"),
+        }
+    }
+    // Acked before it stops.
+    loop {
+        if let ServerFrame::Ack { cumulative, .. } = recv(&mut ws).await?
+            && cumulative == paid.to_string()
+        {
+            break;
+        }
+    }
+    ws.send(send(ClientFrame::Stop { session_id: session_id.clone() })).await?;
+    let total = loop {
+        match recv(&mut ws).await? {
+            ServerFrame::Closed { total, .. } => break total,
+            _ => continue,
+        }
+    };
+    assert_eq!(total, (10 * RATE).to_string());
+
+    // ----- The keeper settles; the indexer mirrors it. -----
+    let earned = U256::from(10 * RATE * 975 / 1000);
+    for _ in 0..300 {
+        if chain.vault(&artist).earningsOf(artist.address()).call().await? == earned {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(chain.vault(&artist).earningsOf(artist.address()).call().await?, earned);
+    assert!(keeper_metrics.batches_confirmed.get() >= 1);
+    indexed().await?;
+
+    // ----- GraphQL shows what the chain has. -----
+    let data = graphql(
+        api_addr,
+        r#"query($listener: String!, $session: String!) {
+            artist(name: "neon") { address texts { key value } earnings { earned { raw } withdrawable { raw } pending { raw } }
+                                   stats { streams seconds uniqueListeners } }
+            session(id: $session) { status seconds amount { raw } track { title } artist { name } }
+            listener(address: $listener) { balance { available { raw } spent { raw } deposited { raw } } }
+        }"#,
+        json!({ "listener": listener.address().to_string(), "session": session_id }),
+    )
+    .await?;
+    let account = vault.accountOf(listener.address()).call().await?;
+    assert_eq!(data["artist"]["address"], artist.address().to_checksum(None));
+    assert_eq!(data["artist"]["texts"][1], json!({ "key": "genre", "value": "synthwave" }));
+    assert_eq!(data["artist"]["earnings"]["earned"]["raw"], earned.to_string());
+    assert_eq!(data["artist"]["earnings"]["withdrawable"]["raw"], earned.to_string());
+    assert_eq!(data["artist"]["earnings"]["pending"]["raw"], "0");
+    assert_eq!(
+        data["artist"]["stats"],
+        json!({ "streams": 1, "seconds": 10, "uniqueListeners": 1 })
+    );
+    assert_eq!(
+        data["session"],
+        json!({ "status": "CLOSED", "seconds": 10, "amount": { "raw": (10 * RATE).to_string() },
+                "track": { "title": "Night Drive" }, "artist": { "name": "neon.beatstream.eth" } })
+    );
+    assert_eq!(data["listener"]["balance"]["available"]["raw"], account.available.to_string());
+    assert_eq!(data["listener"]["balance"]["spent"]["raw"], (10 * RATE).to_string());
+    assert_eq!(data["listener"]["balance"]["deposited"]["raw"], deposit.to_string());
+
+    // ----- The artist withdraws earnings. -----
+    let payout = Address::repeat_byte(0x77);
+    let r =
+        chain.vault(&artist).withdrawEarnings(payout, earned).send().await?.get_receipt().await?;
+    assert!(r.status());
+    assert_eq!(chain.usdc(&artist).balanceOf(payout).call().await?, earned);
+
+    // ----- The listener asks for the rest back and takes it after the delay. -----
+    let rest = account.available;
+    assert!(vault.requestWithdrawal(rest).send().await?.get_receipt().await?.status());
+    chain.warp(DELAY + 1).await?;
+    let before = usdc.balanceOf(listener.address()).call().await?;
+    assert!(vault.withdraw(listener.address()).send().await?.get_receipt().await?.status());
+    assert_eq!(usdc.balanceOf(listener.address()).call().await? - before, rest);
+    indexed().await?;
+    let data = graphql(
+        api_addr,
+        r#"query($listener: String!) {
+            artist(name: "neon") { earnings { withdrawable { raw } withdrawn { raw } } }
+            listener(address: $listener) { balance { available { raw } thawing { raw } withdrawn { raw } }
+                                           withdrawals { edges { node { amount { raw } } } } }
+        }"#,
+        json!({ "listener": listener.address().to_string() }),
+    )
+    .await?;
+    assert_eq!(data["artist"]["earnings"]["withdrawable"]["raw"], "0");
+    assert_eq!(data["artist"]["earnings"]["withdrawn"]["raw"], earned.to_string());
+    assert_eq!(data["listener"]["balance"]["available"]["raw"], "0");
+    assert_eq!(data["listener"]["balance"]["thawing"]["raw"], "0");
+    assert_eq!(data["listener"]["balance"]["withdrawn"]["raw"], rest.to_string());
+    assert_eq!(
+        data["listener"]["withdrawals"]["edges"][0]["node"]["amount"]["raw"],
+        rest.to_string()
+    );
+
+    stop.cancel();
+    indexer.await??;
+    relay.await??;
+    keeper.await??;
+    api.await??;
+    Ok(())
+}
+
+async fn recv(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> eyre::Result<ServerFrame> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await?
+            .ok_or_else(|| eyre::eyre!("relay closed the connection"))??;
+        if let Message::Text(t) = msg {
+            return Ok(serde_json::from_str(t.as_str())?);
+        }
+    }
+}
+
+/// POSTs a query to the API; returns `data`, failing on errors.
+async fn graphql(addr: SocketAddr, query: &str, variables: Value) -> eyre::Result<Value> {
+    let body = json!({ "query": query, "variables": variables }).to_string();
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await?;
+    let (head, body) =
+        raw.split_once("\r\n\r\n").ok_or_else(|| eyre::eyre!("no HTTP body: {raw}"))?;
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    let response: Value = serde_json::from_str(&body)?;
+    eyre::ensure!(response.get("errors").is_none(), "GraphQL errors: {response}");
+    Ok(response["data"].clone())
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
