@@ -1,7 +1,11 @@
 -- Listening totals per payee and per track, kept current by triggers on `sessions` (rows the relay writes when a
 -- session opens, pauses and closes, never per voucher), so dashboards read a row instead of aggregating every play.
--- Seconds and amounts count a session once it has a row update carrying them (at pause and close); live sessions'
--- running figures come from their vouchers (see the API's session queries).
+-- Seconds and amounts count once a row update carries them (at pause and close); a live session's running figures
+-- come from its vouchers (see the API's session queries).
+--
+-- The triggers are per statement: one relay group commit opens or closes many sessions in one statement, and each
+-- total is updated once per statement, in key order, so two relay writers committing at once take the totals' row
+-- locks in the same order and cannot deadlock.
 
 CREATE TABLE payee_listening (
     payee     address PRIMARY KEY,
@@ -43,51 +47,75 @@ CREATE TABLE track_listeners (
     PRIMARY KEY (track_id, listener)
 );
 
-CREATE FUNCTION sessions_listening_totals() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    d_streams  BIGINT := 0;
-    d_seconds  BIGINT;
-    d_amount   NUMERIC;
-    new_payee  BIGINT := 0;
-    new_track  BIGINT := 0;
-    d_day      DATE := (NEW.started_at AT TIME ZONE 'UTC')::date;
+CREATE FUNCTION sessions_listening_opened() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        d_streams := 1;
-        d_seconds := NEW.seconds;
-        d_amount := NEW.amount;
-        INSERT INTO payee_listeners VALUES (NEW.payee, NEW.listener) ON CONFLICT DO NOTHING;
-        GET DIAGNOSTICS new_payee = ROW_COUNT;
-        INSERT INTO track_listeners VALUES (NEW.track_id, NEW.listener) ON CONFLICT DO NOTHING;
-        GET DIAGNOSTICS new_track = ROW_COUNT;
-    ELSE
-        d_seconds := NEW.seconds - OLD.seconds;
-        d_amount := NEW.amount - OLD.amount;
-        IF d_seconds = 0 AND d_amount = 0 THEN
-            RETURN NULL;
-        END IF;
-    END IF;
+    WITH fresh AS (
+        INSERT INTO payee_listeners (payee, listener)
+        SELECT DISTINCT payee, listener FROM opened ORDER BY 1, 2
+        ON CONFLICT DO NOTHING RETURNING payee
+    ), f AS (SELECT payee, count(*) AS n FROM fresh GROUP BY payee),
+    d AS (SELECT payee, count(*) AS streams, sum(seconds) AS seconds, sum(amount) AS amount FROM opened GROUP BY payee)
     INSERT INTO payee_listening AS t (payee, streams, seconds, amount, listeners)
-    VALUES (NEW.payee, d_streams, d_seconds, d_amount, new_payee)
+    SELECT d.payee, d.streams, d.seconds, d.amount, coalesce(f.n, 0) FROM d LEFT JOIN f USING (payee) ORDER BY d.payee
     ON CONFLICT (payee) DO UPDATE
-       SET streams = t.streams + d_streams, seconds = t.seconds + d_seconds, amount = t.amount + d_amount,
-           listeners = t.listeners + new_payee;
+       SET streams = t.streams + EXCLUDED.streams, seconds = t.seconds + EXCLUDED.seconds,
+           amount = t.amount + EXCLUDED.amount, listeners = t.listeners + EXCLUDED.listeners;
+
+    WITH fresh AS (
+        INSERT INTO track_listeners (track_id, listener)
+        SELECT DISTINCT track_id, listener FROM opened ORDER BY 1, 2
+        ON CONFLICT DO NOTHING RETURNING track_id
+    ), f AS (SELECT track_id, count(*) AS n FROM fresh GROUP BY track_id),
+    d AS (SELECT track_id, (array_agg(payee))[1] AS payee, count(*) AS streams, sum(seconds) AS seconds,
+                 sum(amount) AS amount
+          FROM opened GROUP BY track_id)
     INSERT INTO track_listening AS t (track_id, payee, streams, seconds, amount, listeners)
-    VALUES (NEW.track_id, NEW.payee, d_streams, d_seconds, d_amount, new_track)
+    SELECT d.track_id, d.payee, d.streams, d.seconds, d.amount, coalesce(f.n, 0)
+    FROM d LEFT JOIN f USING (track_id) ORDER BY d.track_id
     ON CONFLICT (track_id) DO UPDATE
-       SET streams = t.streams + d_streams, seconds = t.seconds + d_seconds, amount = t.amount + d_amount,
-           listeners = t.listeners + new_track;
+       SET streams = t.streams + EXCLUDED.streams, seconds = t.seconds + EXCLUDED.seconds,
+           amount = t.amount + EXCLUDED.amount, listeners = t.listeners + EXCLUDED.listeners;
+
     INSERT INTO track_listening_daily AS t (day, track_id, streams, seconds, amount)
-    VALUES (d_day, NEW.track_id, d_streams, d_seconds, d_amount)
+    SELECT (started_at AT TIME ZONE 'UTC')::date, track_id, count(*), sum(seconds), sum(amount)
+    FROM opened GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (day, track_id) DO UPDATE
-       SET streams = t.streams + d_streams, seconds = t.seconds + d_seconds, amount = t.amount + d_amount;
+       SET streams = t.streams + EXCLUDED.streams, seconds = t.seconds + EXCLUDED.seconds,
+           amount = t.amount + EXCLUDED.amount;
     RETURN NULL;
 END;
 $$;
 
-CREATE TRIGGER sessions_listening_totals
-    AFTER INSERT OR UPDATE OF seconds, amount ON sessions
-    FOR EACH ROW EXECUTE FUNCTION sessions_listening_totals();
+CREATE FUNCTION sessions_listening_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO payee_listening AS t (payee, seconds, amount)
+    SELECT n.payee, sum(n.seconds - o.seconds), sum(n.amount - o.amount)
+    FROM updated n JOIN previous o USING (session_id)
+    WHERE n.seconds <> o.seconds OR n.amount <> o.amount
+    GROUP BY n.payee ORDER BY n.payee
+    ON CONFLICT (payee) DO UPDATE SET seconds = t.seconds + EXCLUDED.seconds, amount = t.amount + EXCLUDED.amount;
+    INSERT INTO track_listening AS t (track_id, payee, seconds, amount)
+    SELECT n.track_id, (array_agg(n.payee))[1], sum(n.seconds - o.seconds), sum(n.amount - o.amount)
+    FROM updated n JOIN previous o USING (session_id)
+    WHERE n.seconds <> o.seconds OR n.amount <> o.amount
+    GROUP BY n.track_id ORDER BY n.track_id
+    ON CONFLICT (track_id) DO UPDATE SET seconds = t.seconds + EXCLUDED.seconds, amount = t.amount + EXCLUDED.amount;
+    INSERT INTO track_listening_daily AS t (day, track_id, seconds, amount)
+    SELECT (n.started_at AT TIME ZONE 'UTC')::date, n.track_id, sum(n.seconds - o.seconds), sum(n.amount - o.amount)
+    FROM updated n JOIN previous o USING (session_id)
+    WHERE n.seconds <> o.seconds OR n.amount <> o.amount
+    GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (day, track_id) DO UPDATE SET seconds = t.seconds + EXCLUDED.seconds, amount = t.amount + EXCLUDED.amount;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER sessions_listening_opened
+    AFTER INSERT ON sessions REFERENCING NEW TABLE AS opened
+    FOR EACH STATEMENT EXECUTE FUNCTION sessions_listening_opened();
+CREATE TRIGGER sessions_listening_updated
+    AFTER UPDATE ON sessions REFERENCING OLD TABLE AS previous NEW TABLE AS updated
+    FOR EACH STATEMENT EXECUTE FUNCTION sessions_listening_updated();
 
 -- Sessions written before this migration.
 INSERT INTO payee_listeners SELECT DISTINCT payee, listener FROM sessions;

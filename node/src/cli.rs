@@ -69,6 +69,24 @@ pub(crate) struct NodeArgs {
     /// The keeper's key; without one the node runs no keeper.
     #[command(flatten)]
     pub(crate) keeper_signer: beatstream_keeper::SignerArgs,
+    /// Where the relay serves `/ws/stream`.
+    #[arg(long = "relay-listen", env = "BEATSTREAM_RELAY_LISTEN", default_value = beatstream_stream_relay::DEFAULT_LISTEN)]
+    pub(crate) relay_listen: std::net::SocketAddr,
+    /// Where the API serves `/graphql`.
+    #[arg(long = "api-listen", env = "BEATSTREAM_API_LISTEN", default_value = beatstream_graphql_api::DEFAULT_LISTEN)]
+    pub(crate) api_listen: std::net::SocketAddr,
+    /// Do not run the indexer (another process does).
+    #[arg(long, env = "BEATSTREAM_NO_INDEXER")]
+    pub(crate) no_indexer: bool,
+    /// Do not run the relay.
+    #[arg(long, env = "BEATSTREAM_NO_RELAY")]
+    pub(crate) no_relay: bool,
+    /// Do not run the keeper.
+    #[arg(long, env = "BEATSTREAM_NO_KEEPER")]
+    pub(crate) no_keeper: bool,
+    /// Do not run the GraphQL API.
+    #[arg(long, env = "BEATSTREAM_NO_API")]
+    pub(crate) no_api: bool,
 }
 
 #[cfg(test)]

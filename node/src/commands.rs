@@ -38,42 +38,59 @@ async fn migrate(args: MigrateArgs) -> eyre::Result<()> {
     Ok(())
 }
 
-/// Runs all services together; the first to fail stops the others.
+/// Runs all services together (each can be switched off); the first to fail stops the others.
 async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
     let (database_url, rpc_url) = (args.database_url, args.rpc_url);
     let deployment = args.indexer.deployment.clone();
-    let api_options = beatstream_graphql_api::Options::new(deployment.clone());
     let indexer = beatstream_indexer::Config {
         database_url: database_url.clone(),
         rpc_url: rpc_url.clone(),
         options: args.indexer,
     };
-    let relay = beatstream_stream_relay::Config::new(database_url.clone(), rpc_url.clone());
-    let run_keeper =
-        args.keeper_signer.private_key.is_some() || args.keeper_signer.keystore.is_some();
-    let mut keeper_options = beatstream_keeper::Options::new(deployment);
+    let mut relay = beatstream_stream_relay::Config::new(database_url.clone(), rpc_url.clone());
+    relay.listen = args.relay_listen;
+    relay.deployment = Some(deployment.clone());
+    let has_key = args.keeper_signer.private_key.is_some() || args.keeper_signer.keystore.is_some();
+    let run_keeper = !args.no_keeper && has_key;
+    if !args.no_keeper && !has_key {
+        tracing::warn!(target: "beatstream::node", "no keeper key (BEATSTREAM_KEEPER_PRIVATE_KEY): not settling vouchers");
+    }
+    let mut keeper_options = beatstream_keeper::Options::new(deployment.clone());
     keeper_options.signer = args.keeper_signer;
     let keeper = beatstream_keeper::Config {
         database_url: database_url.clone(),
         rpc_url: rpc_url.clone(),
         options: keeper_options,
     };
-    if !run_keeper {
-        tracing::warn!(target: "beatstream::node", "no keeper key (BEATSTREAM_KEEPER_PRIVATE_KEY): not settling vouchers");
-    }
-    let keeper_task = async {
-        if run_keeper { beatstream_keeper::run(keeper, shutdown.clone()).await } else { Ok(()) }
-    };
+    let mut api_options = beatstream_graphql_api::Options::new(deployment);
+    api_options.listen = args.api_listen;
     let api = beatstream_graphql_api::Config {
         database_url,
         rpc_url: Some(rpc_url),
         options: api_options,
     };
+    let (run_indexer, run_relay, run_api) = (!args.no_indexer, !args.no_relay, !args.no_api);
     let results = tokio::join!(
-        service("indexer", beatstream_indexer::run(indexer, shutdown.clone()), &shutdown),
-        service("relay", beatstream_stream_relay::run(relay, shutdown.clone()), &shutdown),
-        service("keeper", keeper_task, &shutdown),
-        service("api", beatstream_graphql_api::run(api, shutdown.clone()), &shutdown),
+        service(
+            "indexer",
+            optional(run_indexer, beatstream_indexer::run(indexer, shutdown.clone())),
+            &shutdown
+        ),
+        service(
+            "relay",
+            optional(run_relay, beatstream_stream_relay::run(relay, shutdown.clone())),
+            &shutdown
+        ),
+        service(
+            "keeper",
+            optional(run_keeper, beatstream_keeper::run(keeper, shutdown.clone())),
+            &shutdown
+        ),
+        service(
+            "api",
+            optional(run_api, beatstream_graphql_api::run(api, shutdown.clone())),
+            &shutdown
+        ),
     );
     let mut errors =
         [results.0, results.1, results.2, results.3].into_iter().filter_map(Result::err);
@@ -82,6 +99,11 @@ async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
         error!(target: "beatstream::node", error = %format_args!("{other:#}"), "service failed");
     }
     Err(first)
+}
+
+/// Runs `service` when `on`, else returns at once.
+async fn optional<E>(on: bool, service: impl Future<Output = Result<(), E>>) -> Result<(), E> {
+    if on { service.await } else { Ok(()) }
 }
 
 /// Awaits one service; on failure cancels `shutdown` so the others stop too.

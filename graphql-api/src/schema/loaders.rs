@@ -11,7 +11,13 @@ use super::types::{ArtistRow, ListenerStats, PayeeEarnings, TextRecord, Track, T
 pub(crate) struct Db {
     pub(crate) pool: PgPool,
     pub(crate) chain_id: i64,
+    /// Pending earnings per payee, computed at most once per [`PENDING_TTL`]: the sum runs over every unsettled
+    /// voucher of the payee (tens of thousands for a popular artist) and changes every second anyway.
+    pub(crate) pending: std::sync::Mutex<HashMap<[u8; 20], (std::time::Instant, String)>>,
 }
+
+/// How old a pending-earnings figure may be.
+pub(crate) const PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<sqlx::Error>>;
 
@@ -105,27 +111,59 @@ impl Loader<EarningsOf> for Db {
     type Error = Arc<sqlx::Error>;
 
     async fn load(&self, keys: &[EarningsOf]) -> LoadResult<EarningsOf, PayeeEarnings> {
-        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
-        // Pending: what stored vouchers promise above what is settled, per payee.
-        let rows: Vec<PayeeEarnings> = sqlx::query_as(
+        let wanted: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
+        let mut rows: Vec<PayeeEarnings> = sqlx::query_as(
             "SELECT k.payee,
                     coalesce(e.earned_total, 0)::text AS earned, coalesce(e.fees_total, 0)::text AS fees,
                     coalesce(e.withdrawn_total, 0)::text AS withdrawn,
                     coalesce(e.withdrawable, 0)::text AS withdrawable, coalesce(e.settlements, 0) AS settlements,
-                    coalesce((
-                        SELECT sum(v.cumulative - coalesce(sp.cumulative, 0))
-                        FROM vouchers v
-                        LEFT JOIN settled_pairs sp
-                               ON sp.chain_id = $1 AND sp.grant_id = v.grant_id AND sp.payee = v.payee
-                        WHERE v.payee = k.payee AND v.cumulative > coalesce(sp.cumulative, 0)
-                    ), 0)::text AS pending
+                    '0' AS pending
              FROM unnest($2::bytea[]) AS k (payee)
              LEFT JOIN payee_earnings e ON e.chain_id = $1 AND e.payee = k.payee",
         )
         .bind(self.chain_id)
-        .bind(keys)
+        .bind(wanted)
         .fetch_all(&self.pool)
         .await?;
+        // Pending: what stored vouchers promise above what is settled, per payee; recomputed when older than the TTL.
+        let now = std::time::Instant::now();
+        let stale: Vec<Vec<u8>> = {
+            let cache = self.pending.lock().expect("not poisoned");
+            keys.iter()
+                .filter(|k| {
+                    cache.get(&k.0).is_none_or(|(at, _)| now.duration_since(*at) > PENDING_TTL)
+                })
+                .map(|k| k.0.to_vec())
+                .collect()
+        };
+        if !stale.is_empty() {
+            let sums: Vec<(Vec<u8>, String)> = sqlx::query_as(
+                "SELECT k.payee, coalesce((
+                     SELECT sum(v.cumulative - coalesce(sp.cumulative, 0))
+                     FROM vouchers v
+                     LEFT JOIN settled_pairs sp ON sp.chain_id = $1 AND sp.grant_id = v.grant_id AND sp.payee = v.payee
+                     WHERE v.payee = k.payee AND v.cumulative > coalesce(sp.cumulative, 0)
+                 ), 0)::text
+                 FROM unnest($2::bytea[]) AS k (payee)",
+            )
+            .bind(self.chain_id)
+            .bind(stale)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut cache = self.pending.lock().expect("not poisoned");
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            for (payee, sum) in sums {
+                cache.insert(arr(&payee), (now, sum));
+            }
+        }
+        let cache = self.pending.lock().expect("not poisoned");
+        for row in &mut rows {
+            if let Some((_, sum)) = cache.get(&arr::<20>(&row.payee)) {
+                row.pending = sum.clone();
+            }
+        }
         Ok(rows.into_iter().map(|r| (EarningsOf(arr(&r.payee)), r)).collect())
     }
 }

@@ -25,7 +25,7 @@ pub(crate) struct Api {
 
 impl Api {
     pub(crate) fn new(pool: PgPool, chain_id: i64, hub: Hub) -> Self {
-        let db = loaders::Db { pool: pool.clone(), chain_id };
+        let db = loaders::Db { pool: pool.clone(), chain_id, pending: Default::default() };
         let loader = std::sync::Arc::new(DataLoader::new(db, tokio::spawn));
         Self { pool, chain_id, loader, hub }
     }
