@@ -13,7 +13,42 @@ pub(crate) struct Db {
     pub(crate) chain_id: i64,
     /// Pending earnings per payee, computed at most once per [`PENDING_TTL`]: the sum runs over every unsettled
     /// voucher of the payee (tens of thousands for a popular artist) and changes every second anyway.
-    pub(crate) pending: std::sync::Mutex<HashMap<[u8; 20], (std::time::Instant, String)>>,
+    pub(crate) pending: PendingCache,
+}
+
+/// Pending earnings per payee and when they were computed.
+pub(crate) type PendingCache =
+    Arc<std::sync::Mutex<HashMap<[u8; 20], (std::time::Instant, String)>>>;
+
+async fn pending_sums(
+    pool: &PgPool,
+    chain_id: i64,
+    payees: Vec<Vec<u8>>,
+) -> sqlx::Result<Vec<(Vec<u8>, String)>> {
+    sqlx::query_as(
+        "SELECT k.payee, coalesce((
+             SELECT sum(v.cumulative - coalesce(sp.cumulative, 0))
+             FROM vouchers v
+             LEFT JOIN settled_pairs sp ON sp.chain_id = $1 AND sp.grant_id = v.grant_id AND sp.payee = v.payee
+             WHERE v.payee = k.payee AND v.cumulative > coalesce(sp.cumulative, 0)
+         ), 0)::text
+         FROM unnest($2::bytea[]) AS k (payee)",
+    )
+    .bind(chain_id)
+    .bind(payees)
+    .fetch_all(pool)
+    .await
+}
+
+fn store_pending(cache: &PendingCache, sums: Vec<(Vec<u8>, String)>) {
+    let now = std::time::Instant::now();
+    let mut cache = cache.lock().expect("not poisoned");
+    if cache.len() > 100_000 {
+        cache.clear();
+    }
+    for (payee, sum) in sums {
+        cache.insert(arr(&payee), (now, sum));
+    }
 }
 
 /// How old a pending-earnings figure may be.
@@ -125,38 +160,38 @@ impl Loader<EarningsOf> for Db {
         .bind(wanted)
         .fetch_all(&self.pool)
         .await?;
-        // Pending: what stored vouchers promise above what is settled, per payee; recomputed when older than the TTL.
+        // Pending: what stored vouchers promise above what is settled, per payee. A payee seen before is answered from
+        // the cache at once and, when the figure is older than the TTL, refreshed in the background (one refresh per
+        // payee at a time); only a payee never seen is computed while the request waits.
         let now = std::time::Instant::now();
-        let stale: Vec<Vec<u8>> = {
-            let cache = self.pending.lock().expect("not poisoned");
-            keys.iter()
-                .filter(|k| {
-                    cache.get(&k.0).is_none_or(|(at, _)| now.duration_since(*at) > PENDING_TTL)
-                })
-                .map(|k| k.0.to_vec())
-                .collect()
+        let (missing, stale) = {
+            let mut cache = self.pending.lock().expect("not poisoned");
+            let mut missing = Vec::new();
+            let mut stale = Vec::new();
+            for k in keys {
+                match cache.get_mut(&k.0) {
+                    None => missing.push(k.0.to_vec()),
+                    Some((at, _)) if now.duration_since(*at) > PENDING_TTL => {
+                        // Mark it fresh now so concurrent requests do not refresh it too.
+                        *at = now;
+                        stale.push(k.0.to_vec());
+                    }
+                    Some(_) => {}
+                }
+            }
+            (missing, stale)
         };
         if !stale.is_empty() {
-            let sums: Vec<(Vec<u8>, String)> = sqlx::query_as(
-                "SELECT k.payee, coalesce((
-                     SELECT sum(v.cumulative - coalesce(sp.cumulative, 0))
-                     FROM vouchers v
-                     LEFT JOIN settled_pairs sp ON sp.chain_id = $1 AND sp.grant_id = v.grant_id AND sp.payee = v.payee
-                     WHERE v.payee = k.payee AND v.cumulative > coalesce(sp.cumulative, 0)
-                 ), 0)::text
-                 FROM unnest($2::bytea[]) AS k (payee)",
-            )
-            .bind(self.chain_id)
-            .bind(stale)
-            .fetch_all(&self.pool)
-            .await?;
-            let mut cache = self.pending.lock().expect("not poisoned");
-            if cache.len() > 100_000 {
-                cache.clear();
-            }
-            for (payee, sum) in sums {
-                cache.insert(arr(&payee), (now, sum));
-            }
+            let (pool, chain_id, cache) = (self.pool.clone(), self.chain_id, self.pending.clone());
+            tokio::spawn(async move {
+                if let Ok(sums) = pending_sums(&pool, chain_id, stale).await {
+                    store_pending(&cache, sums);
+                }
+            });
+        }
+        if !missing.is_empty() {
+            let sums = pending_sums(&self.pool, self.chain_id, missing).await?;
+            store_pending(&self.pending, sums);
         }
         let cache = self.pending.lock().expect("not poisoned");
         for row in &mut rows {
