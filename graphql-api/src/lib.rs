@@ -66,7 +66,7 @@ impl Server {
             .await?;
         beatstream_primitives::db::migrate(&pool).await?;
         let hub = live::Hub::spawn(pool.clone(), chain_id as i64, shutdown.clone());
-        let api = schema::Api::new(pool, chain_id as i64, hub);
+        let api = schema::Api::new(pool, chain_id as i64, hub, shutdown.clone());
         let schema = schema::build(api, options.max_depth, options.max_complexity);
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
@@ -84,9 +84,17 @@ impl Server {
         let addr = self.listener.local_addr()?;
         info!(target: "beatstream::api", graphiql = %format_args!("http://{addr}/graphql"), subscriptions = %format_args!("ws://{addr}/graphql/ws"), "api listening");
         let app = router(self.schema, &self.options);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(self.shutdown.cancelled_owned())
-            .await?;
+        let server = axum::serve(self.listener, app)
+            .with_graceful_shutdown(self.shutdown.clone().cancelled_owned());
+        // Subscriptions end at shutdown; a client that keeps its socket open anyway gets five seconds.
+        let shutdown = self.shutdown.clone();
+        tokio::select! {
+            served = server => served?,
+            _ = async move {
+                shutdown.cancelled().await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            } => tracing::warn!(target: "beatstream::api", "connections still open 5 s after shutdown; closing"),
+        }
         info!(target: "beatstream::api", "api stopped");
         Ok(())
     }

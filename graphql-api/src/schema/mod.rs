@@ -21,13 +21,20 @@ pub(crate) struct Api {
     pub(crate) chain_id: i64,
     pub(crate) loader: std::sync::Arc<DataLoader<loaders::Db>>,
     pub(crate) hub: Hub,
+    /// Cancelled at shutdown: subscriptions end.
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Api {
-    pub(crate) fn new(pool: PgPool, chain_id: i64, hub: Hub) -> Self {
+    pub(crate) fn new(
+        pool: PgPool,
+        chain_id: i64,
+        hub: Hub,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Self {
         let db = loaders::Db { pool: pool.clone(), chain_id, pending: Default::default() };
         let loader = std::sync::Arc::new(DataLoader::new(db, tokio::spawn));
-        Self { pool, chain_id, loader, hub }
+        Self { pool, chain_id, loader, hub, shutdown }
     }
 }
 

@@ -18,8 +18,12 @@ use crate::live::Change;
 pub(crate) struct SubscriptionRoot;
 
 /// The next change, treating a subscriber that fell behind the broadcast like a lost connection: reload.
-async fn next_change(rx: &mut Receiver<Change>) -> Option<Change> {
-    match rx.recv().await {
+async fn next_change(api: &Api, rx: &mut Receiver<Change>) -> Option<Change> {
+    let received = tokio::select! {
+        _ = api.shutdown.cancelled() => return None,
+        received = rx.recv() => received,
+    };
+    match received {
         Ok(change) => Some(change),
         Err(RecvError::Lagged(_)) => Some(Change::Reload),
         Err(RecvError::Closed) => None,
@@ -112,7 +116,7 @@ impl SubscriptionRoot {
                     if let Some(next) = queue.pop_front() {
                         return Some((next, (api, payee, listener, rx, cursor, queue)));
                     }
-                    let change = next_change(&mut rx).await?;
+                    let change = next_change(&api, &mut rx).await?;
                     let relevant = match &change {
                         Change::Settlements(events) => events.iter().any(|e| {
                             payee.as_ref().is_none_or(|p| *p == e.payee)
@@ -151,7 +155,7 @@ impl SubscriptionRoot {
             let mut first = last.is_none();
             loop {
                 if !first {
-                    match next_change(&mut rx).await? {
+                    match next_change(&api, &mut rx).await? {
                         Change::Earnings | Change::Reload | Change::Vouchers => {}
                         Change::Settlements(_) => continue,
                     }
@@ -193,7 +197,7 @@ impl SubscriptionRoot {
             let mut first = last.is_none();
             loop {
                 if !first {
-                    match next_change(&mut rx).await? {
+                    match next_change(&api, &mut rx).await? {
                         Change::Vouchers | Change::Reload => {}
                         Change::Settlements(_) | Change::Earnings => continue,
                     }
