@@ -39,7 +39,7 @@ test-contracts: contracts
 	FORGE_SNAPSHOT_CHECK=true forge test
 
 test-rust: contracts
-	$(CARGO) $(NEXTEST) --workspace
+	$(CARGO) $(NEXTEST) --workspace --no-fail-fast
 
 ## gas: re-measure and rewrite the gas snapshots in snapshots/
 gas: contracts

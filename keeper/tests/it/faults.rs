@@ -119,10 +119,14 @@ async fn a_dropped_transaction_and_the_nonce_gap_it_leaves_heal() -> eyre::Resul
         Ok(keeper.metrics.rebroadcasts.get() >= 1)
     })
     .await?;
-    env.chain.mine(1).await?;
-    env.wait_settled(&l3, a, usdc(1), 20).await?;
-    env.wait_settled(&l4, b, usdc(2), 20).await?;
+    // Mine until both are in (the node may include them in one block or two).
+    wait("both settlements to be mined", 30, || async {
+        env.chain.mine(1).await?;
+        Ok(env.settled(&l3, a).await? == usdc(1) && env.settled(&l4, b).await? == usdc(2))
+    })
+    .await?;
     wait("both batches to be confirmed", 20, || async {
+        env.chain.mine(1).await?;
         Ok(env.batches().await?.iter().all(|b| b.1 == "confirmed"))
     })
     .await?;
