@@ -96,16 +96,18 @@ impl Keeper {
 
         // A nonce below our lowest open one that nothing of ours will ever use blocks every later transaction: fill
         // it with a self-transfer.
-        let open: BTreeSet<u64> = self.open_batches().await?.iter().map(|b| b.nonce).collect();
+        let still_open = self.open_batches().await?;
+        let open: BTreeSet<u64> = still_open.iter().map(|b| b.nonce).collect();
+        let mut filled = 0;
         if let Some(&lowest) = open.first() {
             let chain_nonce = self.chain.nonce_pending(self.sender()).await?;
             for nonce in chain_nonce..lowest {
                 warn!(target: "beatstream::keeper", nonce, "nonce gap below an open transaction; filling it");
                 self.fill_gap(epoch, nonce).await?;
+                filled += 1;
             }
         }
-        let still_open = self.open_batches().await?;
-        self.metrics.pending_transactions.set(still_open.len() as i64);
+        self.metrics.pending_transactions.set((still_open.len() + filled) as i64);
         Ok(still_open.iter().filter(|b| b.kind == "settle").count())
     }
 
@@ -545,13 +547,17 @@ impl Keeper {
             self.due_since = None;
             return Ok(());
         }
-        let (max_fee, priority) = self.fees().await?;
+        // The fee is needed before planning only when the dust line depends on the gas price.
+        let mut fees = None;
+        if self.options.gas_token_price > 0 {
+            fees = Some(self.fees().await?);
+        }
         let policy = Policy {
             payee_threshold: U256::from(self.options.payee_threshold),
             book_threshold: U256::from(self.options.book_threshold),
             interval_due: self.last_batch_at.elapsed()
                 >= Duration::from_secs(self.options.max_interval_secs),
-            dust: self.dust(max_fee),
+            dust: self.dust(fees.map_or(0, |(max_fee, _)| max_fee)),
             gas_budget: self.options.gas_budget,
             max_items: self.options.max_items,
         };
@@ -563,6 +569,10 @@ impl Keeper {
 
         let Some((items, gas)) = self.simulate(chosen).await? else {
             return Ok(());
+        };
+        let (max_fee, priority) = match fees {
+            Some(fees) => fees,
+            None => self.fees().await?,
         };
         let gas_limit =
             (gas + gas / 4 + 20_000).min(self.options.gas_budget + self.options.gas_budget / 4);
