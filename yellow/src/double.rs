@@ -1,0 +1,1 @@
+//! An in-process nitronode double for tests.
