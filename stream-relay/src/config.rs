@@ -46,7 +46,7 @@ pub struct Config {
     #[arg(long, env = "BEATSTREAM_RELAY_COMMIT_MAX", default_value_t = 4096)]
     pub commit_max: usize,
     /// Largest text frame answered with an error rather than a closed connection, in bytes.
-    #[arg(long, env = "BEATSTREAM_RELAY_MAX_FRAME_BYTES", default_value_t = 4096)]
+    #[arg(long, env = "BEATSTREAM_RELAY_MAX_FRAME_BYTES", default_value_t = 16384)]
     pub max_frame_bytes: usize,
     /// Frames per second a connection may send (a burst of twice this is allowed).
     #[arg(long, env = "BEATSTREAM_RELAY_MAX_FRAMES_PER_SEC", default_value_t = 20)]
@@ -69,6 +69,51 @@ pub struct Config {
     /// Postgres connections for reads (`hello`, `play`, health); each writer has one of its own besides.
     #[arg(long, env = "BEATSTREAM_RELAY_DB_CONNECTIONS", default_value_t = 8)]
     pub db_connections: u32,
+    /// Yellow Network transport (off unless `--yellow-url` is given).
+    #[command(flatten)]
+    pub yellow: YellowConfig,
+}
+
+/// Settings of the Yellow Network (Nitrolite v1) transport: listeners who pay through nitronode app sessions.
+#[derive(Clone, Debug, clap::Args)]
+pub struct YellowConfig {
+    /// Nitronode RPC endpoint, e.g. `wss://nitronode-sandbox.yellow.org/v1/ws`. Unset: the transport is off and
+    /// `yellowOpen` frames get `yellow_disabled`.
+    #[arg(long, env = "BEATSTREAM_YELLOW_URL")]
+    pub yellow_url: Option<Url>,
+    /// Private key (hex) of the relay operator's wallet: a weight-1 participant of every app session, whose
+    /// co-signature is needed for any update (so the listener cannot move an artist's earnings back).
+    #[arg(long, env = "BEATSTREAM_YELLOW_OPERATOR_KEY", hide_env_values = true)]
+    pub yellow_operator_key: Option<String>,
+    /// Application id app sessions must carry (registered on the node when its app registry is on).
+    #[arg(long, env = "BEATSTREAM_YELLOW_APP_ID", default_value = "beatstream")]
+    pub yellow_app_id: String,
+    /// Asset symbol payments use, as the node lists it (lower-case).
+    #[arg(long, env = "BEATSTREAM_YELLOW_ASSET", default_value = "usdc")]
+    pub yellow_asset: String,
+    /// Decimals of the asset's base unit; track rates are read in these base units.
+    #[arg(long, env = "BEATSTREAM_YELLOW_ASSET_DECIMALS", default_value_t = 6)]
+    pub yellow_asset_decimals: u8,
+    /// Seconds an acked update may wait for the node before its session pauses (`node_unreachable`).
+    #[arg(long, env = "BEATSTREAM_YELLOW_SUBMIT_GRACE_SECS", default_value_t = 10)]
+    pub yellow_submit_grace_secs: u64,
+    /// Seconds a request to the node may take.
+    #[arg(long, env = "BEATSTREAM_YELLOW_REQUEST_SECS", default_value_t = 10)]
+    pub yellow_request_secs: u64,
+}
+
+impl Default for YellowConfig {
+    fn default() -> Self {
+        Self {
+            yellow_url: None,
+            yellow_operator_key: None,
+            yellow_app_id: "beatstream".into(),
+            yellow_asset: "usdc".into(),
+            yellow_asset_decimals: 6,
+            yellow_submit_grace_secs: 10,
+            yellow_request_secs: 10,
+        }
+    }
 }
 
 /// Default listen address of the relay.
@@ -89,7 +134,7 @@ impl Config {
             grace_beats: 3,
             writers: 2,
             commit_max: 4096,
-            max_frame_bytes: 4096,
+            max_frame_bytes: 16384,
             max_frames_per_sec: 20,
             max_errors: 10,
             idle_timeout_secs: 30,
@@ -97,6 +142,7 @@ impl Config {
             max_connections: 50_000,
             shutdown_secs: 10,
             db_connections: 8,
+            yellow: YellowConfig::default(),
         }
     }
 
@@ -117,6 +163,29 @@ impl Config {
         }
         if self.db_connections == 0 {
             return fail("--db-connections must be at least 1");
+        }
+        let y = &self.yellow;
+        if y.yellow_url.is_some() && y.yellow_operator_key.is_none() {
+            return fail(
+                "--yellow-url needs --yellow-operator-key (BEATSTREAM_YELLOW_OPERATOR_KEY): the relay co-signs every update",
+            );
+        }
+        if y.yellow_url.is_some()
+            && (y.yellow_app_id.is_empty()
+                || y.yellow_app_id.len() > 66
+                || !y.yellow_app_id.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                }))
+        {
+            return fail("--yellow-app-id must match ^[a-z0-9_-]{1,66}$ as the node requires");
+        }
+        if y.yellow_asset_decimals > 36
+            || y.yellow_submit_grace_secs == 0
+            || y.yellow_request_secs == 0
+        {
+            return fail(
+                "--yellow-asset-decimals must be at most 36; --yellow-submit-grace-secs and --yellow-request-secs at least 1",
+            );
         }
         Ok(())
     }

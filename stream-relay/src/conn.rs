@@ -21,12 +21,18 @@ use tokio::{
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
+use beatstream_yellow::{AppDefinition, Intent};
+
 use crate::{
     Error, Result,
-    protocol::{self, ClientMessage, ServerFrame, VoucherMsg},
+    protocol::{self, ClientMessage, ServerFrame, VoucherMsg, YellowOpenMsg, YellowUpdateMsg},
     relay::Relay,
-    writer::{NewSession, Op, Outcome, Refusal, SessionUpdate},
+    writer::{NewSession, Op, Outcome, Refusal, SessionUpdate, YellowOpenRow, YellowStateRow},
+    yellow::{MAX_SESSION_DATA, Unsubmitted, Yellow},
 };
+
+/// A (grant, payee) pair of the vault, or an (app session, payee) pair of Yellow: what one cumulative counts.
+type PairKey = (B256, Address);
 
 /// The most a grant can spend in the vault (its cap is clamped to 48 bits there), so the relay clamps too.
 const MAX_GRANT_SPEND: U256 = U256::from_limbs([(1 << 48) - 1, 0, 0, 0]);
@@ -92,6 +98,8 @@ impl Pair {
 /// A live or paused session.
 struct Session {
     id: Uuid,
+    key: PairKey,
+    listener: Address,
     payee: Address,
     rate: U256,
     base: U256,
@@ -101,6 +109,23 @@ struct Session {
     next_beat: Instant,
     /// Beats waited after the track ended for the final voucher.
     overtime: u32,
+    /// Set for a session paid through a Yellow app session.
+    yellow: Option<Box<YellowSession>>,
+}
+
+/// What a connection knows of a Yellow session's app session.
+struct YellowSession {
+    definition: AppDefinition,
+    /// Base units the listener deposited: every state's allocations add up to it.
+    deposit: U256,
+    /// Newest version verified (stored or waiting for its commit).
+    version: u64,
+    /// Newest version stored.
+    stored: u64,
+    /// The listener's active app session keys (key → owner), for `0xa2` signatures.
+    keys: HashMap<Address, Address>,
+    /// Acked versions the node has not accepted yet.
+    unsubmitted: Unsubmitted,
 }
 
 /// Serves one connection until the peer leaves, it is closed for abuse or idleness, or the relay shuts down.
@@ -134,7 +159,7 @@ struct Conn<'a, O> {
     relay: &'a Relay,
     out: std::pin::Pin<&'a mut O>,
     grant: Option<Grant>,
-    pairs: HashMap<Address, Pair>,
+    pairs: HashMap<PairKey, Pair>,
     sessions: HashMap<Uuid, Session>,
     reply: mpsc::UnboundedSender<Outcome>,
     tokens: f64,
@@ -269,6 +294,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             Ok(ClientMessage::Play { track_id }) => self.on_play(track_id).await,
             Ok(ClientMessage::Voucher(v)) => self.on_voucher(v, received).await,
             Ok(ClientMessage::Stop { session_id }) => self.on_stop(session_id).await,
+            Ok(ClientMessage::YellowOpen(msg)) => self.on_yellow_open(*msg).await,
+            Ok(ClientMessage::YellowUpdate(msg)) => self.on_yellow_update(*msg, received).await,
         };
         match result {
             Ok(()) => None,
@@ -316,7 +343,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         }
         let id = grant.id();
         for (payee, stored) in standing.pairs {
-            self.pairs.insert(payee, Pair { stored, ..Pair::default() });
+            self.pairs.insert((id, payee), Pair { stored, ..Pair::default() });
         }
         info!(target: "beatstream::relay::conn", grant = %id, listener = %grant.listener, available = %standing.available, "grant accepted");
         self.grant = Some(Grant { cap: grant.cap.min(MAX_GRANT_SPEND), grant, id });
@@ -344,7 +371,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             .await
             .map_err(storage)?
             .ok_or_else(|| Error::UnknownTrack(track_id.to_string()))?;
-        let old = self.sessions.values().find(|s| s.payee == terms.payee).map(|s| s.id);
+        let key = (grant_id, terms.payee);
+        let old = self.sessions.values().find(|s| s.key == key).map(|s| s.id);
         if old.is_none() && self.sessions.len() >= self.relay.limits.max_sessions {
             return Err(Error::TooManySessions(self.relay.limits.max_sessions));
         }
@@ -352,7 +380,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             self.close(old, "superseded").await;
         }
         let id = Uuid::new_v4();
-        let pair = self.pairs.entry(terms.payee).or_default();
+        let pair = self.pairs.entry(key).or_default();
         let base = pair.vouched();
         pair.session = Some(id);
         pair.live_rate = terms.rate;
@@ -367,34 +395,257 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             rate: terms.rate,
             base,
             relay_id: self.relay.relay_id.clone(),
+            yellow: None,
         };
+        let session = Session {
+            id,
+            key,
+            listener,
+            payee: terms.payee,
+            rate: terms.rate,
+            base,
+            seconds: 0,
+            duration: terms.duration.max(1),
+            paused: false,
+            next_beat: Instant::now(),
+            overtime: 0,
+            yellow: None,
+        };
+        self.start(new, session, track_id).await
+    }
+
+    /// Records a new session, then tells the player and releases its first second.
+    async fn start(&mut self, new: NewSession, session: Session, track_id: U256) -> Result<()> {
         // The session exists in the database before the player hears of it.
         let (done, stored) = oneshot::channel();
-        self.relay.writers.submit(Op::Open { session: new, done }).await?;
+        let key = session.key;
+        if let Err(e) = self.relay.writers.submit(Op::Open { session: new, done }).await {
+            self.pairs.get_mut(&key).expect("inserted by the caller").live_rate = U256::ZERO;
+            return Err(e);
+        }
         if !stored.await.unwrap_or(false) {
-            let pair = self.pairs.get_mut(&terms.payee).expect("inserted above");
-            pair.live_rate = U256::ZERO;
+            self.pairs.get_mut(&key).expect("inserted by the caller").live_rate = U256::ZERO;
             return Err(Error::StorageUnavailable);
         }
-        self.sessions.insert(
-            id,
-            Session {
-                id,
-                payee: terms.payee,
-                rate: terms.rate,
-                base,
-                seconds: 0,
-                duration: terms.duration.max(1),
-                paused: false,
-                next_beat: Instant::now(),
-                overtime: 0,
-            },
-        );
+        let (id, payee, rate) = (session.id, session.payee, session.rate);
+        let app_session = session.yellow.as_ref().map(|_| key.0);
+        self.sessions.insert(id, session);
         self.relay.metrics.sessions_live.inc();
-        info!(target: "beatstream::relay::conn", session = %id, track = %track_id, payee = %terms.payee, rate = %terms.rate, "session started");
-        self.send(ServerFrame::session(id, track_id, terms.payee, terms.rate)).await;
+        info!(target: "beatstream::relay::conn", session = %id, track = %track_id, %payee, %rate, yellow = app_session.is_some(), "session started");
+        self.send(ServerFrame::session(id, track_id, payee, rate, app_session)).await;
         // The first second is released at once; the voucher for it follows.
         self.beat(id).await;
+        Ok(())
+    }
+
+    /// `yellowOpen`: checks the definition, creation, deposit and pre-signed close as the node will, creates and
+    /// funds the app session on the node (co-signed), then starts the session like `play`.
+    async fn on_yellow_open(&mut self, msg: YellowOpenMsg) -> Result<()> {
+        let relay = self.relay;
+        let yellow = relay.yellow.as_deref().ok_or(Error::YellowDisabled)?;
+        if self.sessions.len() >= self.relay.limits.max_sessions {
+            return Err(Error::TooManySessions(self.relay.limits.max_sessions));
+        }
+        let terms = self
+            .relay
+            .store
+            .track(msg.track_id)
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| Error::UnknownTrack(msg.track_id.to_string()))?;
+        let def = &msg.definition;
+        let listener = yellow.check_definition(def, terms.payee)?;
+        let id = def.session_id();
+        if msg.session_data.len() > MAX_SESSION_DATA
+            || msg.deposit.session_data.len() > MAX_SESSION_DATA
+        {
+            return Err(Error::InvalidAppSession(format!(
+                "session_data exceeds {MAX_SESSION_DATA} bytes"
+            )));
+        }
+        let deposit = &msg.deposit;
+        if deposit.app_session_id != id {
+            return Err(Error::InvalidAppSession(format!(
+                "deposit is for app session {}, not {id}",
+                deposit.app_session_id
+            )));
+        }
+        if deposit.intent != Intent::Deposit {
+            return Err(Error::InvalidAppSession(
+                "the first update must be a deposit (intent 1)".into(),
+            ));
+        }
+        if deposit.version.0 != 2 {
+            return Err(Error::WrongVersion { expected: 2, got: deposit.version.0 });
+        }
+        let (paid, funds) =
+            yellow.check_allocations(def, listener, terms.payee, &deposit.allocations, None)?;
+        if !paid.is_zero() {
+            return Err(Error::AllocationMismatch("the deposit must not pay the artist".into()));
+        }
+        if funds < terms.rate {
+            return Err(Error::InsufficientFunds {
+                available: funds.to_string(),
+                needed: terms.rate.to_string(),
+            });
+        }
+        // 0xa2 signatures need the listener's registered keys, which only the node knows.
+        let uses_keys = [&msg.create_sig, &msg.deposit_sig, &msg.close_sig]
+            .iter()
+            .any(|s| s.kind == beatstream_yellow::SignerKind::SessionKey);
+        let keys =
+            if uses_keys { yellow.session_keys(listener, id).await? } else { HashMap::new() };
+        let verifier = &self.relay.verifier;
+        let close = Yellow::close_of(deposit);
+        for (sig, hash) in [
+            (&msg.create_sig, def.creation_hash(&msg.session_data)),
+            (&msg.deposit_sig, deposit.hash()),
+            (&msg.close_sig, close.hash()),
+        ] {
+            if yellow.signer(verifier, sig, hash, &keys)? != listener {
+                return Err(Error::WrongSigner);
+            }
+        }
+        yellow.create_and_deposit(&msg, id).await?;
+
+        let key = (id, terms.payee);
+        let pair = self.pairs.entry(key).or_default();
+        pair.live_rate = terms.rate;
+        let session_id = Uuid::new_v4();
+        pair.session = Some(session_id);
+        let state = YellowStateRow {
+            app_session_id: id,
+            payee: terms.payee,
+            listener,
+            version: 2,
+            intent: Intent::Deposit.code(),
+            update: serde_json::to_string(deposit).expect("updates serialize"),
+            paid: U256::ZERO,
+            sig: msg.deposit_sig.to_bytes(),
+            close_sig: msg.close_sig.to_bytes(),
+        };
+        let new = NewSession {
+            session_id,
+            grant_id: id,
+            listener,
+            payee: terms.payee,
+            artist_node: terms.artist_node,
+            track_id: msg.track_id,
+            rate: terms.rate,
+            base: U256::ZERO,
+            relay_id: self.relay.relay_id.clone(),
+            yellow: Some(Box::new(YellowOpenRow {
+                operator: yellow.operator(),
+                asset: yellow.asset.clone(),
+                definition: serde_json::to_string(def).expect("definitions serialize"),
+                deposit: funds,
+                state,
+            })),
+        };
+        let session = Session {
+            id: session_id,
+            key,
+            listener,
+            payee: terms.payee,
+            rate: terms.rate,
+            base: U256::ZERO,
+            seconds: 0,
+            // The deposit bounds the play as the track's length does.
+            duration: terms.duration.max(1).min(
+                u32::try_from(funds / terms.rate.max(U256::from(1))).unwrap_or(u32::MAX).max(1),
+            ),
+            paused: false,
+            next_beat: Instant::now(),
+            overtime: 0,
+            yellow: Some(Box::new(YellowSession {
+                definition: def.clone(),
+                deposit: funds,
+                version: 2,
+                stored: 2,
+                keys,
+                unsubmitted: Unsubmitted::default(),
+            })),
+        };
+        info!(target: "beatstream::relay::conn", app_session = %id, %listener, deposit = %funds, "yellow app session opened");
+        self.start(new, session, msg.track_id).await
+    }
+
+    /// `yellowUpdate`: the next operate state of a Yellow session, checked as strictly as the node checks it.
+    async fn on_yellow_update(&mut self, msg: YellowUpdateMsg, received: Instant) -> Result<()> {
+        let relay = self.relay;
+        let yellow = relay.yellow.as_deref().ok_or(Error::YellowDisabled)?;
+        let s = self
+            .sessions
+            .get(&msg.session_id)
+            .filter(|s| s.yellow.is_some())
+            .ok_or_else(|| Error::UnknownSession(msg.session_id.to_string()))?;
+        let y = s.yellow.as_ref().expect("filtered");
+        let u = &msg.update;
+        let id = s.key.0;
+        if u.app_session_id != id {
+            return Err(Error::InvalidAppSession(format!(
+                "update is for app session {}, not {id}",
+                u.app_session_id
+            )));
+        }
+        if u.intent != Intent::Operate {
+            return Err(Error::InvalidAppSession(
+                "per-second updates are operate (intent 0)".into(),
+            ));
+        }
+        if u.version.0 != y.version + 1 {
+            return Err(Error::WrongVersion { expected: y.version + 1, got: u.version.0 });
+        }
+        if u.session_data.len() > MAX_SESSION_DATA {
+            return Err(Error::InvalidAppSession(format!(
+                "session_data exceeds {MAX_SESSION_DATA} bytes"
+            )));
+        }
+        let (paid, _) = yellow.check_allocations(
+            &y.definition,
+            s.listener,
+            s.payee,
+            &u.allocations,
+            Some(y.deposit),
+        )?;
+        let pair = self.pairs.get(&s.key).expect("a session's pair exists");
+        let vouched = pair.vouched();
+        if paid <= vouched {
+            return Err(Error::StaleVoucher { stored: vouched.to_string(), got: paid.to_string() });
+        }
+        if paid > pair.owed {
+            return Err(Error::ExceedsOwed { limit: pair.owed.to_string(), got: paid.to_string() });
+        }
+        if !s.rate.is_zero() && !((paid - s.base) % s.rate).is_zero() {
+            return Err(Error::WrongAmount { got: paid.to_string(), owed: pair.owed.to_string() });
+        }
+        let verifier = &self.relay.verifier;
+        let close = Yellow::close_of(u);
+        for (sig, hash) in [(&msg.sig, u.hash()), (&msg.close_sig, close.hash())] {
+            if yellow.signer(verifier, sig, hash, &y.keys)? != s.listener {
+                return Err(Error::WrongSigner);
+            }
+        }
+        let (key, listener, payee, version) = (s.key, s.listener, s.payee, u.version.0);
+        let state = YellowStateRow {
+            app_session_id: id,
+            payee,
+            listener,
+            version,
+            intent: Intent::Operate.code(),
+            update: serde_json::to_string(u).expect("updates serialize"),
+            paid,
+            sig: msg.sig.to_bytes(),
+            close_sig: msg.close_sig.to_bytes(),
+        };
+        self.relay.writers.submit(Op::YellowState { state, reply: self.reply.clone() }).await?;
+        let pair = self.pairs.get_mut(&key).expect("looked up above");
+        pair.pending = Some(paid);
+        pair.in_flight += 1;
+        pair.arrivals.push_back((paid, received));
+        if let Some(y) = self.sessions.get_mut(&msg.session_id).and_then(|s| s.yellow.as_mut()) {
+            y.version = version;
+        }
         Ok(())
     }
 
@@ -406,10 +657,12 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         if v.grant_id != grant_id {
             return Err(Error::WrongGrant(v.grant_id.to_string()));
         }
-        let total: U256 = self.pairs.values().map(Pair::vouched).sum();
+        let total: U256 =
+            self.pairs.iter().filter(|(k, _)| k.0 == grant_id).map(|(_, p)| p.vouched()).sum();
+        let key = (grant_id, v.payee);
         let pair = self
             .pairs
-            .get(&v.payee)
+            .get(&key)
             .filter(|p| p.session.is_some())
             .ok_or_else(|| Error::UnknownSession(format!("no session pays {}", v.payee)))?;
         let vouched = pair.vouched();
@@ -432,7 +685,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         }
         self.relay.verifier.check_voucher(session_key, grant_id, v.payee, v.cumulative, &v.sig)?;
         let sig: [u8; 65] = v.sig.as_slice().try_into().expect("checked by the verifier");
-        let pair = self.pairs.get_mut(&v.payee).expect("looked up above");
+        let pair = self.pairs.get_mut(&key).expect("looked up above");
         pair.pending = Some(v.cumulative);
         pair.in_flight += 1;
         pair.arrivals.push_back((v.cumulative, received));
@@ -446,7 +699,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             reply: self.reply.clone(),
         };
         if let Err(e) = self.relay.writers.submit(op).await {
-            let pair = self.pairs.get_mut(&v.payee).expect("looked up above");
+            let pair = self.pairs.get_mut(&key).expect("looked up above");
             pair.in_flight -= 1;
             pair.arrivals.pop_back();
             if pair.in_flight == 0 {
@@ -458,7 +711,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
     }
 
     async fn on_stop(&mut self, session_id: Uuid) -> Result<()> {
-        if self.grant.is_none() {
+        if self.grant.is_none() && self.sessions.is_empty() {
             return Err(Error::HelloRequired);
         }
         if !self.sessions.contains_key(&session_id) {
@@ -470,8 +723,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
 
     async fn on_outcome(&mut self, outcome: Outcome) {
         match outcome {
-            Outcome::Voucher { payee, cumulative, result } => {
-                let Some(pair) = self.pairs.get_mut(&payee) else { return };
+            Outcome::Voucher { key, cumulative, version, result } => {
+                let Some(pair) = self.pairs.get_mut(&key) else { return };
                 pair.in_flight = pair.in_flight.saturating_sub(1);
                 if pair.in_flight == 0 {
                     pair.pending = None;
@@ -494,8 +747,18 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                             self.relay.metrics.ack_latency.observe(at.elapsed().as_secs_f64());
                         }
                         self.relay.metrics.vouchers_acked.inc();
+                        if let Some(version) = version
+                            && let Some(y) =
+                                self.sessions.get_mut(&session).and_then(|s| s.yellow.as_mut())
+                        {
+                            y.stored = y.stored.max(version);
+                            y.unsubmitted.acked(version);
+                            if let Some(yellow) = &self.relay.yellow {
+                                yellow.wake();
+                            }
+                        }
                         self.send(ServerFrame::ack(session, cumulative)).await;
-                        self.maybe_resume(payee).await;
+                        self.maybe_resume(key).await;
                     }
                     Err(refusal) => {
                         let err = match refusal {
@@ -516,8 +779,17 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                                 cap: cap.to_string(),
                                 total: total.to_string(),
                             },
+                            Refusal::Version { expected } => {
+                                Error::WrongVersion { expected, got: version.unwrap_or_default() }
+                            }
                             Refusal::Storage => Error::StorageUnavailable,
                         };
+                        // A refused Yellow state leaves the session at its newest stored version.
+                        if let Some(y) =
+                            self.sessions.get_mut(&session).and_then(|s| s.yellow.as_mut())
+                        {
+                            y.version = y.stored;
+                        }
                         // Refusals found at commit time are not counted as abuse: another relay may have raced.
                         self.relay.metrics.errors.with_label_values(&[err.code()]).inc();
                         self.send(ServerFrame::error(&err)).await;
@@ -552,7 +824,14 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         let grace = self.relay.limits.grace_beats;
         let beat = self.relay.limits.beat;
         let Some(s) = self.sessions.get_mut(&id) else { return };
-        let pair = self.pairs.get_mut(&s.payee).expect("a session's pair exists");
+        let pair = self.pairs.get_mut(&s.key).expect("a session's pair exists");
+        // A Yellow session whose acked states the node has not taken for too long stops releasing seconds.
+        let node_behind = match (&mut s.yellow, &self.relay.yellow) {
+            (Some(y), Some(yellow)) => {
+                y.unsubmitted.lagging(yellow.accepted(&s.key.0), yellow.submit_grace)
+            }
+            _ => false,
+        };
         if s.seconds >= s.duration {
             // The track is over: end once the last second is paid, or after the grace.
             s.overtime += 1;
@@ -563,18 +842,27 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             return;
         }
         let behind = pair.owed.saturating_sub(pair.vouched());
-        if behind > s.rate * U256::from(grace) {
+        if behind > s.rate * U256::from(grace) || node_behind {
             s.next_beat = Instant::now() + beat;
             if !s.paused {
                 s.paused = true;
-                let update = update_of(s, pair, self.grant.as_ref(), "paused", None);
+                let update = update_of(s, "paused", None);
                 self.relay.metrics.sessions_live.dec();
                 self.relay.metrics.sessions_paused.inc();
-                debug!(target: "beatstream::relay::conn", session = %id, behind = %behind, "session paused");
-                self.send(ServerFrame::paused(id, "vouchers_behind")).await;
+                let reason = if node_behind { "node_unreachable" } else { "vouchers_behind" };
+                debug!(target: "beatstream::relay::conn", session = %id, behind = %behind, reason, "session paused");
+                self.send(ServerFrame::paused(id, reason)).await;
                 let _ = self.relay.writers.submit(Op::Update { update, reply: None }).await;
             }
             return;
+        }
+        if s.paused {
+            // Caught up (vouchers, or the node took the backlog): play on.
+            s.paused = false;
+            let update = update_of(s, "live", None);
+            self.relay.metrics.sessions_paused.dec();
+            self.relay.metrics.sessions_live.inc();
+            let _ = self.relay.writers.submit(Op::Update { update, reply: None }).await;
         }
         s.seconds += 1;
         pair.owed = s.base + s.rate * U256::from(s.seconds);
@@ -588,16 +876,21 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         self.send(frame).await;
     }
 
-    async fn maybe_resume(&mut self, payee: Address) {
+    async fn maybe_resume(&mut self, key: PairKey) {
         let grace = self.relay.limits.grace_beats;
-        let Some(pair) = self.pairs.get(&payee) else { return };
+        let Some(pair) = self.pairs.get(&key) else { return };
         let Some(s) = pair.session.and_then(|id| self.sessions.get_mut(&id)) else { return };
         if !s.paused || pair.owed.saturating_sub(pair.stored) > s.rate * U256::from(grace) {
             return;
         }
+        if let (Some(y), Some(yellow)) = (&mut s.yellow, &self.relay.yellow)
+            && y.unsubmitted.lagging(yellow.accepted(&key.0), yellow.submit_grace)
+        {
+            return;
+        }
         s.paused = false;
         s.next_beat = Instant::now();
-        let update = update_of(s, pair, self.grant.as_ref(), "live", None);
+        let update = update_of(s, "live", None);
         self.relay.metrics.sessions_paused.dec();
         self.relay.metrics.sessions_live.inc();
         let _ = self.relay.writers.submit(Op::Update { update, reply: None }).await;
@@ -606,14 +899,19 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
     /// Ends a session; its `closed` frame follows once the close is stored.
     async fn close(&mut self, id: Uuid, reason: &'static str) {
         let Some(s) = self.sessions.remove(&id) else { return };
-        let pair = self.pairs.get_mut(&s.payee).expect("a session's pair exists");
+        let pair = self.pairs.get_mut(&s.key).expect("a session's pair exists");
         pair.live_rate = U256::ZERO;
         if s.paused {
             self.relay.metrics.sessions_paused.dec();
         } else {
             self.relay.metrics.sessions_live.dec();
         }
-        let update = update_of(&s, pair, self.grant.as_ref(), "closed", Some(reason));
+        let update = update_of(&s, "closed", Some(reason));
+        if s.yellow.is_some()
+            && let Some(yellow) = &self.relay.yellow
+        {
+            yellow.wake();
+        }
         info!(target: "beatstream::relay::conn", session = %id, reason, seconds = s.seconds, "session closed");
         let reply = (!self.gone).then(|| self.reply.clone());
         let expects_reply = reply.is_some();
@@ -634,24 +932,17 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
     }
 }
 
-fn update_of(
-    s: &Session,
-    pair: &Pair,
-    grant: Option<&Grant>,
-    status: &'static str,
-    reason: Option<&'static str>,
-) -> SessionUpdate {
-    let grant = grant.expect("sessions exist only under a grant");
-    let _ = pair;
+fn update_of(s: &Session, status: &'static str, reason: Option<&'static str>) -> SessionUpdate {
     SessionUpdate {
         session_id: s.id,
-        grant_id: grant.id,
+        grant_id: s.key.0,
         payee: s.payee,
-        listener: grant.grant.listener,
+        listener: s.listener,
         base: s.base,
         seconds: s.seconds,
         status,
         reason,
+        yellow: s.yellow.is_some(),
     }
 }
 
@@ -660,6 +951,12 @@ fn storage(e: Error) -> Error {
     Error::StorageUnavailable
 }
 
-fn unix_now() -> u64 {
+/// Unix seconds.
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Unix seconds with a fraction.
+pub(crate) fn unix_now_f64() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }

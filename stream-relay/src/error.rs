@@ -102,6 +102,37 @@ pub enum Error {
     /// retry.
     #[error("relay storage unavailable")]
     StorageUnavailable,
+    /// A Yellow frame reached a relay without the Yellow transport configured.
+    #[error("this relay does not accept Yellow Network payments")]
+    YellowDisabled,
+    /// The app session's definition or an update's session, intent or asset is not what the relay accepts.
+    #[error("invalid app session: {0}")]
+    InvalidAppSession(String),
+    /// A Yellow update's version is not exactly the current one plus one.
+    #[error("wrong version: expected {expected}, got {got}")]
+    WrongVersion {
+        /// Current version plus one.
+        expected: u64,
+        /// The update's version.
+        got: u64,
+    },
+    /// A Yellow update's allocations do not conserve the session's funds, or change what they may not.
+    #[error("allocation mismatch: {0}")]
+    AllocationMismatch(String),
+    /// A Yellow update pays the artist an amount that is not what some released second owes.
+    #[error("amount {got} is not what a released second owes (next owed {owed})")]
+    WrongAmount {
+        /// The payee's allocation in the update, in base units.
+        got: String,
+        /// What is owed now, in base units.
+        owed: String,
+    },
+    /// The nitronode refused the request; its message is passed on.
+    #[error("node refused: {0}")]
+    NodeRefused(String),
+    /// The nitronode could not be reached in time; nothing changed, the client may retry.
+    #[error("node unavailable: {0}")]
+    NodeUnavailable(String),
 
     // ----- Operator errors: stop the relay, never sent to a client. -----
     /// A setting is invalid; the message says what to change.
@@ -165,6 +196,13 @@ impl Error {
             Self::TooManySessions(_) => "too_many_sessions",
             Self::ChainUnavailable(_) => "chain_unavailable",
             Self::StorageUnavailable => "storage_unavailable",
+            Self::YellowDisabled => "yellow_disabled",
+            Self::InvalidAppSession(_) => "invalid_app_session",
+            Self::WrongVersion { .. } => "wrong_version",
+            Self::AllocationMismatch(_) => "allocation_mismatch",
+            Self::WrongAmount { .. } => "wrong_amount",
+            Self::NodeRefused(_) => "node_refused",
+            Self::NodeUnavailable(_) => "node_unavailable",
             Self::Config(_)
             | Self::Database(_)
             | Self::Primitives(_)
@@ -182,6 +220,8 @@ impl Error {
             self,
             Self::ChainUnavailable(_)
                 | Self::StorageUnavailable
+                | Self::NodeUnavailable(_)
+                | Self::NodeRefused(_)
                 | Self::InsufficientFunds { .. }
                 | Self::Config(_)
                 | Self::Database(_)
@@ -220,4 +260,11 @@ pub const CLIENT_CODES: &[&str] = &[
     "too_many_sessions",
     "chain_unavailable",
     "storage_unavailable",
+    "yellow_disabled",
+    "invalid_app_session",
+    "wrong_version",
+    "allocation_mismatch",
+    "wrong_amount",
+    "node_refused",
+    "node_unavailable",
 ];

@@ -3,8 +3,9 @@
 //! and stored in Postgres by group commit before they are acknowledged.
 //!
 //! Layers: [`protocol`] (wire frames), [`verify`] and [`chain`] (signatures), [`store`] and [`writer`] (Postgres),
-//! [`conn`] (the transport-agnostic protocol state machine), `ws` (axum WebSocket adapter), [`sim`] (load
-//! generator). `docs/PROTOCOL.md` documents the wire protocol.
+//! [`conn`] (the transport-agnostic protocol state machine), `ws` (axum WebSocket adapter), [`yellow`] (listeners
+//! paying through Yellow Network app sessions, and the submitter that forwards their states to the node), [`sim`]
+//! (load generator). `docs/PROTOCOL.md` documents the wire protocol.
 
 pub mod chain;
 mod config;
@@ -18,8 +19,9 @@ pub mod store;
 pub mod verify;
 pub mod writer;
 pub mod ws;
+pub mod yellow;
 
-pub use config::{Config, DEFAULT_LISTEN};
+pub use config::{Config, DEFAULT_LISTEN, YellowConfig};
 pub use error::{CLIENT_CODES, Error, Result};
 pub use sim::SimulateConfig;
 
@@ -33,7 +35,13 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
 use crate::{
-    chain::Chain, metrics::Metrics, relay::Relay, store::Store, verify::Verifier, writer::Writers,
+    chain::Chain,
+    metrics::Metrics,
+    relay::Relay,
+    store::Store,
+    verify::Verifier,
+    writer::Writers,
+    yellow::{Submitter, Yellow},
 };
 
 /// Runs the stream relay until `shutdown` is cancelled, then closes every session, stores what is in flight and
@@ -48,6 +56,7 @@ pub struct Server {
     relay: Arc<Relay>,
     listener: tokio::net::TcpListener,
     writer_tasks: Vec<std::thread::JoinHandle<()>>,
+    submitter: Option<Submitter>,
     pool: sqlx::PgPool,
     config: Config,
 }
@@ -75,6 +84,7 @@ impl Server {
             .await?;
         beatstream_primitives::db::migrate(&pool).await?;
 
+        let yellow = Yellow::from_config(&config.yellow)?;
         let store = Store::new(pool.clone(), chain_id, vault);
         let relay_id = match &config.relay_id {
             Some(id) => {
@@ -95,6 +105,10 @@ impl Server {
             metrics.clone(),
         )
         .map_err(Error::Serve)?;
+        let submitter = yellow.as_ref().map(|y| {
+            info!(target: "beatstream::relay", node = %config.yellow.yellow_url.as_ref().map(|u| u.as_str()).unwrap_or_default(), operator = %y.operator(), app = %y.app_id, asset = %y.asset, "yellow transport on");
+            Submitter::new(y.clone(), pool.clone(), relay_id.clone(), metrics.clone())
+        });
         let relay = Arc::new(Relay {
             limits: (&config).into(),
             verifier: Verifier::new(VoucherDomain::new(chain_id, vault), chain),
@@ -103,11 +117,12 @@ impl Server {
             metrics,
             relay_id,
             shutdown,
+            yellow,
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Bind { addr: config.listen, source })?;
-        Ok(Self { relay, listener, writer_tasks, pool, config })
+        Ok(Self { relay, listener, writer_tasks, submitter, pool, config })
     }
 
     /// The bound address.
@@ -118,7 +133,10 @@ impl Server {
     /// Serves until the shutdown token is cancelled, then closes every session and waits (bounded by
     /// `--shutdown-secs`) for in-flight vouchers and closes to be stored.
     pub async fn serve(self) -> Result<()> {
-        let Self { relay, listener, writer_tasks, pool, config } = self;
+        let Self { relay, listener, writer_tasks, submitter, pool, config } = self;
+        // The submitter outlives the connections (it forwards their closes), then stops with its own token.
+        let submitter_stop = CancellationToken::new();
+        let submitter_task = submitter.map(|s| tokio::spawn(s.run(submitter_stop.clone())));
         let addr = listener.local_addr().map_err(Error::Serve)?;
         let vault = relay.verifier.domain().domain().verifying_contract.unwrap_or_default();
         info!(target: "beatstream::relay", url = %format_args!("ws://{addr}/ws/stream"), relay_id = %relay.relay_id, %vault, "relay listening");
@@ -154,6 +172,12 @@ impl Server {
         });
         if tokio::time::timeout(grace, joined).await.is_err() {
             warn!(target: "beatstream::relay", "writers still busy after the shutdown grace");
+        }
+        if let Some(task) = submitter_task {
+            // One last round hands the node the closes just stored; what it cannot take waits for the next start.
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            submitter_stop.cancel();
+            let _ = task.await;
         }
         pool.close().await;
         info!(target: "beatstream::relay", "relay stopped");

@@ -28,6 +28,14 @@ pub struct Metrics {
     pub commit_ops: Histogram,
     /// Group commits that failed and were reported to their clients.
     pub commit_failures: IntCounter,
+    /// Yellow states the node accepted, by intent (`create`, `deposit`, `operate`, `close`).
+    pub yellow_submitted: IntCounterVec,
+    /// Yellow submissions that failed, by kind (`unavailable`, `version`, `refused`).
+    pub yellow_submit_errors: IntCounterVec,
+    /// Stored Yellow states the node has not accepted yet.
+    pub yellow_backlog: IntGauge,
+    /// Time from storing a Yellow state to the node accepting it.
+    pub yellow_submit_lag: Histogram,
 }
 
 impl Metrics {
@@ -83,6 +91,25 @@ impl Metrics {
                 vec![1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0],
             ),
             commit_failures: counter("commit_failures_total", "Group commits that failed."),
+            yellow_submitted: counter_vec(
+                "yellow_submitted_total",
+                "Yellow states the node accepted, by intent.",
+                "intent",
+            ),
+            yellow_submit_errors: counter_vec(
+                "yellow_submit_errors_total",
+                "Yellow submissions that failed, by kind.",
+                "kind",
+            ),
+            yellow_backlog: gauge(
+                "yellow_backlog",
+                "Stored Yellow states the node has not accepted yet.",
+            ),
+            yellow_submit_lag: histogram(
+                "yellow_submit_lag_seconds",
+                "Time from storing a Yellow state to the node accepting it.",
+                vec![0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0],
+            ),
             registry,
         }
     }

@@ -9,6 +9,8 @@ use beatstream_primitives::SessionGrant;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+use beatstream_yellow::{AppDefinition, AppStateUpdate, QuorumSig, SigError};
+
 use crate::{Error, Result};
 
 /// A grant as it travels on the wire.
@@ -108,6 +110,48 @@ pub enum ClientFrame {
         /// The session to end.
         session_id: String,
     },
+    /// Pays for one track through a Yellow Network app session: creates the session on the node, deposits into it,
+    /// and starts a session like `play`; answered by `session` (with `appSessionId`), then a `beat` each second.
+    YellowOpen {
+        /// The registry's track id.
+        track_id: Uint,
+        /// The app session definition (node format: snake_case, lower-case addresses).
+        definition: AppDefinition,
+        /// Application data signed with the definition.
+        #[serde(default)]
+        session_data: String,
+        /// The listener's quorum signature (`0xa1`/`0xa2` + 65 bytes) over the creation hash.
+        create_sig: String,
+        /// The deposit (version 2) that funds the session.
+        deposit: YellowDeposit,
+    },
+    /// The next operate update of a Yellow session: the full allocation list with the artist's share at what is
+    /// owed; answered by `ack` once stored.
+    YellowUpdate {
+        /// The relay's session id.
+        session_id: String,
+        /// The update as the node will receive it.
+        update: AppStateUpdate,
+        /// The listener's quorum signature over the update's hash.
+        sig: String,
+        /// The listener's quorum signature over the close at `version + 1` with the same allocations and data.
+        close_sig: String,
+    },
+}
+
+/// The deposit of a `yellowOpen`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct YellowDeposit {
+    /// Intent 1, version 2: the listener's allocation rises to the deposit.
+    pub update: AppStateUpdate,
+    /// The listener's quorum signature over it.
+    pub sig: String,
+    /// The listener's quorum signature over the close at version 3 with the same allocations and data.
+    pub close_sig: String,
+    /// The listener's signed channel state with the `commit` transition into the app session (forwarded to the node
+    /// as is; the node checks it).
+    pub user_state: serde_json::Value,
 }
 
 /// A frame the relay sends.
@@ -131,6 +175,9 @@ pub enum ServerFrame {
         payee: String,
         /// Decimal base units per second.
         rate_per_second: String,
+        /// The Yellow app session paying for it (Yellow sessions only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app_session_id: Option<String>,
     },
     /// One more second is released; the next voucher must reach `owed`.
     Beat {
@@ -193,6 +240,44 @@ pub enum ClientMessage {
         /// The session id.
         session_id: Uuid,
     },
+    /// See [`ClientFrame::YellowOpen`].
+    YellowOpen(Box<YellowOpenMsg>),
+    /// See [`ClientFrame::YellowUpdate`].
+    YellowUpdate(Box<YellowUpdateMsg>),
+}
+
+/// A `yellowOpen`, signatures decoded, nothing verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct YellowOpenMsg {
+    /// The track.
+    pub track_id: U256,
+    /// The definition.
+    pub definition: AppDefinition,
+    /// Its session data.
+    pub session_data: String,
+    /// The listener's creation signature.
+    pub create_sig: QuorumSig,
+    /// The deposit update.
+    pub deposit: AppStateUpdate,
+    /// Its signature.
+    pub deposit_sig: QuorumSig,
+    /// The close at version 3.
+    pub close_sig: QuorumSig,
+    /// The channel state funding the deposit.
+    pub user_state: serde_json::Value,
+}
+
+/// A `yellowUpdate`, signatures decoded, nothing verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct YellowUpdateMsg {
+    /// The relay session.
+    pub session_id: Uuid,
+    /// The update.
+    pub update: AppStateUpdate,
+    /// Its signature.
+    pub sig: QuorumSig,
+    /// The close at `version + 1`.
+    pub close_sig: QuorumSig,
 }
 
 /// A voucher as received, fields decoded but nothing verified.
@@ -223,7 +308,10 @@ fn classify(text: &str, err: serde_json::Error) -> Error {
     }
     match serde_json::from_str::<Envelope>(text) {
         Err(_) => Error::MalformedFrame(err.to_string()),
-        Ok(Envelope { kind }) if ["hello", "play", "voucher", "stop"].contains(&kind.as_str()) => {
+        Ok(Envelope { kind })
+            if ["hello", "play", "voucher", "stop", "yellowOpen", "yellowUpdate"]
+                .contains(&kind.as_str()) =>
+        {
             Error::InvalidField(err.to_string())
         }
         Ok(Envelope { kind }) => Error::UnknownType(kind.chars().take(32).collect()),
@@ -256,10 +344,27 @@ impl TryFrom<ClientFrame> for ClientMessage {
                     sig: hex_bytes("sig", &sig)?,
                 })
             }
-            ClientFrame::Stop { session_id } => Self::Stop {
-                session_id: Uuid::try_parse(&session_id)
-                    .map_err(|_| Error::InvalidField("sessionId is not a UUID".into()))?,
-            },
+            ClientFrame::Stop { session_id } => Self::Stop { session_id: uuid(&session_id)? },
+            ClientFrame::YellowOpen { track_id, definition, session_data, create_sig, deposit } => {
+                Self::YellowOpen(Box::new(YellowOpenMsg {
+                    track_id: amount("trackId", &track_id.0)?,
+                    definition,
+                    session_data,
+                    create_sig: quorum_sig("createSig", &create_sig)?,
+                    deposit: deposit.update,
+                    deposit_sig: quorum_sig("deposit.sig", &deposit.sig)?,
+                    close_sig: quorum_sig("deposit.closeSig", &deposit.close_sig)?,
+                    user_state: deposit.user_state,
+                }))
+            }
+            ClientFrame::YellowUpdate { session_id, update, sig, close_sig } => {
+                Self::YellowUpdate(Box::new(YellowUpdateMsg {
+                    session_id: uuid(&session_id)?,
+                    update,
+                    sig: quorum_sig("sig", &sig)?,
+                    close_sig: quorum_sig("closeSig", &close_sig)?,
+                }))
+            }
         })
     }
 }
@@ -270,13 +375,20 @@ impl ServerFrame {
         Self::Ready { grant_id: grant_id.to_string(), available: available.to_string() }
     }
 
-    /// `session`.
-    pub fn session(session_id: Uuid, track_id: U256, payee: Address, rate: U256) -> Self {
+    /// `session`; `app_session_id` for a Yellow session.
+    pub fn session(
+        session_id: Uuid,
+        track_id: U256,
+        payee: Address,
+        rate: U256,
+        app_session_id: Option<B256>,
+    ) -> Self {
         Self::Session {
             session_id: session_id.to_string(),
             track_id: track_id.to_string(),
             payee: payee.to_checksum(None),
             rate_per_second: rate.to_string(),
+            app_session_id: app_session_id.map(|id| id.to_string()),
         }
     }
 
@@ -340,6 +452,23 @@ impl ClientFrame {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("client frames always serialize")
     }
+}
+
+fn uuid(s: &str) -> Result<Uuid> {
+    Uuid::try_parse(s).map_err(|_| Error::InvalidField("sessionId is not a UUID".into()))
+}
+
+/// A Yellow quorum signature: `0x` hex of a prefix byte and 65 bytes.
+fn quorum_sig(field: &str, s: &str) -> Result<QuorumSig> {
+    let bytes = hex_bytes(field, s)?;
+    QuorumSig::from_bytes(&bytes).map_err(|e| match e {
+        SigError::Prefix(_) => Error::InvalidSignature(
+            "prefix byte is neither 0xa1 (wallet) nor 0xa2 (app session key)",
+        ),
+        SigError::Length | SigError::Recover => {
+            Error::InvalidSignature("a quorum signature is a prefix byte and 65 bytes")
+        }
+    })
 }
 
 fn is_decimal(s: &str) -> bool {

@@ -4,7 +4,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{Config, metrics::Metrics, store::Store, verify::Verifier, writer::Writers};
+use std::sync::Arc;
+
+use crate::{
+    Config, metrics::Metrics, store::Store, verify::Verifier, writer::Writers, yellow::Yellow,
+};
 
 /// Per-connection limits and protocol timing, from [`Config`].
 #[derive(Clone, Debug)]
@@ -59,4 +63,6 @@ pub struct Relay {
     pub relay_id: String,
     /// Cancelled when the relay shuts down.
     pub shutdown: CancellationToken,
+    /// The Yellow Network transport, when configured.
+    pub yellow: Option<Arc<Yellow>>,
 }

@@ -155,16 +155,31 @@ impl Store {
         Ok(terms)
     }
 
-    /// Closes the sessions a previous run of relay `relay_id` left open (it died without closing them).
+    /// Closes the sessions a previous run of relay `relay_id` left open (it died without closing them), and
+    /// stores the closes of their Yellow app sessions so the submitter releases those funds.
     pub async fn close_orphans(&self, relay_id: &str) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let open: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT app_session_id FROM yellow_app_sessions WHERE relay_id = $1 AND status = 'open'",
+        )
+        .bind(relay_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !open.is_empty() {
+            sqlx::query(crate::writer::STORE_YELLOW_CLOSES)
+                .bind(open.into_iter().map(|(id,)| id).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+        }
         let done = sqlx::query(
             "UPDATE sessions SET status = 'closed', close_reason = 'relay_restart', ended_at = now(),
                     updated_at = now()
              WHERE relay_id = $1 AND ended_at IS NULL",
         )
         .bind(relay_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 }

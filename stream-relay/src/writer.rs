@@ -48,6 +48,13 @@ pub enum Op {
         /// Who to tell.
         reply: Reply,
     },
+    /// Store a verified Yellow operate update if it is the app session's next version.
+    YellowState {
+        /// The state.
+        state: YellowStateRow,
+        /// Who to tell.
+        reply: Reply,
+    },
     /// Record a new session, ending any live one of the same pair.
     Open {
         /// The session.
@@ -85,6 +92,46 @@ pub struct NewSession {
     pub base: U256,
     /// The relay instance.
     pub relay_id: String,
+    /// For a Yellow session, its app session (created and funded on the node) and deposit state.
+    pub yellow: Option<Box<YellowOpenRow>>,
+}
+
+/// A Yellow app session to record with its session.
+#[derive(Clone, Debug)]
+pub struct YellowOpenRow {
+    /// The operator wallet.
+    pub operator: Address,
+    /// Asset symbol.
+    pub asset: String,
+    /// The definition as JSON.
+    pub definition: String,
+    /// Deposit in base units.
+    pub deposit: U256,
+    /// The deposit state (version 2).
+    pub state: YellowStateRow,
+}
+
+/// One signed Yellow state.
+#[derive(Clone, Debug)]
+pub struct YellowStateRow {
+    /// The app session.
+    pub app_session_id: B256,
+    /// Its payee.
+    pub payee: Address,
+    /// Its listener (the writer shard key).
+    pub listener: Address,
+    /// The state's version.
+    pub version: u64,
+    /// 0 operate, 1 deposit.
+    pub intent: u8,
+    /// The update as JSON, exactly as signed.
+    pub update: String,
+    /// The payee's allocation in base units.
+    pub paid: U256,
+    /// The listener's quorum signature.
+    pub sig: [u8; 66],
+    /// The listener's signature of the close that follows.
+    pub close_sig: [u8; 66],
 }
 
 /// A change of a session row.
@@ -106,17 +153,21 @@ pub struct SessionUpdate {
     pub status: &'static str,
     /// Why it closed.
     pub reason: Option<&'static str>,
+    /// A Yellow session: closing it stores the close of its app session.
+    pub yellow: bool,
 }
 
 /// What became of an operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A voucher was stored (`Ok`) or refused.
+    /// A voucher or Yellow state was stored (`Ok`) or refused.
     Voucher {
-        /// The payee.
-        payee: Address,
-        /// The cumulative.
+        /// The (grant or app session, payee) pair.
+        key: (B256, Address),
+        /// The cumulative (for Yellow, the payee's allocation).
         cumulative: U256,
+        /// The Yellow state's version.
+        version: Option<u64>,
         /// Stored, or why not.
         result: std::result::Result<(), Refusal>,
     },
@@ -150,6 +201,11 @@ pub enum Refusal {
         cap: U256,
         /// The total it would reach.
         total: U256,
+    },
+    /// The Yellow app session is not at the version before this state (or no longer open).
+    Version {
+        /// The version it expects next; zero when it is closed.
+        expected: u64,
     },
     /// The commit failed; nothing was stored.
     Storage,
@@ -197,6 +253,7 @@ impl Writers {
     pub async fn submit(&self, op: Op) -> Result<()> {
         let listener = match &op {
             Op::Voucher { listener, .. } => *listener,
+            Op::YellowState { state, .. } => state.listener,
             Op::Open { session, .. } => session.listener,
             Op::Update { update, .. } => update.listener,
         };
@@ -266,9 +323,21 @@ async fn connect(url: &str) -> Result<PgConnection> {
 
 fn report_failure(op: Op) {
     match op {
-        Op::Voucher { payee, cumulative, reply, .. } => {
-            let _ =
-                reply.send(Outcome::Voucher { payee, cumulative, result: Err(Refusal::Storage) });
+        Op::Voucher { grant_id, payee, cumulative, reply, .. } => {
+            let _ = reply.send(Outcome::Voucher {
+                key: (grant_id, payee),
+                cumulative,
+                version: None,
+                result: Err(Refusal::Storage),
+            });
+        }
+        Op::YellowState { state, reply } => {
+            let _ = reply.send(Outcome::Voucher {
+                key: (state.app_session_id, state.payee),
+                cumulative: state.paid,
+                version: Some(state.version),
+                result: Err(Refusal::Storage),
+            });
         }
         Op::Update { update, reply: Some(reply) } => {
             let _ = reply.send(Outcome::Closed { session_id: update.session_id, amount: None });
@@ -301,7 +370,8 @@ type StateRow = (String, Vec<u8>, Option<Vec<u8>>, Option<String>, Option<String
 /// grants $5). Settled amounts are looked up per pair, never hashed over the whole table.
 const READ_STATE: &str = "
     SELECT 'p', t.g, t.p,
-           (SELECT v.cumulative::text FROM vouchers v WHERE v.grant_id = t.g AND v.payee = t.p),
+           coalesce((SELECT v.cumulative::text FROM vouchers v WHERE v.grant_id = t.g AND v.payee = t.p),
+                    (SELECT y.paid::text FROM yellow_app_sessions y WHERE y.app_session_id = t.g AND y.payee = t.p)),
            (SELECT s.cumulative::text FROM settled_pairs s
             WHERE s.chain_id = $1 AND s.grant_id = t.g AND s.payee = t.p)
     FROM unnest($2::bytea[], $3::bytea[]) AS t(g, p)
@@ -321,7 +391,24 @@ const READ_STATE: &str = "
             FULL JOIN (SELECT payee, cumulative FROM settled_pairs WHERE chain_id = $1 AND grant_id = t.g) s
             USING (payee)),
            NULL
-    FROM unnest($5::bytea[]) AS t(g)";
+    FROM unnest($5::bytea[]) AS t(g)
+    UNION ALL
+    SELECT 'y', y.app_session_id, NULL, y.version::text, y.status
+    FROM yellow_app_sessions y WHERE y.app_session_id = ANY($6::bytea[])";
+
+/// Stores the close of each Yellow app session in $1 that is still open: the newest state with intent close and
+/// version + 1, signed by the listener's pre-signed close (the operator co-signs at submission).
+pub(crate) const STORE_YELLOW_CLOSES: &str = "
+    WITH closing AS (
+        UPDATE yellow_app_sessions y SET status = 'closing', version = y.version + 1, updated_at = now()
+        FROM unnest($1::bytea[]) AS t(id)
+        WHERE y.app_session_id = t.id AND y.status = 'open'
+        RETURNING y.app_session_id, y.version)
+    INSERT INTO yellow_states (app_session_id, version, intent, \"update\", listener_sig)
+    SELECT s.app_session_id, c.version, 3,
+           jsonb_set(jsonb_set(s.\"update\", '{intent}', '3'), '{version}', to_jsonb(c.version::text)),
+           s.close_sig
+    FROM closing c JOIN yellow_states s ON s.app_session_id = c.app_session_id AND s.version = c.version - 1";
 
 /// The voucher upsert: never lowers a cumulative.
 const UPSERT_VOUCHERS: &str = "
@@ -345,12 +432,19 @@ async fn commit(
     let mut listeners: Vec<Address> = Vec::new();
     let mut grants: Vec<B256> = Vec::new();
     let mut pairs: Vec<(B256, Address)> = Vec::new();
+    let mut apps: Vec<B256> = Vec::new();
     for op in batch {
         match op {
             Op::Voucher { grant_id, payee, listener, .. } => {
                 listeners.push(*listener);
                 grants.push(*grant_id);
                 pairs.push((*grant_id, *payee));
+            }
+            Op::YellowState { state, .. } => {
+                // The listener's lock orders this against another relay storing the same session's versions.
+                listeners.push(state.listener);
+                pairs.push((state.app_session_id, state.payee));
+                apps.push(state.app_session_id);
             }
             Op::Update { update, .. } => pairs.push((update.grant_id, update.payee)),
             Op::Open { .. } => {}
@@ -359,6 +453,7 @@ async fn commit(
     dedup(&mut listeners);
     dedup(&mut grants);
     dedup(&mut pairs);
+    dedup(&mut apps);
 
     // The balance guard: one lock per listener, always taken in ascending key order. The keys are integers, so
     // they go into the simple-query text with BEGIN: one round trip.
@@ -381,6 +476,8 @@ async fn commit(
     let mut pair_state: HashMap<(B256, Address), PairState> = HashMap::new();
     let mut funds: HashMap<Address, (U256, U256)> = HashMap::new();
     let mut totals: HashMap<B256, U256> = HashMap::new();
+    // Yellow app sessions: (newest stored version, open).
+    let mut app_state: HashMap<B256, (u64, bool)> = HashMap::new();
     if !pairs.is_empty() || !listeners.is_empty() {
         let rows: Vec<StateRow> = sqlx::query_as(READ_STATE)
             .bind(chain_id)
@@ -388,6 +485,7 @@ async fn commit(
             .bind(pairs.iter().map(|(_, p)| p.to_vec()).collect::<Vec<_>>())
             .bind(listeners.iter().map(|l| l.to_vec()).collect::<Vec<_>>())
             .bind(grants.iter().map(|g| g.to_vec()).collect::<Vec<_>>())
+            .bind(apps.iter().map(|g| g.to_vec()).collect::<Vec<_>>())
             .fetch_all(&mut *conn)
             .await?;
         let amount = |v: Option<String>| -> Result<U256> {
@@ -405,6 +503,11 @@ async fn commit(
                 ("g", _) => {
                     totals.insert(B256::from_slice(&key), amount(a)?);
                 }
+                ("y", _) => {
+                    let version = a.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+                    app_state
+                        .insert(B256::from_slice(&key), (version, b.as_deref() == Some("open")));
+                }
                 _ => return Err(crate::Error::Corrupt(format!("unexpected state row {kind}"))),
             }
         }
@@ -413,6 +516,7 @@ async fn commit(
     // Decide, in arrival order.
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut upserts: HashMap<(B256, Address), (Address, U256, [u8; 65])> = HashMap::new();
+    let mut yellow_states: Vec<&YellowStateRow> = Vec::new();
     let mut opens: Vec<&NewSession> = Vec::new();
     let mut updates: HashMap<Uuid, (&SessionUpdate, U256)> = HashMap::new();
     for op in batch {
@@ -443,7 +547,34 @@ async fn commit(
                 };
                 outcomes.push((
                     reply.clone(),
-                    Outcome::Voucher { payee: *payee, cumulative: *cumulative, result },
+                    Outcome::Voucher {
+                        key: (*grant_id, *payee),
+                        cumulative: *cumulative,
+                        version: None,
+                        result,
+                    },
+                ));
+            }
+            Op::YellowState { state, reply } => {
+                let (current, open) =
+                    app_state.get(&state.app_session_id).copied().unwrap_or_default();
+                let result = if !open || state.version != current + 1 {
+                    Err(Refusal::Version { expected: if open { current + 1 } else { 0 } })
+                } else {
+                    app_state.insert(state.app_session_id, (state.version, true));
+                    pair_state.entry((state.app_session_id, state.payee)).or_default().voucher =
+                        state.paid;
+                    yellow_states.push(state);
+                    Ok(())
+                };
+                outcomes.push((
+                    reply.clone(),
+                    Outcome::Voucher {
+                        key: (state.app_session_id, state.payee),
+                        cumulative: state.paid,
+                        version: Some(state.version),
+                        result,
+                    },
                 ));
             }
             Op::Open { session, .. } => opens.push(session),
@@ -473,6 +604,70 @@ async fn commit(
             .await?;
     }
 
+    let yellow_opens: Vec<&YellowOpenRow> =
+        opens.iter().filter_map(|s| s.yellow.as_deref()).collect();
+    if !yellow_opens.is_empty() {
+        sqlx::query(
+            "INSERT INTO yellow_app_sessions (app_session_id, listener, payee, operator, asset, definition, deposit,
+                                              version, submitted, relay_id)
+             SELECT i, l, p, o, a, d::jsonb, dep::numeric, 2, 2, r
+             FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[], $5::text[], $6::text[], $7::text[],
+                         $8::text[]) AS u(i, l, p, o, a, d, dep, r)",
+        )
+        .bind(yellow_opens.iter().map(|y| y.state.app_session_id.to_vec()).collect::<Vec<_>>())
+        .bind(yellow_opens.iter().map(|y| y.state.listener.to_vec()).collect::<Vec<_>>())
+        .bind(yellow_opens.iter().map(|y| y.state.payee.to_vec()).collect::<Vec<_>>())
+        .bind(yellow_opens.iter().map(|y| y.operator.to_vec()).collect::<Vec<_>>())
+        .bind(yellow_opens.iter().map(|y| y.asset.clone()).collect::<Vec<_>>())
+        .bind(yellow_opens.iter().map(|y| y.definition.clone()).collect::<Vec<_>>())
+        .bind(yellow_opens.iter().map(|y| y.deposit.to_string()).collect::<Vec<_>>())
+        .bind(
+            opens
+                .iter()
+                .filter(|s| s.yellow.is_some())
+                .map(|s| s.relay_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *conn)
+        .await?;
+        yellow_states.extend(yellow_opens.iter().map(|y| &y.state));
+    }
+    if !yellow_states.is_empty() {
+        // Newest per session first into the session row; every state into the submission queue.
+        let mut newest: HashMap<B256, &YellowStateRow> = HashMap::new();
+        for s in &yellow_states {
+            let e = newest.entry(s.app_session_id).or_insert(s);
+            if s.version > e.version {
+                *e = s;
+            }
+        }
+        let newest: Vec<&YellowStateRow> = newest.into_values().collect();
+        sqlx::query(
+            "UPDATE yellow_app_sessions y SET version = u.v, paid = u.p::numeric, updated_at = now()
+             FROM unnest($1::bytea[], $2::int8[], $3::text[]) AS u(i, v, p)
+             WHERE y.app_session_id = u.i AND y.version <= u.v",
+        )
+        .bind(newest.iter().map(|s| s.app_session_id.to_vec()).collect::<Vec<_>>())
+        .bind(newest.iter().map(|s| s.version as i64).collect::<Vec<_>>())
+        .bind(newest.iter().map(|s| s.paid.to_string()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO yellow_states (app_session_id, version, intent, \"update\", listener_sig, close_sig)
+             SELECT i, v, n, u::jsonb, s, c
+             FROM unnest($1::bytea[], $2::int8[], $3::int2[], $4::text[], $5::bytea[], $6::bytea[])
+                  AS t(i, v, n, u, s, c)",
+        )
+        .bind(yellow_states.iter().map(|s| s.app_session_id.to_vec()).collect::<Vec<_>>())
+        .bind(yellow_states.iter().map(|s| s.version as i64).collect::<Vec<_>>())
+        .bind(yellow_states.iter().map(|s| i16::from(s.intent)).collect::<Vec<_>>())
+        .bind(yellow_states.iter().map(|s| s.update.clone()).collect::<Vec<_>>())
+        .bind(yellow_states.iter().map(|s| s.sig.to_vec()).collect::<Vec<_>>())
+        .bind(yellow_states.iter().map(|s| s.close_sig.to_vec()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+
     if !opens.is_empty() || !updates.is_empty() {
         // `sessions` grows from empty; a generic plan made then would scan every live session on each commit
         // (seconds at 10,000 sessions) until autoanalyze. These rarer statements are planned afresh.
@@ -493,10 +688,11 @@ async fn commit(
         .await?;
         sqlx::query(
             "INSERT INTO sessions (session_id, grant_id, listener, payee, artist_node, track_id, rate_per_second,
-                                   base_cumulative, status, relay_id)
-             SELECT id::uuid, g, l, p, n, t::numeric, r::numeric, b::numeric, 'live', relay
+                                   base_cumulative, status, relay_id, channel)
+             SELECT id::uuid, g, l, p, n, t::numeric, r::numeric, b::numeric, 'live', relay,
+                    CASE WHEN y THEN 'yellow' ELSE 'vault' END
              FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::text[], $7::text[],
-                         $8::text[], $9::text[]) AS u(id, g, l, p, n, t, r, b, relay)",
+                         $8::text[], $9::text[], $10::bool[]) AS u(id, g, l, p, n, t, r, b, relay, y)",
         )
         .bind(opens.iter().map(|s| s.session_id.to_string()).collect::<Vec<_>>())
         .bind(opens.iter().map(|s| s.grant_id.to_vec()).collect::<Vec<_>>())
@@ -507,12 +703,21 @@ async fn commit(
         .bind(opens.iter().map(|s| s.rate.to_string()).collect::<Vec<_>>())
         .bind(opens.iter().map(|s| s.base.to_string()).collect::<Vec<_>>())
         .bind(opens.iter().map(|s| s.relay_id.clone()).collect::<Vec<_>>())
+        .bind(opens.iter().map(|s| s.yellow.is_some()).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
     }
     let updates_empty = updates.is_empty();
     if !updates.is_empty() {
         let updates: Vec<_> = updates.into_values().collect();
+        let closes: Vec<Vec<u8>> = updates
+            .iter()
+            .filter(|(u, _)| u.yellow && u.status == "closed")
+            .map(|(u, _)| u.grant_id.to_vec())
+            .collect();
+        if !closes.is_empty() {
+            sqlx::query(STORE_YELLOW_CLOSES).bind(closes).execute(&mut *conn).await?;
+        }
         sqlx::query(
             "UPDATE sessions AS s
              SET seconds = u.seconds, amount = u.amount::numeric, status = u.status, close_reason = u.reason,

@@ -5,6 +5,7 @@
 //! - [`client`]: a reconnecting WebSocket client with request ids, timeouts and keepalive.
 //! - [`methods`]: typed requests and responses for the methods a payee uses.
 //! - [`app`]: app-session definitions and updates, the hashes quorum signatures sign, `0xA1`/`0xA2` signatures.
+//! - [`keys`]: app session key states, the delegations behind `0xA2` signatures.
 //! - [`Amount`]: exact human-unit decimal amounts, printed in the shortest form the node hashes.
 //! - `double` (feature `double`): an in-process node that enforces the same rules, for tests.
 
@@ -13,6 +14,7 @@ pub mod app;
 pub mod client;
 #[cfg(feature = "double")]
 pub mod double;
+pub mod keys;
 pub mod methods;
 pub mod rpc;
 
@@ -21,6 +23,7 @@ pub use app::{
     Allocation, AppDefinition, AppStateUpdate, Intent, Participant, QuorumSig, SigError, SignerKind,
 };
 pub use client::{Client, ClientConfig, Status};
+pub use keys::{AppSessionKeyState, KeySigError};
 
 use std::fmt;
 
@@ -105,7 +108,11 @@ impl NodeError {
         let m = self.message.to_ascii_lowercase();
         if m.contains("version") {
             NodeErrorKind::Version
-        } else if m.contains("quorum") || m.contains("signature") || m.contains("signer") {
+        } else if m.contains("quorum")
+            || m.contains("signature")
+            || m.contains("signer")
+            || m.contains("recover")
+        {
             NodeErrorKind::Signature
         } else if m.contains("allocation") || m.contains("conserv") || m.contains("amount") {
             NodeErrorKind::Allocation

@@ -236,3 +236,101 @@ impl Client {
         self.request(GET_BALANCES, &GetBalances { wallet }).await
     }
 }
+
+/// `app_sessions.v1.submit_session_key_state`.
+pub const SUBMIT_SESSION_KEY_STATE: &str = "app_sessions.v1.submit_session_key_state";
+/// `app_sessions.v1.get_last_key_states`.
+pub const GET_LAST_KEY_STATES: &str = "app_sessions.v1.get_last_key_states";
+/// `app_sessions.v1.get_app_definition`.
+pub const GET_APP_DEFINITION: &str = "app_sessions.v1.get_app_definition";
+
+/// Most key states the node returns per page (`rpc.GetLastKeyStatesPageLimit`: default and maximum).
+pub const KEY_STATES_PAGE: u32 = 10;
+
+/// A page of a listing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pagination {
+    /// Items to skip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u32>,
+    /// Items to return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Where a page sits in a listing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageMetadata {
+    /// 1-based page number.
+    pub page: u32,
+    /// Page size.
+    pub per_page: u32,
+    /// Items in the whole listing.
+    pub total_count: u32,
+    /// Pages in the whole listing.
+    pub page_count: u32,
+}
+
+/// `app_sessions.v1.get_last_key_states` request (`AppSessionsV1GetLastKeyStatesRequest` in layer-3/nitrolite
+/// `pkg/rpc/api.go`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetLastKeyStates {
+    /// The delegating wallet.
+    #[serde(with = "lower_address")]
+    pub user_address: Address,
+    /// Only this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<Address>,
+    /// Also expired or revoked keys (newer nodes; older ones return every latest state and ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_inactive: Option<bool>,
+    /// Which page (newer nodes page by [`KEY_STATES_PAGE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagination: Option<Pagination>,
+}
+
+/// `app_sessions.v1.get_last_key_states` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStates {
+    /// The latest state of each matching key.
+    #[serde(default)]
+    pub states: Vec<crate::AppSessionKeyState>,
+    /// Paging (absent from older nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<PageMetadata>,
+}
+
+impl Client {
+    /// `app_sessions.v1.submit_session_key_state`: registers, extends, rotates or revokes an app session key.
+    pub async fn submit_session_key_state(&self, state: &crate::AppSessionKeyState) -> Result<()> {
+        let payload = serde_json::json!({ "state": state });
+        self.request::<_, Value>(SUBMIT_SESSION_KEY_STATE, &payload).await.map(drop)
+    }
+
+    /// `app_sessions.v1.get_last_key_states`: the latest state of every active app session key of `user`, all
+    /// pages.
+    pub async fn get_last_key_states(
+        &self,
+        user: Address,
+    ) -> Result<Vec<crate::AppSessionKeyState>> {
+        let mut states = Vec::new();
+        loop {
+            let req = GetLastKeyStates {
+                user_address: user,
+                session_key: None,
+                include_inactive: None,
+                pagination: Some(Pagination {
+                    offset: Some(u32::try_from(states.len()).unwrap_or(u32::MAX)),
+                    limit: Some(KEY_STATES_PAGE),
+                }),
+            };
+            let page: KeyStates = self.request(GET_LAST_KEY_STATES, &req).await?;
+            let got = page.states.len();
+            states.extend(page.states);
+            let total = page.metadata.map(|m| m.total_count as usize);
+            if got == 0 || total.is_none_or(|total| states.len() >= total) {
+                return Ok(states);
+            }
+        }
+    }
+}

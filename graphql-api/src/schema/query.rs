@@ -142,16 +142,17 @@ pub(crate) fn session_list(filters: Vec<Filter>) -> ListQuery {
         select: "x.session_id::text AS id, x.grant_id, x.listener, x.payee, x.track_id::text AS track_id,
                  x.rate_per_second::text AS rate,
                  (CASE WHEN x.ended_at IS NULL AND x.rate_per_second > 0
-                       THEN greatest(x.seconds, floor((coalesce(v.cumulative, 0) - x.base_cumulative)
+                       THEN greatest(x.seconds, floor((coalesce(v.cumulative, y.paid, 0) - x.base_cumulative)
                                                       / x.rate_per_second))
                        ELSE x.seconds END)::int8 AS seconds,
                  (CASE WHEN x.ended_at IS NULL
-                       THEN greatest(x.amount, coalesce(v.cumulative, 0) - x.base_cumulative)
-                       ELSE x.amount END)::text AS amount,
+                       THEN greatest(x.amount, coalesce(v.cumulative, y.paid, 0) - x.base_cumulative)
+                       ELSE x.amount END)::text AS amount, x.channel,
                  x.status, x.close_reason, extract(epoch FROM x.started_at)::int8 AS started_at,
                  extract(epoch FROM x.ended_at)::int8 AS ended_at,
                  to_char(x.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS started_key",
-        from: "sessions x LEFT JOIN vouchers v ON v.grant_id = x.grant_id AND v.payee = x.payee",
+        from: "sessions x LEFT JOIN vouchers v ON v.grant_id = x.grant_id AND v.payee = x.payee
+               LEFT JOIN yellow_app_sessions y ON x.channel = 'yellow' AND y.app_session_id = x.grant_id",
         base: "true",
         chain_id: 0,
         filters,
@@ -172,6 +173,11 @@ pub(crate) fn session_node(row: &PgRow) -> Result<(Session, Vec<String>)> {
     let node = Session {
         id: id.clone(),
         grant_id: hex(&b(row, "grant_id")?),
+        channel: if s(row, "channel")? == "yellow" {
+            PaymentChannel::Yellow
+        } else {
+            PaymentChannel::Vault
+        },
         listener: address(&b(row, "listener")?),
         payee: address(&payee),
         track_id: track_id.clone(),

@@ -493,8 +493,10 @@ pub(crate) struct ArtistSpend {
 pub(crate) struct Session {
     /// Session id.
     pub(crate) id: String,
-    /// Grant it is paid under.
+    /// Grant it is paid under (for a Yellow session, its app session id).
     pub(crate) grant_id: String,
+    /// How it is paid: vault vouchers or a Yellow Network app session.
+    pub(crate) channel: PaymentChannel,
     /// The listener.
     pub(crate) listener: String,
     /// The payee.
@@ -532,6 +534,15 @@ impl Session {
     async fn track(&self, ctx: &Context<'_>) -> Result<Option<Track>> {
         super::query::track_by_id(api(ctx), &self.track_key).await
     }
+}
+
+/// How a session is paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+pub(crate) enum PaymentChannel {
+    /// Signed vouchers against the listener's vault balance, settled on-chain by the keeper.
+    Vault,
+    /// Signed updates of a Yellow Network (Nitrolite v1) app session, co-signed and submitted to the nitronode.
+    Yellow,
 }
 
 /// State of a session.

@@ -52,10 +52,10 @@ async fn bad_frames_get_errors_and_the_connection_survives() -> eyre::Result<()>
     )
     .await?;
     c.expect_error("invalid_field").await?;
-    let big = format!(r#"{{"type":"play","trackId":"1","pad":"{}"}}"#, "x".repeat(5000));
+    let big = format!(r#"{{"type":"play","trackId":"1","pad":"{}"}}"#, "x".repeat(20_000));
     c.send_text(&big).await?;
     let msg = c.expect_error("frame_too_large").await?;
-    assert!(msg.contains("4096"), "{msg}");
+    assert!(msg.contains("16384"), "{msg}");
     c.send(&play(1)).await?;
     c.expect_error("hello_required").await?;
     c.send(&ClientFrame::Stop { session_id: uuid_string() }).await?;

@@ -7,3 +7,4 @@ mod guard;
 mod harness;
 mod limits;
 mod protocol;
+mod yellow;

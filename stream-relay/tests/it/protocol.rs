@@ -23,8 +23,9 @@ async fn hello_play_beat_voucher_ack_stop_closed() -> eyre::Result<()> {
     c.send(&ClientFrame::Play { track_id: beatstream_stream_relay::protocol::Uint("1".into()) })
         .await?;
     let (session, payee) = match c.recv().await? {
-        ServerFrame::Session { session_id, track_id, payee, rate_per_second } => {
+        ServerFrame::Session { session_id, track_id, payee, rate_per_second, app_session_id } => {
             assert_eq!((track_id.as_str(), rate_per_second.as_str()), ("1", "100"));
+            assert_eq!(app_session_id, None, "a vault session has no Yellow app session");
             (session_id, payee)
         }
         other => eyre::bail!("expected session, got {other:?}"),

@@ -1,0 +1,548 @@
+//! The Yellow Network transport: listeners who pay through Nitrolite v1 app sessions instead of the vault.
+//!
+//! One app session pays for one play. Its participants are the listener (weight 1), this relay's operator wallet
+//! (weight 1) and the artist (weight 0), quorum 2: every update needs the listener's signature and the operator's
+//! co-signature, so the listener cannot take back what the artist earned and the operator cannot move the
+//! listener's funds; the artist receives its allocation directly when the session closes (`docs/YELLOW.md`).
+//!
+//! The connection ([`crate::conn`]) checks each update here exactly as the node will (hash, prefix, signer, version
+//! current + 1, conservation, the artist's amount equal to what a released second owes), stores it through the
+//! same group commit as vault vouchers and acks it; the [`Submitter`] then co-signs it and submits it to the node
+//! in version order, catching the node up after an outage.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    signers::local::PrivateKeySigner,
+};
+use beatstream_yellow::{
+    Allocation, Amount, AppDefinition, AppStateUpdate, Client, ClientConfig, Intent, NodeErrorKind,
+    QuorumSig, SignerKind, Status, U64String,
+    methods::{CreateAppSession, SubmitAppState, SubmitDepositState},
+};
+use futures_util::StreamExt;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::{Error, Result, config::YellowConfig, metrics::Metrics, verify::Verifier};
+
+/// Longest `session_data` the node accepts.
+pub const MAX_SESSION_DATA: usize = 1024;
+
+/// The relay's side of the Yellow transport, shared by every connection.
+#[derive(Debug)]
+pub struct Yellow {
+    client: Client,
+    operator: PrivateKeySigner,
+    /// Application id every app session must carry.
+    pub app_id: String,
+    /// The asset payments use.
+    pub asset: String,
+    /// Its decimals: track rates are in these base units.
+    pub decimals: u8,
+    /// How long an acked update may wait for the node before its session pauses.
+    pub submit_grace: Duration,
+    /// The newest version the node accepted, per app session this relay submits for.
+    accepted: Mutex<HashMap<B256, u64>>,
+    wake: Notify,
+}
+
+/// A `yellowOpen` that passed every check: what to create, deposit and store.
+#[derive(Clone, Debug)]
+pub struct CheckedOpen {
+    /// The app session id.
+    pub id: B256,
+    /// The paying wallet.
+    pub listener: Address,
+    /// The deposit in base units.
+    pub deposit: U256,
+}
+
+impl Yellow {
+    /// The transport for `config`, or `None` when it is off. Starts the node connection (it dials in the
+    /// background; the relay serves vault listeners whether or not the node is up).
+    pub fn from_config(config: &YellowConfig) -> Result<Option<Arc<Self>>> {
+        let Some(url) = config.yellow_url.clone() else { return Ok(None) };
+        let key = config.yellow_operator_key.as_deref().unwrap_or_default();
+        let operator: PrivateKeySigner = key
+            .trim_start_matches("0x")
+            .parse()
+            .map_err(|_| Error::Config("--yellow-operator-key is not a hex private key".into()))?;
+        let mut client = ClientConfig::new(url);
+        client.request_timeout = Duration::from_secs(config.yellow_request_secs);
+        Ok(Some(Arc::new(Self {
+            client: Client::spawn(client),
+            operator,
+            app_id: config.yellow_app_id.clone(),
+            asset: config.yellow_asset.clone(),
+            decimals: config.yellow_asset_decimals,
+            submit_grace: Duration::from_secs(config.yellow_submit_grace_secs),
+            accepted: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        })))
+    }
+
+    /// The operator's wallet.
+    pub fn operator(&self) -> Address {
+        self.operator.address()
+    }
+
+    /// The node client.
+    pub const fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Wakes the submitter: new states are stored.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The newest version the node accepted for `id`, as far as this relay knows.
+    pub fn accepted(&self, id: &B256) -> Option<u64> {
+        self.accepted.lock().expect("not poisoned").get(id).copied()
+    }
+
+    fn set_accepted(&self, id: B256, version: u64) {
+        let mut map = self.accepted.lock().expect("not poisoned");
+        let entry = map.entry(id).or_insert(version);
+        *entry = (*entry).max(version);
+    }
+
+    /// Forgets a closed session.
+    pub fn forget(&self, id: &B256) {
+        self.accepted.lock().expect("not poisoned").remove(id);
+    }
+
+    /// Checks a definition against the relay's terms for a play paying `payee`: this application, exactly three
+    /// participants (the listener with weight 1, the operator with weight 1, the payee with weight 0), quorum 2,
+    /// a non-zero nonce. Returns the listener.
+    pub fn check_definition(&self, def: &AppDefinition, payee: Address) -> Result<Address> {
+        let bad = |m: String| Err(Error::InvalidAppSession(m));
+        if def.application_id != self.app_id {
+            return bad(format!("application_id must be {:?}", self.app_id));
+        }
+        if def.quorum != 2 {
+            return bad("quorum must be 2 (listener and relay operator)".into());
+        }
+        if def.nonce.0 == 0 {
+            return bad("nonce must be non-zero".into());
+        }
+        if def.participants.len() != 3 {
+            return bad(
+                "participants must be the listener, the relay operator and the artist".into()
+            );
+        }
+        let weight = |a: Address| def.participant(a).map(|p| p.signature_weight);
+        if weight(self.operator()) != Some(1) {
+            return bad(format!(
+                "the relay operator {} must take part with weight 1",
+                self.operator()
+            ));
+        }
+        if weight(payee) != Some(0) {
+            return bad(format!("the artist {payee} must take part with weight 0"));
+        }
+        let others: Vec<_> = def
+            .participants
+            .iter()
+            .filter(|p| p.wallet_address != self.operator() && p.wallet_address != payee)
+            .collect();
+        match others.as_slice() {
+            [listener] if listener.signature_weight == 1 && !listener.wallet_address.is_zero() => {
+                Ok(listener.wallet_address)
+            }
+            _ => bad("exactly one listener with weight 1 must take part".into()),
+        }
+    }
+
+    /// The wallet behind a quorum signature over `hash`: the signer itself for `0xa1`. `0xa2` (app session keys)
+    /// resolves through `keys`, the listener's active keys as the node reported them.
+    pub fn signer(
+        &self,
+        verifier: &Verifier,
+        sig: &QuorumSig,
+        hash: B256,
+        keys: &HashMap<Address, Address>,
+    ) -> Result<Address> {
+        let signer = verifier.recover(&QuorumSig::digest(hash), &sig.sig)?;
+        match sig.kind {
+            SignerKind::Wallet => Ok(signer),
+            SignerKind::SessionKey => keys.get(&signer).copied().ok_or(Error::WrongSigner),
+        }
+    }
+
+    /// Checks the allocation list of a state of session `def` (paying `payee` for `listener`) and returns the
+    /// payee's and the listener's amounts in base units: only participants, only this asset, no duplicates, the
+    /// operator holding nothing, amounts within the asset's precision, and the two adding up to `total` when given.
+    pub fn check_allocations(
+        &self,
+        def: &AppDefinition,
+        listener: Address,
+        payee: Address,
+        allocations: &[Allocation],
+        total: Option<U256>,
+    ) -> Result<(U256, U256)> {
+        let bad = |m: String| Err(Error::AllocationMismatch(m));
+        let mut seen = Vec::with_capacity(allocations.len());
+        let (mut paid, mut left) = (U256::ZERO, U256::ZERO);
+        for a in allocations {
+            if def.participant(a.participant).is_none() {
+                return bad(format!("allocation to non-participant {}", a.participant));
+            }
+            if a.asset != self.asset {
+                return bad(format!("asset {:?} is not {:?}", a.asset, self.asset));
+            }
+            if seen.contains(&a.participant) {
+                return bad(format!("duplicate allocation for {}", a.participant));
+            }
+            seen.push(a.participant);
+            let units = a
+                .amount
+                .to_base_units(self.decimals)
+                .map_err(|e| Error::AllocationMismatch(e.to_string()))?;
+            if a.participant == payee {
+                paid = units;
+            } else if a.participant == listener {
+                left = units;
+            } else if !units.is_zero() {
+                return bad("the relay operator's allocation must stay zero".into());
+            }
+        }
+        if !seen.contains(&listener) || !seen.contains(&payee) {
+            return bad("allocations must list the listener and the artist".into());
+        }
+        if let Some(total) = total
+            && paid.checked_add(left) != Some(total)
+        {
+            return bad(format!(
+                "allocations total {} but the session holds {}",
+                self.human(paid.saturating_add(left)),
+                self.human(total)
+            ));
+        }
+        Ok((paid, left))
+    }
+
+    /// Base units as the node writes them.
+    pub fn human(&self, units: U256) -> Amount {
+        Amount::from_base_units(units, self.decimals)
+    }
+
+    /// The close that follows `update`: intent close, version + 1, the same allocations and data.
+    pub fn close_of(update: &AppStateUpdate) -> AppStateUpdate {
+        AppStateUpdate {
+            intent: Intent::Close,
+            version: U64String(update.version.0 + 1),
+            ..update.clone()
+        }
+    }
+
+    /// Creates the app session on the node (co-signed) and deposits into it. A session the node already has at
+    /// version 1 (a retried open) is deposited into; nothing is stored by the relay until both succeed.
+    pub async fn create_and_deposit(
+        &self,
+        msg: &crate::protocol::YellowOpenMsg,
+        id: B256,
+    ) -> Result<()> {
+        let create_hash = msg.definition.creation_hash(&msg.session_data);
+        let create = CreateAppSession {
+            definition: msg.definition.clone(),
+            session_data: msg.session_data.clone(),
+            quorum_sigs: vec![msg.create_sig, self.cosign(create_hash)],
+        };
+        match self.client.create_app_session(&create).await {
+            Ok(_) => {}
+            Err(e) if e.is_refusal() => {
+                // A retried open: the node may already hold the (empty) session.
+                match self.client.get_app_session(id).await {
+                    Ok(Some(s)) if s.status == "open" && s.version.0 == 1 => {}
+                    _ => return Err(node_error(e)),
+                }
+            }
+            Err(e) => return Err(node_error(e)),
+        }
+        let deposit = SubmitDepositState {
+            app_state_update: msg.deposit.clone(),
+            quorum_sigs: vec![msg.deposit_sig, self.cosign(msg.deposit.hash())],
+            user_state: msg.user_state.clone(),
+        };
+        self.client.submit_deposit_state(&deposit).await.map_err(node_error)?;
+        self.set_accepted(id, 2);
+        Ok(())
+    }
+
+    fn cosign(&self, hash: B256) -> QuorumSig {
+        QuorumSig::sign(&self.operator, SignerKind::Wallet, hash)
+    }
+
+    /// The listener's active app session keys (key → owner) for `app_session_id` under this application, as the
+    /// node reports them.
+    pub async fn session_keys(
+        &self,
+        listener: Address,
+        app_session_id: B256,
+    ) -> Result<HashMap<Address, Address>> {
+        let states = self.client.get_last_key_states(listener).await.map_err(node_error)?;
+        let now = crate::conn::unix_now();
+        let id = app_session_id.to_string();
+        Ok(states
+            .into_iter()
+            .filter(|s| s.user_address == listener && s.expires_at.0 > now)
+            .filter(|s| {
+                s.application_ids.contains(&self.app_id)
+                    || s.app_session_ids.iter().any(|a| a.eq_ignore_ascii_case(&id))
+            })
+            .map(|s| (s.session_key, listener))
+            .collect())
+    }
+}
+
+fn node_error(e: beatstream_yellow::Error) -> Error {
+    match e {
+        beatstream_yellow::Error::Node(e) => Error::NodeRefused(e.message),
+        other => Error::NodeUnavailable(other.to_string()),
+    }
+}
+
+/// Submits stored Yellow states to the node in version order, co-signed by the operator.
+///
+/// The database is the queue: every state is stored (and acked) before it is submitted, so a relay that restarts,
+/// or a node that was away, is caught up from `yellow_states`. A submission whose answer was lost is settled by
+/// the version rule: resubmitting it is refused as a version mismatch, and the node's current version (read back)
+/// says it landed.
+#[derive(Debug)]
+pub struct Submitter {
+    yellow: Arc<Yellow>,
+    pool: PgPool,
+    relay_id: String,
+    metrics: Metrics,
+}
+
+/// (app session, version, intent, update JSON, listener signature, stored at) as read.
+type PendingRow = (Vec<u8>, i64, i16, String, Vec<u8>, f64);
+
+/// One stored state waiting for the node.
+struct Pending {
+    id: B256,
+    version: u64,
+    intent: i16,
+    update: String,
+    sig: Vec<u8>,
+    stored_at: f64,
+}
+
+/// What became of one session's pending states in one round.
+struct Progress {
+    id: B256,
+    accepted: Option<u64>,
+    closed: bool,
+    failed: Option<String>,
+}
+
+impl Submitter {
+    /// A submitter for the sessions relay `relay_id` stores.
+    pub const fn new(
+        yellow: Arc<Yellow>,
+        pool: PgPool,
+        relay_id: String,
+        metrics: Metrics,
+    ) -> Self {
+        Self { yellow, pool, relay_id, metrics }
+    }
+
+    /// Runs until `shutdown`: submits whenever woken, and at least every half second while anything is behind.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut status = self.yellow.client.watch_status();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.yellow.wake.notified() => {}
+                _ = status.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            if self.yellow.client.status() != Status::Connected {
+                continue;
+            }
+            if let Err(e) = self.round().await {
+                warn!(target: "beatstream::relay::yellow", error = %e, "yellow submission round failed");
+            }
+        }
+    }
+
+    /// One pass over everything behind.
+    async fn round(&self) -> Result<()> {
+        // Sessions of a relay that died (no update for a minute) are adopted, so their states still reach the node.
+        sqlx::query(
+            "UPDATE yellow_app_sessions SET relay_id = $1
+             WHERE submitted < version AND relay_id <> $1 AND updated_at < now() - interval '60 seconds'
+               AND status IN ('open', 'closing')",
+        )
+        .bind(&self.relay_id)
+        .execute(&self.pool)
+        .await?;
+        let rows: Vec<PendingRow> = sqlx::query_as(
+            "SELECT s.app_session_id, s.version, s.intent, s.\"update\"::text, s.listener_sig,
+                    extract(epoch FROM s.created_at)::float8
+             FROM yellow_app_sessions y
+             JOIN yellow_states s ON s.app_session_id = y.app_session_id AND s.version > y.submitted
+             WHERE y.relay_id = $1 AND y.submitted < y.version AND y.status IN ('open', 'closing')
+             ORDER BY s.app_session_id, s.version
+             LIMIT 20000",
+        )
+        .bind(&self.relay_id)
+        .fetch_all(&self.pool)
+        .await?;
+        self.metrics.yellow_backlog.set(rows.len() as i64);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut by_session: BTreeMap<B256, Vec<Pending>> = BTreeMap::new();
+        for (id, version, intent, update, sig, stored_at) in rows {
+            let id = B256::from_slice(&id);
+            by_session.entry(id).or_default().push(Pending {
+                id,
+                version: version as u64,
+                intent,
+                update,
+                sig,
+                stored_at,
+            });
+        }
+        let progress: Vec<Progress> = futures_util::stream::iter(by_session.into_values())
+            .map(|states| self.submit_session(states))
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        for p in progress {
+            if let Some(version) = p.accepted {
+                self.yellow.set_accepted(p.id, version);
+                sqlx::query(
+                    "WITH y AS (
+                         UPDATE yellow_app_sessions
+                         SET submitted = greatest(submitted, $2),
+                             status = CASE WHEN $3 THEN 'closed' ELSE status END, updated_at = now()
+                         WHERE app_session_id = $1 RETURNING version)
+                     DELETE FROM yellow_states s USING y
+                     WHERE s.app_session_id = $1 AND s.version <= $2 AND s.version < y.version",
+                )
+                .bind(p.id.as_slice())
+                .bind(version as i64)
+                .bind(p.closed)
+                .execute(&self.pool)
+                .await?;
+                if p.closed {
+                    self.yellow.forget(&p.id);
+                    info!(target: "beatstream::relay::yellow", app_session = %p.id, version, "app session closed on the node");
+                }
+            }
+            if let Some(error) = p.failed {
+                sqlx::query(
+                    "UPDATE yellow_app_sessions SET status = 'failed', last_error = $2, updated_at = now()
+                     WHERE app_session_id = $1",
+                )
+                .bind(p.id.as_slice())
+                .bind(&error)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits one session's states in order until one does not go through.
+    async fn submit_session(&self, states: Vec<Pending>) -> Progress {
+        let id = states[0].id;
+        let mut progress = Progress { id, accepted: None, closed: false, failed: None };
+        let client = &self.yellow.client;
+        for state in states {
+            let update: AppStateUpdate = match serde_json::from_str(&state.update) {
+                Ok(u) => u,
+                Err(e) => {
+                    progress.failed =
+                        Some(format!("stored update {} does not decode: {e}", state.version));
+                    break;
+                }
+            };
+            let listener_sig = match QuorumSig::from_bytes(&state.sig) {
+                Ok(s) => s,
+                Err(e) => {
+                    progress.failed =
+                        Some(format!("stored signature of {} is unusable: {e}", state.version));
+                    break;
+                }
+            };
+            let req = SubmitAppState {
+                app_state_update: update.clone(),
+                quorum_sigs: vec![listener_sig, self.yellow.cosign(update.hash())],
+            };
+            let intent = match state.intent {
+                3 => "close",
+                2 => "withdraw",
+                _ => "operate",
+            };
+            match client.submit_app_state(&req).await {
+                Ok(()) => {}
+                Err(beatstream_yellow::Error::Node(e)) if e.kind() == NodeErrorKind::Version => {
+                    // Lost answer, or another relay got there first: the node's version says what landed.
+                    self.metrics.yellow_submit_errors.with_label_values(&["version"]).inc();
+                    match client.get_app_session(id).await {
+                        Ok(Some(s)) if s.version.0 >= state.version => {
+                            debug!(target: "beatstream::relay::yellow", app_session = %id, version = state.version, "already on the node");
+                        }
+                        Ok(_) => {
+                            progress.failed = Some(e.message);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                Err(beatstream_yellow::Error::Node(e)) => {
+                    self.metrics.yellow_submit_errors.with_label_values(&["refused"]).inc();
+                    warn!(target: "beatstream::relay::yellow", app_session = %id, version = state.version, error = %e.message, "node refused a stored state");
+                    progress.failed = Some(e.message);
+                    break;
+                }
+                Err(e) => {
+                    self.metrics.yellow_submit_errors.with_label_values(&["unavailable"]).inc();
+                    debug!(target: "beatstream::relay::yellow", app_session = %id, error = %e, "submission deferred");
+                    break;
+                }
+            }
+            self.metrics.yellow_submitted.with_label_values(&[intent]).inc();
+            let lag = crate::conn::unix_now_f64() - state.stored_at;
+            self.metrics.yellow_submit_lag.observe(lag.max(0.0));
+            progress.accepted = Some(state.version);
+            progress.closed = state.intent == 3;
+        }
+        progress
+    }
+}
+
+/// How long ago an acked version was stored, for pausing a session whose states the node has not taken.
+#[derive(Debug, Default)]
+pub struct Unsubmitted {
+    acked: std::collections::VecDeque<(u64, Instant)>,
+}
+
+impl Unsubmitted {
+    /// Notes that `version` was acked now.
+    pub fn acked(&mut self, version: u64) {
+        self.acked.push_back((version, Instant::now()));
+    }
+
+    /// Whether the oldest acked version the node has not accepted has waited longer than `grace`.
+    pub fn lagging(&mut self, accepted: Option<u64>, grace: Duration) -> bool {
+        let accepted = accepted.unwrap_or(0);
+        while self.acked.front().is_some_and(|(v, _)| *v <= accepted) {
+            self.acked.pop_front();
+        }
+        self.acked.front().is_some_and(|(_, at)| at.elapsed() > grace)
+    }
+}
