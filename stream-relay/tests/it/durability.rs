@@ -27,8 +27,13 @@ const PLAYERS: usize = 40;
 #[ignore = "run by kill_9_under_load_loses_no_acked_voucher in a child process"]
 async fn child_relay() -> eyre::Result<()> {
     let Ok(settings) = std::env::var(CHILD_ENV) else { return Ok(()) };
-    let [db_url, listen]: [&str; 2] = settings.split(' ').collect::<Vec<_>>().try_into().unwrap();
+    let parts: Vec<&str> = settings.split(' ').collect();
+    let (db_url, listen) = (parts[0], parts[1]);
     let mut cfg = beatstream_stream_relay::Config::new(db_url.to_owned(), no_rpc());
+    if let [_, _, node, key] = parts.as_slice() {
+        cfg.yellow.yellow_url = Some(node.parse()?);
+        cfg.yellow.yellow_operator_key = Some((*key).to_owned());
+    }
     cfg.listen = listen.parse()?;
     cfg.chain_id = Some(CHAIN_ID);
     cfg.vault = Some(vault());
@@ -48,17 +53,23 @@ async fn child_relay() -> eyre::Result<()> {
     Ok(())
 }
 
-struct ChildRelay {
-    child: Child,
+pub(crate) struct ChildRelay {
+    pub(crate) child: Child,
     addr: SocketAddr,
 }
 
 impl ChildRelay {
-    async fn spawn(db: &TestDb) -> eyre::Result<Self> {
+    pub(crate) async fn spawn(db: &TestDb) -> eyre::Result<Self> {
+        Self::spawn_with(db, "").await
+    }
+
+    /// A child relay; `extra` is `"<yellow url> <operator key>"` to turn the Yellow transport on.
+    pub(crate) async fn spawn_with(db: &TestDb, extra: &str) -> eyre::Result<Self> {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let settings = format!("{} {addr} {extra}", db.url());
         let child = Command::new(std::env::current_exe()?)
             .args(["--exact", "durability::child_relay", "--ignored", "--nocapture"])
-            .env(CHILD_ENV, format!("{} {addr}", db.url()))
+            .env(CHILD_ENV, settings.trim_end())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -73,7 +84,7 @@ impl ChildRelay {
         eyre::bail!("child relay did not start listening on {addr}")
     }
 
-    fn as_relay(&self) -> Relay {
+    pub(crate) fn as_relay(&self) -> Relay {
         Relay {
             addr: self.addr,
             shutdown: CancellationToken::new(),

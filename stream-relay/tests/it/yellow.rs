@@ -40,6 +40,9 @@ fn yellow_config(db: &TestDb, double: &Double, operator: &PrivateKeySigner) -> C
     c.yellow.yellow_submit_grace_secs = 1;
     c.yellow.yellow_request_secs = 2;
     c.max_errors = 1000;
+    // A loaded test machine may delay acks by several 100 ms beats; pausing for vouchers behind is tested
+    // elsewhere, pausing for the node here.
+    c.grace_beats = 1000;
     c
 }
 
@@ -211,6 +214,18 @@ async fn app_row(pool: &PgPool, id: B256) -> eyre::Result<(i64, i64, String, Str
     .await?)
 }
 
+/// Waits until the relay has recorded that the node closed app session `id`; returns its row.
+async fn wait_recorded_closed(pool: &PgPool, id: B256) -> eyre::Result<(i64, i64, String, String)> {
+    for _ in 0..200 {
+        let row = app_row(pool, id).await?;
+        if row.2 == "closed" {
+            return Ok(row);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eyre::bail!("app session {id} not recorded closed: {:?}", app_row(pool, id).await?)
+}
+
 struct Setup {
     db: TestDb,
     double: Double,
@@ -282,17 +297,7 @@ async fn a_yellow_listener_pays_per_second_and_the_artist_is_paid_at_close() -> 
     assert_eq!(double.balance(scene.alice.payee, ASSET), usdc("0.001"));
     assert_eq!(double.balance(player.listener(), ASSET), usdc("0.999"));
     assert_eq!(double.balance(operator.address(), ASSET), Amount::ZERO);
-    wait_for("the relay to record the close", 5, || true).await?;
-    let mut closed = false;
-    for _ in 0..100 {
-        if app_row(db.pool(), id).await?.2 == "closed" {
-            closed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(closed, "yellow_app_sessions row marked closed");
-    let (version, submitted, _, _) = app_row(db.pool(), id).await?;
+    let (version, submitted, _, _) = wait_recorded_closed(db.pool(), id).await?;
     assert_eq!((version, submitted), (13, 13));
 
     // History: the same session row as a vault play, marked yellow.
@@ -601,4 +606,107 @@ async fn the_node_going_away_pauses_the_session_and_is_caught_up_on_return() -> 
     .await?;
     assert_eq!(double.balance(scene.alice.payee, ASSET), human(next_owed));
     relay.stop().await
+}
+
+/// `kill -9` of a relay with Yellow sessions under load: every acked update is stored with the listener's
+/// signature; the restarted relay closes the dead run's app sessions with their pre-signed closes and catches the
+/// node up, so the artist receives exactly what is stored and every listener gets the rest of its deposit back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acked_update_and_the_restart_settles_every_app_session() -> eyre::Result<()>
+{
+    use crate::durability::ChildRelay;
+    use crate::harness::Event;
+
+    const PLAYERS: usize = 10;
+    let db = TestDb::new().await?;
+    let scene = seed_scene(db.pool()).await?;
+    let alice = scene.alice.payee;
+    let double = Double::start(DoubleConfig::default()).await?;
+    let operator = PrivateKeySigner::random();
+    let extra = format!("{} {}", double.url(), alloy::hex::encode(operator.to_bytes()));
+    let mut relay = ChildRelay::spawn_with(&db, &extra).await?;
+    let target = relay.as_relay();
+
+    let players: Vec<YellowPlayer> = (0..PLAYERS)
+        .map(|_| {
+            let p = YellowPlayer::new(operator.address(), alice, "1");
+            double.credit(p.listener(), ASSET, usdc("2"));
+            p
+        })
+        .collect();
+    let tasks: Vec<_> = players
+        .into_iter()
+        .map(|mut p| {
+            let url = target.url();
+            tokio::spawn(async move {
+                let mut c = Client::connect_url(&url).await?;
+                let (session, first) = open(&mut c, &p, 1).await?;
+                c.send(&p.next(&session, first)).await?;
+                let (mut acked, mut sent) = (U256::ZERO, first);
+                loop {
+                    match c.event_within(10).await {
+                        Ok(Event::Frame(ServerFrame::Beat { owed, .. })) => {
+                            sent = owed.parse()?;
+                            if c.send(&p.next(&session, sent)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(Event::Frame(ServerFrame::Ack { cumulative, .. })) => {
+                            acked = acked.max(cumulative.parse()?);
+                        }
+                        Ok(Event::Frame(other)) => eyre::bail!("unexpected {other:?}"),
+                        Ok(Event::Closed(_)) | Err(_) => break,
+                    }
+                }
+                eyre::Ok((p, acked, sent))
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    relay.child.kill()?; // SIGKILL
+    relay.child.wait()?;
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await??);
+    }
+
+    // Every acked update is stored (or a newer one), never one that was not sent, with the listener's signature.
+    let mut stored_total = U256::ZERO;
+    for (p, acked, sent) in &results {
+        assert!(!acked.is_zero(), "updates were acked before the kill");
+        let (version, _, _, paid) = app_row(db.pool(), p.id()).await?;
+        let paid: U256 = paid.parse()?;
+        assert!(paid >= *acked && paid <= *sent, "acked {acked}, sent {sent}, stored {paid}");
+        let (update, sig): (String, Vec<u8>) = sqlx::query_as(
+            "SELECT \"update\"::text, listener_sig FROM yellow_states WHERE app_session_id = $1 AND version = $2",
+        )
+        .bind(p.id().as_slice())
+        .bind(version)
+        .fetch_one(db.pool())
+        .await?;
+        let update: AppStateUpdate = serde_json::from_str(&update)?;
+        assert_eq!(update.amount_of(alice, ASSET), human(paid));
+        assert_eq!(QuorumSig::from_bytes(&sig)?.recover(update.hash())?, p.listener());
+        stored_total += paid;
+    }
+
+    // Restart under the same relay id: the dead run's sessions end, their app sessions close on the node.
+    let _relay = ChildRelay::spawn_with(&db, &extra).await?;
+    for (p, _, _) in &results {
+        let id = p.id();
+        wait_for("every app session closed on the node", 30, || {
+            double.session(id).is_some_and(|s| s.status == "closed")
+        })
+        .await?;
+        let (version, submitted, _, paid) = wait_recorded_closed(db.pool(), id).await?;
+        assert_eq!(double.session(id).unwrap().version, version as u64);
+        assert_eq!(submitted, version);
+        let paid: U256 = paid.parse()?;
+        // Credit 2, deposit 1, of which the artist's share is gone.
+        let back = usdc("1").checked_add(usdc("1").checked_sub(human(paid)).unwrap()).unwrap();
+        assert_eq!(double.balance(p.listener(), ASSET), back);
+    }
+    assert_eq!(double.balance(alice, ASSET), human(stored_total));
+    Ok(())
 }
