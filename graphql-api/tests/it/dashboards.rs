@@ -1,6 +1,6 @@
 //! The queries an artist dashboard and a listener dashboard make, snapshotted, and checked against the chain.
 
-use alloy::primitives::U256;
+use alloy::primitives::{Address, U256};
 use serde_json::json;
 
 use crate::harness::{ALICE, BOB, Env, LISTENER};
@@ -145,5 +145,55 @@ async fn pages_walk_forward_and_backward_with_keyset_cursors() -> eyre::Result<(
     // A forged cursor is an error, not a crash.
     let bad = env.query(q, json!({ "first": 2, "after": "bm90LWEtY3Vyc29y" })).await?;
     assert!(bad["errors"][0]["message"].as_str().unwrap().contains("cursor"), "{bad}");
+    env.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yellow_session_reads_like_a_vault_session() -> eyre::Result<()> {
+    let env = Env::scene().await?;
+    let listener = env.address(LISTENER);
+    let bob = env.address(BOB);
+    // What the relay writes for a live Yellow play of bob's track 2: the app session with its newest stored
+    // allocation to bob (2,000 base units), and the session row under the app session id.
+    let app = alloy::primitives::B256::repeat_byte(0x7e);
+    sqlx::query(
+        "INSERT INTO yellow_app_sessions (app_session_id, listener, payee, operator, asset, definition, deposit,
+                                          version, paid, submitted, relay_id)
+         VALUES ($1, $2, $3, $4, 'usdc', '{}', 1000000, 6, 2000, 6, 'relay-test')",
+    )
+    .bind(app.as_slice())
+    .bind(listener.as_slice())
+    .bind(bob.as_slice())
+    .bind(Address::repeat_byte(0x0b).as_slice())
+    .execute(&env.pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO sessions (session_id, grant_id, listener, payee, track_id, rate_per_second, base_cumulative,
+                               status, relay_id, channel)
+         VALUES ('00000000-0000-4000-8000-0000000000ee', $1, $2, $3, 2, 500, 0, 'live', 'relay-test', 'yellow')",
+    )
+    .bind(app.as_slice())
+    .bind(listener.as_slice())
+    .bind(bob.as_slice())
+    .execute(&env.pool)
+    .await?;
+
+    let q = r#"query($address: String!) { listener(address: $address) { sessions(first: 10) {
+        edges { node { id grantId channel seconds amount { raw } status track { title } } } } } }"#;
+    let data = env.data(q, json!({ "address": listener.to_string() })).await?;
+    let edges = data["listener"]["sessions"]["edges"].as_array().unwrap();
+    let yellow = edges
+        .iter()
+        .map(|e| &e["node"])
+        .find(|n| n["channel"] == "YELLOW")
+        .expect("the Yellow session is listed with the others");
+    assert_eq!(yellow["grantId"], app.to_string());
+    // Live amount and seconds come from the newest stored update, as a vault session's come from its voucher.
+    assert_eq!(
+        (yellow["amount"]["raw"].as_str(), yellow["seconds"].as_i64()),
+        (Some("2000"), Some(4))
+    );
+    assert_eq!(yellow["status"], "LIVE");
+    assert!(edges.iter().filter(|e| e["node"]["channel"] == "VAULT").count() >= 2);
     env.stop().await
 }
