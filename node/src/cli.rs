@@ -72,6 +72,9 @@ pub(crate) struct NodeArgs {
     /// Where the relay serves `/ws/stream`.
     #[arg(long = "relay-listen", env = "BEATSTREAM_RELAY_LISTEN", default_value = beatstream_stream_relay::DEFAULT_LISTEN)]
     pub(crate) relay_listen: std::net::SocketAddr,
+    /// The relay's Yellow Network transport (off unless `--yellow-url` is given).
+    #[command(flatten)]
+    pub(crate) yellow: beatstream_stream_relay::YellowConfig,
     /// Where the API serves `/graphql`.
     #[arg(long = "api-listen", env = "BEATSTREAM_API_LISTEN", default_value = beatstream_graphql_api::DEFAULT_LISTEN)]
     pub(crate) api_listen: std::net::SocketAddr,

@@ -49,6 +49,7 @@ async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
     };
     let mut relay = beatstream_stream_relay::Config::new(database_url.clone(), rpc_url.clone());
     relay.listen = args.relay_listen;
+    relay.yellow = args.yellow.clone();
     relay.deployment = Some(deployment.clone());
     let has_key = args.keeper_signer.private_key.is_some() || args.keeper_signer.keystore.is_some();
     let run_keeper = !args.no_keeper && has_key;
