@@ -334,3 +334,89 @@ impl Client {
         }
     }
 }
+
+/// `user.v1.get_transactions` request: a wallet's ledger history, optionally filtered.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetTransactions {
+    /// Lower-case wallet.
+    pub wallet: String,
+    /// Only this asset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<String>,
+    /// Only this transaction type (the node's `core.TransactionType` number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_type: Option<u8>,
+    /// Offset and limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagination: Option<Pagination>,
+    /// Unix seconds, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_time: Option<u64>,
+    /// Unix seconds, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_time: Option<u64>,
+}
+
+/// One ledger transaction (`TransactionV1`); fields this client does not interpret are kept in `extra`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Asset symbol.
+    #[serde(default)]
+    pub asset: Option<String>,
+    /// Human units.
+    #[serde(default)]
+    pub amount: Option<Amount>,
+    /// Sending account (wallet, channel or app session id).
+    #[serde(default)]
+    pub from_account: Option<String>,
+    /// Receiving account.
+    #[serde(default)]
+    pub to_account: Option<String>,
+    /// Everything else (id, type, timestamps, state ids).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `user.v1.get_transactions` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transactions {
+    /// The page of transactions.
+    #[serde(default)]
+    pub transactions: Vec<Transaction>,
+    /// Where the page sits.
+    #[serde(default)]
+    pub metadata: Option<PageMetadata>,
+}
+
+impl Client {
+    /// `user.v1.get_transactions`.
+    pub async fn get_transactions(&self, req: &GetTransactions) -> Result<Transactions> {
+        self.request(GET_TRANSACTIONS, req).await
+    }
+}
+
+#[cfg(test)]
+mod transaction_tests {
+    use super::*;
+
+    #[test]
+    fn transactions_decode_with_unknown_fields_kept() {
+        let answer = serde_json::json!({
+            "transactions": [{"id": "0xabc", "tx_type": 3, "from_account": "0x7a9e", "to_account": "0xa1a1",
+                              "asset": "usdc", "amount": "0.0010", "created_at": "1795792113"}],
+            "metadata": {"page": 1, "per_page": 10, "total_count": 1, "page_count": 1}
+        });
+        let t: Transactions = serde_json::from_value(answer).unwrap();
+        assert_eq!(t.transactions[0].amount.unwrap().to_string(), "0.001");
+        assert_eq!(t.transactions[0].extra["tx_type"], 3);
+        let req = GetTransactions {
+            wallet: "0xa1a1".into(),
+            asset: Some("usdc".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            serde_json::json!({"wallet": "0xa1a1", "asset": "usdc"})
+        );
+    }
+}
