@@ -374,7 +374,8 @@ impl Plan {
             },
         }
         .to_json();
-        let updates = (1..=seconds).map(|k| Self::sign_update(&listener, 2 + k, RATE * k)).collect();
+        let updates =
+            (1..=seconds).map(|k| Self::sign_update(&listener, 2 + k, RATE * k)).collect();
         Self { listener, track, open, updates }
     }
 
@@ -387,10 +388,10 @@ impl Plan {
 
     /// The `yellowUpdate` paying `owed` at `version`: pre-signed when the relay's beats went as planned.
     fn update_frame(&self, session: &str, second: u32, version: u64, owed: u64) -> String {
-        let planned = self
-            .updates
-            .get(second as usize - 1)
-            .filter(|(u, ..)| u.version.0 == version && u.amount_of(u.allocations[2].participant, ASSET) == usdc(owed));
+        let second = u64::from(second);
+        let as_planned = version == 2 + second && owed == RATE * second;
+        let planned =
+            second.checked_sub(1).and_then(|i| self.updates.get(i as usize)).filter(|_| as_planned);
         let signed;
         let (update, sig, close_sig) = match planned {
             Some(p) => p,
@@ -439,9 +440,8 @@ struct PlayerStats {
     dropped: Option<String>,
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(url: &str) -> eyre::Result<Ws> {
     let mut last = None;
@@ -575,7 +575,10 @@ async fn open(plan: &Plan, shared: &Shared, stats: &mut PlayerStats) -> eyre::Re
             match serde_json::from_str::<ServerFrame>(text.as_str())? {
                 ServerFrame::Session { session_id, app_session_id, .. } => {
                     let id = plan.listener.id().to_string();
-                    eyre::ensure!(app_session_id.as_ref() == Some(&id), "opened {app_session_id:?}");
+                    eyre::ensure!(
+                        app_session_id.as_ref() == Some(&id),
+                        "opened {app_session_id:?}"
+                    );
                     stats.opened = Some(Instant::now());
                     return Ok((ws, session_id));
                 }
@@ -672,9 +675,7 @@ fn cpu_times() -> (f64, f64) {
 /// The relay's `/metrics` text.
 async fn scrape_metrics(addr: SocketAddr) -> eyre::Result<String> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
-        .await?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n").await?;
     let mut body = String::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut body)).await??;
     Ok(body.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or(body))
@@ -731,7 +732,10 @@ async fn through_relay(n: usize, secs: u64, cpus: usize) -> eyre::Result<()> {
     config.max_errors = 1_000_000;
     config.yellow.yellow_url = Some(double.url());
     config.yellow.yellow_operator_key = Some(alloy::hex::encode(operator.to_bytes()));
-    eyre::ensure!(config.yellow.yellow_submit_grace_secs == SUBMIT_GRACE.as_secs());
+    eyre::ensure!(
+        config.yellow.yellow_submit_grace_secs == SUBMIT_GRACE.as_secs(),
+        "the relay's default submit grace changed; update SUBMIT_GRACE"
+    );
     let relay_stop = CancellationToken::new();
     let server = Server::bind(config, relay_stop.clone()).await?;
     let addr = server.local_addr()?;
@@ -958,7 +962,8 @@ async fn through_relay(n: usize, secs: u64, cpus: usize) -> eyre::Result<()> {
     );
     println!(
         "| node submissions (relay's counters) | {:.0} operate accepted; errors: {:.0} unavailable, {:.0} version, {:.0} refused |",
-        metric(&metrics, "beatstream_relay_yellow_submitted_total{intent=\"operate\"}").unwrap_or(0.0),
+        metric(&metrics, "beatstream_relay_yellow_submitted_total{intent=\"operate\"}")
+            .unwrap_or(0.0),
         metric(&metrics, "beatstream_relay_yellow_submit_errors_total{kind=\"unavailable\"}")
             .unwrap_or(0.0),
         metric(&metrics, "beatstream_relay_yellow_submit_errors_total{kind=\"version\"}")
@@ -986,7 +991,9 @@ async fn through_relay(n: usize, secs: u64, cpus: usize) -> eyre::Result<()> {
         problems.push("no node lag was measured".to_owned());
     }
     if lag_p99 > SUBMIT_GRACE / 10 {
-        problems.push(format!("node lag p99 {lag_p99:.1?} is not well under the {SUBMIT_GRACE:?} grace"));
+        problems.push(format!(
+            "node lag p99 {lag_p99:.1?} is not well under the {SUBMIT_GRACE:?} grace"
+        ));
     }
     if !drained {
         problems.push("the backlog did not drain within 120 s".into());

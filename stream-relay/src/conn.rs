@@ -456,6 +456,11 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         let def = &msg.definition;
         let listener = yellow.check_definition(def, terms.payee)?;
         let id = def.session_id();
+        if self.relay.store.yellow_session_exists(id).await.map_err(storage)? {
+            return Err(Error::InvalidAppSession(format!(
+                "app session {id} was already opened: use a new nonce"
+            )));
+        }
         if msg.session_data.len() > MAX_SESSION_DATA
             || msg.deposit.session_data.len() > MAX_SESSION_DATA
         {

@@ -155,6 +155,16 @@ impl Store {
         Ok(terms)
     }
 
+    /// Whether the relay already recorded Yellow app session `id` (an open is never recorded twice).
+    pub async fn yellow_session_exists(&self, id: B256) -> Result<bool> {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM yellow_app_sessions WHERE app_session_id = $1")
+                .bind(id.as_slice())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
     /// Closes the sessions a previous run of relay `relay_id` left open (it died without closing them), and
     /// stores the closes of their Yellow app sessions so the submitter releases those funds.
     pub async fn close_orphans(&self, relay_id: &str) -> Result<u64> {

@@ -612,7 +612,8 @@ async fn commit(
                                               version, submitted, relay_id)
              SELECT i, l, p, o, a, d::jsonb, dep::numeric, 2, 2, r
              FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[], $5::text[], $6::text[], $7::text[],
-                         $8::text[]) AS u(i, l, p, o, a, d, dep, r)",
+                         $8::text[]) AS u(i, l, p, o, a, d, dep, r)
+             ON CONFLICT (app_session_id) DO NOTHING",
         )
         .bind(yellow_opens.iter().map(|y| y.state.app_session_id.to_vec()).collect::<Vec<_>>())
         .bind(yellow_opens.iter().map(|y| y.state.listener.to_vec()).collect::<Vec<_>>())
@@ -656,7 +657,8 @@ async fn commit(
             "INSERT INTO yellow_states (app_session_id, version, intent, \"update\", listener_sig, close_sig)
              SELECT i, v, n, u::jsonb, s, c
              FROM unnest($1::bytea[], $2::int8[], $3::int2[], $4::text[], $5::bytea[], $6::bytea[])
-                  AS t(i, v, n, u, s, c)",
+                  AS t(i, v, n, u, s, c)
+             ON CONFLICT (app_session_id, version) DO NOTHING",
         )
         .bind(yellow_states.iter().map(|s| s.app_session_id.to_vec()).collect::<Vec<_>>())
         .bind(yellow_states.iter().map(|s| s.version as i64).collect::<Vec<_>>())

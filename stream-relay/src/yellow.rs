@@ -259,14 +259,28 @@ impl Yellow {
         };
         match self.client.create_app_session(&create).await {
             Ok(_) => {}
-            Err(e) if e.is_refusal() => {
-                // A retried open: the node may already hold the (empty) session.
+            Err(e) => {
+                // A retried open (after a refusal, a lost answer or a relay crash before the session was
+                // recorded): the node may already hold this session, empty or funded by exactly this deposit.
                 match self.client.get_app_session(id).await {
                     Ok(Some(s)) if s.status == "open" && s.version.0 == 1 => {}
+                    Ok(Some(s))
+                        if s.status == "open"
+                            && s.version.0 == 2
+                            && msg.deposit.allocations.iter().all(|a| {
+                                s.allocations.iter().any(|r| {
+                                    r.participant == a.participant
+                                        && r.asset == a.asset
+                                        && r.amount == a.amount
+                                }) || a.amount.is_zero()
+                            }) =>
+                    {
+                        self.set_accepted(id, 2);
+                        return Ok(());
+                    }
                     _ => return Err(node_error(e)),
                 }
             }
-            Err(e) => return Err(node_error(e)),
         }
         let deposit = SubmitDepositState {
             app_state_update: msg.deposit.clone(),

@@ -501,6 +501,10 @@ async fn bad_opens_and_node_refusals_change_nothing() -> eyre::Result<()> {
     let (session, _) = open(&mut ws, &player, 1).await?;
     assert!(!session.is_empty());
     assert_eq!(double.balance(player.listener(), ASSET), usdc("0.5"));
+    // An app session opens once.
+    ws.send(&player.open(1)).await?;
+    let message = ws.expect_error("invalid_app_session").await?;
+    assert!(message.contains("already opened"), "{message}");
     relay.stop().await
 }
 
@@ -709,4 +713,48 @@ async fn kill_9_loses_no_acked_update_and_the_restart_settles_every_app_session(
     }
     assert_eq!(double.balance(alice, ASSET), human(stored_total));
     Ok(())
+}
+
+/// A relay that crashed after funding an app session on the node but before recording it: the player's retried
+/// open finds the session funded by exactly this deposit and carries on, instead of stranding the deposit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_open_adopts_a_session_the_node_already_funded() -> eyre::Result<()> {
+    use beatstream_yellow::methods::{CreateAppSession, SubmitDepositState};
+
+    let Setup { db: _db, double, relay, scene, operator } = setup().await?;
+    let mut player = YellowPlayer::new(operator.address(), scene.alice.payee, "0.5");
+    double.credit(player.listener(), ASSET, usdc("1"));
+    // What the crashed relay did: create and deposit, co-signed.
+    let ClientFrame::YellowOpen { definition, session_data, create_sig, deposit, .. } =
+        player.open(1)
+    else {
+        unreachable!()
+    };
+    let node = NodeClient::spawn(ClientConfig::new(double.url()));
+    node.wait_connected(Duration::from_secs(5)).await?;
+    let parse = |s: &str| QuorumSig::from_bytes(&alloy::hex::decode(s).unwrap()).unwrap();
+    let cosign = |h| QuorumSig::sign(&operator, SignerKind::Wallet, h);
+    node.create_app_session(&CreateAppSession {
+        quorum_sigs: vec![parse(&create_sig), cosign(definition.creation_hash(&session_data))],
+        definition,
+        session_data,
+    })
+    .await?;
+    node.submit_deposit_state(&SubmitDepositState {
+        quorum_sigs: vec![parse(&deposit.sig), cosign(deposit.update.hash())],
+        app_state_update: deposit.update,
+        user_state: deposit.user_state,
+    })
+    .await?;
+    assert_eq!(double.balance(player.listener(), ASSET), usdc("0.5"));
+
+    let mut ws = Client::connect(&relay).await?;
+    let (session, owed) = open(&mut ws, &player, 1).await?;
+    pay(&mut ws, &mut player, &session, owed).await?;
+    let id = player.id();
+    wait_for("version 3 on the node", 10, || double.session(id).is_some_and(|s| s.version == 3))
+        .await?;
+    // Deposited once.
+    assert_eq!(double.balance(player.listener(), ASSET), usdc("0.5"));
+    relay.stop().await
 }
