@@ -337,6 +337,8 @@ pub struct Submitter {
     pool: PgPool,
     relay_id: String,
     metrics: Metrics,
+    /// Sessions whose last submission the node refused: when to try again, and the wait after that.
+    backoff: Mutex<HashMap<B256, (Instant, Duration)>>,
 }
 
 /// (app session, version, intent, update JSON, listener signature, stored at) as read.
@@ -357,18 +359,19 @@ struct Progress {
     id: B256,
     accepted: Option<u64>,
     closed: bool,
+    /// The node refused a state: retried after a backoff, the message kept for operators.
+    refused: Option<String>,
+    /// A stored state is unusable: no retry can help.
     failed: Option<String>,
 }
 
+/// First and longest wait before resubmitting a state the node refused.
+const REFUSAL_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
+
 impl Submitter {
     /// A submitter for the sessions relay `relay_id` stores.
-    pub const fn new(
-        yellow: Arc<Yellow>,
-        pool: PgPool,
-        relay_id: String,
-        metrics: Metrics,
-    ) -> Self {
-        Self { yellow, pool, relay_id, metrics }
+    pub fn new(yellow: Arc<Yellow>, pool: PgPool, relay_id: String, metrics: Metrics) -> Self {
+        Self { yellow, pool, relay_id, metrics, backoff: Mutex::new(HashMap::new()) }
     }
 
     /// Runs until `shutdown`: submits whenever woken, and at least every half second while anything is behind.
@@ -418,8 +421,16 @@ impl Submitter {
             return Ok(());
         }
         let mut by_session: BTreeMap<B256, Vec<Pending>> = BTreeMap::new();
+        let now = Instant::now();
+        let waiting: Vec<B256> = {
+            let backoff = self.backoff.lock().expect("not poisoned");
+            backoff.iter().filter(|(_, (at, _))| *at > now).map(|(id, _)| *id).collect()
+        };
         for (id, version, intent, update, sig, stored_at) in rows {
             let id = B256::from_slice(&id);
+            if waiting.contains(&id) {
+                continue;
+            }
             by_session.entry(id).or_default().push(Pending {
                 id,
                 version: version as u64,
@@ -456,6 +467,24 @@ impl Submitter {
                     info!(target: "beatstream::relay::yellow", app_session = %p.id, version, "app session closed on the node");
                 }
             }
+            if let Some(error) = p.refused {
+                {
+                    let mut backoff = self.backoff.lock().expect("not poisoned");
+                    let wait = backoff
+                        .get(&p.id)
+                        .map_or(REFUSAL_BACKOFF.0, |(_, w)| (*w * 2).min(REFUSAL_BACKOFF.1));
+                    backoff.insert(p.id, (Instant::now() + wait, wait));
+                }
+                sqlx::query(
+                    "UPDATE yellow_app_sessions SET last_error = $2, updated_at = now() WHERE app_session_id = $1",
+                )
+                .bind(p.id.as_slice())
+                .bind(&error)
+                .execute(&self.pool)
+                .await?;
+            } else if p.accepted.is_some() {
+                self.backoff.lock().expect("not poisoned").remove(&p.id);
+            }
             if let Some(error) = p.failed {
                 sqlx::query(
                     "UPDATE yellow_app_sessions SET status = 'failed', last_error = $2, updated_at = now()
@@ -473,7 +502,8 @@ impl Submitter {
     /// Submits one session's states in order until one does not go through.
     async fn submit_session(&self, states: Vec<Pending>) -> Progress {
         let id = states[0].id;
-        let mut progress = Progress { id, accepted: None, closed: false, failed: None };
+        let mut progress =
+            Progress { id, accepted: None, closed: false, refused: None, failed: None };
         let client = &self.yellow.client;
         for state in states {
             let update: AppStateUpdate = match serde_json::from_str(&state.update) {
@@ -511,7 +541,7 @@ impl Submitter {
                             debug!(target: "beatstream::relay::yellow", app_session = %id, version = state.version, "already on the node");
                         }
                         Ok(_) => {
-                            progress.failed = Some(e.message);
+                            progress.refused = Some(e.message);
                             break;
                         }
                         Err(_) => break,
@@ -519,8 +549,8 @@ impl Submitter {
                 }
                 Err(beatstream_yellow::Error::Node(e)) => {
                     self.metrics.yellow_submit_errors.with_label_values(&["refused"]).inc();
-                    warn!(target: "beatstream::relay::yellow", app_session = %id, version = state.version, error = %e.message, "node refused a stored state");
-                    progress.failed = Some(e.message);
+                    warn!(target: "beatstream::relay::yellow", app_session = %id, version = state.version, error = %e.message, "node refused a stored state; retrying after a backoff");
+                    progress.refused = Some(e.message);
                     break;
                 }
                 Err(e) => {

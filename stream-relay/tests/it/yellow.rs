@@ -758,3 +758,49 @@ async fn a_retried_open_adopts_a_session_the_node_already_funded() -> eyre::Resu
     assert_eq!(double.balance(player.listener(), ASSET), usdc("0.5"));
     relay.stop().await
 }
+
+/// The node refusing submissions (a rate limit, say): acked updates stay stored, the refusal is recorded for
+/// operators, and the relay resubmits after a backoff until the node takes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_refusals_of_stored_updates_are_retried_and_recorded() -> eyre::Result<()> {
+    let Setup { db, double, relay, scene, operator } = setup().await?;
+    let mut player = YellowPlayer::new(operator.address(), scene.alice.payee, "0.5");
+    double.credit(player.listener(), ASSET, usdc("1"));
+    let mut ws = Client::connect(&relay).await?;
+    let (session, owed) = open(&mut ws, &player, 1).await?;
+    let id = player.id();
+    double.fail_next("app_sessions.v1.submit_app_state", "rate limit exceeded", 2);
+    pay(&mut ws, &mut player, &session, owed).await?;
+    let owed = ws.beat_of(&session).await?.1;
+    pay(&mut ws, &mut player, &session, owed).await?;
+
+    let mut recorded = None;
+    for _ in 0..100 {
+        let error: Option<String> = sqlx::query_scalar(
+            "SELECT last_error FROM yellow_app_sessions WHERE app_session_id = $1",
+        )
+        .bind(id.as_slice())
+        .fetch_one(db.pool())
+        .await?;
+        if error.is_some() {
+            recorded = error;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(recorded.as_deref(), Some("rate limit exceeded"));
+    wait_for("the retried updates on the node", 20, || {
+        double.session(id).is_some_and(|s| s.version == 4)
+    })
+    .await?;
+    assert_eq!(app_row(db.pool(), id).await?.2, "open");
+
+    ws.send(&ClientFrame::Stop { session_id: session }).await?;
+    ws.recv_until(|f| matches!(f, ServerFrame::Closed { .. })).await?;
+    wait_for("the close on the node", 20, || {
+        double.session(id).is_some_and(|s| s.status == "closed")
+    })
+    .await?;
+    assert_eq!(double.balance(scene.alice.payee, ASSET), human(owed));
+    relay.stop().await
+}
