@@ -7,7 +7,7 @@ CARGO ?= cargo
 # nextest runs each test in its own process (parallel across both cores); plain `cargo test` where it is missing.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: all setup contracts abi build dev test test-contracts test-rust fmt lint gas schema bench-indexer bench-keeper bench-api clean
+.PHONY: all setup contracts abi build dev test test-contracts test-rust fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow clean
 
 all: build
 
@@ -56,6 +56,10 @@ bench-indexer: contracts
 ## bench-api: the artist-dashboard query over 1,000,000 settlements (prints p50/p99 latency and requests/s)
 bench-api:
 	$(CARGO) bench -p beatstream-graphql-api --bench dashboard
+
+## bench-yellow: Yellow updates submitted one by one to the nitronode double, raw and through the relay (500 players; prints node lag, backlog, verdict)
+bench-yellow:
+	$(CARGO) bench -p beatstream-stream-relay --bench yellow
 
 ## bench-keeper: gas per settled voucher at several batch sizes, and voucher-to-confirmed-settlement latency on anvil
 bench-keeper: contracts

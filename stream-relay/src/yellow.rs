@@ -445,23 +445,30 @@ impl Submitter {
             .buffer_unordered(64)
             .collect()
             .await;
+        // Everything the node took this round, recorded in one statement (one commit, not one per session).
+        let accepted: Vec<(B256, u64, bool)> =
+            progress.iter().filter_map(|p| p.accepted.map(|v| (p.id, v, p.closed))).collect();
+        if !accepted.is_empty() {
+            sqlx::query(
+                "WITH u AS (SELECT * FROM unnest($1::bytea[], $2::int8[], $3::bool[]) AS t(id, v, closed)),
+                 y AS (
+                     UPDATE yellow_app_sessions y
+                     SET submitted = greatest(y.submitted, u.v),
+                         status = CASE WHEN u.closed THEN 'closed' ELSE y.status END, updated_at = now()
+                     FROM u WHERE y.app_session_id = u.id
+                     RETURNING y.app_session_id, y.version, u.v)
+                 DELETE FROM yellow_states s USING y
+                 WHERE s.app_session_id = y.app_session_id AND s.version <= y.v AND s.version < y.version",
+            )
+            .bind(accepted.iter().map(|(id, _, _)| id.to_vec()).collect::<Vec<_>>())
+            .bind(accepted.iter().map(|(_, v, _)| *v as i64).collect::<Vec<_>>())
+            .bind(accepted.iter().map(|(_, _, c)| *c).collect::<Vec<_>>())
+            .execute(&self.pool)
+            .await?;
+        }
         for p in progress {
             if let Some(version) = p.accepted {
                 self.yellow.set_accepted(p.id, version);
-                sqlx::query(
-                    "WITH y AS (
-                         UPDATE yellow_app_sessions
-                         SET submitted = greatest(submitted, $2),
-                             status = CASE WHEN $3 THEN 'closed' ELSE status END, updated_at = now()
-                         WHERE app_session_id = $1 RETURNING version)
-                     DELETE FROM yellow_states s USING y
-                     WHERE s.app_session_id = $1 AND s.version <= $2 AND s.version < y.version",
-                )
-                .bind(p.id.as_slice())
-                .bind(version as i64)
-                .bind(p.closed)
-                .execute(&self.pool)
-                .await?;
                 if p.closed {
                     self.yellow.forget(&p.id);
                     info!(target: "beatstream::relay::yellow", app_session = %p.id, version, "app session closed on the node");
