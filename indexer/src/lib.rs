@@ -109,6 +109,7 @@ pub async fn run_with_source<S: ChainSource + 'static>(
         },
         ranges: Arc::new(RangeSize::new(config.range_initial, config.range_min, config.range_max)),
         metrics,
+        known: Default::default(),
     };
     let result = syncer.run(shutdown.clone()).await;
     shutdown.cancel();

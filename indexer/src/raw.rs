@@ -1,4 +1,11 @@
-//! The raw event tables: one row per log, written with one `UNNEST` insert per table and batch.
+//! The raw event tables: one row per log, written with one `COPY` per table and batch.
+//!
+//! `COPY` cannot skip rows that already exist, and need not: a raw row's key is its log's `(chain_id, block_hash,
+//! log_index)`, every raw row is at or below the cursor (a batch writes its blocks in the transaction that moves
+//! the cursor over them; a rollback deletes the rows above the ancestor in the transaction that moves the cursor
+//! back), and a batch writes only blocks above the cursor, each log once. So a batch's rows cannot exist yet. If
+//! they somehow did (a second indexer on the same chain), the `COPY` fails the batch's transaction rather than
+//! skipping rows whose derived effects the fold would then apply twice.
 
 use beatstream_primitives::contracts::{
     BeatStreamRegistry::BeatStreamRegistryEvents as Registry,
@@ -8,7 +15,7 @@ use sqlx::{Postgres, Transaction};
 
 use crate::{
     events::{Event, EventKind, LogPosition, TrackDetails, dec},
-    sql::{Columns, Kind, Schema, Value, clamp_time, insert_unnest},
+    sql::{Columns, Kind, Schema, Value, clamp_time, copy_in},
 };
 
 /// Every raw table, for rollbacks.
@@ -43,7 +50,7 @@ impl Table {
             ("block_hash", Kind::Bytes),
             ("block_time", Kind::Time),
             ("tx_hash", Kind::Bytes),
-            ("log_index", Kind::Int),
+            ("log_index", Kind::Int4),
         ];
         schema.extend_from_slice(own);
         let columns = Columns::new(schema.iter().map(|(_, k)| *k));
@@ -62,8 +69,7 @@ impl Table {
     }
 
     async fn insert(self, tx: &mut Transaction<'_, Postgres>, chain_id: i64) -> sqlx::Result<()> {
-        insert_unnest(tx, self.name, chain_id, &self.schema, self.columns, "ON CONFLICT DO NOTHING")
-            .await
+        copy_in(tx, self.name, chain_id, &self.schema, self.columns).await
     }
 }
 
@@ -133,7 +139,7 @@ impl RawBatch {
             ),
             Table::new(
                 TABLES[6],
-                &[("grant_id", Bytes), ("payee", Bytes), ("cumulative", Numeric), ("reason", Int)],
+                &[("grant_id", Bytes), ("payee", Bytes), ("cumulative", Numeric), ("reason", Int2)],
             ),
             Table::new(TABLES[7], &[("payee", Bytes), ("recipient", Bytes), ("amount", Numeric)]),
             Table::new(TABLES[8], &[("kind", Text), ("data", Json)]),
@@ -149,7 +155,7 @@ impl RawBatch {
                     ("track_id", Numeric),
                     ("artist_node", Bytes),
                     ("title", Text),
-                    ("duration", Int),
+                    ("duration", Int4),
                     ("rate_per_second", Numeric),
                     ("content_hash", Bytes),
                     ("metadata_uri", Text),

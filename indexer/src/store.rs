@@ -7,7 +7,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use crate::{
     events::{Event, EventKind},
     raw::{RawBatch, TABLES},
-    state::{Changed, Derived, Root, rollback as rollback_derived},
+    state::{Changed, Derived, Remembered, Root, rollback as rollback_derived},
 };
 
 /// A block header as the indexer keeps it for reorg detection.
@@ -85,13 +85,19 @@ pub(crate) struct Batch<'a> {
     pub(crate) finalized: u64,
 }
 
-/// Commits a batch: raw events, derived state, undo log, headers, cursor, notifications.
-pub(crate) async fn commit(pool: &PgPool, batch: Batch<'_>) -> sqlx::Result<Written> {
+/// Commits a batch: raw events, derived state, undo log, headers, cursor, notifications. Derived rows in `known`
+/// are taken from there rather than read back; once committed, the batch's rows join `known`. On an error the caller
+/// must clear `known` (a failed COMMIT may still have committed).
+pub(crate) async fn commit(
+    pool: &PgPool,
+    batch: Batch<'_>,
+    known: &mut Remembered,
+) -> sqlx::Result<Written> {
     let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     let chain_id = batch.chain_id;
     let mut derived = Derived::default();
-    derived.prefetch(&mut tx, chain_id, batch.root, &batch.events).await?;
+    derived.prefetch(&mut tx, chain_id, batch.root, known, &batch.events).await?;
     let prefetched = started.elapsed();
     let mut raw = RawBatch::new();
     let mut changed = Changed::default();
@@ -115,6 +121,7 @@ pub(crate) async fn commit(pool: &PgPool, batch: Batch<'_>) -> sqlx::Result<Writ
     prune(&mut tx, chain_id, batch.finalized).await?;
     notify(&mut tx, batch.cursor.number, changed).await?;
     tx.commit().await?;
+    derived.remember(known);
     tracing::debug!(
         target: "beatstream::indexer::store",
         events = written.events,

@@ -15,7 +15,7 @@ use crate::{
     progress::Progress,
     ranges::{RangeSize, is_too_many_results, suggested_range},
     source::ChainSource,
-    state::Root,
+    state::{Remembered, Root},
     store::{self, Batch, BlockRef, Cursor},
 };
 
@@ -63,6 +63,8 @@ pub(crate) struct Syncer<S> {
     pub(crate) config: SyncConfig,
     pub(crate) ranges: Arc<RangeSize>,
     pub(crate) metrics: Metrics,
+    /// Derived rows as committed, kept across batches; emptied on any failure and on rollbacks.
+    pub(crate) known: tokio::sync::Mutex<Remembered>,
 }
 
 /// What a step achieved.
@@ -84,12 +86,21 @@ impl<S: ChainSource + 'static> Syncer<S> {
     /// Runs until `shutdown`, or until a fatal error.
     pub(crate) async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let mut cursor = store::cursor(&self.pool, self.chain_id).await?;
+        let mut reload_cursor = false;
         let mut backoff = Duration::from_millis(250);
         let mut progress = Progress::new();
         loop {
             let step = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                step = self.step(&mut cursor, &mut progress, &shutdown) => step,
+                step = async {
+                    // A step that failed may have failed after its transaction committed (the connection lost
+                    // while COMMIT was answered): the database, not memory, says where indexing stands.
+                    if reload_cursor {
+                        cursor = store::cursor(&self.pool, self.chain_id).await?;
+                        reload_cursor = false;
+                    }
+                    self.step(&mut cursor, &mut progress, &shutdown).await
+                } => step,
             };
             if step.is_ok() {
                 self.metrics.set_last_error(None);
@@ -107,6 +118,8 @@ impl<S: ChainSource + 'static> Syncer<S> {
                 }
                 Err(e) if e.is_fatal() => return Err(e),
                 Err(e) => {
+                    reload_cursor = true;
+                    self.known.lock().await.clear();
                     self.metrics.set_last_error(Some(e.to_string()));
                     match &e {
                         Error::Rpc(_) | Error::Inconsistent(_) => self.metrics.rpc_errors.inc(),
@@ -164,8 +177,9 @@ impl<S: ChainSource + 'static> Syncer<S> {
         let permits = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
         let queued = self.config.concurrency + COMMIT_EVENTS.div_ceil(TARGET_LOGS_PER_RESPONSE);
         loop {
-            // Fetches run as tasks, so they overlap with decoding and committing; at most `concurrency` talk to the
-            // node at once, and finished ones wait in order, enough of them to fill the next transaction.
+            // Fetches (and the decoding of what they fetched) run as tasks, so they overlap with committing; at most
+            // `concurrency` talk to the node at once, and finished ones wait in order, enough of them to fill the
+            // next transaction.
             while next <= target && inflight.len() < queued {
                 let to = (next + self.ranges.get() - 1).min(target);
                 let permits = permits.clone();
@@ -182,7 +196,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
                 next = to + 1;
             }
             let Some(fetched) = inflight.next().await else { break };
-            let fetched = self.decode(fetched?).await?;
+            let fetched = fetched?;
             // Each range must extend the one before it, and the first the cursor; otherwise the chain moved.
             let first =
                 fetched.headers.first().expect("the first block's header is always fetched");
@@ -222,16 +236,17 @@ impl<S: ChainSource + 'static> Syncer<S> {
     }
 
     /// Fetches logs of `[from, to]` (splitting the range when the node says the answer is too large) and the
-    /// headers the commit needs, and checks that they describe one chain.
+    /// headers the commit needs, checks that they describe one chain, and decodes the logs.
     fn fetch(
         &self,
         from: u64,
         to: u64,
         finalized: u64,
-    ) -> impl Future<Output = Result<Fetched>> + Send + 'static + use<S> {
+    ) -> impl Future<Output = Result<Decoded>> + Send + 'static + use<S> {
         let source = self.source.clone();
         let ranges = self.ranges.clone();
-        let addresses = self.sources.addresses();
+        let sources = self.sources;
+        let addresses = sources.addresses();
         let metrics = self.metrics.clone();
         async move {
             let logs = fetch_logs(&*source, &ranges, &metrics, &addresses, from, to).await?;
@@ -271,24 +286,8 @@ impl<S: ChainSource + 'static> Syncer<S> {
                     )));
                 }
             }
-            Ok(Fetched { logs, headers })
+            decode(&*source, &metrics, &sources, Fetched { logs, headers }).await
         }
-    }
-
-    /// Decodes a fetched range into events in chain order.
-    async fn decode(&self, fetched: Fetched) -> Result<Decoded> {
-        let Fetched { logs, headers, .. } = fetched;
-        let times = self.block_times(&logs, &headers).await?;
-        let mut events: Vec<Event> = Vec::with_capacity(logs.len());
-        for log in &logs {
-            let n = log.block_number.ok_or(Error::PendingLog)?;
-            let time = log.block_timestamp.or_else(|| times.get(&n).copied()).unwrap_or_default();
-            if let Some(event) = self.sources.decode(log, time)? {
-                events.push(event);
-            }
-        }
-        events.sort_by_key(|e| (e.at.block_number, e.at.log_index));
-        Ok(Decoded { events, headers })
     }
 
     async fn commit(
@@ -302,6 +301,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
         let new_cursor = Cursor { number: last.number, hash: last.hash };
         let window_headers: Vec<BlockRef> =
             batch.headers.into_iter().filter(|h| h.number >= finalized).collect();
+        let mut known = self.known.lock().await;
         let written = store::commit(
             &self.pool,
             Batch {
@@ -312,6 +312,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
                 cursor: new_cursor,
                 finalized,
             },
+            &mut known,
         )
         .await?;
         *cursor = Some(new_cursor);
@@ -322,30 +323,6 @@ impl<S: ChainSource + 'static> Syncer<S> {
         self.metrics.behind.set((self.metrics.head.get() - last.number as i64).max(0));
         debug!(target: "beatstream::indexer", from, to = last.number, events = written.events, "committed");
         Ok(())
-    }
-
-    /// Block timestamps for logs that do not carry `blockTimestamp`.
-    async fn block_times(&self, logs: &[Log], headers: &[BlockRef]) -> Result<HashMap<u64, u64>> {
-        let mut times: HashMap<u64, u64> =
-            headers.iter().map(|h| (h.number, h.timestamp)).collect();
-        let mut missing: Vec<u64> = logs
-            .iter()
-            .filter(|l| l.block_timestamp.is_none())
-            .filter_map(|l| l.block_number)
-            .filter(|n| !times.contains_key(n))
-            .collect();
-        missing.dedup();
-        for chunk in missing.chunks(16) {
-            let got = futures_util::future::join_all(
-                chunk.iter().map(|n| header(&*self.source, &self.metrics, *n)),
-            )
-            .await;
-            for h in got {
-                let h = h?;
-                times.insert(h.number, h.timestamp);
-            }
-        }
-        Ok(times)
     }
 
     /// Walks back from the cursor to the newest block whose stored hash the node still has, and rolls back to it.
@@ -371,6 +348,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
             }
             n -= 1;
         };
+        self.known.lock().await.clear();
         let restored = store::rollback(&self.pool, self.chain_id, ancestor).await?;
         self.metrics.reorgs.inc();
         self.metrics.indexed.set(ancestor.number as i64);
@@ -385,6 +363,53 @@ impl<S: ChainSource + 'static> Syncer<S> {
         *cursor = Some(ancestor);
         Ok(())
     }
+}
+
+/// Decodes a fetched range into events in chain order.
+async fn decode<S: ChainSource>(
+    source: &S,
+    metrics: &Metrics,
+    sources: &Sources,
+    fetched: Fetched,
+) -> Result<Decoded> {
+    let Fetched { logs, headers } = fetched;
+    let times = block_times(source, metrics, &logs, &headers).await?;
+    let mut events: Vec<Event> = Vec::with_capacity(logs.len());
+    for log in &logs {
+        let n = log.block_number.ok_or(Error::PendingLog)?;
+        let time = log.block_timestamp.or_else(|| times.get(&n).copied()).unwrap_or_default();
+        if let Some(event) = sources.decode(log, time)? {
+            events.push(event);
+        }
+    }
+    events.sort_by_key(|e| (e.at.block_number, e.at.log_index));
+    Ok(Decoded { events, headers })
+}
+
+/// Block timestamps for logs that do not carry `blockTimestamp`.
+async fn block_times<S: ChainSource>(
+    source: &S,
+    metrics: &Metrics,
+    logs: &[Log],
+    headers: &[BlockRef],
+) -> Result<HashMap<u64, u64>> {
+    let mut times: HashMap<u64, u64> = headers.iter().map(|h| (h.number, h.timestamp)).collect();
+    let mut missing: Vec<u64> = logs
+        .iter()
+        .filter(|l| l.block_timestamp.is_none())
+        .filter_map(|l| l.block_number)
+        .filter(|n| !times.contains_key(n))
+        .collect();
+    missing.dedup();
+    for chunk in missing.chunks(16) {
+        let got =
+            futures_util::future::join_all(chunk.iter().map(|n| header(source, metrics, *n))).await;
+        for h in got {
+            let h = h?;
+            times.insert(h.number, h.timestamp);
+        }
+    }
+    Ok(times)
 }
 
 /// Attempts per request before a step gives up and backs off as a whole.

@@ -5,7 +5,9 @@ use std::{collections::HashMap, hash::Hash};
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{Postgres, Transaction};
 
-use crate::sql::{Columns, Schema, Value, insert_unnest, read_row, select_list, unnest_select};
+use crate::sql::{
+    Columns, Kind, Schema, Value, copy_in, insert_unnest, read_row, select_list, unnest_select,
+};
 
 /// A derived table. Rows are keyed by `(chain_id, KEY...)`.
 pub(crate) trait Entity: Sized + Clone + PartialEq + Serialize + DeserializeOwned {
@@ -156,15 +158,27 @@ impl<E: Entity> Default for Cache<E> {
 }
 
 impl<E: Entity> Cache<E> {
-    /// Loads the rows of `keys` not yet in the cache.
+    /// Loads the rows of `keys` not yet in the cache: from `known` if it has them, else from the database.
     pub(crate) async fn prefetch(
         &mut self,
         tx: &mut Transaction<'_, Postgres>,
         chain_id: i64,
+        known: &Known<E>,
         keys: impl IntoIterator<Item = E::Key>,
     ) -> sqlx::Result<()> {
-        let mut missing: Vec<E::Key> =
-            keys.into_iter().filter(|k| !self.rows.contains_key(k)).collect();
+        let mut missing: Vec<E::Key> = Vec::new();
+        for key in keys {
+            if self.rows.contains_key(&key) {
+                continue;
+            }
+            match known.rows.get(&key) {
+                Some(row) => {
+                    self.original.insert(key.clone(), row.clone());
+                    self.rows.insert(key, row.clone());
+                }
+                None => missing.push(key),
+            }
+        }
         missing.sort();
         missing.dedup();
         let mut found = load::<E>(tx, chain_id, &missing).await?;
@@ -198,60 +212,92 @@ impl<E: Entity> Cache<E> {
 
     /// Writes the rows that differ from what was loaded, and the undo entries.
     pub(crate) async fn flush(
-        self,
+        &mut self,
         tx: &mut Transaction<'_, Postgres>,
         chain_id: i64,
     ) -> sqlx::Result<()> {
         let mut inserts = Vec::new();
         let mut updates = Vec::new();
         let mut deletes = Vec::new();
-        for (key, row) in self.rows {
-            let original = self.original.get(&key).expect("every cached key was loaded");
-            if *original == row {
+        for (key, row) in &self.rows {
+            let original = self.original.get(key).expect("every cached key was loaded");
+            if original == row {
                 continue;
             }
             match (original, row) {
-                (Some(_), Some(row)) => updates.push((key, row)),
-                (None, Some(row)) => inserts.push((key, row)),
-                (_, None) => deletes.push(key),
+                (Some(_), Some(row)) => updates.push((key.clone(), row.clone())),
+                (None, Some(row)) => inserts.push((key.clone(), row.clone())),
+                (_, None) => deletes.push(key.clone()),
             }
         }
         upsert::<E>(tx, chain_id, &inserts).await?;
         update::<E>(tx, chain_id, &updates).await?;
         delete::<E>(tx, chain_id, &deletes).await?;
-        write_undo::<E>(tx, chain_id, self.undo).await
+        write_undo::<E>(tx, chain_id, std::mem::take(&mut self.undo)).await
+    }
+
+    /// Hands the rows, as the batch left them, to `known`: call only once the batch has committed.
+    pub(crate) fn remember(self, known: &mut Known<E>) {
+        known.absorb(self.rows);
     }
 }
 
+/// Rows of one entity kept across batches, so that a batch touching rows an earlier one touched need not read them
+/// back. It only ever holds what the database holds: it takes a batch's rows once that batch has committed, and the
+/// loop empties it on any failed step and on every rollback. Bounded: past [`Known::MAX`] rows it starts over.
+pub(crate) struct Known<E: Entity> {
+    rows: HashMap<E::Key, Option<E>>,
+}
+
+impl<E: Entity> Default for Known<E> {
+    fn default() -> Self {
+        Self { rows: HashMap::new() }
+    }
+}
+
+impl<E: Entity> Known<E> {
+    /// Rows kept per entity, at most (a few hundred bytes each).
+    pub(crate) const MAX: usize = 100_000;
+
+    fn absorb(&mut self, rows: HashMap<E::Key, Option<E>>) {
+        if self.rows.len() + rows.len() > Self::MAX {
+            self.rows.clear();
+        }
+        if rows.len() <= Self::MAX {
+            self.rows.extend(rows);
+        }
+    }
+}
+
+/// Appends the undo entries with `COPY`. They cannot exist yet: entries are keyed by block, a batch writes them only
+/// for its own blocks (above the cursor) and once per block and key, and a rollback deletes those above the ancestor.
 async fn write_undo<E: Entity>(
     tx: &mut Transaction<'_, Postgres>,
     chain_id: i64,
     undo: Vec<(u64, E::Key, Option<E>)>,
 ) -> sqlx::Result<()> {
+    const SCHEMA: Schema = &[
+        ("block_number", Kind::Int),
+        ("entity", Kind::Text),
+        ("key", Kind::Json),
+        ("previous", Kind::Json),
+    ];
     if undo.is_empty() {
         return Ok(());
     }
-    let mut blocks = Vec::with_capacity(undo.len());
-    let mut keys = Vec::with_capacity(undo.len());
-    let mut previous = Vec::with_capacity(undo.len());
+    let mut cols = Columns::new(SCHEMA.iter().map(|(_, k)| *k));
     for (block, key, row) in undo {
-        blocks.push(block as i64);
-        keys.push(serde_json::to_value(&key).expect("keys serialise"));
-        previous.push(row.map(|r| serde_json::to_value(&r).expect("rows serialise")));
+        // JSON text: COPY parses it into the jsonb columns.
+        cols.push([
+            Value::Int(block as i64),
+            Value::Text(E::TABLE.to_owned()),
+            Value::Text(serde_json::to_string(&key).expect("keys serialise")),
+            row.map_or(Value::Null, |r| {
+                Value::Text(serde_json::to_string(&r).expect("rows serialise"))
+            }),
+        ]);
     }
-    sqlx::query(
-        "INSERT INTO indexer_undo (chain_id, block_number, entity, key, previous) \
-         SELECT $1, b, $2, k, p FROM UNNEST($3::int8[], $4::jsonb[], $5::jsonb[]) AS u(b, k, p) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(chain_id)
-    .bind(E::TABLE)
-    .bind(blocks)
-    .bind(keys)
-    .bind(previous)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    copy_in(tx, "indexer_undo", chain_id, SCHEMA, cols).await
 }
 
 /// Restores every row of this entity changed above `ancestor` to its value at `ancestor`.

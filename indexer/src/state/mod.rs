@@ -12,7 +12,7 @@ use beatstream_primitives::contracts::{
 use sqlx::{Postgres, Transaction};
 
 pub(crate) use entities::*;
-use entity::Cache;
+use entity::{Cache, Known};
 
 use crate::{
     events::{Event, EventKind, TrackDetails},
@@ -52,17 +52,38 @@ pub(crate) struct Derived {
     pub(crate) inconsistencies: u64,
 }
 
+/// The derived rows kept across batches (see [`Known`]).
+#[derive(Default)]
+pub(crate) struct Remembered {
+    accounts: Known<ListenerAccount>,
+    earnings: Known<PayeeEarnings>,
+    grants: Known<GrantSpend>,
+    pairs: Known<SettledPair>,
+    artists: Known<Artist>,
+    texts: Known<ArtistText>,
+    tracks: Known<Track>,
+    hourly: Known<SettlementHourly>,
+}
+
+impl Remembered {
+    /// Forgets everything: after a failure (a commit may or may not have happened) and a rollback.
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
 fn hour(unix: u64) -> i64 {
     clamp_time(unix - unix % 3600)
 }
 
 impl Derived {
-    /// Loads every row `events` will touch, in one query per table.
+    /// Loads every row `events` will touch that `known` lacks, in one query per table.
     pub(crate) async fn prefetch(
         &mut self,
         tx: &mut Transaction<'_, Postgres>,
         chain_id: i64,
         root: &Root,
+        known: &Remembered,
         events: &[Event],
     ) -> sqlx::Result<()> {
         let mut accounts = Vec::new();
@@ -116,14 +137,14 @@ impl Derived {
             }
         }
         artists.retain(|n| *n != root.node);
-        self.accounts.prefetch(tx, chain_id, accounts).await?;
-        self.earnings.prefetch(tx, chain_id, earnings).await?;
-        self.grants.prefetch(tx, chain_id, grants).await?;
-        self.pairs.prefetch(tx, chain_id, pairs).await?;
-        self.artists.prefetch(tx, chain_id, artists).await?;
-        self.texts.prefetch(tx, chain_id, texts).await?;
-        self.tracks.prefetch(tx, chain_id, tracks).await?;
-        self.hourly.prefetch(tx, chain_id, hourly).await?;
+        self.accounts.prefetch(tx, chain_id, &known.accounts, accounts).await?;
+        self.earnings.prefetch(tx, chain_id, &known.earnings, earnings).await?;
+        self.grants.prefetch(tx, chain_id, &known.grants, grants).await?;
+        self.pairs.prefetch(tx, chain_id, &known.pairs, pairs).await?;
+        self.artists.prefetch(tx, chain_id, &known.artists, artists).await?;
+        self.texts.prefetch(tx, chain_id, &known.texts, texts).await?;
+        self.tracks.prefetch(tx, chain_id, &known.tracks, tracks).await?;
+        self.hourly.prefetch(tx, chain_id, &known.hourly, hourly).await?;
         Ok(())
     }
 
@@ -399,7 +420,7 @@ impl Derived {
 
     /// Writes every changed row and the undo log.
     pub(crate) async fn flush(
-        self,
+        &mut self,
         tx: &mut Transaction<'_, Postgres>,
         chain_id: i64,
     ) -> sqlx::Result<()> {
@@ -411,6 +432,18 @@ impl Derived {
         self.texts.flush(tx, chain_id).await?;
         self.tracks.flush(tx, chain_id).await?;
         self.hourly.flush(tx, chain_id).await
+    }
+
+    /// Hands the batch's rows to `known`: call only once the batch has committed.
+    pub(crate) fn remember(self, known: &mut Remembered) {
+        self.accounts.remember(&mut known.accounts);
+        self.earnings.remember(&mut known.earnings);
+        self.grants.remember(&mut known.grants);
+        self.pairs.remember(&mut known.pairs);
+        self.artists.remember(&mut known.artists);
+        self.texts.remember(&mut known.texts);
+        self.tracks.remember(&mut known.tracks);
+        self.hourly.remember(&mut known.hourly);
     }
 }
 

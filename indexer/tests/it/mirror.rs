@@ -1,6 +1,9 @@
 //! Every event of the three contracts reaches its raw table, and the derived state equals the contracts' own views.
 
-use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::{
+    primitives::{Address, B256, U256, keccak256},
+    providers::Provider,
+};
 use beatstream_primitives::contracts::{BeatStreamRegistry, ENSRegistry};
 use beatstream_testkit::TestDb;
 
@@ -31,7 +34,8 @@ async fn every_event_is_mirrored_and_derived_state_matches_the_chain() -> eyre::
     let registry = chain.registry(&artist);
     registry.setRate(node, U256::from(12)).send().await?.get_receipt().await?;
     registry
-        .setText(node, "avatar".into(), "ipfs://avatar".into())
+        // COPY's special characters (tab, backslash, newline) and non-ASCII must come through unchanged.
+        .setText(node, "avatar".into(), "ipfs://avatar\t\\ \n\r\"é\"".into())
         .send()
         .await?
         .get_receipt()
@@ -46,7 +50,7 @@ async fn every_event_is_mirrored_and_derived_state_matches_the_chain() -> eyre::
     };
     registry.publishTrack(node, track("first light", 0)).send().await?.get_receipt().await?;
     registry.publishTrack(node, track("second", 15)).send().await?.get_receipt().await?;
-    // Committed before the update below, so the update folds into a row loaded back from the database.
+    // Committed before the update below, so the update folds into a row an earlier transaction wrote.
     indexer.catch_up(&chain).await?;
     registry
         .updateTrack(U256::from(2), track("second (edit)", 16))
@@ -149,6 +153,17 @@ async fn every_event_is_mirrored_and_derived_state_matches_the_chain() -> eyre::
             "{table}"
         );
     }
+    // Times as the chain has them.
+    let times: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT block_number, extract(epoch FROM block_time)::int8 FROM vault_settlements",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (n, t) in times {
+        let block =
+            chain.provider.get_block_by_number((n as u64).into()).await?.expect("mined block");
+        assert_eq!(t as u64, block.header.timestamp, "block_time of block {n}");
+    }
     // Vault admin: fee, treasury, fees collected, plus the owner set at construction.
     assert_eq!(
         count(&db, "SELECT count(*) FROM vault_admin_events WHERE kind <> 'ownership_transferred'")
@@ -177,6 +192,17 @@ async fn every_event_is_mirrored_and_derived_state_matches_the_chain() -> eyre::
         assert_eq!(num(&db, q, who.as_slice()).await?, a.available, "available of {who}");
         let q = "SELECT thawing::text FROM listener_accounts WHERE listener = $1";
         assert_eq!(num(&db, q, who.as_slice()).await?, a.thawing, "thawing of {who}");
+    }
+    // Raw amounts (written by COPY) add up to the derived totals (written by UPDATE/INSERT).
+    for payee in [artist.address(), bob.address()] {
+        let raw = "SELECT coalesce(sum(amount), 0)::text FROM vault_settlements WHERE payee = $1";
+        let derived =
+            "SELECT (earned_total + fees_total)::text FROM payee_earnings WHERE payee = $1";
+        assert_eq!(
+            num(&db, raw, payee.as_slice()).await?,
+            num(&db, derived, payee.as_slice()).await?,
+            "settled amounts of {payee}"
+        );
     }
     for payee in [artist.address(), bob.address()] {
         let q = "SELECT withdrawable::text FROM payee_earnings WHERE payee = $1";
@@ -235,6 +261,19 @@ async fn every_event_is_mirrored_and_derived_state_matches_the_chain() -> eyre::
             .fetch_one(db.pool())
             .await?;
     assert_eq!(genre, read.text(node, "genre".into()).call().await?);
+    let avatar: String =
+        sqlx::query_scalar("SELECT value FROM artist_texts WHERE node = $1 AND key = 'avatar'")
+            .bind(node.as_slice())
+            .fetch_one(db.pool())
+            .await?;
+    assert_eq!(avatar, read.text(node, "avatar".into()).call().await?);
+    let raw_avatar: String = sqlx::query_scalar(
+        "SELECT value FROM registry_record_changes WHERE node = $1 AND key = 'avatar'",
+    )
+    .bind(node.as_slice())
+    .fetch_one(db.pool())
+    .await?;
+    assert_eq!(raw_avatar, avatar);
     for id in 1u64..=3 {
         let t = read.track(U256::from(id)).call().await?;
         let (title, published, artist_node): (String, bool, Vec<u8>) = sqlx::query_as(
