@@ -28,7 +28,7 @@ use crate::{
     protocol::{self, ClientMessage, ServerFrame, VoucherMsg, YellowOpenMsg, YellowUpdateMsg},
     relay::Relay,
     writer::{NewSession, Op, Outcome, Refusal, SessionUpdate, YellowOpenRow, YellowStateRow},
-    yellow::{MAX_SESSION_DATA, Unsubmitted, Yellow},
+    yellow::{Unsubmitted, Yellow},
 };
 
 /// A (grant, payee) pair of the vault, or an (app session, payee) pair of Yellow: what one cumulative counts.
@@ -92,6 +92,32 @@ struct Pair {
 impl Pair {
     fn vouched(&self) -> U256 {
         self.pending.map_or(self.stored, |p| p.max(self.stored))
+    }
+
+    /// Checks that `cumulative` raises what the pair has vouched and stays within `limit`.
+    fn check_raise(&self, cumulative: U256, limit: U256) -> Result<()> {
+        let vouched = self.vouched();
+        if cumulative <= vouched {
+            return Err(Error::StaleVoucher {
+                stored: vouched.to_string(),
+                got: cumulative.to_string(),
+            });
+        }
+        if cumulative > limit {
+            return Err(Error::ExceedsOwed {
+                limit: limit.to_string(),
+                got: cumulative.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Notes a verified cumulative handed to the writer; its outcome comes back through the connection's loop,
+    /// so never before this returns.
+    fn submitted(&mut self, cumulative: U256, received: Instant) {
+        self.pending = Some(cumulative);
+        self.in_flight += 1;
+        self.arrivals.push_back((cumulative, received));
     }
 }
 
@@ -461,13 +487,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                 "app session {id} was already opened: use a new nonce"
             )));
         }
-        if msg.session_data.len() > MAX_SESSION_DATA
-            || msg.deposit.session_data.len() > MAX_SESSION_DATA
-        {
-            return Err(Error::InvalidAppSession(format!(
-                "session_data exceeds {MAX_SESSION_DATA} bytes"
-            )));
-        }
+        Yellow::check_session_data(&msg.session_data)?;
+        Yellow::check_session_data(&msg.deposit.session_data)?;
         let deposit = &msg.deposit;
         if deposit.app_session_id != id {
             return Err(Error::InvalidAppSession(format!(
@@ -601,11 +622,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         if u.version.0 != y.version + 1 {
             return Err(Error::WrongVersion { expected: y.version + 1, got: u.version.0 });
         }
-        if u.session_data.len() > MAX_SESSION_DATA {
-            return Err(Error::InvalidAppSession(format!(
-                "session_data exceeds {MAX_SESSION_DATA} bytes"
-            )));
-        }
+        Yellow::check_session_data(&u.session_data)?;
         let (paid, _) = yellow.check_allocations(
             &y.definition,
             s.listener,
@@ -614,13 +631,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             Some(y.deposit),
         )?;
         let pair = self.pairs.get(&s.key).expect("a session's pair exists");
-        let vouched = pair.vouched();
-        if paid <= vouched {
-            return Err(Error::StaleVoucher { stored: vouched.to_string(), got: paid.to_string() });
-        }
-        if paid > pair.owed {
-            return Err(Error::ExceedsOwed { limit: pair.owed.to_string(), got: paid.to_string() });
-        }
+        // Exactly what some released second owes: not a beat ahead, as a vault voucher may be.
+        pair.check_raise(paid, pair.owed)?;
         if !s.rate.is_zero() && !((paid - s.base) % s.rate).is_zero() {
             return Err(Error::WrongAmount { got: paid.to_string(), owed: pair.owed.to_string() });
         }
@@ -644,10 +656,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             close_sig: msg.close_sig.to_bytes(),
         };
         self.relay.writers.submit(Op::YellowState { state, reply: self.reply.clone() }).await?;
-        let pair = self.pairs.get_mut(&key).expect("looked up above");
-        pair.pending = Some(paid);
-        pair.in_flight += 1;
-        pair.arrivals.push_back((paid, received));
+        self.pairs.get_mut(&key).expect("looked up above").submitted(paid, received);
         if let Some(y) = self.sessions.get_mut(&msg.session_id).and_then(|s| s.yellow.as_mut()) {
             y.version = version;
         }
@@ -670,30 +679,13 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             .get(&key)
             .filter(|p| p.session.is_some())
             .ok_or_else(|| Error::UnknownSession(format!("no session pays {}", v.payee)))?;
-        let vouched = pair.vouched();
-        if v.cumulative <= vouched {
-            return Err(Error::StaleVoucher {
-                stored: vouched.to_string(),
-                got: v.cumulative.to_string(),
-            });
-        }
-        let limit = pair.owed + pair.live_rate;
-        if v.cumulative > limit {
-            return Err(Error::ExceedsOwed {
-                limit: limit.to_string(),
-                got: v.cumulative.to_string(),
-            });
-        }
-        let new_total = total - vouched + v.cumulative;
+        pair.check_raise(v.cumulative, pair.owed + pair.live_rate)?;
+        let new_total = total - pair.vouched() + v.cumulative;
         if new_total > cap {
             return Err(Error::CapExceeded { cap: cap.to_string(), total: new_total.to_string() });
         }
         self.relay.verifier.check_voucher(session_key, grant_id, v.payee, v.cumulative, &v.sig)?;
         let sig: [u8; 65] = v.sig.as_slice().try_into().expect("checked by the verifier");
-        let pair = self.pairs.get_mut(&key).expect("looked up above");
-        pair.pending = Some(v.cumulative);
-        pair.in_flight += 1;
-        pair.arrivals.push_back((v.cumulative, received));
         let op = Op::Voucher {
             grant_id,
             payee: v.payee,
@@ -703,15 +695,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             sig,
             reply: self.reply.clone(),
         };
-        if let Err(e) = self.relay.writers.submit(op).await {
-            let pair = self.pairs.get_mut(&key).expect("looked up above");
-            pair.in_flight -= 1;
-            pair.arrivals.pop_back();
-            if pair.in_flight == 0 {
-                pair.pending = None;
-            }
-            return Err(e);
-        }
+        self.relay.writers.submit(op).await?;
+        self.pairs.get_mut(&key).expect("looked up above").submitted(v.cumulative, received);
         Ok(())
     }
 

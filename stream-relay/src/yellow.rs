@@ -230,6 +230,16 @@ impl Yellow {
         Ok((paid, left))
     }
 
+    /// Refuses `session_data` longer than the node takes.
+    pub fn check_session_data(data: &str) -> Result<()> {
+        if data.len() > MAX_SESSION_DATA {
+            return Err(Error::InvalidAppSession(format!(
+                "session_data exceeds {MAX_SESSION_DATA} bytes"
+            )));
+        }
+        Ok(())
+    }
+
     /// Base units as the node writes them.
     pub fn human(&self, units: U256) -> Amount {
         Amount::from_base_units(units, self.decimals)
@@ -365,6 +375,9 @@ struct Progress {
     failed: Option<String>,
 }
 
+/// How often abandoned app sessions are looked for (not on every round: rounds follow every ack).
+const ADOPT_EVERY: Duration = Duration::from_secs(10);
+
 /// First and longest wait before resubmitting a state the node refused.
 const REFUSAL_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
 
@@ -377,6 +390,7 @@ impl Submitter {
     /// Runs until `shutdown`: submits whenever woken, and at least every half second while anything is behind.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut status = self.yellow.client.watch_status();
+        let mut adopted_at: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -387,15 +401,21 @@ impl Submitter {
             if self.yellow.client.status() != Status::Connected {
                 continue;
             }
+            if adopted_at.is_none_or(|at| at.elapsed() >= ADOPT_EVERY) {
+                adopted_at = Some(Instant::now());
+                if let Err(e) = self.adopt().await {
+                    warn!(target: "beatstream::relay::yellow", error = %e, "adopting abandoned app sessions failed");
+                }
+            }
             if let Err(e) = self.round().await {
                 warn!(target: "beatstream::relay::yellow", error = %e, "yellow submission round failed");
             }
         }
     }
 
-    /// One pass over everything behind.
-    async fn round(&self) -> Result<()> {
-        // Sessions of a relay that died (no update for a minute) are adopted, so their states still reach the node.
+    /// Takes over the unsubmitted states of a relay that died (no update for a minute), so they still reach the
+    /// node.
+    async fn adopt(&self) -> Result<()> {
         sqlx::query(
             "UPDATE yellow_app_sessions SET relay_id = $1
              WHERE submitted < version AND relay_id <> $1 AND updated_at < now() - interval '60 seconds'
@@ -404,6 +424,11 @@ impl Submitter {
         .bind(&self.relay_id)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// One pass over everything behind.
+    async fn round(&self) -> Result<()> {
         let rows: Vec<PendingRow> = sqlx::query_as(
             "SELECT s.app_session_id, s.version, s.intent, s.\"update\"::text, s.listener_sig,
                     extract(epoch FROM s.created_at)::float8
