@@ -38,6 +38,123 @@ const LISTENERS: u64 = 20_000;
 const PER_TX: u64 = 1_000;
 const PAYEES: u64 = 200;
 
+/// Binary COPY data of `rows` settlement rows shaped like `vault_settlements` (1,000 per block, 20,000 listeners,
+/// 200 payees), header and trailer included.
+fn settlement_rows_binary(rows: u64) -> Vec<u8> {
+    fn bytes(buf: &mut Vec<u8>, b: &[u8]) {
+        buf.extend_from_slice(&(b.len() as i32).to_be_bytes());
+        buf.extend_from_slice(b);
+    }
+    fn int8(buf: &mut Vec<u8>, v: i64) {
+        bytes(buf, &v.to_be_bytes());
+    }
+    // NUMERIC: base-10000 digits, most significant first.
+    fn numeric(buf: &mut Vec<u8>, mut v: u64) {
+        let mut digits = Vec::new();
+        while v > 0 {
+            digits.insert(0, (v % 10_000) as i16);
+            v /= 10_000;
+        }
+        let mut field = Vec::with_capacity(8 + 2 * digits.len());
+        field.extend_from_slice(&(digits.len() as i16).to_be_bytes());
+        field.extend_from_slice(&(digits.len() as i16 - 1).max(0).to_be_bytes());
+        field.extend_from_slice(&0i16.to_be_bytes());
+        field.extend_from_slice(&0i16.to_be_bytes());
+        for d in digits {
+            field.extend_from_slice(&d.to_be_bytes());
+        }
+        bytes(buf, &field);
+    }
+    let word = |i: u64| {
+        let mut w = [0u8; 32];
+        w[24..].copy_from_slice(&i.to_be_bytes());
+        w
+    };
+    let mut buf = Vec::with_capacity(rows as usize * 260);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&[0; 8]);
+    // 2026-01-01 in microseconds since 2000-01-01.
+    let time: i64 = (1_767_225_600 - 946_684_800) * 1_000_000;
+    for i in 0..rows {
+        buf.extend_from_slice(&12i16.to_be_bytes());
+        int8(&mut buf, 31337);
+        int8(&mut buf, (i / 1000) as i64);
+        bytes(&mut buf, &word(i / 1000));
+        int8(&mut buf, time);
+        bytes(&mut buf, &word(i / 1000 + 7));
+        bytes(&mut buf, &((i % 1000) as i32).to_be_bytes());
+        bytes(&mut buf, &word(i + 1));
+        bytes(&mut buf, &word(0x100000 + i % LISTENERS)[12..]);
+        bytes(&mut buf, &word(0x300000 + i % PAYEES)[12..]);
+        numeric(&mut buf, 1);
+        numeric(&mut buf, i / LISTENERS + 1);
+        numeric(&mut buf, 0);
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    buf
+}
+
+/// COPYs `data` into `table` in 1 MiB messages, as the indexer does; returns rows/s.
+async fn copy_binary(db: &TestDb, table: &str, data: &[u8], rows: u64) -> eyre::Result<f64> {
+    let mut conn = db.pool().acquire().await?;
+    let t = Instant::now();
+    let mut copy = conn.copy_in_raw(&format!("COPY {table} FROM STDIN (FORMAT binary)")).await?;
+    for chunk in data.chunks(1 << 20) {
+        copy.send(chunk).await?;
+    }
+    copy.finish().await?;
+    Ok(rows as f64 / t.elapsed().as_secs_f64())
+}
+
+/// CPU seconds so far of this process (the indexer), Postgres' processes, anvil and the rest, from `/proc`.
+#[derive(Default)]
+struct Cpu {
+    indexer: f64,
+    postgres: f64,
+    anvil: f64,
+    other: f64,
+}
+
+impl Cpu {
+    /// Cores used between `before` and now, over `secs` seconds.
+    fn since(&self, before: &Cpu, secs: f64) -> Cpu {
+        Cpu {
+            indexer: (self.indexer - before.indexer) / secs,
+            postgres: (self.postgres - before.postgres) / secs,
+            anvil: (self.anvil - before.anvil) / secs,
+            other: (self.other - before.other) / secs,
+        }
+    }
+}
+
+fn cpu_by_process() -> Cpu {
+    // Clock ticks per second: 100 on Linux.
+    const HZ: f64 = 100.0;
+    let me = std::process::id().to_string();
+    let mut cpu = Cpu::default();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return cpu };
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // pid (comm) state ppid ...: fields after the closing parenthesis; utime and stime are the 12th and 13th.
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let comm = head.split_once('(').map_or("", |(_, c)| c);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let secs = (ticks(11) + ticks(12)) / HZ;
+        match comm {
+            _ if name == me => cpu.indexer += secs,
+            "postgres" => cpu.postgres += secs,
+            "anvil" => cpu.anvil += secs,
+            _ => cpu.other += secs,
+        }
+    }
+    cpu
+}
+
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib: f64 = status
@@ -144,41 +261,27 @@ async fn main() -> eyre::Result<()> {
         decoded.load(Ordering::Relaxed)
     );
 
-    // Ceiling 2: COPY of settlement rows into a copy of vault_settlements with its keys and indexes.
+    // Ceiling 2: binary COPY (the indexer's own way of writing raw rows) of settlement rows into a copy of
+    // vault_settlements with its keys and indexes; for scale, the same into a table without any index.
     let db = TestDb::new().await?;
     sqlx::query("CREATE TABLE bench_copy (LIKE vault_settlements INCLUDING ALL)")
         .execute(db.pool())
         .await?;
+    sqlx::query("CREATE TABLE bench_copy_bare (LIKE vault_settlements)").execute(db.pool()).await?;
+    let indexes: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE tablename = 'vault_settlements'")
+            .fetch_one(db.pool())
+            .await?;
     let rows = events;
-    let mut text = String::with_capacity(rows as usize * 330);
-    let hash = |i: u64| format!("\\\\x{:064x}", i);
-    let addr = |i: u64| format!("\\\\x{:040x}", i);
-    for i in 0..rows {
-        use std::fmt::Write;
-        let _ = writeln!(
-            text,
-            "31337\t{}\t{}\t2026-01-01 00:00:00+00\t{}\t{}\t{}\t{}\t{}\t1\t{}\t0",
-            i / 1000,
-            hash(i / 1000),
-            hash(i / 1000 + 7),
-            i % 1000,
-            hash(i + 1),
-            addr(0x100000 + i % LISTENERS),
-            addr(0x300000 + i % PAYEES),
-            i / LISTENERS + 1
-        );
-    }
-    let mut conn = db.pool().acquire().await?;
-    let t = Instant::now();
-    let mut copy = conn.copy_in_raw("COPY bench_copy FROM STDIN").await?;
-    for chunk in text.as_bytes().chunks(1 << 20) {
-        copy.send(chunk).await?;
-    }
-    copy.finish().await?;
-    let copy_rate = rows as f64 / t.elapsed().as_secs_f64();
-    println!("ceiling, COPY into vault_settlements' shape (PK + 4 indexes): {copy_rate:.0} rows/s");
-    drop(conn);
-    drop(text);
+    let data = settlement_rows_binary(rows);
+    let copy_rate = copy_binary(&db, "bench_copy", &data, rows).await?;
+    println!(
+        "ceiling, binary COPY into vault_settlements' shape (primary key and {} more indexes): {copy_rate:.0} rows/s",
+        indexes - 1
+    );
+    let bare_rate = copy_binary(&db, "bench_copy_bare", &data, rows).await?;
+    println!("  for scale, the same rows into a table without indexes: {bare_rate:.0} rows/s");
+    drop(data);
 
     // End to end: the real indexer from the deployment block to the head, memory sampled every 100 ms.
     let deployment_file = tempfile::NamedTempFile::new()?;
@@ -198,6 +301,7 @@ async fn main() -> eyre::Result<()> {
             range_initial: 100,
             range_min: 1,
             range_max: 50_000,
+            batch_events: 100_000,
             rpc_concurrency: 2,
             rpc_timeout_secs: 60,
             poll_interval_ms: 100,
@@ -219,6 +323,7 @@ async fn main() -> eyre::Result<()> {
             samples
         })
     };
+    let cpu_before = cpu_by_process();
     let t = Instant::now();
     let task = tokio::spawn(beatstream_indexer::run_with_metrics(
         config,
@@ -230,6 +335,7 @@ async fn main() -> eyre::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let elapsed = t.elapsed().as_secs_f64();
+    let cpu = cpu_by_process().since(&cpu_before, elapsed);
     done.store(true, Ordering::Relaxed);
     shutdown.cancel();
     task.await??;
@@ -243,6 +349,10 @@ async fn main() -> eyre::Result<()> {
     let (early, late) = (&samples[..quarter.max(1)], &samples[samples.len() - quarter.max(1)..]);
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
     println!("end to end: {indexed_events} events in {elapsed:.1}s = {rate:.0} events/s");
+    println!(
+        "  CPU during backfill (cores): indexer {:.2}, Postgres {:.2}, anvil {:.2}, everything else {:.2}",
+        cpu.indexer, cpu.postgres, cpu.anvil, cpu.other
+    );
     println!(
         "  fraction of the lower ceiling: {:.2} (getLogs+decode {:.0}/s, COPY {:.0}/s)",
         rate / fetch_rate.min(copy_rate),

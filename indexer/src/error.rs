@@ -30,6 +30,16 @@ pub enum Error {
     /// a reorg is happening under us or a load balancer spans nodes at different heads. Retried.
     #[error("inconsistent chain data: {0}")]
     Inconsistent(String),
+    /// A batch found the cursor elsewhere than where the batch starts when it came to commit: another writer (a
+    /// second indexer on the same database) moved it. Nothing of the batch is written; the loop re-reads the
+    /// cursor and goes on from there.
+    #[error(
+        "the cursor moved under this indexer (expected it at {expected}); is another indexer writing here?"
+    )]
+    CursorMoved {
+        /// Where the batch expected the cursor: a block number, or "none" before the first batch.
+        expected: String,
+    },
     /// The chain reorganised below the oldest block the indexer keeps: it cannot roll back exactly, so it stops
     /// rather than guess. Re-index from the deployment block, or raise `--reorg-window`.
     #[error(

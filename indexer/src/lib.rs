@@ -105,6 +105,7 @@ pub async fn run_with_source<S: ChainSource + 'static>(
             confirmations: config.confirmations,
             reorg_window: config.reorg_window,
             concurrency: config.rpc_concurrency,
+            batch_events: config.batch_events,
             poll_interval: config.poll_interval(),
         },
         ranges: Arc::new(RangeSize::new(config.range_initial, config.range_min, config.range_max)),

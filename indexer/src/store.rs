@@ -1,10 +1,13 @@
 //! The indexer's writes: one transaction per batch of blocks, holding the raw events, the derived rows, the undo
 //! log, the recent block hashes and the cursor, so a crash at any point leaves either all of a batch or none of it.
+//! A batch is written in two steps, [`stage`] and [`finish`], so that the next batch's raw rows go in while the
+//! one before it completes.
 
 use alloy::primitives::B256;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::{
+    Error,
     events::{Event, EventKind},
     raw::{RawBatch, TABLES},
     state::{Changed, Derived, Remembered, Root, rollback as rollback_derived},
@@ -72,52 +75,92 @@ pub(crate) async fn lowest_kept_block(pool: &PgPool, chain_id: i64) -> sqlx::Res
 }
 
 /// One batch of consecutive blocks `[from, to]` to commit.
-pub(crate) struct Batch<'a> {
+pub(crate) struct Batch {
     pub(crate) chain_id: i64,
-    pub(crate) root: &'a Root,
     /// Decoded events in chain order.
     pub(crate) events: Vec<Event>,
     /// Headers of the blocks of this batch inside the unfinalised window (for reorg detection).
     pub(crate) headers: Vec<BlockRef>,
+    /// The cursor this batch extends: the block before its first (`None` before the first batch of a chain).
+    pub(crate) previous: Option<Cursor>,
     /// The batch's last block: the new cursor.
     pub(crate) cursor: Cursor,
     /// Blocks above this are inside the unfinalised window: their derived changes get undo entries.
     pub(crate) finalized: u64,
 }
 
-/// Commits a batch: raw events, derived state, undo log, headers, cursor, notifications. Derived rows in `known`
-/// are taken from there rather than read back; once committed, the batch's rows join `known`. On an error the caller
-/// must clear `known` (a failed COMMIT may still have committed).
-pub(crate) async fn commit(
-    pool: &PgPool,
-    batch: Batch<'_>,
-    known: &mut Remembered,
-) -> sqlx::Result<Written> {
+/// A batch half written: its transaction is open and holds the raw rows of the vault and the registry, which need
+/// nothing but the batch itself. [`finish`] adds the rest and commits, once the batch before it has committed.
+///
+/// This is what lets two batches be written at once on two connections (so on two Postgres backends, and two
+/// cores): the raw `COPY` of one batch runs while the batch before it folds, writes its derived rows and commits.
+/// Each batch still commits all of itself, cursor included, in one transaction, and strictly in block order:
+/// [`finish`] moves the cursor only from where the batch starts (see [`advance_cursor`]). Dropping a `Staged`
+/// rolls it back.
+pub(crate) struct Staged {
+    tx: Transaction<'static, Postgres>,
+    batch: Batch,
+    raw_rows: usize,
+    started: std::time::Instant,
+    raw_ms: u64,
+}
+
+impl Staged {
+    /// The batch's last block.
+    pub(crate) fn cursor(&self) -> Cursor {
+        self.batch.cursor
+    }
+}
+
+/// Opens the batch's transaction and writes its vault and registry raw rows. ENS rows wait for [`finish`]: which
+/// of them are mirrored depends on the artists registered before them, which is derived state.
+pub(crate) async fn stage(pool: PgPool, batch: Batch) -> sqlx::Result<Staged> {
     let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
+    let mut raw = RawBatch::new();
+    for event in batch.events.iter().filter(|e| !matches!(e.kind, EventKind::Ens(_))) {
+        raw.push(event);
+    }
+    let raw_rows = raw.len();
+    raw.insert(&mut tx, batch.chain_id).await?;
+    let raw_ms = started.elapsed().as_millis() as u64;
+    Ok(Staged { tx, batch, raw_rows, started, raw_ms })
+}
+
+/// Completes a staged batch: derived state, undo log, the ENS raw rows, headers, cursor, notifications, and
+/// commits. Derived rows in `known` are taken from there rather than read back (so the batch before must have
+/// committed); once committed, the batch's rows join `known`. On an error the caller must clear `known` (a failed
+/// COMMIT may still have committed).
+pub(crate) async fn finish(
+    staged: Staged,
+    root: &Root,
+    known: &mut Remembered,
+) -> crate::Result<Written> {
+    let Staged { mut tx, batch, raw_rows, started, raw_ms } = staged;
+    let waited = started.elapsed();
     let chain_id = batch.chain_id;
     let mut derived = Derived::default();
-    derived.prefetch(&mut tx, chain_id, batch.root, known, &batch.events).await?;
+    derived.prefetch(&mut tx, chain_id, root, known, &batch.events).await?;
     let prefetched = started.elapsed();
-    let mut raw = RawBatch::new();
+    let mut ens = RawBatch::new();
     let mut changed = Changed::default();
     for event in &batch.events {
-        if let EventKind::Ens(e) = &event.kind
-            && !derived.in_subtree(batch.root, e)
-        {
-            continue;
+        if let EventKind::Ens(e) = &event.kind {
+            if !derived.in_subtree(root, e) {
+                continue;
+            }
+            ens.push(event);
         }
-        raw.push(event);
-        derived.apply(batch.root, event, event.at.block_number > batch.finalized, &mut changed);
+        derived.apply(root, event, event.at.block_number > batch.finalized, &mut changed);
     }
-    let written = Written { events: raw.len(), inconsistencies: derived.inconsistencies };
+    let written =
+        Written { events: raw_rows + ens.len(), inconsistencies: derived.inconsistencies };
     let folded = started.elapsed();
-    raw.insert(&mut tx, chain_id).await?;
-    let raw_written = started.elapsed();
+    ens.insert(&mut tx, chain_id).await?;
     derived.flush(&mut tx, chain_id).await?;
     let derived_written = started.elapsed();
     insert_headers(&mut tx, chain_id, &batch.headers).await?;
-    set_cursor(&mut tx, chain_id, batch.cursor).await?;
+    advance_cursor(&mut tx, chain_id, batch.previous, batch.cursor).await?;
     prune(&mut tx, chain_id, batch.finalized).await?;
     notify(&mut tx, batch.cursor.number, changed).await?;
     tx.commit().await?;
@@ -125,10 +168,11 @@ pub(crate) async fn commit(
     tracing::debug!(
         target: "beatstream::indexer::store",
         events = written.events,
-        prefetch_ms = prefetched.as_millis() as u64,
+        raw_ms,
+        waited_ms = (waited.as_millis() as u64).saturating_sub(raw_ms),
+        prefetch_ms = (prefetched - waited).as_millis() as u64,
         fold_ms = (folded - prefetched).as_millis() as u64,
-        raw_ms = (raw_written - folded).as_millis() as u64,
-        derived_ms = (derived_written - raw_written).as_millis() as u64,
+        derived_ms = (derived_written - folded).as_millis() as u64,
         rest_ms = (started.elapsed() - derived_written).as_millis() as u64,
         "batch timings"
     );
@@ -208,6 +252,45 @@ async fn set_cursor(
     Ok(())
 }
 
+/// Moves the cursor from `from` (where the batch starts) to `to`, and fails with [`Error::CursorMoved`] if it is not
+/// at `from`: batches commit strictly in block order even when two are written at once, and a second indexer on the
+/// same database cannot interleave its batches with this one's.
+async fn advance_cursor(
+    tx: &mut Transaction<'_, Postgres>,
+    chain_id: i64,
+    from: Option<Cursor>,
+    to: Cursor,
+) -> crate::Result<()> {
+    let moved = match from {
+        None => sqlx::query(
+            "INSERT INTO chain_cursor (chain_id, block_number, block_hash, updated_at) VALUES ($1, $2, $3, now()) \
+             ON CONFLICT (chain_id) DO NOTHING",
+        )
+        .bind(chain_id)
+        .bind(to.number as i64)
+        .bind(to.hash.to_vec())
+        .execute(&mut **tx)
+        .await?,
+        Some(from) => sqlx::query(
+            "UPDATE chain_cursor SET block_number = $2, block_hash = $3, updated_at = now() \
+             WHERE chain_id = $1 AND block_number = $4 AND block_hash = $5",
+        )
+        .bind(chain_id)
+        .bind(to.number as i64)
+        .bind(to.hash.to_vec())
+        .bind(from.number as i64)
+        .bind(from.hash.to_vec())
+        .execute(&mut **tx)
+        .await?,
+    };
+    if moved.rows_affected() != 1 {
+        return Err(Error::CursorMoved {
+            expected: from.map_or_else(|| "none".to_owned(), |c| c.number.to_string()),
+        });
+    }
+    Ok(())
+}
+
 /// Final blocks need neither headers nor undo entries.
 async fn prune(
     tx: &mut Transaction<'_, Postgres>,
@@ -255,4 +338,88 @@ async fn notify(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Address, U256};
+    use beatstream_primitives::contracts::BeatStreamVault::{
+        BeatStreamVaultEvents as Vault, Deposited,
+    };
+    use beatstream_testkit::TestDb;
+
+    use super::*;
+    use crate::events::LogPosition;
+
+    fn root() -> Root {
+        Root { node: crate::state::namehash("beatstream.eth"), name: "beatstream.eth".into() }
+    }
+
+    /// A batch of block `number` holding one deposit of `amount`, extending `previous`.
+    fn deposit_batch(number: u64, previous: Option<Cursor>, amount: u64) -> Batch {
+        let hash = B256::with_last_byte(number as u8);
+        let at = LogPosition {
+            block_number: number,
+            block_hash: hash,
+            block_time: 1_700_000_000 + number,
+            tx_hash: B256::repeat_byte(0xee),
+            log_index: 0,
+        };
+        let deposit = Deposited {
+            listener: Address::repeat_byte(0x11),
+            from: Address::repeat_byte(0x11),
+            amount: U256::from(amount),
+        };
+        Batch {
+            chain_id: 31337,
+            events: vec![Event { at, kind: EventKind::Vault(Vault::Deposited(deposit)) }],
+            headers: vec![],
+            previous,
+            cursor: Cursor { number, hash },
+            finalized: number,
+        }
+    }
+
+    async fn available(db: &TestDb) -> eyre::Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT available::text FROM listener_accounts")
+            .fetch_all(db.pool())
+            .await?)
+    }
+
+    /// A batch that does not start at the cursor (another writer moved it) fails with `CursorMoved` and writes
+    /// nothing: not its raw rows, not its derived rows, not the cursor.
+    #[tokio::test]
+    async fn a_batch_commits_only_from_where_it_starts() -> eyre::Result<()> {
+        let db = TestDb::new().await?;
+        let root = root();
+        let mut known = Remembered::default();
+        let first = deposit_batch(10, None, 5);
+        let at_first = first.cursor;
+        let staged = stage(db.pool().clone(), first).await?;
+        finish(staged, &root, &mut known).await?;
+
+        // A second "first" batch, and one extending a block that is not the cursor.
+        for previous in [None, Some(Cursor { number: 9, hash: B256::with_last_byte(9) })] {
+            let staged = stage(db.pool().clone(), deposit_batch(11, previous, 7)).await?;
+            let err = finish(staged, &root, &mut Remembered::default()).await.unwrap_err();
+            assert!(matches!(err, Error::CursorMoved { .. }), "{err}");
+        }
+        assert_eq!(cursor(db.pool(), 31337).await?, Some(at_first));
+        let deposits: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM vault_deposits").fetch_one(db.pool()).await?;
+        assert_eq!(deposits, 1);
+        assert_eq!(available(&db).await?, ["5"]);
+
+        // Staged batches in flight together commit in order; the second sees the first's derived rows.
+        let second = deposit_batch(11, Some(at_first), 7);
+        let third = deposit_batch(12, Some(second.cursor), 9);
+        let (second, third) =
+            tokio::try_join!(stage(db.pool().clone(), second), stage(db.pool().clone(), third))?;
+        let at_third = third.cursor();
+        finish(second, &root, &mut known).await?;
+        finish(third, &root, &mut known).await?;
+        assert_eq!(cursor(db.pool(), 31337).await?, Some(at_third));
+        assert_eq!(available(&db).await?, ["21"]);
+        Ok(())
+    }
 }

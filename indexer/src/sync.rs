@@ -4,7 +4,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use alloy::{primitives::B256, rpc::types::Log};
-use futures_util::{StreamExt, stream::FuturesOrdered};
+use futures_util::{FutureExt, StreamExt, stream::FuturesOrdered};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -22,9 +22,6 @@ use crate::{
 /// The number of logs per `eth_getLogs` response the range size aims at: large enough to amortise the round trip,
 /// small enough to keep memory flat (each in-flight response is held until its batch commits).
 const TARGET_LOGS_PER_RESPONSE: usize = 20_000;
-
-/// Events per transaction during a backfill (several getLogs ranges are merged up to this).
-const COMMIT_EVENTS: usize = 100_000;
 
 /// Decoded events of consecutive ranges, and their headers, ascending.
 struct Decoded {
@@ -50,6 +47,8 @@ pub(crate) struct SyncConfig {
     pub(crate) confirmations: u64,
     pub(crate) reorg_window: u64,
     pub(crate) concurrency: usize,
+    /// Events per transaction during a backfill.
+    pub(crate) batch_events: usize,
     pub(crate) poll_interval: Duration,
 }
 
@@ -147,6 +146,8 @@ impl<S: ChainSource + 'static> Syncer<S> {
         self.metrics.head.set(head as i64);
         let indexed = cursor.map(|c| c.number);
         if let Some(c) = indexed {
+            // Also after a restart or a cursor re-read, before anything is committed.
+            self.metrics.indexed.set(c as i64);
             self.metrics.behind.set(head.saturating_sub(c) as i64);
             if head < c {
                 // A lagging node (or a load balancer over several): wait for it, this is not a reorg.
@@ -174,8 +175,12 @@ impl<S: ChainSource + 'static> Syncer<S> {
 
         let mut inflight = FuturesOrdered::new();
         let mut pending: Option<Decoded> = None;
+        // The batch written but not yet committed (see `store::Staged`), and the last block handed to the store.
+        let mut staged: Option<store::Staged> = None;
+        let mut tip = *cursor;
         let permits = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
-        let queued = self.config.concurrency + COMMIT_EVENTS.div_ceil(TARGET_LOGS_PER_RESPONSE);
+        let queued =
+            self.config.concurrency + self.config.batch_events.div_ceil(TARGET_LOGS_PER_RESPONSE);
         loop {
             // Fetches (and the decoding of what they fetched) run as tasks, so they overlap with committing; at most
             // `concurrency` talk to the node at once, and finished ones wait in order, enough of them to fill the
@@ -195,15 +200,34 @@ impl<S: ChainSource + 'static> Syncer<S> {
                 });
                 next = to + 1;
             }
-            let Some(fetched) = inflight.next().await else { break };
+            // A staged batch waits for the next to be fetched, so the two are written at once; but when the next is
+            // not here yet, it need not wait.
+            let fetched = match inflight.next().now_or_never() {
+                Some(fetched) => fetched,
+                None => {
+                    if let Some(before) = staged.take() {
+                        self.finish(before, cursor).await?;
+                        progress.set(cursor.map_or(0, |c| c.number));
+                    }
+                    inflight.next().await
+                }
+            };
+            let Some(fetched) = fetched else { break };
             let fetched = fetched?;
             // Each range must extend the one before it, and the first the cursor; otherwise the chain moved.
             let first =
                 fetched.headers.first().expect("the first block's header is always fetched");
-            match (&pending, *cursor) {
+            match (&pending, tip) {
                 (Some(p), _) if first.parent_hash != p.last().hash => {
                     return Err(Error::Inconsistent(format!(
                         "block {} does not extend the range before it",
+                        first.number
+                    )));
+                }
+                // A staged batch is dropped (rolled back) with the error; the retry starts from the cursor.
+                (None, Some(t)) if first.parent_hash != t.hash && tip != *cursor => {
+                    return Err(Error::Inconsistent(format!(
+                        "block {} does not extend the batch before it",
                         first.number
                     )));
                 }
@@ -222,15 +246,39 @@ impl<S: ChainSource + 'static> Syncer<S> {
             };
             // Several ranges per transaction: a derived row touched by many events in a batch is written once.
             let last_range = next > target && inflight.is_empty();
-            if batch.events.len() >= COMMIT_EVENTS || last_range || shutdown.is_cancelled() {
-                self.commit(batch, finalized, cursor).await?;
+            if batch.events.len() >= self.config.batch_events
+                || last_range
+                || shutdown.is_cancelled()
+            {
+                let batch = self.batch(batch, tip, finalized);
+                tip = Some(batch.cursor);
+                // This batch's raw rows go in on their own connection while the batch before it completes.
+                let stage = tokio::spawn(store::stage(self.pool.clone(), batch));
+                let finished = match staged.take() {
+                    Some(before) => self.finish(before, cursor).await,
+                    None => Ok(()),
+                };
+                let stage = match stage.await {
+                    Ok(stage) => stage,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => return Err(Error::Database(sqlx::Error::Protocol(e.to_string()))),
+                };
+                finished?;
+                staged = Some(stage?);
                 progress.set(cursor.map_or(0, |c| c.number));
+                if last_range || shutdown.is_cancelled() {
+                    self.finish(staged.take().expect("just staged"), cursor).await?;
+                    progress.set(cursor.map_or(0, |c| c.number));
+                }
             } else {
                 pending = Some(batch);
             }
             if shutdown.is_cancelled() {
                 break;
             }
+        }
+        if let Some(staged) = staged {
+            self.finish(staged, cursor).await?;
         }
         Ok(Step::Advanced)
     }
@@ -290,38 +338,31 @@ impl<S: ChainSource + 'static> Syncer<S> {
         }
     }
 
-    async fn commit(
-        &self,
-        batch: Decoded,
-        finalized: u64,
-        cursor: &mut Option<Cursor>,
-    ) -> Result<()> {
-        let last = *batch.last();
-        let from = batch.headers[0].number;
-        let new_cursor = Cursor { number: last.number, hash: last.hash };
-        let window_headers: Vec<BlockRef> =
-            batch.headers.into_iter().filter(|h| h.number >= finalized).collect();
+    /// The store's batch of `decoded`, which extends `previous`.
+    fn batch(&self, decoded: Decoded, previous: Option<Cursor>, finalized: u64) -> Batch {
+        let last = *decoded.last();
+        Batch {
+            chain_id: self.chain_id,
+            events: decoded.events,
+            headers: decoded.headers.into_iter().filter(|h| h.number >= finalized).collect(),
+            previous,
+            cursor: Cursor { number: last.number, hash: last.hash },
+            finalized,
+        }
+    }
+
+    /// Completes and commits a staged batch, then moves `cursor` over it.
+    async fn finish(&self, staged: store::Staged, cursor: &mut Option<Cursor>) -> Result<()> {
+        let new_cursor = staged.cursor();
         let mut known = self.known.lock().await;
-        let written = store::commit(
-            &self.pool,
-            Batch {
-                chain_id: self.chain_id,
-                root: &self.root,
-                events: batch.events,
-                headers: window_headers,
-                cursor: new_cursor,
-                finalized,
-            },
-            &mut known,
-        )
-        .await?;
+        let written = store::finish(staged, &self.root, &mut known).await?;
         *cursor = Some(new_cursor);
         self.metrics.events.inc_by(written.events as u64);
         self.metrics.inconsistencies.inc_by(written.inconsistencies);
         self.metrics.batches.inc();
-        self.metrics.indexed.set(last.number as i64);
-        self.metrics.behind.set((self.metrics.head.get() - last.number as i64).max(0));
-        debug!(target: "beatstream::indexer", from, to = last.number, events = written.events, "committed");
+        self.metrics.indexed.set(new_cursor.number as i64);
+        self.metrics.behind.set((self.metrics.head.get() - new_cursor.number as i64).max(0));
+        debug!(target: "beatstream::indexer", to = new_cursor.number, events = written.events, "committed");
         Ok(())
     }
 

@@ -279,21 +279,21 @@ async fn write_undo<E: Entity>(
     const SCHEMA: Schema = &[
         ("block_number", Kind::Int),
         ("entity", Kind::Text),
-        ("key", Kind::Json),
-        ("previous", Kind::Json),
+        ("key", Kind::Bytes),
+        ("previous", Kind::Bytes),
     ];
     if undo.is_empty() {
         return Ok(());
     }
     let mut cols = Columns::new(SCHEMA.iter().map(|(_, k)| *k));
     for (block, key, row) in undo {
-        // JSON text: COPY parses it into the jsonb columns.
+        // JSON bytes: the server stores them as they are (migration 0008).
         cols.push([
             Value::Int(block as i64),
             Value::Text(E::TABLE.to_owned()),
-            Value::Text(serde_json::to_string(&key).expect("keys serialise")),
+            Value::Bytes(serde_json::to_vec(&key).expect("keys serialise")),
             row.map_or(Value::Null, |r| {
-                Value::Text(serde_json::to_string(&r).expect("rows serialise"))
+                Value::Bytes(serde_json::to_vec(&r).expect("rows serialise"))
             }),
         ]);
     }
@@ -306,25 +306,32 @@ pub(crate) async fn rollback<E: Entity>(
     chain_id: i64,
     ancestor: u64,
 ) -> sqlx::Result<usize> {
-    let rows: Vec<(serde_json::Value, Option<serde_json::Value>)> = sqlx::query_as(
-        "SELECT DISTINCT ON (key) key, previous FROM indexer_undo \
-         WHERE chain_id = $1 AND entity = $2 AND block_number > $3 ORDER BY key, block_number ASC",
+    // Oldest first, and the first entry of each key wins: its value before the oldest block rolled back. Keys are
+    // compared parsed, not as bytes (entries migrated from JSONB print their JSON differently).
+    let rows: Vec<(Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT key, previous FROM indexer_undo \
+         WHERE chain_id = $1 AND entity = $2 AND block_number > $3 ORDER BY block_number ASC",
     )
     .bind(chain_id)
     .bind(E::TABLE)
     .bind(ancestor as i64)
     .fetch_all(&mut **tx)
     .await?;
-    let mut upserts = Vec::new();
-    let mut deletes = Vec::new();
+    let mut restored: HashMap<E::Key, Option<E>> = HashMap::new();
     for (key, previous) in rows {
         let key: E::Key =
-            serde_json::from_value(key).expect("undo keys were written by this entity");
+            serde_json::from_slice(&key).expect("undo keys were written by this entity");
+        restored.entry(key).or_insert_with(|| {
+            previous.map(|row| {
+                serde_json::from_slice(&row).expect("undo rows were written by this entity")
+            })
+        });
+    }
+    let mut upserts = Vec::new();
+    let mut deletes = Vec::new();
+    for (key, previous) in restored {
         match previous {
-            Some(row) => upserts.push((
-                key,
-                serde_json::from_value(row).expect("undo rows were written by this entity"),
-            )),
+            Some(row) => upserts.push((key, row)),
             None => deletes.push(key),
         }
     }

@@ -8,7 +8,9 @@ use beatstream_indexer::{BlockRef, ChainSource, Error, Metrics, Result, RpcSourc
 use beatstream_testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{Chain, Player, USDC, assert_same, config, dump, fresh_index, settle};
+use crate::harness::{
+    Chain, Player, Running, USDC, assert_same, config, dump, fresh_index, settle,
+};
 
 /// A real node with faults in front of it.
 struct Faulty {
@@ -133,6 +135,40 @@ async fn faults_are_retried_without_skipping_or_false_reorgs() -> eyre::Result<(
     assert!(metrics.rpc_errors.get() > 0, "faults were counted");
     assert!(metrics.decode_errors.get() >= 1, "the cut-short log was counted");
     assert_eq!(metrics.reorgs.get(), 0, "a lagging or flapping node is not a reorg");
+    let fresh = fresh_index(&chain).await?;
+    assert_same(&dump(&db).await?, &dump(&fresh).await?);
+    Ok(())
+}
+
+/// Two indexers on one database (an operator's mistake) race for every batch; each batch commits only from where
+/// it starts, so the losers' batches are rolled back and retried, and the result equals a single fresh index.
+#[tokio::test]
+async fn two_indexers_on_one_database_write_each_batch_once() -> eyre::Result<()> {
+    let chain = Chain::new().await?;
+    let keeper = chain.anvil.signer(0);
+    let artist = chain.anvil.signer(1);
+    chain.register(&artist, "twin-artist", 10).await?;
+    let mut players = Vec::new();
+    for i in 2..5 {
+        let listener = chain.anvil.signer(i);
+        chain.fund(&listener, 20 * USDC).await?;
+        players.push(Player::new(&chain, listener, 1).await?);
+    }
+    for round in 1..=5u64 {
+        let items = players
+            .iter()
+            .map(|p| p.item(&chain, artist.address(), round * 1000))
+            .collect::<eyre::Result<_>>()?;
+        settle(&chain, &keeper, items).await?;
+    }
+
+    let db = TestDb::new().await?;
+    let first = Running::start(config(&chain, &db));
+    let second = Running::start(config(&chain, &db));
+    first.catch_up(&chain).await?;
+    second.catch_up(&chain).await?;
+    first.stop().await?;
+    second.stop().await?;
     let fresh = fresh_index(&chain).await?;
     assert_same(&dump(&db).await?, &dump(&fresh).await?);
     Ok(())

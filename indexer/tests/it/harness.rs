@@ -24,9 +24,11 @@ pub(crate) fn config(chain: &Chain, db: &TestDb) -> Config {
             ens_root: "beatstream.eth".into(),
             confirmations: 0,
             reorg_window: 64,
-            range_initial: 100,
+            // Small ranges and batches: a backfill is several batches, written two at a time (staged and finished).
+            range_initial: 2,
             range_min: 1,
-            range_max: 10_000,
+            range_max: 8,
+            batch_events: 3,
             rpc_concurrency: 2,
             rpc_timeout_secs: 10,
             poll_interval_ms: 50,

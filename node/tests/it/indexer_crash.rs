@@ -21,13 +21,23 @@ use beatstream_testkit::{
     mirror::{assert_same, dump},
 };
 
-/// Starts `beatstream indexer` on `db`, with tiny getLogs ranges so that a backfill is many small transactions.
+/// Starts `beatstream indexer` on `db`, with tiny getLogs ranges and batches so that a backfill is many small
+/// transactions, two of them in flight at a time.
 fn spawn_indexer(anvil: &Anvil, deployment: &std::path::Path, db: &TestDb) -> Child {
     Command::new(env!("CARGO_BIN_EXE_beatstream"))
         .args(["indexer", "--database-url", db.url(), "--rpc-url", anvil.endpoint_url().as_str()])
         .arg("--deployment")
         .arg(deployment)
-        .args(["--range-initial", "1", "--range-max", "2", "--poll-interval-ms", "50"])
+        .args([
+            "--range-initial",
+            "1",
+            "--range-max",
+            "2",
+            "--batch-events",
+            "2",
+            "--poll-interval-ms",
+            "50",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
