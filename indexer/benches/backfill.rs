@@ -155,6 +155,21 @@ fn cpu_by_process() -> Cpu {
     cpu
 }
 
+/// The receipt of a sent transaction. anvil mines on arrival, so it is there at once or within milliseconds;
+/// alloy's `get_receipt` would poll every 250 ms, which made generating a million events take minutes.
+async fn receipt_of(
+    provider: &impl Provider,
+    hash: alloy::primitives::TxHash,
+) -> eyre::Result<alloy::rpc::types::TransactionReceipt> {
+    for _ in 0..10_000 {
+        if let Some(r) = provider.get_transaction_receipt(hash).await? {
+            return Ok(r);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    eyre::bail!("no receipt for {hash}")
+}
+
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib: f64 = status
@@ -215,9 +230,8 @@ async fn main() -> eyre::Result<()> {
                 )
                 .gas(60_000_000)
                 .send()
-                .await?
-                .get_receipt()
                 .await?;
+            let r = receipt_of(&provider, *r.tx_hash()).await?;
             eyre::ensure!(r.status(), "emitRound reverted");
             events += r.inner.logs().len() as u64;
         }

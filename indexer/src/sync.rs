@@ -178,6 +178,8 @@ impl<S: ChainSource + 'static> Syncer<S> {
         // The batch written but not yet committed (see `store::Staged`), and the last block handed to the store.
         let mut staged: Option<store::Staged> = None;
         let mut tip = *cursor;
+        // Time spent waiting for fetches, for the debug log.
+        let mut fetch_wait = Duration::ZERO;
         let permits = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
         let queued =
             self.config.concurrency + self.config.batch_events.div_ceil(TARGET_LOGS_PER_RESPONSE);
@@ -209,7 +211,10 @@ impl<S: ChainSource + 'static> Syncer<S> {
                         self.finish(before, cursor).await?;
                         progress.set(cursor.map_or(0, |c| c.number));
                     }
-                    inflight.next().await
+                    let waiting = std::time::Instant::now();
+                    let fetched = inflight.next().await;
+                    fetch_wait += waiting.elapsed();
+                    fetched
                 }
             };
             let Some(fetched) = fetched else { break };
@@ -252,6 +257,13 @@ impl<S: ChainSource + 'static> Syncer<S> {
             {
                 let batch = self.batch(batch, tip, finalized);
                 tip = Some(batch.cursor);
+                debug!(
+                    target: "beatstream::indexer::store",
+                    to = batch.cursor.number,
+                    events = batch.events.len(),
+                    fetch_wait_ms = std::mem::take(&mut fetch_wait).as_millis() as u64,
+                    "batch fetched"
+                );
                 // This batch's raw rows go in on their own connection while the batch before it completes.
                 let stage = tokio::spawn(store::stage(self.pool.clone(), batch));
                 let finished = match staged.take() {
