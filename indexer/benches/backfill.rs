@@ -122,7 +122,8 @@ impl Cpu {
             indexer: (self.indexer - before.indexer) / secs,
             postgres: (self.postgres - before.postgres) / secs,
             anvil: (self.anvil - before.anvil) / secs,
-            other: (self.other - before.other) / secs,
+            // Processes that exited in between make this negative.
+            other: ((self.other - before.other) / secs).max(0.0),
         }
     }
 }
