@@ -95,7 +95,7 @@ pub(crate) struct Batch {
 /// This is what lets two batches be written at once on two connections (so on two Postgres backends, and two
 /// cores): the raw `COPY` of one batch runs while the batch before it writes its last raw rows, folds, writes its
 /// derived rows and commits. Each batch still commits all of itself, cursor included, in one transaction, and
-/// strictly in block order: [`finish`] moves the cursor only from where the batch starts (see [`advance_cursor`]).
+/// strictly in block order: [`finish`] moves the cursor only from where the batch starts (see [`move_cursor`]).
 /// Dropping a `Staged` rolls it back.
 pub(crate) struct Staged {
     tx: Transaction<'static, Postgres>,
@@ -170,7 +170,7 @@ pub(crate) async fn finish(
     derived.flush(&mut tx, chain_id).await?;
     let derived_written = started.elapsed();
     insert_headers(&mut tx, chain_id, &batch.headers).await?;
-    advance_cursor(&mut tx, chain_id, batch.previous, batch.cursor).await?;
+    move_cursor(&mut tx, chain_id, batch.previous, batch.cursor).await?;
     prune(&mut tx, chain_id, batch.finalized).await?;
     notify(&mut tx, batch.cursor.number, changed).await?;
     tx.commit().await?;
@@ -190,13 +190,14 @@ pub(crate) async fn finish(
     Ok(written)
 }
 
-/// Rolls everything above `ancestor` back: raw events, derived rows (from the undo log), headers; sets the cursor
-/// to `ancestor`. One transaction.
+/// Rolls everything above `ancestor` back: raw events, derived rows (from the undo log), headers; moves the cursor
+/// from `from` back to `ancestor`. One transaction.
 pub(crate) async fn rollback(
     pool: &PgPool,
     chain_id: i64,
+    from: Cursor,
     ancestor: Cursor,
-) -> sqlx::Result<usize> {
+) -> crate::Result<usize> {
     let mut tx = pool.begin().await?;
     let restored = rollback_derived(&mut tx, chain_id, ancestor.number).await?;
     let a = ancestor.number as i64;
@@ -212,7 +213,7 @@ pub(crate) async fn rollback(
         .bind(a)
         .execute(&mut *tx)
         .await?;
-    set_cursor(&mut tx, chain_id, ancestor).await?;
+    move_cursor(&mut tx, chain_id, Some(from), ancestor).await?;
     sqlx::query("SELECT pg_notify('beatstream_reorg', $1)")
         .bind(serde_json::json!({ "ancestor": ancestor.number }).to_string())
         .execute(&mut *tx)
@@ -245,28 +246,10 @@ async fn insert_headers(
     Ok(())
 }
 
-async fn set_cursor(
-    tx: &mut Transaction<'_, Postgres>,
-    chain_id: i64,
-    cursor: Cursor,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO chain_cursor (chain_id, block_number, block_hash, updated_at) VALUES ($1, $2, $3, now()) \
-         ON CONFLICT (chain_id) DO UPDATE SET block_number = EXCLUDED.block_number, \
-         block_hash = EXCLUDED.block_hash, updated_at = now()",
-    )
-    .bind(chain_id)
-    .bind(cursor.number as i64)
-    .bind(cursor.hash.to_vec())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Moves the cursor from `from` (where the batch starts) to `to`, and fails with [`Error::CursorMoved`] if it is not
-/// at `from`: batches commit strictly in block order even when two are written at once, and a second indexer on the
-/// same database cannot interleave its batches with this one's.
-async fn advance_cursor(
+/// Moves the cursor from `from` (where a batch starts, or where a rollback starts) to `to`, and fails with
+/// [`Error::CursorMoved`] if it is not at `from`: batches commit strictly in block order even when two are written at
+/// once, and a second indexer on the same database cannot interleave its batches or rollbacks with this one's.
+async fn move_cursor(
     tx: &mut Transaction<'_, Postgres>,
     chain_id: i64,
     from: Option<Cursor>,

@@ -208,8 +208,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
                 Some(fetched) => fetched,
                 None => {
                     if let Some(before) = staged.take() {
-                        self.finish(before, cursor).await?;
-                        progress.set(cursor.map_or(0, |c| c.number));
+                        self.finish(before, cursor, progress).await?;
                     }
                     let waiting = std::time::Instant::now();
                     let fetched = inflight.next().await;
@@ -267,7 +266,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
                 // This batch's raw rows go in on their own connection while the batch before it completes.
                 let stage = tokio::spawn(store::stage(self.pool.clone(), batch));
                 let finished = match staged.take() {
-                    Some(before) => self.finish(before, cursor).await,
+                    Some(before) => self.finish(before, cursor, progress).await,
                     None => Ok(()),
                 };
                 let stage = match stage.await {
@@ -277,11 +276,6 @@ impl<S: ChainSource + 'static> Syncer<S> {
                 };
                 finished?;
                 staged = Some(stage?);
-                progress.set(cursor.map_or(0, |c| c.number));
-                if last_range || shutdown.is_cancelled() {
-                    self.finish(staged.take().expect("just staged"), cursor).await?;
-                    progress.set(cursor.map_or(0, |c| c.number));
-                }
             } else {
                 pending = Some(batch);
             }
@@ -289,8 +283,9 @@ impl<S: ChainSource + 'static> Syncer<S> {
                 break;
             }
         }
+        // The last batch, or the one staged when shutdown came, has no successor to wait for.
         if let Some(staged) = staged {
-            self.finish(staged, cursor).await?;
+            self.finish(staged, cursor, progress).await?;
         }
         Ok(Step::Advanced)
     }
@@ -363,12 +358,18 @@ impl<S: ChainSource + 'static> Syncer<S> {
         }
     }
 
-    /// Completes and commits a staged batch, then moves `cursor` over it.
-    async fn finish(&self, staged: store::Staged, cursor: &mut Option<Cursor>) -> Result<()> {
+    /// Completes and commits a staged batch, then moves `cursor` (and the progress shown) over it.
+    async fn finish(
+        &self,
+        staged: store::Staged,
+        cursor: &mut Option<Cursor>,
+        progress: &mut Progress,
+    ) -> Result<()> {
         let new_cursor = staged.cursor();
         let mut known = self.known.lock().await;
         let written = store::finish(staged, &self.root, &mut known).await?;
         *cursor = Some(new_cursor);
+        progress.set(new_cursor.number);
         self.metrics.events.inc_by(written.events as u64);
         self.metrics.inconsistencies.inc_by(written.inconsistencies);
         self.metrics.batches.inc();
@@ -402,7 +403,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
             n -= 1;
         };
         self.known.lock().await.clear();
-        let restored = store::rollback(&self.pool, self.chain_id, ancestor).await?;
+        let restored = store::rollback(&self.pool, self.chain_id, c, ancestor).await?;
         self.metrics.reorgs.inc();
         self.metrics.indexed.set(ancestor.number as i64);
         info!(

@@ -79,28 +79,35 @@ impl ChainSource for Faulty {
     }
 }
 
+/// A chain with one artist, `listeners` funded listeners, and `rounds` blocks each settling every listener's next
+/// voucher.
+async fn settling_chain(artist: &str, listeners: usize, rounds: u64) -> eyre::Result<Chain> {
+    let chain = Chain::new().await?;
+    let keeper = chain.anvil.signer(0);
+    let payee = chain.anvil.signer(1);
+    chain.register(&payee, artist, 10).await?;
+    let mut players = Vec::new();
+    for i in 2..2 + listeners {
+        let listener = chain.anvil.signer(i);
+        chain.fund(&listener, 20 * USDC).await?;
+        players.push(Player::new(&chain, listener, 1).await?);
+    }
+    for round in 1..=rounds {
+        let items = players
+            .iter()
+            .map(|p| p.item(&chain, payee.address(), round * 1000))
+            .collect::<eyre::Result<_>>()?;
+        settle(&chain, &keeper, items).await?;
+    }
+    Ok(chain)
+}
+
 #[tokio::test]
 async fn faults_are_retried_without_skipping_or_false_reorgs() -> eyre::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
-    let chain = Chain::new().await?;
-    let keeper = chain.anvil.signer(0);
-    let artist = chain.anvil.signer(1);
-    chain.register(&artist, "faulty-artist", 10).await?;
-    let mut players = Vec::new();
-    for i in 2..6 {
-        let listener = chain.anvil.signer(i);
-        chain.fund(&listener, 20 * USDC).await?;
-        players.push(Player::new(&chain, listener, 1).await?);
-    }
-    for round in 1..=6u64 {
-        let items = players
-            .iter()
-            .map(|p| p.item(&chain, artist.address(), round * 1000))
-            .collect::<eyre::Result<_>>()?;
-        settle(&chain, &keeper, items).await?;
-    }
+    let chain = settling_chain("faulty-artist", 4, 6).await?;
     let head = chain.head().await?;
 
     let db = TestDb::new().await?;
@@ -144,23 +151,7 @@ async fn faults_are_retried_without_skipping_or_false_reorgs() -> eyre::Result<(
 /// it starts, so the losers' batches are rolled back and retried, and the result equals a single fresh index.
 #[tokio::test]
 async fn two_indexers_on_one_database_write_each_batch_once() -> eyre::Result<()> {
-    let chain = Chain::new().await?;
-    let keeper = chain.anvil.signer(0);
-    let artist = chain.anvil.signer(1);
-    chain.register(&artist, "twin-artist", 10).await?;
-    let mut players = Vec::new();
-    for i in 2..5 {
-        let listener = chain.anvil.signer(i);
-        chain.fund(&listener, 20 * USDC).await?;
-        players.push(Player::new(&chain, listener, 1).await?);
-    }
-    for round in 1..=5u64 {
-        let items = players
-            .iter()
-            .map(|p| p.item(&chain, artist.address(), round * 1000))
-            .collect::<eyre::Result<_>>()?;
-        settle(&chain, &keeper, items).await?;
-    }
+    let chain = settling_chain("twin-artist", 3, 5).await?;
 
     let db = TestDb::new().await?;
     let first = Running::start(config(&chain, &db));
