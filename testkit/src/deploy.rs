@@ -1,10 +1,13 @@
 //! Deploys the contracts to a test anvil with the real deploy script (`script/Deploy.s.sol`).
 
-use std::process::Stdio;
+use std::{process::Stdio, time::Duration};
 
 use beatstream_primitives::Deployment;
 
 use crate::{Anvil, Error, Result, workspace_root};
+
+/// How long one deployment may take. It takes under a second; a stuck one fails the test instead of the run.
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `forge script script/Deploy.s.sol --broadcast` against `anvil`, as account 0, and returns the deployment
 /// file it wrote. Extra `env` pairs reach the script (e.g. `BEATSTREAM_FEE_BPS`).
@@ -33,17 +36,25 @@ pub async fn deploy_to(
     // forge may only write under deployments/ (foundry.toml fs_permissions); a unique name per deployment.
     let out = root.join("deployments").join(format!("test-{tag}.local.json"));
     let broadcast = tempfile::tempdir().map_err(Error::io("creating a broadcast dir"))?;
-    let output = tokio::process::Command::new(&forge)
+    // `--slow` sends each transaction after the one before is mined. Sent all at once, a transaction the node
+    // missed under load left the rest queued behind its nonce and forge waiting for them forever (seen once in
+    // a full test run). On anvil it costs nothing measurable: both ways deploy in 0.5-0.8 s.
+    let run = tokio::process::Command::new(&forge)
         .current_dir(root)
-        .args(["script", "script/Deploy.s.sol", "--broadcast", "--rpc-url"])
+        .args(["script", "script/Deploy.s.sol", "--broadcast", "--slow", "--rpc-url"])
         .arg(rpc_url)
         .args(["--private-key", key])
         .env("BEATSTREAM_DEPLOYMENT_OUT", &out)
         .env("FOUNDRY_BROADCAST", broadcast.path())
         .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DEPLOY_TIMEOUT, run)
         .await
+        .map_err(|_| {
+            Error::Deploy(format!("forge script did not finish in {} s", DEPLOY_TIMEOUT.as_secs()))
+        })?
         .map_err(Error::io("running forge script"))?;
     if !output.status.success() {
         return Err(Error::Deploy(format!(
