@@ -31,8 +31,9 @@ pub struct Options {
     /// Blocks below the head that may still reorganise: kept with their hashes and undo entries.
     #[arg(long, env = "BEATSTREAM_REORG_WINDOW", default_value_t = 128)]
     pub reorg_window: u64,
-    /// First `eth_getLogs` range, in blocks; it adapts between the min and max below.
-    #[arg(long, env = "BEATSTREAM_RANGE_INITIAL", default_value_t = 100)]
+    /// First `eth_getLogs` range, in blocks; it adapts between the min and max below (doubling per response on a
+    /// sparse chain, so a small start costs a few round trips; on a dense one the first answer comes quickly).
+    #[arg(long, env = "BEATSTREAM_RANGE_INITIAL", default_value_t = 10)]
     pub range_initial: u64,
     /// Smallest `eth_getLogs` range.
     #[arg(long, env = "BEATSTREAM_RANGE_MIN", default_value_t = 1)]
@@ -66,7 +67,7 @@ impl Options {
             ens_root: "beatstream.eth".into(),
             confirmations: 0,
             reorg_window: 128,
-            range_initial: 100,
+            range_initial: 10,
             range_min: 1,
             range_max: 50_000,
             batch_events: 100_000,

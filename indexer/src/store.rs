@@ -416,4 +416,84 @@ mod tests {
         assert_eq!(available(&db).await?, ["21"]);
         Ok(())
     }
+
+    /// Commits deposits of 5, 7 and 9 in blocks 10, 11 and 12; blocks above `finalized` get undo entries.
+    async fn three_deposits(db: &TestDb, finalized: u64) -> eyre::Result<[Cursor; 3]> {
+        let mut known = Remembered::default();
+        let mut previous = None;
+        let mut cursors = Vec::new();
+        for (number, amount) in [(10, 5), (11, 7), (12, 9)] {
+            let batch = Batch { finalized, ..deposit_batch(number, previous, amount) };
+            previous = Some(batch.cursor);
+            cursors.push(batch.cursor);
+            finish(stage(db.pool().clone(), batch).await?, &root(), &mut known).await?;
+        }
+        Ok(cursors.try_into().expect("three"))
+    }
+
+    /// The undo log as (block, entity, {key: previous}), whatever its layout.
+    async fn undo_log(db: &TestDb) -> eyre::Result<Vec<(i64, String, serde_json::Value)>> {
+        let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT block_number, entity, entries FROM indexer_undo ORDER BY block_number, entity",
+        )
+        .fetch_all(db.pool())
+        .await?;
+        let mut log = Vec::new();
+        for (block, entity, entries) in rows {
+            let entries: Vec<(serde_json::Value, serde_json::Value)> =
+                serde_json::from_slice(&entries)?;
+            let entries = entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            log.push((block, entity, serde_json::Value::Object(entries)));
+        }
+        Ok(log)
+    }
+
+    /// Entries logged before migration 0009 (a row per block and key) are packed per block by it, and a rollback
+    /// after the upgrade restores what they say, as on a database that logged them packed.
+    #[tokio::test]
+    async fn undo_entries_logged_before_0009_still_roll_back() -> eyre::Result<()> {
+        let packed = TestDb::new().await?;
+        let cursors = three_deposits(&packed, 0).await?;
+        let expected = undo_log(&packed).await?;
+        let blocks: std::collections::BTreeSet<i64> = expected.iter().map(|e| e.0).collect();
+        assert_eq!(blocks.into_iter().collect::<Vec<_>>(), [10, 11, 12], "{expected:?}");
+
+        // The same chain on a database at 0008, its undo log in 0008's layout.
+        let old = TestDb::empty().await?;
+        let through_0008 = sqlx::migrate::Migrator {
+            migrations: beatstream_primitives::db::MIGRATOR
+                .iter()
+                .filter(|m| m.version <= 8)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        through_0008.run(old.pool()).await?;
+        three_deposits(&old, 12).await?;
+        for (block, entity, entries) in &expected {
+            for (key, previous) in entries.as_object().expect("an object") {
+                sqlx::query(
+                    "INSERT INTO indexer_undo (chain_id, block_number, entity, key, previous) \
+                     VALUES (31337, $1, $2, $3, $4)",
+                )
+                .bind(block)
+                .bind(entity)
+                .bind(key.as_bytes())
+                .bind((!previous.is_null()).then(|| previous.to_string().into_bytes()))
+                .execute(old.pool())
+                .await?;
+            }
+        }
+
+        beatstream_primitives::db::migrate(old.pool()).await?;
+        assert_eq!(undo_log(&old).await?, expected);
+        for db in [&packed, &old] {
+            assert_eq!(available(db).await?, ["21"]);
+            // Two blocks at once: the older block's entry is the value to restore.
+            rollback(db.pool(), 31337, cursors[2], cursors[0]).await?;
+            assert_eq!(available(db).await?, ["5"]);
+        }
+        Ok(())
+    }
 }

@@ -183,6 +183,9 @@ impl<S: ChainSource + 'static> Syncer<S> {
         let permits = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
         let queued =
             self.config.concurrency + self.config.batch_events.div_ceil(TARGET_LOGS_PER_RESPONSE);
+        // The first batches of a step are small and double up to `batch_events`: the writers start after the first
+        // response rather than after a full batch, and the fetches get ahead of them while they are still quick.
+        let mut batch_events = TARGET_LOGS_PER_RESPONSE.min(self.config.batch_events);
         loop {
             // Fetches (and the decoding of what they fetched) run as tasks, so they overlap with committing; at most
             // `concurrency` talk to the node at once, and finished ones wait in order, enough of them to fill the
@@ -250,10 +253,8 @@ impl<S: ChainSource + 'static> Syncer<S> {
             };
             // Several ranges per transaction: a derived row touched by many events in a batch is written once.
             let last_range = next > target && inflight.is_empty();
-            if batch.events.len() >= self.config.batch_events
-                || last_range
-                || shutdown.is_cancelled()
-            {
+            if batch.events.len() >= batch_events || last_range || shutdown.is_cancelled() {
+                batch_events = (batch_events * 2).min(self.config.batch_events);
                 let batch = self.batch(batch, tip, finalized);
                 tip = Some(batch.cursor);
                 debug!(

@@ -1,6 +1,9 @@
 //! A derived table as a typed entity: key and row, with generic bulk load, upsert and delete.
 
-use std::{collections::HashMap, hash::Hash};
+use std::{
+    collections::{BTreeMap, HashMap},
+    hash::Hash,
+};
 
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{Postgres, Transaction};
@@ -269,32 +272,29 @@ impl<E: Entity> Known<E> {
     }
 }
 
-/// Appends the undo entries with `COPY`. They cannot exist yet: entries are keyed by block, a batch writes them only
-/// for its own blocks (above the cursor) and once per block and key, and a rollback deletes those above the ancestor.
+/// One block's undo entries of an entity: each key it changed, with the row before the block (`None`: no row).
+type UndoEntries<E> = Vec<(<E as Entity>::Key, Option<E>)>;
+
+/// Appends the undo entries with `COPY`, one row per block: the block's keys with the rows as they were before it,
+/// as JSON `[[key, previous], ...]` (migration 0009). The rows cannot exist yet: a batch writes entries only for its
+/// own blocks (above the cursor), all of a block's at once, and a rollback deletes those above the ancestor.
 async fn write_undo<E: Entity>(
     tx: &mut Transaction<'_, Postgres>,
     chain_id: i64,
     undo: Vec<(u64, E::Key, Option<E>)>,
 ) -> sqlx::Result<()> {
-    const SCHEMA: Schema = &[
-        ("block_number", Kind::Int),
-        ("entity", Kind::Text),
-        ("key", Kind::Bytes),
-        ("previous", Kind::Bytes),
-    ];
-    if undo.is_empty() {
-        return Ok(());
+    const SCHEMA: Schema =
+        &[("block_number", Kind::Int), ("entity", Kind::Text), ("entries", Kind::Bytes)];
+    let mut blocks: BTreeMap<u64, UndoEntries<E>> = BTreeMap::new();
+    for (block, key, row) in undo {
+        blocks.entry(block).or_default().push((key, row));
     }
     let mut cols = Columns::new(SCHEMA.iter().map(|(_, k)| *k));
-    for (block, key, row) in undo {
-        // JSON bytes: the server stores them as they are (migration 0008).
+    for (block, entries) in blocks {
         cols.push([
             Value::Int(block as i64),
             Value::Text(E::TABLE.to_owned()),
-            Value::Bytes(serde_json::to_vec(&key).expect("keys serialise")),
-            row.map_or(Value::Null, |r| {
-                Value::Bytes(serde_json::to_vec(&r).expect("rows serialise"))
-            }),
+            Value::Bytes(serde_json::to_vec(&entries).expect("keys and rows serialise")),
         ]);
     }
     copy_in(tx, "indexer_undo", chain_id, SCHEMA, cols).await
@@ -306,10 +306,10 @@ pub(crate) async fn rollback<E: Entity>(
     chain_id: i64,
     ancestor: u64,
 ) -> sqlx::Result<usize> {
-    // Oldest first, and the first entry of each key wins: its value before the oldest block rolled back. Keys are
-    // compared parsed, not as bytes (entries migrated from JSONB print their JSON differently).
-    let rows: Vec<(Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
-        "SELECT key, previous FROM indexer_undo \
+    // Oldest block first, and the first entry of each key wins: its value before the oldest block rolled back. Keys
+    // are compared parsed, not as bytes (entries migrated from JSONB print their JSON differently).
+    let blocks: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT entries FROM indexer_undo \
          WHERE chain_id = $1 AND entity = $2 AND block_number > $3 ORDER BY block_number ASC",
     )
     .bind(chain_id)
@@ -318,14 +318,12 @@ pub(crate) async fn rollback<E: Entity>(
     .fetch_all(&mut **tx)
     .await?;
     let mut restored: HashMap<E::Key, Option<E>> = HashMap::new();
-    for (key, previous) in rows {
-        let key: E::Key =
-            serde_json::from_slice(&key).expect("undo keys were written by this entity");
-        restored.entry(key).or_insert_with(|| {
-            previous.map(|row| {
-                serde_json::from_slice(&row).expect("undo rows were written by this entity")
-            })
-        });
+    for entries in blocks {
+        let entries: UndoEntries<E> =
+            serde_json::from_slice(&entries).expect("undo entries were written by this entity");
+        for (key, previous) in entries {
+            restored.entry(key).or_insert(previous);
+        }
     }
     let mut upserts = Vec::new();
     let mut deletes = Vec::new();
