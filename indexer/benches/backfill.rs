@@ -3,7 +3,7 @@
 //! and the process's memory sampled during the backfill.
 //!
 //! Run: `make bench-indexer` (or `cargo bench -p beatstream-indexer --bench backfill`; `BENCH_EVENTS` overrides the
-//! event count). Prints numbers; asserts nothing. Method and figures: docs/BENCHMARKS.md.
+//! event count, `BENCH_BATCH_EVENTS` the indexer's `--batch-events`). Prints numbers; asserts nothing. Method and figures: docs/BENCHMARKS.md.
 
 use std::{
     sync::{
@@ -96,6 +96,7 @@ fn settlement_rows_binary(rows: u64) -> Vec<u8> {
 
 /// COPYs `data` into `table` in 1 MiB messages, as the indexer does; returns rows/s.
 async fn copy_binary(db: &TestDb, table: &str, data: &[u8], rows: u64) -> eyre::Result<f64> {
+    checkpoint(db).await?;
     let mut conn = db.pool().acquire().await?;
     let t = Instant::now();
     let mut copy = conn.copy_in_raw(&format!("COPY {table} FROM STDIN (FORMAT binary)")).await?;
@@ -104,6 +105,15 @@ async fn copy_binary(db: &TestDb, table: &str, data: &[u8], rows: u64) -> eyre::
     }
     copy.finish().await?;
     Ok(rows as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Flushes Postgres' dirty pages and starts a new WAL checkpoint cycle, so that every measured phase starts from the
+/// same state. Otherwise a checkpoint owed by the phase before (the server checkpoints every `max_wal_size` of WAL,
+/// and a backfill writes about 2 GB) lands in whichever phase comes next: the COPY ceiling moved between 84,000 and
+/// 131,000 rows/s from run to run before this.
+async fn checkpoint(db: &TestDb) -> eyre::Result<()> {
+    sqlx::query("CHECKPOINT").execute(db.pool()).await?;
+    Ok(())
 }
 
 /// CPU seconds so far of this process (the indexer), Postgres' processes, anvil and the rest, from `/proc`.
@@ -309,13 +319,20 @@ async fn main() -> eyre::Result<()> {
         database_url: index_db.url().to_owned(),
         rpc_url: anvil.endpoint_url(),
         // The defaults of `beatstream indexer`, except the 60 s RPC timeout this benchmark has always used and a
-        // 100 ms head poll (the run ends once the indexer is caught up).
+        // 100 ms head poll (the run ends once the indexer is caught up); `BENCH_BATCH_EVENTS` tries another
+        // `--batch-events`.
         options: Options {
             rpc_timeout_secs: 60,
             poll_interval_ms: 100,
+            batch_events: std::env::var("BENCH_BATCH_EVENTS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(Options::new(deployment_file.path().to_owned()).batch_events),
             ..Options::new(deployment_file.path().to_owned())
         },
     };
+    let batch_events = config.options.batch_events;
+    checkpoint(&index_db).await?;
     let metrics = Metrics::new();
     let shutdown = CancellationToken::new();
     let rss_before = rss_mib();
@@ -356,7 +373,9 @@ async fn main() -> eyre::Result<()> {
     let quarter = samples.len() / 4;
     let (early, late) = (&samples[..quarter.max(1)], &samples[samples.len() - quarter.max(1)..]);
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
-    println!("end to end: {indexed_events} events in {elapsed:.1}s = {rate:.0} events/s");
+    println!(
+        "end to end (--batch-events {batch_events}): {indexed_events} events in {elapsed:.1}s = {rate:.0} events/s"
+    );
     println!(
         "  CPU during backfill (cores): indexer {:.2}, Postgres {:.2}, anvil {:.2}, everything else {:.2}",
         cpu.indexer, cpu.postgres, cpu.anvil, cpu.other

@@ -150,29 +150,51 @@ pub(crate) async fn finish(
     let mut derived = Derived::default();
     derived.prefetch(&mut tx, chain_id, root, known, &batch.events).await?;
     let prefetched = started.elapsed();
-    // The raw rows `stage` left: the rest of the vault's and registry's, and the mirrored ENS ones.
+    // The raw rows `stage` left of the vault's and registry's need nothing from the fold: they stream in on this
+    // connection while the fold runs on a blocking thread. The mirrored ENS rows follow the fold.
     let mut raw = RawBatch::new();
-    let mut changed = Changed::default();
-    for (i, event) in batch.events.iter().enumerate() {
-        match &event.kind {
-            EventKind::Ens(e) if !derived.in_subtree(root, e) => continue,
-            EventKind::Ens(_) => raw.push(event),
-            _ if i >= staged => raw.push(event),
-            _ => {}
-        }
-        derived.apply(root, event, event.at.block_number > batch.finalized, &mut changed);
+    for event in batch.events[staged..].iter().filter(|e| !matches!(e.kind, EventKind::Ens(_))) {
+        raw.push(event);
     }
-    let written =
-        Written { events: raw_rows + raw.len(), inconsistencies: derived.inconsistencies };
+    let rest_rows = raw.len();
+    let Batch { events, headers, previous, cursor, finalized, .. } = batch;
+    let fold = {
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut ens = RawBatch::new();
+            let mut changed = Changed::default();
+            for event in &events {
+                if let EventKind::Ens(e) = &event.kind {
+                    if !derived.in_subtree(&root, e) {
+                        continue;
+                    }
+                    ens.push(event);
+                }
+                derived.apply(&root, event, event.at.block_number > finalized, &mut changed);
+            }
+            (derived, ens, changed)
+        })
+    };
+    let (folded, copied) = tokio::join!(fold, raw.insert(&mut tx, chain_id));
+    let (mut derived, ens, changed) = match folded {
+        Ok(folded) => folded,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => return Err(sqlx::Error::Protocol(format!("the fold was cancelled: {e}")).into()),
+    };
+    copied?;
     let folded = started.elapsed();
-    raw.insert(&mut tx, chain_id).await?;
+    let written = Written {
+        events: raw_rows + rest_rows + ens.len(),
+        inconsistencies: derived.inconsistencies,
+    };
+    ens.insert(&mut tx, chain_id).await?;
     let raw_written = started.elapsed();
     derived.flush(&mut tx, chain_id).await?;
     let derived_written = started.elapsed();
-    insert_headers(&mut tx, chain_id, &batch.headers).await?;
-    move_cursor(&mut tx, chain_id, batch.previous, batch.cursor).await?;
-    prune(&mut tx, chain_id, batch.finalized).await?;
-    notify(&mut tx, batch.cursor.number, changed).await?;
+    insert_headers(&mut tx, chain_id, &headers).await?;
+    move_cursor(&mut tx, chain_id, previous, cursor).await?;
+    prune(&mut tx, chain_id, finalized).await?;
+    notify(&mut tx, cursor.number, changed).await?;
     tx.commit().await?;
     derived.remember(known);
     tracing::debug!(
@@ -181,8 +203,8 @@ pub(crate) async fn finish(
         raw_ms,
         waited_ms = (waited.as_millis() as u64).saturating_sub(raw_ms),
         prefetch_ms = (prefetched - waited).as_millis() as u64,
-        fold_ms = (folded - prefetched).as_millis() as u64,
-        raw_rest_ms = (raw_written - folded).as_millis() as u64,
+        fold_and_raw_rest_ms = (folded - prefetched).as_millis() as u64,
+        ens_ms = (raw_written - folded).as_millis() as u64,
         derived_ms = (derived_written - raw_written).as_millis() as u64,
         rest_ms = (started.elapsed() - derived_written).as_millis() as u64,
         "batch timings"
