@@ -150,8 +150,8 @@ pub(crate) async fn finish(
     let mut derived = Derived::default();
     derived.prefetch(&mut tx, chain_id, root, known, &batch.events).await?;
     let prefetched = started.elapsed();
-    // The raw rows `stage` left of the vault's and registry's need nothing from the fold: they stream in on this
-    // connection while the fold runs on a blocking thread. The mirrored ENS rows follow the fold.
+    // The vault and registry raw rows that `stage` left need nothing from the fold: they stream in on this connection
+    // while the fold runs on a blocking thread. The mirrored ENS rows follow the fold, which decides them.
     let mut raw = RawBatch::new();
     for event in batch.events[staged..].iter().filter(|e| !matches!(e.kind, EventKind::Ens(_))) {
         raw.push(event);
