@@ -3,7 +3,8 @@
 //! and the process's memory sampled during the backfill.
 //!
 //! Run: `make bench-indexer` (or `cargo bench -p beatstream-indexer --bench backfill`; `BENCH_EVENTS` overrides the
-//! event count, `BENCH_BATCH_EVENTS` the indexer's `--batch-events`). Prints numbers; asserts nothing. Method and figures: docs/BENCHMARKS.md.
+//! event count, `BENCH_BATCH_EVENTS` the indexer's `--batch-events`). Prints numbers; asserts nothing. Method and
+//! figures: docs/BENCHMARKS.md.
 
 use std::{
     sync::{
@@ -315,6 +316,7 @@ async fn main() -> eyre::Result<()> {
     bench_deployment.deployment_block = start_block;
     std::fs::write(deployment_file.path(), serde_json::to_string(&bench_deployment)?)?;
     let index_db = TestDb::new().await?;
+    let defaults = Options::new(deployment_file.path().to_owned());
     let config = Config {
         database_url: index_db.url().to_owned(),
         rpc_url: anvil.endpoint_url(),
@@ -327,8 +329,8 @@ async fn main() -> eyre::Result<()> {
             batch_events: std::env::var("BENCH_BATCH_EVENTS")
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(Options::new(deployment_file.path().to_owned()).batch_events),
-            ..Options::new(deployment_file.path().to_owned())
+                .unwrap_or(defaults.batch_events),
+            ..defaults
         },
     };
     let batch_events = config.options.batch_events;

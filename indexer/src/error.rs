@@ -63,6 +63,9 @@ pub enum Error {
     /// A setting is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A task of the indexer's own (a fetch, a batch's stage or fold) was cancelled: the runtime is shutting down.
+    #[error("the {0} task was cancelled; the runtime is shutting down")]
+    TaskCancelled(&'static str),
     /// The HTTP listener for health and metrics failed.
     #[error("health/metrics server: {0}")]
     Server(#[from] std::io::Error),
@@ -78,6 +81,19 @@ impl Error {
                 | Self::Config(_)
                 | Self::Server(_)
         )
+    }
+}
+
+/// The outcome of a task the indexer spawned. A panic in it is a bug: it goes on unwinding here, in the loop that
+/// awaited the task, as it would have without the task.
+pub(crate) fn joined<T>(
+    task: &'static str,
+    joined: Result<T, tokio::task::JoinError>,
+) -> Result<T> {
+    match joined {
+        Ok(value) => Ok(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Error::TaskCancelled(task)),
     }
 }
 

@@ -8,6 +8,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::{
     Error,
+    error::joined,
     events::{Event, EventKind},
     raw::{RawBatch, TABLES},
     state::{Changed, Derived, Remembered, Root, rollback as rollback_derived},
@@ -114,9 +115,9 @@ impl Staged {
     }
 }
 
-/// The share of a batch's raw rows [`stage`] writes; [`finish`] writes the rest before the derived rows. Chosen so
-/// that the two take about as long (docs/BENCHMARKS.md, "Indexer backfill": per 100,000 events the raw rows take
-/// about 2.3 s and the rest of a batch about 0.85 s), since each pair of them runs side by side.
+/// The share of a batch's raw rows [`stage`] writes; [`finish`] writes the rest beside the fold. Chosen so that the
+/// two take about as long, since each pair of them runs side by side (docs/INDEXER.md, "Two batches at once", has
+/// the measured times).
 const STAGED_SHARE: (usize, usize) = (2, 3);
 
 /// Opens the batch's transaction and writes the first [`STAGED_SHARE`] of its vault and registry raw rows. ENS rows
@@ -176,11 +177,7 @@ pub(crate) async fn finish(
         })
     };
     let (folded, copied) = tokio::join!(fold, raw.insert(&mut tx, chain_id));
-    let (mut derived, ens, changed) = match folded {
-        Ok(folded) => folded,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => return Err(sqlx::Error::Protocol(format!("the fold was cancelled: {e}")).into()),
-    };
+    let (mut derived, ens, changed) = joined("fold", folded)?;
     copied?;
     let folded = started.elapsed();
     let written = Written {

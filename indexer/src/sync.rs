@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     Error, Metrics, Result,
+    error::joined,
     events::{Event, Sources},
     progress::Progress,
     ranges::{RangeSize, is_too_many_results, suggested_range},
@@ -198,11 +199,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
                     let _permit = permits.acquire_owned().await.expect("never closed");
                     fetch.await
                 });
-                inflight.push_back(async move {
-                    fetch
-                        .await
-                        .unwrap_or_else(|e| Err(Error::Rpc(format!("fetch task failed: {e}"))))
-                });
+                inflight.push_back(async move { joined("fetch", fetch.await)? });
                 next = to + 1;
             }
             // A staged batch waits for the next to be fetched, so the two are written at once; but when the next is
@@ -270,13 +267,9 @@ impl<S: ChainSource + 'static> Syncer<S> {
                     Some(before) => self.finish(before, cursor, progress).await,
                     None => Ok(()),
                 };
-                let stage = match stage.await {
-                    Ok(stage) => stage,
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    Err(e) => return Err(Error::Database(sqlx::Error::Protocol(e.to_string()))),
-                };
+                let stage = joined("stage", stage.await);
                 finished?;
-                staged = Some(stage?);
+                staged = Some(stage??);
             } else {
                 pending = Some(batch);
             }

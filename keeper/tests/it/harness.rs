@@ -52,7 +52,6 @@ impl Env {
             options: beatstream_indexer::Options {
                 reorg_window: 64,
                 range_max: 10_000,
-                batch_events: 100_000,
                 rpc_timeout_secs: 10,
                 poll_interval_ms: 50,
                 ..beatstream_indexer::Options::new(chain.deployment_file.path().to_owned())
