@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
+import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
+import {IERC721Receiver} from "@openzeppelin/contracts/token/ERC721/IERC721Receiver.sol";
 
 import {IBeatStreamRegistry, TextRecord, Track, TrackInput} from "./interfaces/IBeatStreamRegistry.sol";
 import {IENS} from "./interfaces/IENS.sol";
 
 /// @title BeatStreamRegistry
-/// @notice Owns `beatstream.eth` in ENS and hands out `<label>.beatstream.eth` to artists, owned by them. It is the
-/// resolver of those names (address and text records) and keeps each artist's rate and track catalogue.
-/// @dev Authority over an artist is authority over its ENS name: whoever owns the node in the ENS registry (or an
-/// operator they approved there) manages records, rate and tracks. Transferring the name transfers the artist.
-contract BeatStreamRegistry is IBeatStreamRegistry, IERC165 {
+/// @notice Owns `beatstream.eth` in ENS and hands out `<label>.beatstream.eth` to artists as ERC-721 name tokens. It
+/// is the resolver of those names (address and text records) and keeps each artist's rate and track catalogue.
+/// @dev Authority over an artist is its name token: the holder (or an address it approved) manages records, rate
+/// and tracks, and transferring the token transfers the artist. The ENS subname stays owned by this contract, so the
+/// ENS parent's owner (who, on a public chain, may be able to `reclaim` or re-register `beatstream.eth`) cannot move
+/// an artist or redirect its payments; at most it can point ENS resolution elsewhere. The contract accepts ERC-721
+/// tokens sent to it and never sends them on, so the `.eth` registrar token of the parent can be locked here.
+contract BeatStreamRegistry is IBeatStreamRegistry, ERC721, IERC721Receiver {
     /// @dev bytes4(keccak256("addr(bytes32)")), EIP-137.
     bytes4 private constant ADDR_INTERFACE_ID = 0x3b3b57de;
     /// @dev bytes4(keccak256("text(bytes32,string)")), EIP-634.
@@ -21,6 +25,15 @@ contract BeatStreamRegistry is IBeatStreamRegistry, IERC165 {
         bool registered;
         uint248 ratePerSecond;
     }
+
+    /// @inheritdoc IBeatStreamRegistry
+    uint256 public constant override MAX_COMMITMENT_AGE = 1 days;
+
+    /// @inheritdoc IBeatStreamRegistry
+    uint256 public immutable override MIN_COMMITMENT_AGE;
+
+    /// @inheritdoc IBeatStreamRegistry
+    mapping(bytes32 commitment => uint256 timestamp) public override commitments;
 
     /// @inheritdoc IBeatStreamRegistry
     IENS public immutable override ens;
@@ -38,9 +51,14 @@ contract BeatStreamRegistry is IBeatStreamRegistry, IERC165 {
 
     /// @param ens_ The ENS registry.
     /// @param rootNode_ The node under which artist names are created; this contract must own it to register.
-    constructor(IENS ens_, bytes32 rootNode_) {
+    /// @param minCommitmentAge_ Seconds between commit and register (ENS's own controller uses 60; 1 on a dev chain).
+    constructor(IENS ens_, bytes32 rootNode_, uint256 minCommitmentAge_) ERC721("BeatStream artist name", "BEATSTREAM") {
+        if (minCommitmentAge_ == 0 || minCommitmentAge_ >= MAX_COMMITMENT_AGE) {
+            revert BeatStreamRegistry_CommitmentAgeOutOfRange(minCommitmentAge_, MAX_COMMITMENT_AGE);
+        }
         ens = ens_;
         rootNode = rootNode_;
+        MIN_COMMITMENT_AGE = minCommitmentAge_;
     }
 
     modifier onlyNodeManager(bytes32 node) {
@@ -53,12 +71,23 @@ contract BeatStreamRegistry is IBeatStreamRegistry, IERC165 {
     //////////////////////////////////////////////////////////////*/
 
     /// @inheritdoc IBeatStreamRegistry
-    function registerArtist(string calldata label, uint256 ratePerSecond, TextRecord[] calldata records)
-        external
-        override
-        returns (bytes32 node)
-    {
+    function commit(bytes32 commitment) external override {
+        uint256 made = commitments[commitment];
+        if (made != 0 && block.timestamp <= made + MAX_COMMITMENT_AGE) {
+            revert BeatStreamRegistry_CommitmentPending(commitment);
+        }
+        commitments[commitment] = block.timestamp;
+    }
+
+    /// @inheritdoc IBeatStreamRegistry
+    function registerArtist(
+        string calldata label,
+        uint256 ratePerSecond,
+        TextRecord[] calldata records,
+        bytes32 secret
+    ) external override returns (bytes32 node) {
         if (!_isValidLabel(bytes(label))) revert BeatStreamRegistry_InvalidLabel(label);
+        _useCommitment(keccak256(abi.encode(label, msg.sender, secret)));
         bytes32 root = rootNode;
         if (ens.owner(root) != address(this)) revert BeatStreamRegistry_RootNotOwned(root);
         bytes32 labelHash = keccak256(bytes(label));
@@ -70,11 +99,13 @@ contract BeatStreamRegistry is IBeatStreamRegistry, IERC165 {
         _artists[node] = ArtistState({registered: true, ratePerSecond: _toRate(ratePerSecond)});
         _addrs[node] = msg.sender;
         emit ArtistRegistered(node, msg.sender, label, ratePerSecond);
+        // Not _safeMint: the artist is the caller, and a wallet that cannot receive tokens can still be an artist.
+        _mint(msg.sender, uint256(node));
         emit AddrChanged(node, msg.sender);
         for (uint256 i; i < records.length; ++i) {
             _setText(node, records[i].key, records[i].value);
         }
-        ens.setSubnodeRecord(root, labelHash, msg.sender, address(this), 0);
+        ens.setSubnodeRecord(root, labelHash, address(this), address(this), 0);
     }
 
     /// @inheritdoc IBeatStreamRegistry
@@ -161,10 +192,17 @@ contract BeatStreamRegistry is IBeatStreamRegistry, IERC165 {
         return _texts[node][key];
     }
 
-    /// @inheritdoc IERC165
-    function supportsInterface(bytes4 interfaceId) external pure override returns (bool) {
-        return interfaceId == type(IERC165).interfaceId || interfaceId == ADDR_INTERFACE_ID
-            || interfaceId == TEXT_INTERFACE_ID;
+    /// @notice ERC-165: ERC-721 (with metadata), and the `addr` and `text` resolver profiles.
+    function supportsInterface(bytes4 interfaceId) public view override returns (bool) {
+        return interfaceId == ADDR_INTERFACE_ID || interfaceId == TEXT_INTERFACE_ID
+            || super.supportsInterface(interfaceId);
+    }
+
+    /// @notice Accepts ERC-721 tokens, to hold the `.eth` registrar token of the parent name so no one can reclaim
+    /// it; nothing here can send a received token on. Its own name tokens are refused: sent here they would be lost.
+    function onERC721Received(address, address, uint256, bytes calldata) external view override returns (bytes4) {
+        if (msg.sender == address(this)) revert ERC721InvalidReceiver(address(this));
+        return IERC721Receiver.onERC721Received.selector;
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -201,15 +239,42 @@ contract BeatStreamRegistry is IBeatStreamRegistry, IERC165 {
         return _isValidLabel(bytes(label));
     }
 
+    /// @inheritdoc IBeatStreamRegistry
+    function makeCommitment(string calldata label, address owner, bytes32 secret)
+        external
+        pure
+        override
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(label, owner, secret));
+    }
+
+    /// @inheritdoc IBeatStreamRegistry
+    function managerOf(bytes32 node) external view override returns (address) {
+        return _ownerOf(uint256(node));
+    }
+
     /*//////////////////////////////////////////////////////////////
                                 INTERNAL
     //////////////////////////////////////////////////////////////*/
 
     function _checkManager(bytes32 node) private view {
-        address owner = ens.owner(node);
-        if (owner != msg.sender && !ens.isApprovedForAll(owner, msg.sender)) {
+        uint256 tokenId = uint256(node);
+        if (!_isAuthorized(_ownerOf(tokenId), msg.sender, tokenId)) {
             revert BeatStreamRegistry_Unauthorized(node, msg.sender);
         }
+    }
+
+    function _useCommitment(bytes32 commitment) private {
+        uint256 made = commitments[commitment];
+        if (made == 0) revert BeatStreamRegistry_CommitmentNotFound(commitment);
+        if (block.timestamp < made + MIN_COMMITMENT_AGE) {
+            revert BeatStreamRegistry_CommitmentTooNew(commitment, made + MIN_COMMITMENT_AGE);
+        }
+        if (block.timestamp > made + MAX_COMMITMENT_AGE) {
+            revert BeatStreamRegistry_CommitmentExpired(commitment, made + MAX_COMMITMENT_AGE);
+        }
+        delete commitments[commitment];
     }
 
     function _requireArtist(bytes32 node) private view {

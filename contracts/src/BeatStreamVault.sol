@@ -12,12 +12,19 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IBeatStreamVault} from "./interfaces/IBeatStreamVault.sol";
 import {SignatureParsing} from "./libraries/SignatureParsing.sol";
 import {VoucherHashing} from "./libraries/VoucherHashing.sol";
-import {Account, GrantState, SessionGrant, SettlementItem, SkipReason} from "./types/DataTypes.sol";
+import {
+    Account, FeeSchedule, GrantState, NonceFloor, SessionGrant, SettlementItem, SkipReason
+} from "./types/DataTypes.sol";
 
 /// @title BeatStreamVault
-/// @notice Listeners deposit USDC; their players sign cumulative per-second vouchers under a session grant;
-/// anyone settles those vouchers in batches, paying artists' earnings, which artists pull.
+/// @notice Listeners deposit USDC; their players sign cumulative per-second vouchers under a session grant; the
+/// operator's settlers settle those vouchers in batches, paying artists' earnings, which artists pull.
 /// @dev Invariant: token balance == Σ available + Σ thawing + Σ earnings + accruedFees.
+///
+/// The funding rule (v2): a relay acks a voucher, and releases the music, against the listener's available funds.
+/// Nothing the listener can do takes those funds away faster than the withdrawal delay: withdrawals thaw for the
+/// delay and thawing funds still settle; revocations take effect after the delay; only settlers may settle, so a
+/// listener cannot pay itself (or its own artist name) ahead of the keeper; fee changes wait out the delay too.
 contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
     using SafeERC20 for IERC20;
 
@@ -29,6 +36,24 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
     /// @dev Gas given to a smart-wallet listener's `isValidSignature`. Bounded so that one hostile wallet cannot burn
     /// the gas of the whole batch (OpenZeppelin's SignatureChecker forwards all of it); ample for multisig checks.
     uint256 private constant ERC1271_GAS = 150_000;
+
+    /// @dev The most gas one item needs outside a wallet check (a first settlement creating every slot it touches
+    /// measures about 56,000). Below it the batch stops ({BatchCutShort}) instead of running out of gas, so a batch
+    /// whose gas a hostile wallet burned still keeps the items it settled.
+    uint256 private constant ITEM_GAS = 80_000;
+
+    /// @dev Gas that must be left before a wallet check: the allowance, the 1/64 the EVM keeps back from a call, and
+    /// the rest of the item after it.
+    uint256 private constant ERC1271_GAS_NEEDED = ERC1271_GAS + ERC1271_GAS / 63 + ITEM_GAS;
+
+    /// @inheritdoc IBeatStreamVault
+    uint64 public constant override MIN_WITHDRAWAL_DELAY = 1 minutes;
+
+    /// @inheritdoc IBeatStreamVault
+    uint64 public constant override MAX_WITHDRAWAL_DELAY = 30 days;
+
+    /// @inheritdoc IBeatStreamVault
+    uint64 public constant override MAX_SETTLEMENT_WINDOW = 365 days;
 
     /// @dev The largest amount a grant can spend; larger caps are clamped to it (see {GrantState}).
     uint256 private constant MAX_GRANT_SPEND = type(uint48).max;
@@ -45,8 +70,7 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
     /// @inheritdoc IBeatStreamVault
     address public override treasury;
 
-    /// @inheritdoc IBeatStreamVault
-    uint16 public override feeBps;
+    FeeSchedule private _fee;
 
     /// @inheritdoc IBeatStreamVault
     uint256 public override accruedFees;
@@ -58,30 +82,51 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
     mapping(bytes32 grantId => GrantState) private _grants;
     /// @dev Settled cumulative of every payee of a grant but its first, which lives in {GrantState}.
     mapping(bytes32 grantId => mapping(address payee => uint256 cumulative)) private _settled;
+    mapping(address account => uint256 from) private _settlerFrom;
+    mapping(address listener => mapping(bytes32 grantId => uint256 effectiveAt)) private _revokedAt;
+    mapping(address listener => NonceFloor) private _nonceFloors;
 
     /// @param token_ The token listeners deposit and artists earn (USDC).
     /// @param withdrawalDelay_ Seconds a withdrawal request thaws; the keeper's time to settle what is owed.
     /// @param settlementWindow_ Seconds after a grant expires during which its vouchers can still settle.
-    /// @param owner_ May set the fee and treasury.
+    /// @param owner_ May schedule the fee, set the treasury and allow settlers.
     /// @param treasury_ Receives protocol fees.
     /// @param feeBps_ Protocol fee in basis points, at most {MAX_FEE_BPS}.
+    /// @param settlers_ May settle at once (the operator's keeper accounts).
     constructor(
         IERC20 token_,
         uint64 withdrawalDelay_,
         uint64 settlementWindow_,
         address owner_,
         address treasury_,
-        uint16 feeBps_
+        uint16 feeBps_,
+        address[] memory settlers_
     ) EIP712("BeatStream", "1") Ownable(owner_) {
         if (address(token_) == address(0) || treasury_ == address(0)) {
             revert BeatStreamVault_ZeroAddress();
         }
         if (feeBps_ > MAX_FEE_BPS) revert BeatStreamVault_FeeTooHigh(feeBps_, MAX_FEE_BPS);
+        if (withdrawalDelay_ < MIN_WITHDRAWAL_DELAY || withdrawalDelay_ > MAX_WITHDRAWAL_DELAY) {
+            revert BeatStreamVault_WithdrawalDelayOutOfRange(
+                withdrawalDelay_, MIN_WITHDRAWAL_DELAY, MAX_WITHDRAWAL_DELAY
+            );
+        }
+        if (settlementWindow_ < withdrawalDelay_ || settlementWindow_ > MAX_SETTLEMENT_WINDOW) {
+            revert BeatStreamVault_SettlementWindowOutOfRange(
+                settlementWindow_, withdrawalDelay_, MAX_SETTLEMENT_WINDOW
+            );
+        }
         token = token_;
         withdrawalDelay = withdrawalDelay_;
         settlementWindow = settlementWindow_;
         treasury = treasury_;
-        feeBps = feeBps_;
+        _fee.current = feeBps_;
+        emit FeeScheduled(feeBps_, block.timestamp);
+        for (uint256 i; i < settlers_.length; ++i) {
+            if (settlers_[i] == address(0)) revert BeatStreamVault_ZeroAddress();
+            _settlerFrom[settlers_[i]] = block.timestamp;
+            emit SettlerUpdated(settlers_[i], true, block.timestamp);
+        }
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -117,7 +162,7 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         if (amount > acc.available) revert BeatStreamVault_InsufficientAvailable(acc.available, amount);
         uint256 thawing = acc.thawing + amount;
         uint256 thawEnd = block.timestamp + withdrawalDelay;
-        acc.available -= uint128(amount);
+        acc.available -= uint120(amount);
         acc.thawing = SafeCast.toUint88(thawing);
         acc.thawEnd = SafeCast.toUint40(thawEnd);
         _accounts[msg.sender] = acc;
@@ -129,7 +174,7 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         Account memory acc = _accounts[msg.sender];
         if (acc.thawing == 0) revert BeatStreamVault_NothingThawing();
         uint256 amount = acc.thawing;
-        acc.available += uint128(amount);
+        acc.available += uint120(amount);
         acc.thawing = 0;
         acc.thawEnd = 0;
         _accounts[msg.sender] = acc;
@@ -150,16 +195,46 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         token.safeTransfer(to, amount);
     }
 
+    /// @inheritdoc IBeatStreamVault
+    function revokeGrant(bytes32 grantId_) external override {
+        uint256 existing = _revokedAt[msg.sender][grantId_];
+        if (existing != 0) revert BeatStreamVault_GrantAlreadyRevoked(grantId_, existing);
+        uint256 effectiveAt = block.timestamp + withdrawalDelay;
+        _revokedAt[msg.sender][grantId_] = effectiveAt;
+        _accounts[msg.sender].hasRevocations = true;
+        emit GrantRevoked(msg.sender, grantId_, effectiveAt);
+    }
+
+    /// @inheritdoc IBeatStreamVault
+    function revokeGrantsBelow(uint64 nonceFloor) external override {
+        NonceFloor memory f = _nonceFloors[msg.sender];
+        if (nonceFloor <= f.floor) revert BeatStreamVault_NonceFloorNotRaised(f.floor, nonceFloor);
+        // A pending raise that has not taken effect is replaced: the floor in force stays the one before it, so a
+        // raise never takes effect sooner than the delay after it was asked for.
+        if (block.timestamp >= f.floorFrom) f.previous = f.floor;
+        f.floor = nonceFloor;
+        uint256 effectiveAt = block.timestamp + withdrawalDelay;
+        f.floorFrom = uint40(effectiveAt);
+        _nonceFloors[msg.sender] = f;
+        _accounts[msg.sender].hasRevocations = true;
+        emit NonceFloorRaised(msg.sender, nonceFloor, effectiveAt);
+    }
+
     /*//////////////////////////////////////////////////////////////
                                SETTLEMENT
     //////////////////////////////////////////////////////////////*/
 
     /// @inheritdoc IBeatStreamVault
     function settleBatch(SettlementItem[] calldata items) external override returns (uint256 settledCount) {
-        uint256 fee = feeBps;
+        if (!_isSettler(msg.sender)) revert BeatStreamVault_NotSettler(msg.sender);
+        uint256 fee = _feeNow(_fee);
         uint256 fees;
         uint256 n = items.length;
         for (uint256 i; i < n;) {
+            if (gasleft() < ITEM_GAS) {
+                emit BatchCutShort(i, n);
+                break;
+            }
             (bool ok, uint256 itemFee) = _settle(items[i], fee);
             if (ok) {
                 fees += itemFee;
@@ -188,10 +263,31 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
     //////////////////////////////////////////////////////////////*/
 
     /// @inheritdoc IBeatStreamVault
-    function setFee(uint16 feeBps_) external override onlyOwner {
+    function scheduleFee(uint16 feeBps_) external override onlyOwner {
         if (feeBps_ > MAX_FEE_BPS) revert BeatStreamVault_FeeTooHigh(feeBps_, MAX_FEE_BPS);
-        feeBps = feeBps_;
-        emit FeeUpdated(feeBps_);
+        FeeSchedule memory f = _fee;
+        f.current = uint16(_feeNow(f));
+        f.next = feeBps_;
+        uint256 effectiveAt = block.timestamp + withdrawalDelay;
+        f.nextFrom = uint40(effectiveAt);
+        _fee = f;
+        emit FeeScheduled(feeBps_, effectiveAt);
+    }
+
+    /// @inheritdoc IBeatStreamVault
+    function setSettler(address settler, bool allowed) external override onlyOwner {
+        if (settler == address(0)) revert BeatStreamVault_ZeroAddress();
+        uint256 effectiveAt = block.timestamp;
+        if (allowed) {
+            uint256 from = _settlerFrom[settler];
+            // Re-allowing an allowed settler keeps its start; a new one waits out the delay, so a new settler cannot
+            // settle vouchers no relay acked before the keeper has settled those the relays did.
+            effectiveAt = from != 0 ? from : block.timestamp + withdrawalDelay;
+            _settlerFrom[settler] = effectiveAt;
+        } else {
+            delete _settlerFrom[settler];
+        }
+        emit SettlerUpdated(settler, allowed, effectiveAt);
     }
 
     /// @inheritdoc IBeatStreamVault
@@ -224,6 +320,54 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
     {
         Account memory acc = _accounts[listener];
         return (acc.available, acc.thawing, acc.thawEnd);
+    }
+
+    /// @inheritdoc IBeatStreamVault
+    function feeBps() external view override returns (uint16) {
+        return uint16(_feeNow(_fee));
+    }
+
+    /// @inheritdoc IBeatStreamVault
+    function pendingFee() external view override returns (uint16 feeBps_, uint256 effectiveAt) {
+        FeeSchedule memory f = _fee;
+        if (f.nextFrom == 0 || block.timestamp >= f.nextFrom) return (0, 0);
+        return (f.next, f.nextFrom);
+    }
+
+    /// @inheritdoc IBeatStreamVault
+    function isSettler(address account) external view override returns (bool) {
+        return _isSettler(account);
+    }
+
+    /// @inheritdoc IBeatStreamVault
+    function settlerFrom(address account) external view override returns (uint256) {
+        return _settlerFrom[account];
+    }
+
+    /// @inheritdoc IBeatStreamVault
+    function spendableOf(address listener) external view override returns (uint256) {
+        return _accounts[listener].available;
+    }
+
+    /// @inheritdoc IBeatStreamVault
+    function grantRevokedAt(address listener, bytes32 grantId_) external view override returns (uint256) {
+        return _revokedAt[listener][grantId_];
+    }
+
+    /// @inheritdoc IBeatStreamVault
+    function nonceFloorOf(address listener)
+        external
+        view
+        override
+        returns (uint64 floor, uint64 previous, uint256 floorFrom)
+    {
+        NonceFloor memory f = _nonceFloors[listener];
+        return (f.floor, f.previous, f.floorFrom);
+    }
+
+    /// @inheritdoc IBeatStreamVault
+    function isRevoked(SessionGrant calldata grant) external view override returns (bool) {
+        return _isRevoked(grant.listener, VoucherHashing.grantId(grant), grant.nonce);
     }
 
     /// @inheritdoc IBeatStreamVault
@@ -271,8 +415,8 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         if (amount == 0) revert BeatStreamVault_ZeroAmount();
         Account storage acc = _accounts[listener];
         uint256 available = acc.available + amount;
-        if (available > type(uint128).max) revert BeatStreamVault_BalanceOverflow();
-        acc.available = uint128(available);
+        if (available > type(uint120).max) revert BeatStreamVault_BalanceOverflow();
+        acc.available = uint120(available);
         emit Deposited(listener, msg.sender, amount);
         token.safeTransferFrom(msg.sender, address(this), amount);
     }
@@ -303,8 +447,20 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         if (amount > cap - state.spent) return _skip(id, payee, cumulative, SkipReason.CapExceeded);
 
         if (isNewGrant) {
-            if (!_isValidGrantSignature(listener, _hashTypedDataV4(id), item.grantSignature)) {
-                return _skip(id, payee, cumulative, SkipReason.InvalidGrantSignature);
+            bytes32 digest = _hashTypedDataV4(id);
+            bytes calldata signature = item.grantSignature;
+            if (signature.length != 65 || SignatureParsing.recoverCalldata(digest, signature) != listener) {
+                if (listener.code.length == 0) {
+                    return _skip(id, payee, cumulative, SkipReason.InvalidGrantSignature);
+                }
+                // A wallet check gets its whole allowance or none: with less, a wallet that burns what it is given
+                // would leave too little for the items after it and revert the batch.
+                if (gasleft() < ERC1271_GAS_NEEDED) {
+                    return _skip(id, payee, cumulative, SkipReason.InsufficientGas);
+                }
+                if (!_isValidWalletSignature(listener, digest, signature)) {
+                    return _skip(id, payee, cumulative, SkipReason.InvalidGrantSignature);
+                }
             }
         }
         bytes32 voucherDigest_ = _hashTypedDataV4(VoucherHashing.voucherHash(id, payee, cumulative));
@@ -316,7 +472,11 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
                 : SkipReason.Malformed;
             return _skip(id, payee, cumulative, reason);
         }
-        if (!_debit(listener, amount)) return _skip(id, payee, cumulative, SkipReason.InsufficientFunds);
+        Account memory acc = _accounts[listener];
+        if (acc.hasRevocations && _isRevoked(listener, id, grant.nonce)) {
+            return _skip(id, payee, cumulative, SkipReason.GrantRevoked);
+        }
+        if (!_debit(listener, acc, amount)) return _skip(id, payee, cumulative, SkipReason.InsufficientFunds);
 
         // Both fit 48 bits: cumulative <= spent + amount <= cap <= MAX_GRANT_SPEND.
         state.spent += uint48(amount);
@@ -335,17 +495,15 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         return (true, itemFee);
     }
 
-    /// @dev An EOA's 65-byte signature (low-s), or else an ERC-1271 wallet's approval under a gas cap, reading only
-    /// the 32-byte answer so a wallet cannot make the vault copy a huge return value either.
-    function _isValidGrantSignature(address listener, bytes32 digest, bytes calldata signature)
+    /// @dev An ERC-1271 wallet's approval under a gas cap, reading only the 32-byte answer so a wallet cannot make
+    /// the vault copy a huge return value either. The whole word must be the magic value, as OpenZeppelin's
+    /// SignatureChecker requires: a contract whose fallback echoes its calldata returns the selector in the first
+    /// four bytes followed by the digest, and must not pass.
+    function _isValidWalletSignature(address listener, bytes32 digest, bytes calldata signature)
         private
         view
         returns (bool)
     {
-        if (signature.length == 65 && SignatureParsing.recoverCalldata(digest, signature) == listener) {
-            return true;
-        }
-        if (listener.code.length == 0) return false;
         bytes memory data = abi.encodeCall(IERC1271.isValidSignature, (digest, signature));
         bool success;
         bytes32 answer;
@@ -355,26 +513,44 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
             size := returndatasize()
             answer := mload(0x00)
         }
-        return success && size >= 32 && bytes4(answer) == IERC1271.isValidSignature.selector;
+        return success && size >= 32 && answer == bytes32(IERC1271.isValidSignature.selector);
     }
 
     /// @dev Takes `amount` from the listener's available funds first, then from thawing funds; false if short.
-    function _debit(address listener, uint256 amount) private returns (bool) {
-        Account storage acc = _accounts[listener];
+    function _debit(address listener, Account memory acc, uint256 amount) private returns (bool) {
         uint256 available = acc.available;
         if (amount <= available) {
             unchecked {
-                acc.available = uint128(available - amount);
+                acc.available = uint120(available - amount);
             }
-            return true;
+        } else {
+            uint256 thawing = acc.thawing;
+            if (amount > available + thawing) return false;
+            unchecked {
+                acc.available = 0;
+                acc.thawing = uint88(thawing - (amount - available));
+            }
         }
-        uint256 thawing = acc.thawing;
-        if (amount > available + thawing) return false;
-        unchecked {
-            acc.available = 0;
-            acc.thawing = uint88(thawing - (amount - available));
-        }
+        _accounts[listener] = acc;
         return true;
+    }
+
+    /// @dev Whether the listener's revocation of the grant (by id, or by a nonce floor in force) has taken effect.
+    function _isRevoked(address listener, bytes32 id, uint64 nonce) private view returns (bool) {
+        uint256 revokedAt = _revokedAt[listener][id];
+        if (revokedAt != 0 && block.timestamp >= revokedAt) return true;
+        NonceFloor memory f = _nonceFloors[listener];
+        uint64 floor = block.timestamp >= f.floorFrom ? f.floor : f.previous;
+        return nonce < floor;
+    }
+
+    function _isSettler(address account) private view returns (bool) {
+        uint256 from = _settlerFrom[account];
+        return from != 0 && block.timestamp >= from;
+    }
+
+    function _feeNow(FeeSchedule memory f) private view returns (uint256) {
+        return f.nextFrom != 0 && block.timestamp >= f.nextFrom ? f.next : f.current;
     }
 
     function _emitGrantRegistered(bytes32 id, SessionGrant calldata grant) private {

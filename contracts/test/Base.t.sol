@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 import {IBeatStreamVault} from "../src/interfaces/IBeatStreamVault.sol";
 import {IENS} from "../src/interfaces/IENS.sol";
+import {TextRecord} from "../src/interfaces/IBeatStreamRegistry.sol";
 import {SessionGrant, SettlementItem, SkipReason} from "../src/types/DataTypes.sol";
 import {IBeatStreamRegistryFull, IBeatStreamVaultFull, IMockUSDC} from "./utils/Interfaces.sol";
 import {Test} from "./utils/Test.sol";
@@ -31,6 +32,8 @@ abstract contract Base_Test is Test {
     address internal owner = address(0x0A);
     address internal treasury = address(0x7E);
     address internal artist = address(0xA27);
+    /// @dev The operator's keeper: a settler from deployment, as the test contract itself is.
+    address internal keeper = address(0x4EE9E2);
     address internal listener;
     address internal sessionKey;
 
@@ -61,19 +64,42 @@ abstract contract Base_Test is Test {
         address treasury_,
         uint16 feeBps
     ) internal returns (IBeatStreamVaultFull) {
+        address[] memory settlers = new address[](2);
+        settlers[0] = address(this);
+        settlers[1] = keeper;
         return IBeatStreamVaultFull(
             vm.deployCode(
                 "BeatStreamVault.sol:BeatStreamVault",
-                abi.encode(token, withdrawalDelay, settlementWindow, owner_, treasury_, feeBps)
+                abi.encode(token, withdrawalDelay, settlementWindow, owner_, treasury_, feeBps, settlers)
             )
         );
     }
 
-    /// @dev Deploys a registry for `rootNode` from its build artifact.
+    /// @dev Deploys a registry for `rootNode` from its build artifact, with a one-second commitment age.
     function _deployRegistry(bytes32 rootNode) internal returns (IBeatStreamRegistryFull) {
         return IBeatStreamRegistryFull(
-            vm.deployCode("BeatStreamRegistry.sol:BeatStreamRegistry", abi.encode(ens, rootNode))
+            vm.deployCode("BeatStreamRegistry.sol:BeatStreamRegistry", abi.encode(ens, rootNode, uint256(1)))
         );
+    }
+
+    /// @dev Registers `label` for the caller `who` the way a wallet does: commit, wait the minimum age, reveal.
+    function _register(address who, string memory label, uint256 rate, TextRecord[] memory records)
+        internal
+        returns (bytes32 node)
+    {
+        bytes32 secret = keccak256(abi.encode("secret", who, label));
+        vm.prank(who);
+        registry.commit(registry.makeCommitment(label, who, secret));
+        vm.warp(block.timestamp + registry.MIN_COMMITMENT_AGE());
+        vm.prank(who);
+        node = registry.registerArtist(label, rate, records, secret);
+    }
+
+    /// @dev Schedules `feeBps` as the owner and waits until it is in force.
+    function _setFee(uint16 feeBps) internal {
+        vm.prank(owner);
+        vault.scheduleFee(feeBps);
+        vm.warp(block.timestamp + vault.withdrawalDelay());
     }
 
     /// @dev Mints `amount` to `who` and deposits it into the vault.

@@ -36,6 +36,10 @@ struct Track {
 
 /// @title IBeatStreamRegistry
 /// @notice Artist names under `beatstream.eth` (registrar and resolver), artists' rates, and the track catalogue.
+/// @dev v2: each artist name is an ERC-721 token of this contract (token id = `uint256(node)`); its holder, or an
+/// address the holder approved, manages the artist. The registry keeps the ENS subname itself, so whoever controls
+/// `beatstream.eth` in ENS can at most change what ENS resolves, never who manages an artist or whom plays pay.
+/// Registration is commit-reveal so a watcher of the mempool cannot take a name first.
 interface IBeatStreamRegistry {
     /*//////////////////////////////////////////////////////////////
                                  EVENTS
@@ -91,8 +95,23 @@ interface IBeatStreamRegistry {
     /// @notice Thrown when the registry does not own `beatstream.eth` in ENS, so it cannot create names.
     error BeatStreamRegistry_RootNotOwned(bytes32 rootNode);
 
-    /// @notice Thrown when `caller` is neither the ENS owner of `node` nor approved by it.
+    /// @notice Thrown when `caller` neither holds the name of `node` nor is approved by its holder.
     error BeatStreamRegistry_Unauthorized(bytes32 node, address caller);
+
+    /// @notice Thrown for a registration without a matching commitment.
+    error BeatStreamRegistry_CommitmentNotFound(bytes32 commitment);
+
+    /// @notice Thrown for a registration whose commitment is younger than the minimum age; retry from `readyAt`.
+    error BeatStreamRegistry_CommitmentTooNew(bytes32 commitment, uint256 readyAt);
+
+    /// @notice Thrown for a registration whose commitment expired at `expiredAt`; commit again.
+    error BeatStreamRegistry_CommitmentExpired(bytes32 commitment, uint256 expiredAt);
+
+    /// @notice Thrown for a commitment that is already pending and not yet expired.
+    error BeatStreamRegistry_CommitmentPending(bytes32 commitment);
+
+    /// @notice Thrown for a minimum commitment age outside [1, `max`] seconds.
+    error BeatStreamRegistry_CommitmentAgeOutOfRange(uint256 minCommitmentAge, uint256 max);
 
     /// @notice Thrown for a node that is not a registered artist.
     error BeatStreamRegistry_UnknownArtist(bytes32 node);
@@ -113,12 +132,20 @@ interface IBeatStreamRegistry {
                                  ARTISTS
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice Registers `<label>.beatstream.eth` owned by the caller, with this contract as resolver, the
-    /// caller as its address record, `ratePerSecond` as default rate and `records` as text records.
-    /// @dev Emits {ArtistRegistered}, {AddrChanged} and a {TextChanged} per record.
-    function registerArtist(string calldata label, uint256 ratePerSecond, TextRecord[] calldata records)
-        external
-        returns (bytes32 node);
+    /// @notice First step of registration: records `commitment = makeCommitment(label, owner, secret)` without
+    /// revealing the label. Register between {MIN_COMMITMENT_AGE} and {MAX_COMMITMENT_AGE} seconds later.
+    function commit(bytes32 commitment) external;
+
+    /// @notice Registers `<label>.beatstream.eth` to the caller (minting its name token), revealing the commitment
+    /// the caller made with `secret`. This contract keeps the ENS subname and resolves it; the caller becomes its
+    /// address record, `ratePerSecond` its default rate and `records` its text records.
+    /// @dev Emits {ArtistRegistered}, {Transfer}, {AddrChanged} and a {TextChanged} per record.
+    function registerArtist(
+        string calldata label,
+        uint256 ratePerSecond,
+        TextRecord[] calldata records,
+        bytes32 secret
+    ) external returns (bytes32 node);
 
     /// @notice Sets an artist's default per-second rate.
     /// @dev Emits {ArtistRateChanged}.
@@ -179,4 +206,19 @@ interface IBeatStreamRegistry {
 
     /// @notice Whether `label` is well-formed for registration.
     function isValidLabel(string calldata label) external pure returns (bool);
+
+    /// @notice The commitment `owner` makes before registering `label` with `secret`.
+    function makeCommitment(string calldata label, address owner, bytes32 secret) external pure returns (bytes32);
+
+    /// @notice When `commitment` was made (zero: never, or used).
+    function commitments(bytes32 commitment) external view returns (uint256);
+
+    /// @notice Seconds a commitment must wait before it can be revealed.
+    function MIN_COMMITMENT_AGE() external view returns (uint256);
+
+    /// @notice Seconds after which a commitment can no longer be revealed.
+    function MAX_COMMITMENT_AGE() external view returns (uint256);
+
+    /// @notice Who manages the artist at `node`: the holder of its name token (zero if not registered).
+    function managerOf(bytes32 node) external view returns (address);
 }

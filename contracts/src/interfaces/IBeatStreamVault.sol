@@ -55,8 +55,25 @@ interface IBeatStreamVault {
     /// @notice Emitted when a payee pulls `amount` of earnings to `to`.
     event EarningsWithdrawn(address indexed payee, address indexed to, uint256 amount);
 
-    /// @notice Emitted when the owner changes the protocol fee.
-    event FeeUpdated(uint16 feeBps);
+    /// @notice Emitted when the owner schedules a protocol fee; it applies to settlements from `effectiveAt`, at
+    /// least the withdrawal delay later, so vouchers streamed under the old fee can settle under it first.
+    event FeeScheduled(uint16 feeBps, uint256 effectiveAt);
+
+    /// @notice Emitted when the owner allows or disallows an address to submit `settleBatch`. An allowed settler may
+    /// settle from `effectiveAt` (the deployment's settlers at once, later ones after the withdrawal delay); a
+    /// disallowed one at once no longer may (`effectiveAt` is then the time of the change).
+    event SettlerUpdated(address indexed settler, bool allowed, uint256 effectiveAt);
+
+    /// @notice Emitted when a listener revokes one grant. Vouchers under it settle until `effectiveAt` (the
+    /// withdrawal delay later), so what a relay acked before it saw the revocation is still paid.
+    event GrantRevoked(address indexed listener, bytes32 indexed grantId, uint256 effectiveAt);
+
+    /// @notice Emitted when a listener revokes every grant with a nonce below `nonceFloor`, from `effectiveAt`.
+    event NonceFloorRaised(address indexed listener, uint64 nonceFloor, uint256 effectiveAt);
+
+    /// @notice Emitted when a batch ran low on gas: items from index `processed` on were not looked at (neither
+    /// settled nor skipped) and can be sent again.
+    event BatchCutShort(uint256 processed, uint256 total);
 
     /// @notice Emitted when the owner changes the fee recipient.
     event TreasuryUpdated(address indexed treasury);
@@ -92,6 +109,22 @@ interface IBeatStreamVault {
     /// @notice Thrown when a deposit would overflow a listener's packed balance.
     error BeatStreamVault_BalanceOverflow();
 
+    /// @notice Thrown when `settleBatch` is called by an address that is not an effective settler.
+    error BeatStreamVault_NotSettler(address caller);
+
+    /// @notice Thrown for a withdrawal delay outside [`min`, `max`] seconds.
+    error BeatStreamVault_WithdrawalDelayOutOfRange(uint256 withdrawalDelay, uint256 min, uint256 max);
+
+    /// @notice Thrown for a settlement window outside [`min`, `max`] seconds; `min` is the withdrawal delay, so a
+    /// voucher acked just before its grant expires can still settle for the whole delay.
+    error BeatStreamVault_SettlementWindowOutOfRange(uint256 settlementWindow, uint256 min, uint256 max);
+
+    /// @notice Thrown when a listener revokes a grant it already revoked.
+    error BeatStreamVault_GrantAlreadyRevoked(bytes32 grantId, uint256 effectiveAt);
+
+    /// @notice Thrown when a listener's new nonce floor is not above the one it already set.
+    error BeatStreamVault_NonceFloorNotRaised(uint64 current, uint64 requested);
+
     /*//////////////////////////////////////////////////////////////
                                 LISTENERS
     //////////////////////////////////////////////////////////////*/
@@ -121,12 +154,26 @@ interface IBeatStreamVault {
     /// @dev Emits {Withdrawn}.
     function withdraw(address to) external returns (uint256 amount);
 
+    /// @notice Revokes one of the caller's grants, for a lost or leaked session key. Relays refuse its vouchers as
+    /// soon as they see this; the vault refuses them from the withdrawal delay on, so vouchers already acked settle.
+    /// @dev Emits {GrantRevoked}. Reverts if the grant is already revoked.
+    function revokeGrant(bytes32 grantId) external;
+
+    /// @notice Revokes every grant of the caller with a nonce below `nonceFloor` ("sign out everywhere"), effective
+    /// on-chain after the withdrawal delay. The floor only rises; a raise while one is pending replaces it, and the
+    /// floor in force meanwhile stays the one before.
+    /// @dev Emits {NonceFloorRaised}.
+    function revokeGrantsBelow(uint64 nonceFloor) external;
+
     /*//////////////////////////////////////////////////////////////
                                SETTLEMENT
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice Settles vouchers. Permissionless. Each item either settles or is skipped with a reason.
-    /// @dev Emits {Settled} or {SettlementSkipped} per item, and {GrantRegistered} for a grant's first settlement.
+    /// @notice Settles vouchers. Only an effective settler (the operator's keeper) may call it: the vouchers it
+    /// sends are those its relays acked against the listeners' available funds, and no one else can spend those funds
+    /// before the withdrawal delay. Each item either settles or is skipped with a reason.
+    /// @dev Emits {Settled} or {SettlementSkipped} per item, {GrantRegistered} for a grant's first settlement, and
+    /// {BatchCutShort} if gas ran low before the last item.
     /// @return settledCount The number of items that settled.
     function settleBatch(SettlementItem[] calldata items) external returns (uint256 settledCount);
 
@@ -138,8 +185,15 @@ interface IBeatStreamVault {
                                   ADMIN
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice Sets the protocol fee in basis points of each settlement. Owner only.
-    function setFee(uint16 feeBps) external;
+    /// @notice Schedules the protocol fee in basis points of each settlement, effective after the withdrawal delay.
+    /// Owner only. A schedule replaces one still pending.
+    /// @dev Emits {FeeScheduled}.
+    function scheduleFee(uint16 feeBps) external;
+
+    /// @notice Allows (from the withdrawal delay on) or disallows (at once) `settler` to call `settleBatch`. Owner
+    /// only.
+    /// @dev Emits {SettlerUpdated}.
+    function setSettler(address settler, bool allowed) external;
 
     /// @notice Sets where collected fees go. Owner only.
     function setTreasury(address treasury) external;
@@ -163,8 +217,42 @@ interface IBeatStreamVault {
     /// @notice The maximum protocol fee, in basis points.
     function MAX_FEE_BPS() external view returns (uint16);
 
-    /// @notice The protocol fee, in basis points.
+    /// @notice The protocol fee in force now, in basis points.
     function feeBps() external view returns (uint16);
+
+    /// @notice The scheduled fee and when it takes effect (zero when none is pending).
+    function pendingFee() external view returns (uint16 feeBps, uint256 effectiveAt);
+
+    /// @notice The shortest withdrawal delay the vault accepts, in seconds.
+    function MIN_WITHDRAWAL_DELAY() external view returns (uint64);
+
+    /// @notice The longest withdrawal delay the vault accepts, in seconds.
+    function MAX_WITHDRAWAL_DELAY() external view returns (uint64);
+
+    /// @notice The longest settlement window the vault accepts, in seconds.
+    function MAX_SETTLEMENT_WINDOW() external view returns (uint64);
+
+    /// @notice Whether `account` may call `settleBatch` now.
+    function isSettler(address account) external view returns (bool);
+
+    /// @notice When `account` may start to settle (zero: never allowed, or disallowed since).
+    function settlerFrom(address account) external view returns (uint256);
+
+    /// @notice What the listener's funds can still promise to new vouchers: its available funds. Thawing funds still
+    /// settle what was acked before the request, but leave at `thawEnd`, so a relay's guard must not count them.
+    function spendableOf(address listener) external view returns (uint256);
+
+    /// @notice When a revocation of `grantId` by `listener` takes effect on-chain (zero: not revoked).
+    function grantRevokedAt(address listener, bytes32 grantId) external view returns (uint256);
+
+    /// @notice The listener's nonce floor: grants with a nonce below the floor in force are revoked.
+    /// @return floor The newest floor.
+    /// @return previous The floor in force until `floorFrom`.
+    /// @return floorFrom When `floor` takes effect.
+    function nonceFloorOf(address listener) external view returns (uint64 floor, uint64 previous, uint256 floorFrom);
+
+    /// @notice Whether `grant`'s vouchers are refused on-chain now as revoked (by id or by nonce floor).
+    function isRevoked(SessionGrant calldata grant) external view returns (bool);
 
     /// @notice The fee recipient.
     function treasury() external view returns (address);

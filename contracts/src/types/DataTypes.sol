@@ -29,12 +29,36 @@ struct SettlementItem {
 
 /// @notice A listener's vault account, packed into one slot.
 struct Account {
-    /// Funds available to settle and to request for withdrawal.
-    uint128 available;
-    /// Funds requested for withdrawal and waiting out the delay; still settleable.
+    /// Funds available to settle and to request for withdrawal: what the relay's guard may promise to artists.
+    uint120 available;
+    /// Funds requested for withdrawal and waiting out the delay; still settleable until `thawEnd`.
     uint88 thawing;
     /// When the thawing funds become withdrawable.
     uint40 thawEnd;
+    /// Whether the listener ever revoked a grant or raised its nonce floor. Only such listeners' items pay for
+    /// reading their revocations, so revocation costs the common settlement nothing.
+    bool hasRevocations;
+}
+
+/// @notice A listener's nonce floor: grants with a nonce below the floor are revoked. A raised floor takes effect
+/// after the withdrawal delay; until then the previous floor applies.
+struct NonceFloor {
+    /// The newest floor asked for.
+    uint64 floor;
+    /// The floor in force until `floorFrom`.
+    uint64 previous;
+    /// When `floor` takes effect.
+    uint40 floorFrom;
+}
+
+/// @notice The protocol fee, with a scheduled change that takes effect after the withdrawal delay.
+struct FeeSchedule {
+    /// The fee in force until `nextFrom`, in basis points.
+    uint16 current;
+    /// The scheduled fee, in basis points.
+    uint16 next;
+    /// When `next` takes effect; zero when no change is scheduled.
+    uint40 nextFrom;
 }
 
 /// @notice Per-grant state in one slot. The grant's first payee keeps its settled amount here rather than in its own
@@ -67,5 +91,9 @@ enum SkipReason {
     /// Settling would take the grant's total past its cap.
     CapExceeded,
     /// The listener's available plus thawing funds do not cover the amount due.
-    InsufficientFunds
+    InsufficientFunds,
+    /// The grant was revoked by its listener (by id or by nonce floor) and the withdrawal delay since has passed.
+    GrantRevoked,
+    /// Too little gas was left to give a smart-wallet listener's `isValidSignature` its full allowance.
+    InsufficientGas
 }

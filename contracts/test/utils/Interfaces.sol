@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity >=0.8.0;
 
-import {IERC165} from "@openzeppelin/contracts/interfaces/IERC165.sol";
+import {IERC721Metadata} from "@openzeppelin/contracts/token/ERC721/extensions/IERC721Metadata.sol";
 import {IERC5267} from "@openzeppelin/contracts/interfaces/IERC5267.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
@@ -25,8 +25,8 @@ interface IOwnable2Step {
 /// @notice The vault's whole external surface: its own interface, EIP-5267 and two-step ownership.
 interface IBeatStreamVaultFull is IBeatStreamVault, IERC5267, IOwnable2Step {}
 
-/// @notice The registry's whole external surface.
-interface IBeatStreamRegistryFull is IBeatStreamRegistry, IERC165 {}
+/// @notice The registry's whole external surface: its own interface and the ERC-721 name tokens.
+interface IBeatStreamRegistryFull is IBeatStreamRegistry, IERC721Metadata {}
 
 /// @notice MockUSDC: an ERC-20 with EIP-2612 permit and an open mint.
 interface IMockUSDC is IERC20Metadata, IERC20Permit {

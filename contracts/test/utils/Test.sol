@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity >=0.8.0;
 
-import {VM, Vm} from "./Vm.sol";
+import {VM, Vm, console} from "./Vm.sol";
 
 /// @notice What forge's invariant runner reads from `targetSelectors()`.
 struct FuzzSelector {

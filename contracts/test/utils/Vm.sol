@@ -82,6 +82,14 @@ interface Vm {
     function envOr(string calldata name, bool defaultValue) external view returns (bool value);
     function envUint(string calldata name) external view returns (uint256 value);
     function envAddress(string calldata name) external view returns (address value);
+    function envAddress(string calldata name, string calldata delim) external view returns (address[] memory value);
+    function envOr(string calldata name, string calldata delim, address[] calldata defaultValue)
+        external
+        view
+        returns (address[] memory value);
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
+    function revertToStateAndDelete(uint256 snapshotId) external returns (bool success);
     function deployCode(string calldata artifactPath) external returns (address deployedAddress);
     function deployCode(string calldata artifactPath, bytes calldata constructorArgs)
         external
@@ -105,3 +113,15 @@ interface Vm {
 
 /// @dev The cheatcode address: address(uint160(uint256(keccak256("hevm cheat code")))).
 Vm constant VM = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);
+
+/// @title console
+/// @notice forge's console logger (the address forge-std's `console` writes to), for the messages scripts print.
+library console {
+    address private constant CONSOLE = 0x000000000000000000636F6e736F6c652e6c6f67;
+
+    /// @notice Prints two strings on one line.
+    function log(string memory a, string memory b) internal view {
+        (bool ok,) = CONSOLE.staticcall(abi.encodeWithSignature("log(string,string)", a, b));
+        ok;
+    }
+}

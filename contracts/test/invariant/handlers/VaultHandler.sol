@@ -179,7 +179,7 @@ contract VaultHandler {
         calls["setFee"]++;
         fee = _bound(fee, 0, vault.MAX_FEE_BPS());
         vm.prank(owner);
-        vault.setFee(uint16(fee));
+        vault.scheduleFee(uint16(fee));
     }
 
     /*//////////////////////////////////////////////////////////////
