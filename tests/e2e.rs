@@ -125,17 +125,14 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
         TextRecord { key: "avatar".into(), value: "ipfs://neon-avatar".into() },
         TextRecord { key: "genre".into(), value: "synthwave".into() },
     ];
-    let node =
-        registry.registerArtist("neon".into(), U256::from(RATE), records.clone()).call().await?;
-    assert!(
-        registry
-            .registerArtist("neon".into(), U256::from(RATE), records)
-            .send()
-            .await?
-            .get_receipt()
-            .await?
-            .status()
-    );
+    let node = beatstream_primitives::register_artist(
+        &registry,
+        artist.address(),
+        "neon",
+        U256::from(RATE),
+        records,
+    )
+    .await?;
     let track = TrackInput {
         title: "Night Drive".into(),
         duration: 200,

@@ -244,9 +244,27 @@ impl RawBatch {
                     t::EARNINGS_WITHDRAWALS,
                     vec![e.payee.into(), e.to.into(), Numeric(dec(e.amount))],
                 ),
-                Vault::FeeUpdated(e) => {
-                    admin("fee_updated", serde_json::json!({ "feeBps": e.feeBps }))
-                }
+                // TODO(contracts v2): revocations get tables of their own in the indexer's v2 work.
+                Vault::FeeScheduled(e) => admin(
+                    "fee_scheduled",
+                    serde_json::json!({ "feeBps": e.feeBps, "effectiveAt": dec(e.effectiveAt) }),
+                ),
+                Vault::SettlerUpdated(e) => admin(
+                    "settler_updated",
+                    serde_json::json!({ "settler": e.settler, "allowed": e.allowed, "effectiveAt": dec(e.effectiveAt) }),
+                ),
+                Vault::GrantRevoked(e) => admin(
+                    "grant_revoked",
+                    serde_json::json!({ "listener": e.listener, "grantId": e.grantId, "effectiveAt": dec(e.effectiveAt) }),
+                ),
+                Vault::NonceFloorRaised(e) => admin(
+                    "nonce_floor_raised",
+                    serde_json::json!({ "listener": e.listener, "nonceFloor": e.nonceFloor, "effectiveAt": dec(e.effectiveAt) }),
+                ),
+                Vault::BatchCutShort(e) => admin(
+                    "batch_cut_short",
+                    serde_json::json!({ "processed": dec(e.processed), "total": dec(e.total) }),
+                ),
                 Vault::TreasuryUpdated(e) => {
                     admin("treasury_updated", serde_json::json!({ "treasury": e.treasury }))
                 }
@@ -309,6 +327,8 @@ impl RawBatch {
                         Null,
                     ],
                 ),
+                // TODO(contracts v2): name-token transfers move the artist's owner.
+                Registry::Transfer(_) | Registry::Approval(_) | Registry::ApprovalForAll(_) => return,
             },
             EventKind::Ens(e) => match e {
                 Ens::NewOwner(e) => (

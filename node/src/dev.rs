@@ -324,12 +324,12 @@ impl Demo {
             TextRecord { key: "description".into(), value: "The BeatStream demo artist".into() },
             TextRecord { key: "genre".into(), value: "electronic".into() },
         ];
-        let node = registry
-            .registerArtist("demo".into(), U256::from(DEMO_RATE), records.clone())
-            .call()
-            .await?;
-        ensure(
-            registry.registerArtist("demo".into(), U256::from(DEMO_RATE), records).send().await?,
+        let node = beatstream_primitives::register_artist(
+            &registry,
+            self.keys[1].address(),
+            "demo",
+            U256::from(DEMO_RATE),
+            records,
         )
         .await?;
         for (title, duration) in [("Genesis Block", 180u32), ("Gas Lights", 210), ("Finality", 240)]

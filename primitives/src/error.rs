@@ -19,6 +19,9 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// A contract call or transaction failed (the RPC's or the contract's message).
+    #[error("chain error: {0}")]
+    Chain(String),
     /// A signer failed to sign.
     #[error("signing failed: {0}")]
     Signing(String),

@@ -8,8 +8,10 @@ pub mod db;
 pub mod deployment;
 pub mod eip712;
 pub mod error;
+pub mod registration;
 pub mod units;
 
 pub use deployment::{Contracts, Deployment};
 pub use eip712::{SessionGrant, VoucherDomain};
 pub use error::{Error, Result};
+pub use registration::register_artist;

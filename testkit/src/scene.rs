@@ -145,16 +145,14 @@ impl Chain {
         let registry = self.registry(artist);
         let records =
             vec![BeatStreamRegistry::TextRecord { key: "genre".into(), value: "ambient".into() }];
-        let node =
-            registry.registerArtist(label.into(), U256::from(rate), records.clone()).call().await?;
-        let r = registry
-            .registerArtist(label.into(), U256::from(rate), records)
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        eyre::ensure!(r.status(), "registerArtist reverted");
-        Ok(node)
+        Ok(beatstream_primitives::register_artist(
+            &registry,
+            artist.address(),
+            label,
+            U256::from(rate),
+            records,
+        )
+        .await?)
     }
 }
 

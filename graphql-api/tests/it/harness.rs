@@ -209,16 +209,14 @@ async fn register(
         .iter()
         .map(|(k, v)| BeatStreamRegistry::TextRecord { key: (*k).into(), value: (*v).into() })
         .collect();
-    let node =
-        registry.registerArtist(label.into(), U256::from(rate), records.clone()).call().await?;
-    let r = registry
-        .registerArtist(label.into(), U256::from(rate), records)
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    eyre::ensure!(r.status(), "registerArtist reverted");
-    Ok(node)
+    Ok(beatstream_primitives::register_artist(
+        &registry,
+        artist.address(),
+        label,
+        U256::from(rate),
+        records,
+    )
+    .await?)
 }
 
 async fn publish(

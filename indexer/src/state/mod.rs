@@ -123,6 +123,7 @@ impl Derived {
                     Registry::TrackPublished(e) => tracks.push(e.trackId),
                     Registry::TrackUpdated(e) => tracks.push(e.trackId),
                     Registry::TrackUnpublished(e) => tracks.push(e.trackId),
+                    Registry::Transfer(_) | Registry::Approval(_) | Registry::ApprovalForAll(_) => {}
                 },
                 EventKind::Ens(e) => match e {
                     Ens::NewOwner(e) => {
@@ -289,6 +290,8 @@ impl Derived {
                         })
                     });
                 }
+                // TODO(contracts v2): name-token transfers move the artist's owner.
+                Registry::Transfer(_) | Registry::Approval(_) | Registry::ApprovalForAll(_) => {}
             },
             EventKind::Ens(e) => match e {
                 Ens::NewOwner(e) => {

@@ -127,7 +127,7 @@ async fn every_event_is_mirrored_and_derived_state_matches_the_chain() -> eyre::
         .await?
         .get_receipt()
         .await?;
-    chain.vault(&owner).setFee(100).send().await?.get_receipt().await?;
+    chain.vault(&owner).scheduleFee(100).send().await?.get_receipt().await?;
     chain.vault(&owner).setTreasury(treasury_to.address()).send().await?.get_receipt().await?;
     chain.vault(&keeper).collectFees().send().await?.get_receipt().await?;
 
