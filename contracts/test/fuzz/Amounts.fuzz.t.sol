@@ -11,8 +11,8 @@ contract Amounts_Fuzz_Test is Base_Test {
     uint256 internal constant MAX_SPEND = type(uint48).max;
 
     function testFuzz_Deposit(uint256 first, uint256 second) external {
-        first = bound(first, 1, type(uint128).max / 2);
-        second = bound(second, 1, type(uint128).max / 2);
+        first = bound(first, 1, type(uint120).max / 2);
+        second = bound(second, 1, type(uint120).max / 2);
         _fund(listener, first);
         _fund(listener, second);
         (uint256 available, uint256 thawing,) = vault.accountOf(listener);
@@ -67,8 +67,7 @@ contract Amounts_Fuzz_Test is Base_Test {
         funds = bound(funds, 1, MAX_SPEND);
         cumulative = bound(cumulative, 1, MAX_SPEND);
         fee = uint16(bound(fee, 0, vault.MAX_FEE_BPS()));
-        vm.prank(owner);
-        vault.setFee(fee);
+        _setFee(fee);
         _fund(listener, funds);
         SessionGrant memory grant = _grant(listener, sessionKey, MAX_SPEND, 1);
 

@@ -16,8 +16,7 @@ contract SettleBatch_Gas_Test is Base_Test {
 
     function setUp() public override {
         super.setUp();
-        vm.prank(owner);
-        vault.setFee(250);
+        _setFee(250);
     }
 
     function test_Gas_SettleBatch_1() external {

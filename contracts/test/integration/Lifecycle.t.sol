@@ -13,16 +13,13 @@ contract Lifecycle_Integration_Test is Base_Test {
     uint256 internal constant FEE_BPS = 500;
 
     address internal artist2 = address(0xA28);
-    address internal keeper = address(0x4EE9);
     uint256 internal t0;
     uint256 internal aliceTrack;
     uint256 internal bobTrack;
 
     function setUp() public override {
         super.setUp();
-        t0 = block.timestamp;
-        vm.prank(owner);
-        vault.setFee(uint16(FEE_BPS));
+        _setFee(uint16(FEE_BPS));
 
         // Alice prices by her artist rate, Bob by his track's rate.
         TrackInput memory input = TrackInput({
@@ -32,13 +29,14 @@ contract Lifecycle_Integration_Test is Base_Test {
             contentHash: keccak256("audio"),
             metadataURI: "ipfs://m"
         });
-        vm.startPrank(artist);
-        aliceTrack = registry.publishTrack(registry.registerArtist("alice", 200, new TextRecord[](0)), input);
-        vm.stopPrank();
+        bytes32 alice = _register(artist, "alice", 200, new TextRecord[](0));
+        vm.prank(artist);
+        aliceTrack = registry.publishTrack(alice, input);
         input.ratePerSecond = 1000;
-        vm.startPrank(artist2);
-        bobTrack = registry.publishTrack(registry.registerArtist("bob", 300, new TextRecord[](0)), input);
-        vm.stopPrank();
+        bytes32 bob = _register(artist2, "bob", 300, new TextRecord[](0));
+        vm.prank(artist2);
+        bobTrack = registry.publishTrack(bob, input);
+        t0 = block.timestamp;
     }
 
     function _depositWithPermit(uint256 amount, uint256 deadline) internal {

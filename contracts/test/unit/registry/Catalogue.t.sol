@@ -2,7 +2,6 @@
 pragma solidity 0.8.30;
 
 import {IBeatStreamRegistry, Track, TrackInput} from "../../../src/interfaces/IBeatStreamRegistry.sol";
-import {IENSRegistryFull} from "../../utils/IENSRegistryFull.sol";
 import {Registry_Unit_Test} from "./Registry.t.sol";
 
 /// @notice Rates and the track catalogue: setRate, publishTrack, updateTrack, unpublishTrack, track, playTerms.
@@ -21,7 +20,7 @@ contract Catalogue_Unit_Test is Registry_Unit_Test {
 
     function _approveOperator() internal {
         vm.prank(artist);
-        IENSRegistryFull(address(ens)).setApprovalForAll(operator, true);
+        registry.setApprovalForAll(operator, true);
     }
 
     function _expectUnauthorized(address caller) internal {
@@ -61,16 +60,20 @@ contract Catalogue_Unit_Test is Registry_Unit_Test {
     function test_RevertWhen_OperatorApprovalRevoked() external {
         _approveOperator();
         vm.prank(artist);
-        IENSRegistryFull(address(ens)).setApprovalForAll(operator, false);
+        registry.setApprovalForAll(operator, false);
         vm.prank(operator);
         _expectUnauthorized(operator);
         registry.setRate(node, 1);
     }
 
-    function test_RevertWhen_SetRateOfUnknownArtist() external {
-        // This test owns eth. in ENS, so it passes the manager check but eth. is no artist.
+    /// @dev v1 let this test, which owns eth. in ENS, past the manager check (and then refused eth. as no artist). In
+    /// v2 owning a node in ENS gives no authority: only a name token does, and only artists have one.
+    function test_RevertWhen_EnsOwnerOfNonArtistNodeSetsRate() external {
+        vm.assertEq(ens.owner(ETH_NODE), address(this), "this test owns eth. in ENS");
         vm.expectRevert(
-            abi.encodeWithSelector(IBeatStreamRegistry.BeatStreamRegistry_UnknownArtist.selector, ETH_NODE)
+            abi.encodeWithSelector(
+                IBeatStreamRegistry.BeatStreamRegistry_Unauthorized.selector, ETH_NODE, address(this)
+            )
         );
         registry.setRate(ETH_NODE, 1);
     }
@@ -138,7 +141,9 @@ contract Catalogue_Unit_Test is Registry_Unit_Test {
 
     function test_RevertWhen_PublishingForUnknownArtist() external {
         vm.expectRevert(
-            abi.encodeWithSelector(IBeatStreamRegistry.BeatStreamRegistry_UnknownArtist.selector, ETH_NODE)
+            abi.encodeWithSelector(
+                IBeatStreamRegistry.BeatStreamRegistry_Unauthorized.selector, ETH_NODE, address(this)
+            )
         );
         registry.publishTrack(ETH_NODE, _trackInput("Eth", 0));
     }

@@ -19,9 +19,23 @@ abstract contract Registry_Unit_Test is Base_Test {
         return new TextRecord[](0);
     }
 
+    /// @dev Registers `label` for `who` at {RATE} with no records: commit, wait, reveal.
     function _register(address who, string memory label) internal returns (bytes32 node) {
+        node = _register(who, label, RATE, _noRecords());
+    }
+
+    /// @dev The secret {_commitAndWait} commits with.
+    function _secret(address who, string memory label) internal pure returns (bytes32) {
+        return keccak256(abi.encode("test secret", who, label));
+    }
+
+    /// @dev Commits to registering `label` for `who` and waits until the commitment can be revealed, so a test can
+    /// make the reveal itself (with `_secret(who, label)`) and expect what it does.
+    function _commitAndWait(address who, string memory label) internal returns (bytes32 secret) {
+        secret = _secret(who, label);
         vm.prank(who);
-        node = registry.registerArtist(label, RATE, _noRecords());
+        registry.commit(registry.makeCommitment(label, who, secret));
+        vm.warp(vm.getBlockTimestamp() + registry.MIN_COMMITMENT_AGE());
     }
 
     function _trackInput(string memory title, uint128 rate) internal pure returns (TrackInput memory) {

@@ -2,7 +2,6 @@
 pragma solidity 0.8.30;
 
 import {IBeatStreamRegistry} from "../../../src/interfaces/IBeatStreamRegistry.sol";
-import {IENSRegistryFull} from "../../utils/IENSRegistryFull.sol";
 import {Registry_Unit_Test} from "./Registry.t.sol";
 
 /// @notice The registry as ENS resolver of its subnames: addr and text records, ERC-165.
@@ -25,7 +24,7 @@ contract Resolver_Unit_Test is Registry_Unit_Test {
 
     function test_WhenOperatorSetsAddr() external {
         vm.prank(artist);
-        IENSRegistryFull(address(ens)).setApprovalForAll(operator, true);
+        registry.setApprovalForAll(operator, true);
         vm.prank(operator);
         registry.setAddr(node, operator);
         vm.assertEq(registry.addr(node), operator, "addr");

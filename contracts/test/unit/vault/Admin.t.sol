@@ -6,28 +6,36 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IBeatStreamVault} from "../../../src/interfaces/IBeatStreamVault.sol";
 import {Base_Test} from "../../Base.t.sol";
 
-/// @notice setFee, setTreasury, collectFees and the two-step ownership transfer.
+/// @notice scheduleFee, setTreasury, collectFees and the two-step ownership transfer.
 contract Admin_Unit_Test is Base_Test {
     address internal stranger = address(0x5742);
 
     /*//////////////////////////////////////////////////////////////
-                                SET FEE
+                              SCHEDULE FEE
     //////////////////////////////////////////////////////////////*/
 
-    function test_WhenOwnerSetsFee() external {
+    /// @dev v1's setFee applied at once (event FeeUpdated); v2 schedules the fee for the withdrawal delay later.
+    function test_WhenOwnerSchedulesFee() external {
+        uint256 t0 = block.timestamp;
         vm.expectEmit(address(vault));
-        emit IBeatStreamVault.FeeUpdated(250);
+        emit IBeatStreamVault.FeeScheduled(250, t0 + WITHDRAWAL_DELAY);
         vm.prank(owner);
-        vault.setFee(250);
+        vault.scheduleFee(250);
+        vm.assertEq(uint256(vault.feeBps()), 0, "old fee until the delay is over");
+        (uint16 pending, uint256 effectiveAt) = vault.pendingFee();
+        vm.assertEq(uint256(pending), 250, "pending fee");
+        vm.assertEq(effectiveAt, t0 + WITHDRAWAL_DELAY, "effective at");
+
+        vm.warp(t0 + WITHDRAWAL_DELAY);
         vm.assertEq(uint256(vault.feeBps()), 250, "feeBps");
+        (pending, effectiveAt) = vault.pendingFee();
+        vm.assertEq(uint256(pending) + effectiveAt, 0, "nothing pending once in force");
     }
 
-    function test_WhenOwnerSetsFeeToMax() external {
-        vm.prank(owner);
-        vault.setFee(1000);
+    function test_WhenOwnerSchedulesFeeToMax() external {
+        _setFee(1000);
         vm.assertEq(uint256(vault.feeBps()), 1000, "max fee allowed");
-        vm.prank(owner);
-        vault.setFee(0);
+        _setFee(0);
         vm.assertEq(uint256(vault.feeBps()), 0, "zero fee allowed");
     }
 
@@ -38,13 +46,13 @@ contract Admin_Unit_Test is Base_Test {
                 IBeatStreamVault.BeatStreamVault_FeeTooHigh.selector, uint16(1001), uint16(1000)
             )
         );
-        vault.setFee(1001);
+        vault.scheduleFee(1001);
     }
 
-    function test_RevertWhen_NonOwnerSetsFee() external {
+    function test_RevertWhen_NonOwnerSchedulesFee() external {
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
-        vault.setFee(1);
+        vault.scheduleFee(1);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -77,8 +85,7 @@ contract Admin_Unit_Test is Base_Test {
     //////////////////////////////////////////////////////////////*/
 
     function test_WhenFeesAccrued_AnyoneCollectsToTreasury() external {
-        vm.prank(owner);
-        vault.setFee(250);
+        _setFee(250);
         _fund(listener, 100 * ONE_USDC);
         vault.settleBatch(_one(_defaultItem(40 * ONE_USDC)));
         uint256 fee = 40 * ONE_USDC * 250 / 10_000;
@@ -96,10 +103,9 @@ contract Admin_Unit_Test is Base_Test {
 
     function test_WhenTreasuryChanged_FeesGoToNewTreasury() external {
         address next = address(0x7E2);
-        vm.startPrank(owner);
-        vault.setFee(1000);
+        _setFee(1000);
+        vm.prank(owner);
         vault.setTreasury(next);
-        vm.stopPrank();
         _fund(listener, 10 * ONE_USDC);
         vault.settleBatch(_one(_defaultItem(10 * ONE_USDC)));
 
@@ -134,7 +140,7 @@ contract Admin_Unit_Test is Base_Test {
 
         vm.prank(owner);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, owner));
-        vault.setFee(1);
+        vault.scheduleFee(1);
     }
 
     function test_WhenOwnerRenounces_AdminFunctionsLocked() external {

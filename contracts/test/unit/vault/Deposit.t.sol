@@ -48,8 +48,10 @@ contract Deposit_Unit_Test is Base_Test {
         vault.deposit(ONE_USDC);
     }
 
+    /// @dev Available funds are packed in 120 bits (v1: 128), beside thawing funds, the thaw end and the revocation
+    /// flag.
     function test_RevertWhen_DepositOverflowsPackedBalance() external {
-        uint256 max = type(uint128).max;
+        uint256 max = type(uint120).max;
         usdc.mint(listener, max + 1);
         vm.startPrank(listener);
         usdc.approve(address(vault), max + 1);
