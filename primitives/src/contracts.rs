@@ -46,3 +46,13 @@ impl From<crate::eip712::SessionGrant> for BeatStreamVault::SessionGrant {
         }
     }
 }
+
+/// A gas limit for `settleBatch` with `items` items sent without a simulation (tests, one-off tools): enough for
+/// every item to be a first settlement whose listener's wallet takes its whole 150,000-gas allowance.
+///
+/// Do not take a `settleBatch` gas limit from `eth_estimateGas`: a batch short of gas is cut short
+/// (`BatchCutShort`) or skips a wallet check (`InsufficientGas`) rather than reverting, so the lowest gas at which
+/// the call succeeds settles almost nothing. The keeper simulates with ample gas and adds a margin instead.
+pub fn settle_batch_gas_limit(items: usize) -> u64 {
+    100_000 + items as u64 * 300_000
+}

@@ -210,7 +210,8 @@ pub async fn settle(
     keeper: &PrivateKeySigner,
     items: Vec<BeatStreamVault::SettlementItem>,
 ) -> eyre::Result<()> {
-    let r = chain.vault(keeper).settleBatch(items).send().await?.get_receipt().await?;
+    let gas = beatstream_primitives::contracts::settle_batch_gas_limit(items.len());
+    let r = chain.vault(keeper).settleBatch(items).gas(gas).send().await?.get_receipt().await?;
     eyre::ensure!(r.status(), "settleBatch reverted");
     Ok(())
 }

@@ -173,7 +173,9 @@ interface IBeatStreamVault {
     /// sends are those its relays acked against the listeners' available funds, and no one else can spend those funds
     /// before the withdrawal delay. Each item either settles or is skipped with a reason.
     /// @dev Emits {Settled} or {SettlementSkipped} per item, {GrantRegistered} for a grant's first settlement, and
-    /// {BatchCutShort} if gas ran low before the last item.
+    /// {BatchCutShort} if gas ran low before the last item. Take the gas limit from a simulation with ample gas plus a
+    /// margin, not from `eth_estimateGas`: a batch short of gas is cut short rather than reverted, so the lowest gas
+    /// at which the call succeeds settles almost nothing.
     /// @return settledCount The number of items that settled.
     function settleBatch(SettlementItem[] calldata items) external returns (uint256 settledCount);
 

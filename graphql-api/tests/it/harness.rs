@@ -78,6 +78,7 @@ impl Env {
         let receipt = chain
             .vault(&chain.anvil.signer(KEEPER))
             .settleBatch(vec![item])
+            .gas(beatstream_primitives::contracts::settle_batch_gas_limit(1))
             .send()
             .await?
             .get_receipt()
@@ -184,7 +185,13 @@ impl Env {
         store_voucher(&self.pool, &self.chain, &self.player, payee, cumulative).await?;
         let item = self.player.item(&self.chain, payee, cumulative)?;
         let vault = self.chain.vault(&self.chain.anvil.signer(KEEPER));
-        let receipt = vault.settleBatch(vec![item]).send().await?.get_receipt().await?;
+        let receipt = vault
+            .settleBatch(vec![item])
+            .gas(beatstream_primitives::contracts::settle_batch_gas_limit(1))
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
         eyre::ensure!(receipt.status(), "settleBatch reverted");
         Ok(())
     }

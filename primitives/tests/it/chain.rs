@@ -12,7 +12,7 @@ use alloy::{
 };
 use beatstream_primitives::{
     Deployment, SessionGrant, VoucherDomain,
-    contracts::{BeatStreamVault, MockUSDC},
+    contracts::{BeatStreamVault, MockUSDC, settle_batch_gas_limit},
     eip712::{self, SignatureBytes},
 };
 use beatstream_testkit::{Anvil, deploy};
@@ -165,6 +165,7 @@ async fn rust_signed_batch_settles_on_anvil() -> eyre::Result<()> {
     let vault = BeatStreamVault::new(deployment.contracts.vault, &as_keeper);
     let receipt = vault
         .settleBatch(vec![item(&grant, &grant_sig, artist, first, &voucher_sig)])
+        .gas(settle_batch_gas_limit(1))
         .send()
         .await?
         .get_receipt()
@@ -204,6 +205,7 @@ async fn rust_signed_batch_settles_on_anvil() -> eyre::Result<()> {
             item(&grant, &[], anvil.addresses()[3], second, &twin),
             item(&grant, &[], artist, second, &good),
         ])
+        .gas(settle_batch_gas_limit(2))
         .send()
         .await?
         .get_receipt()
