@@ -3,9 +3,9 @@ pragma solidity 0.8.30;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
+import {TextRecord} from "../src/interfaces/IBeatStreamRegistry.sol";
 import {IBeatStreamVault} from "../src/interfaces/IBeatStreamVault.sol";
 import {IENS} from "../src/interfaces/IENS.sol";
-import {TextRecord} from "../src/interfaces/IBeatStreamRegistry.sol";
 import {SessionGrant, SettlementItem, SkipReason} from "../src/types/DataTypes.sol";
 import {IBeatStreamRegistryFull, IBeatStreamVaultFull, IMockUSDC} from "./utils/Interfaces.sol";
 import {Test} from "./utils/Test.sol";

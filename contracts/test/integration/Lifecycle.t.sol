@@ -77,8 +77,10 @@ contract Lifecycle_Integration_Test is Base_Test {
         vm.assertEq(bobPayee, artist2, "bob's addr record");
 
         // Keeper settles alice at 30 s (with grant signature) and 90 s (without).
+        // Items are built before the prank: building one calls the vault, which would use the prank up.
+        SettlementItem[] memory first = _one(_item(LISTENER_KEY, SESSION_KEY, grant, artist, 30 * 200));
         vm.prank(keeper);
-        vault.settleBatch(_one(_item(LISTENER_KEY, SESSION_KEY, grant, artist, 30 * 200)));
+        vault.settleBatch(first);
         SettlementItem memory item = _item(LISTENER_KEY, SESSION_KEY, grant, artist, 90 * 200);
         item.grantSignature = "";
         vm.prank(keeper);

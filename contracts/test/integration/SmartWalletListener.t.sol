@@ -4,7 +4,7 @@ pragma solidity 0.8.30;
 import {IBeatStreamVault} from "../../src/interfaces/IBeatStreamVault.sol";
 import {SessionGrant, SettlementItem, SkipReason} from "../../src/types/DataTypes.sol";
 import {Base_Test} from "../Base.t.sol";
-import {GasBurningWallet, RevertingWallet, SmartWallet} from "../mocks/SmartWallet.sol";
+import {EchoWallet, GasBurningWallet, RevertingWallet, SmartWallet} from "../mocks/SmartWallet.sol";
 
 /// @notice Listeners that are ERC-1271 smart wallets: their grant signature is checked by the wallet.
 contract SmartWalletListener_Integration_Test is Base_Test {
@@ -108,6 +108,25 @@ contract SmartWalletListener_Integration_Test is Base_Test {
         uint256 settledCount = vault.settleBatch{gas: 2_000_000}(items);
         vm.assertEq(settledCount, 2, "the two honest items settle around the hostile one");
         vm.assertEq(vault.settled(vault.grantId(grant), artist), 2 * ONE_USDC, "wallet item settled");
+    }
+
+    /// @dev The whole 32-byte answer must be the magic value (v2; v1 read four bytes): a contract echoing its
+    /// calldata answers the selector followed by the digest's first 28 bytes, and must not pass.
+    function test_WhenWalletEchoesCalldata_SkipsInvalidGrantSignature() external {
+        EchoWallet echo = new EchoWallet();
+        _fundFor(address(echo), FUNDS);
+        SessionGrant memory g = _grant(address(echo), sessionKey, 1000 * ONE_USDC, 1);
+        SettlementItem memory bad = _item(WALLET_OWNER_KEY, SESSION_KEY, g, artist, ONE_USDC);
+        (bool ok, bytes memory answer) = address(echo)
+            .staticcall(abi.encodeWithSelector(0x1626ba7e, vault.grantDigest(g), bad.grantSignature));
+        vm.assertTrue(ok, "answers");
+        vm.assertEq(bytes32(bytes4(answer)), bytes32(bytes4(0x1626ba7e)), "starts with the magic selector");
+        SettlementItem memory good = _defaultItem(ONE_USDC);
+        _expectSkipped(bad, SkipReason.InvalidGrantSignature);
+        _expectSettled(good.grant, artist, ONE_USDC, ONE_USDC, 0);
+        vm.assertEq(vault.settleBatch(_twoItems(bad, good)), 1, "only the honest item");
+        (uint256 available,,) = vault.accountOf(address(echo));
+        vm.assertEq(available, FUNDS, "echo wallet untouched");
     }
 
     function test_WhenWalletListenerUnfunded_SkipsInsufficientFunds() external {

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 pragma solidity >=0.8.0;
 
-import {IERC721Metadata} from "@openzeppelin/contracts/token/ERC721/extensions/IERC721Metadata.sol";
 import {IERC5267} from "@openzeppelin/contracts/interfaces/IERC5267.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+import {IERC721Receiver} from "@openzeppelin/contracts/token/ERC721/IERC721Receiver.sol";
+import {IERC721Metadata} from "@openzeppelin/contracts/token/ERC721/extensions/IERC721Metadata.sol";
 
 import {IBeatStreamRegistry} from "../../src/interfaces/IBeatStreamRegistry.sol";
 import {IBeatStreamVault} from "../../src/interfaces/IBeatStreamVault.sol";
@@ -25,8 +26,8 @@ interface IOwnable2Step {
 /// @notice The vault's whole external surface: its own interface, EIP-5267 and two-step ownership.
 interface IBeatStreamVaultFull is IBeatStreamVault, IERC5267, IOwnable2Step {}
 
-/// @notice The registry's whole external surface: its own interface and the ERC-721 name tokens.
-interface IBeatStreamRegistryFull is IBeatStreamRegistry, IERC721Metadata {}
+/// @notice The registry's whole external surface: its own interface, the ERC-721 name tokens and the receiver hook.
+interface IBeatStreamRegistryFull is IBeatStreamRegistry, IERC721Metadata, IERC721Receiver {}
 
 /// @notice MockUSDC: an ERC-20 with EIP-2612 permit and an open mint.
 interface IMockUSDC is IERC20Metadata, IERC20Permit {

@@ -82,7 +82,10 @@ interface Vm {
     function envOr(string calldata name, bool defaultValue) external view returns (bool value);
     function envUint(string calldata name) external view returns (uint256 value);
     function envAddress(string calldata name) external view returns (address value);
-    function envAddress(string calldata name, string calldata delim) external view returns (address[] memory value);
+    function envAddress(string calldata name, string calldata delim)
+        external
+        view
+        returns (address[] memory value);
     function envOr(string calldata name, string calldata delim, address[] calldata defaultValue)
         external
         view

@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 
 import {IBeatStreamVault} from "../../../src/interfaces/IBeatStreamVault.sol";
+import {SessionGrant} from "../../../src/types/DataTypes.sol";
 import {Base_Test} from "../../Base.t.sol";
 
 /// @notice scheduleFee, setTreasury, collectFees and the two-step ownership transfer.
@@ -53,6 +54,58 @@ contract Admin_Unit_Test is Base_Test {
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
         vault.scheduleFee(1);
+    }
+
+    function test_WhenFeeScheduled_SettlementsUseTheOldFeeUntilTheDelay() external {
+        uint256 t0 = block.timestamp;
+        _fund(listener, 100 * ONE_USDC);
+        SessionGrant memory grant = _defaultGrant();
+        vm.prank(owner);
+        vault.scheduleFee(1000);
+
+        _expectSettled(grant, artist, 10 * ONE_USDC, 10 * ONE_USDC, 0);
+        vault.settleBatch(_one(_item(LISTENER_KEY, SESSION_KEY, grant, artist, 10 * ONE_USDC)));
+        vm.warp(t0 + WITHDRAWAL_DELAY - 1);
+        _expectSettled(grant, artist, 10 * ONE_USDC, 20 * ONE_USDC, 0);
+        vault.settleBatch(_one(_item(LISTENER_KEY, SESSION_KEY, grant, artist, 20 * ONE_USDC)));
+        vm.assertEq(vault.accruedFees(), 0, "no fee before the delay");
+
+        vm.warp(t0 + WITHDRAWAL_DELAY);
+        _expectSettled(grant, artist, 10 * ONE_USDC, 30 * ONE_USDC, ONE_USDC);
+        vault.settleBatch(_one(_item(LISTENER_KEY, SESSION_KEY, grant, artist, 30 * ONE_USDC)));
+        vm.assertEq(vault.accruedFees(), ONE_USDC, "10% from the delay on");
+    }
+
+    function test_WhenScheduleReplacesAPendingOne_NeitherAppliesEarly() external {
+        uint256 t0 = block.timestamp;
+        vm.prank(owner);
+        vault.scheduleFee(250);
+        uint256 t1 = t0 + WITHDRAWAL_DELAY / 2;
+        vm.warp(t1);
+        vm.expectEmit(address(vault));
+        emit IBeatStreamVault.FeeScheduled(500, t1 + WITHDRAWAL_DELAY);
+        vm.prank(owner);
+        vault.scheduleFee(500);
+
+        vm.warp(t0 + WITHDRAWAL_DELAY);
+        vm.assertEq(uint256(vault.feeBps()), 0, "the replaced 250 never applies");
+        (uint16 pending, uint256 effectiveAt) = vault.pendingFee();
+        vm.assertEq(uint256(pending), 500, "pending");
+        vm.assertEq(effectiveAt, t1 + WITHDRAWAL_DELAY, "effective at");
+        vm.warp(t1 + WITHDRAWAL_DELAY);
+        vm.assertEq(uint256(vault.feeBps()), 500, "the new one from its own delay on");
+    }
+
+    function test_WhenScheduledAfterThePreviousTookEffect_ThePreviousStaysInForceMeanwhile() external {
+        _setFee(250);
+        uint256 t1 = block.timestamp;
+        vm.prank(owner);
+        vault.scheduleFee(0);
+        vm.assertEq(uint256(vault.feeBps()), 250, "the fee in force until the next one's delay");
+        vm.warp(t1 + WITHDRAWAL_DELAY - 1);
+        vm.assertEq(uint256(vault.feeBps()), 250, "still");
+        vm.warp(t1 + WITHDRAWAL_DELAY);
+        vm.assertEq(uint256(vault.feeBps()), 0, "lowered, after the delay too");
     }
 
     /*//////////////////////////////////////////////////////////////

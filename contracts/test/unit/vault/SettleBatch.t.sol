@@ -106,8 +106,9 @@ contract SettleBatch_Unit_Test is Base_Test {
         );
         _expectSettled(grant, artist, 3 * ONE_USDC, 3 * ONE_USDC, 0);
         // The operator's keeper, a settler since deployment, submits.
+        SettlementItem[] memory items = _one(_defaultItem(3 * ONE_USDC));
         vm.prank(keeper);
-        uint256 count = vault.settleBatch(_one(_defaultItem(3 * ONE_USDC)));
+        uint256 count = vault.settleBatch(items);
 
         vm.assertEq(count, 1, "settled");
         vm.assertEq(vault.settled(id, artist), 3 * ONE_USDC, "settled cumulative");

@@ -142,4 +142,23 @@ contract Views_Unit_Test is Base_Test {
         (uint256 available,,) = vault.accountOf(listener);
         vm.assertEq(available, 92 * ONE_USDC, "listener debited");
     }
+
+    /// @dev What a relay's guard may promise: available funds only, never thawing ones (v1's guard counted both).
+    function test_WhenReadingSpendable_ItIsAvailableFundsOnly() external {
+        vm.assertEq(vault.spendableOf(listener), 0, "nothing deposited");
+        _fund(listener, 100 * ONE_USDC);
+        vm.assertEq(vault.spendableOf(listener), 100 * ONE_USDC, "deposit");
+        vm.prank(listener);
+        vault.requestWithdrawal(30 * ONE_USDC);
+        vm.assertEq(vault.spendableOf(listener), 70 * ONE_USDC, "thawing funds are not spendable");
+        vault.settleBatch(_one(_defaultItem(20 * ONE_USDC)));
+        vm.assertEq(vault.spendableOf(listener), 50 * ONE_USDC, "settlement spends it");
+        vault.settleBatch(_one(_defaultItem(80 * ONE_USDC)));
+        (, uint256 thawing,) = vault.accountOf(listener);
+        vm.assertEq(vault.spendableOf(listener), 0, "then thawing funds settle what was acked before");
+        vm.assertEq(thawing, 20 * ONE_USDC, "thawing drawn on");
+        vm.prank(listener);
+        vault.cancelWithdrawal();
+        vm.assertEq(vault.spendableOf(listener), 20 * ONE_USDC, "cancelled: spendable again");
+    }
 }
