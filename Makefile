@@ -1,7 +1,8 @@
 # BeatStream node. `make dev` runs the node with a demo; `make test` runs every test.
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
-export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+# Native Foundry binaries first (script/setup.sh links them): npm's `.bin/forge` wrapper loses the exit status.
+export PATH := $(CURDIR)/node_modules/.beatstream/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 CARGO ?= cargo
 # nextest runs each test in its own process (parallel across both cores); plain `cargo test` where it is missing.

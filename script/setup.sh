@@ -13,6 +13,19 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ ! -x node_module
   touch "$stamp"
 fi
 
+# The npm packages' `.bin/forge` (and anvil, cast) are Node wrappers that never pass the tool's exit status on: a
+# failing `forge test` exits 0 through them. `make` puts these links to the native binaries first on PATH instead.
+bin=node_modules/.beatstream/bin
+mkdir -p "$bin"
+for tool in forge anvil cast; do
+  native=$(ls node_modules/@foundry-rs/"$tool"-*/bin/"$tool" 2>/dev/null | head -n 1)
+  if [ -z "$native" ]; then
+    echo "setup: no native $tool binary under node_modules/@foundry-rs/ for this platform" >&2
+    exit 1
+  fi
+  ln -sfn "$root/$native" "$bin/$tool"
+done
+
 # forge, offline, looks for `~/.svm/<v>/solc-<v>`. There is no native solc here, so each
 # shim runs the pinned solcjs (WebAssembly) on forge's standard-JSON input.
 svm=${SVM_HOME:-$HOME/.svm}

@@ -82,6 +82,13 @@ pub fn workspace_root() -> &'static Path {
 /// Prefers the native binary of the platform package over the `.bin/anvil` Node wrapper:
 /// it starts faster and signals reach anvil itself, so a killed test leaves no orphan.
 pub fn anvil_path() -> Result<PathBuf> {
+    foundry_tool("anvil").map_err(Error::AnvilMissing)
+}
+
+/// Path of a Foundry tool (`forge`, `anvil`, `cast`) installed by `make setup` under `node_modules/`: the native
+/// binary of the platform package where there is one, else the `.bin/` Node wrapper (which starts slower, does not
+/// forward every signal and loses the tool's exit status). `Err` holds the wrapper's path when neither exists.
+pub fn foundry_tool(tool: &str) -> std::result::Result<PathBuf, PathBuf> {
     let modules = workspace_root().join("node_modules");
     let platform = match (std::env::consts::OS, std::env::consts::ARCH) {
         ("linux", "x86_64") => Some("linux-amd64"),
@@ -91,11 +98,11 @@ pub fn anvil_path() -> Result<PathBuf> {
         _ => None,
     };
     if let Some(platform) = platform {
-        let native = modules.join(format!("@foundry-rs/anvil-{platform}/bin/anvil"));
+        let native = modules.join(format!("@foundry-rs/{tool}-{platform}/bin/{tool}"));
         if native.is_file() {
             return Ok(native);
         }
     }
-    let wrapper = modules.join(".bin/anvil");
-    if wrapper.is_file() { Ok(wrapper) } else { Err(Error::AnvilMissing(wrapper)) }
+    let wrapper = modules.join(".bin").join(tool);
+    if wrapper.is_file() { Ok(wrapper) } else { Err(wrapper) }
 }

@@ -29,10 +29,8 @@ pub async fn deploy_to(
     env: &[(&str, &str)],
 ) -> Result<Deployment> {
     let root = workspace_root();
-    let forge = root.join("node_modules/.bin/forge");
-    if !forge.is_file() {
-        return Err(Error::ForgeMissing(forge));
-    }
+    // The native binary: the npm wrapper exits 0 even when the script fails.
+    let forge = crate::anvil::foundry_tool("forge").map_err(Error::ForgeMissing)?;
     // forge may only write under deployments/ (foundry.toml fs_permissions); a unique name per deployment.
     let out = root.join("deployments").join(format!("test-{tag}.local.json"));
     let broadcast = tempfile::tempdir().map_err(Error::io("creating a broadcast dir"))?;

@@ -14,7 +14,7 @@ pub mod scene;
 mod server;
 mod test_db;
 
-pub use anvil::{Anvil, anvil_path, workspace_root};
+pub use anvil::{Anvil, anvil_path, foundry_tool, workspace_root};
 pub use deploy::{deploy, deploy_to};
 pub use error::{Error, Result};
 pub use test_db::TestDb;

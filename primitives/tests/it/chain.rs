@@ -241,6 +241,54 @@ async fn deploy_script_writes_a_usable_deployment_file() -> eyre::Result<()> {
         d.contracts.registry,
         "registry owns beatstream.eth"
     );
+    // A dev chain: anvil's ten accounts settle from the start; names are registered by commit and reveal a
+    // second apart.
+    for account in anvil.addresses() {
+        assert!(vault.isSettler(*account).call().await?, "{account} is a settler on a dev chain");
+    }
+    assert!(!vault.isSettler(Address::repeat_byte(0x42)).call().await?);
+    let registry =
+        beatstream_primitives::contracts::BeatStreamRegistry::new(d.contracts.registry, &provider);
+    assert_eq!(registry.MIN_COMMITMENT_AGE().call().await?, U256::from(1));
+    Ok(())
+}
+
+/// On a public chain the script refuses to deploy while whoever holds the parent name's `.eth` registrar token
+/// could reclaim it, unless told to go on, and then it warns; it requires the settlers to be named.
+#[tokio::test]
+async fn public_chain_deploy_refuses_a_reclaimable_parent_name() -> eyre::Result<()> {
+    let anvil = Anvil::spawn()?;
+    // A dev deployment provides an ENS registry and a USDC to deploy "onto", as on a public chain.
+    let dev = deploy(&anvil, &[]).await?;
+    let ens = dev.contracts.ens_registry.to_string();
+    let usdc = dev.contracts.usdc.to_string();
+    let keeper = anvil.addresses()[9].to_string();
+    let public = [
+        ("BEATSTREAM_DEV", "false"),
+        ("BEATSTREAM_ENS_REGISTRY", ens.as_str()),
+        ("BEATSTREAM_USDC", usdc.as_str()),
+    ];
+
+    let no_settlers = deploy(&anvil, &public).await.expect_err("settlers are required");
+    assert!(no_settlers.to_string().contains("BEATSTREAM_SETTLERS"), "{no_settlers}");
+
+    let with_settlers = [&public[..], &[("BEATSTREAM_SETTLERS", keeper.as_str())]].concat();
+    let refused = deploy(&anvil, &with_settlers).await.expect_err("an unlocked parent is refused");
+    assert!(
+        refused.to_string().contains("BEATSTREAM_ENS_BASE_REGISTRAR is not set"),
+        "{refused}"
+    );
+
+    let allowed =
+        [&with_settlers[..], &[("BEATSTREAM_ALLOW_RECLAIMABLE_ROOT", "true")]].concat();
+    let d = deploy(&anvil, &allowed).await?;
+    let provider = ProviderBuilder::new().connect_http(anvil.endpoint_url());
+    let vault = BeatStreamVault::new(d.contracts.vault, &provider);
+    assert!(vault.isSettler(anvil.addresses()[9]).call().await?);
+    assert!(!vault.isSettler(anvil.addresses()[0]).call().await?, "only the named settlers");
+    let registry =
+        beatstream_primitives::contracts::BeatStreamRegistry::new(d.contracts.registry, &provider);
+    assert_eq!(registry.MIN_COMMITMENT_AGE().call().await?, U256::from(60), "ENS's own minimum");
     Ok(())
 }
 
