@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use alloy::{
+    eips::BlockId,
     primitives::{Address, B256, U256},
     providers::Provider,
     signers::local::PrivateKeySigner,
@@ -13,7 +14,9 @@ use alloy::{
 
 use crate::{
     Error, Result,
-    contracts::BeatStreamRegistry::{BeatStreamRegistryErrors, BeatStreamRegistryInstance, TextRecord},
+    contracts::BeatStreamRegistry::{
+        BeatStreamRegistryErrors, BeatStreamRegistryInstance, TextRecord,
+    },
 };
 
 /// How long to keep retrying a reveal that the chain still finds too new (a dev chain whose next block has the
@@ -49,7 +52,11 @@ pub async fn register_artist<P: Provider>(
     }
     tokio::time::sleep(Duration::from_secs(min_age.saturating_to::<u64>())).await;
 
-    let register = registry.registerArtist(label.to_owned(), rate_per_second, records, secret);
+    // Tried against the pending block, whose time is the next block's: a chain that mines only on demand (anvil in
+    // tests) would otherwise answer at the commit's block, too new, for as long as nothing else is sent.
+    let register = registry
+        .registerArtist(label.to_owned(), rate_per_second, records, secret)
+        .block(BlockId::pending());
     let deadline = tokio::time::Instant::now() + REVEAL_PATIENCE;
     let node = loop {
         match register.call().await {
