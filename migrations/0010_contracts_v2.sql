@@ -20,8 +20,12 @@ CREATE TABLE vault_nonce_floor_raises (
     effective_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (chain_id, block_number, log_index)
 );
+-- The API works out when a floor revocation took effect from a listener's raises (a raise replaced while pending
+-- never did). Raises are rare, so this costs the backfill next to nothing.
+CREATE INDEX vault_nonce_floor_raises_listener ON vault_nonce_floor_raises (chain_id, listener);
 
--- BeatStreamRegistry.Transfer (ERC-721): a name token minted (from = 0) or moved.
+-- BeatStreamRegistry.Transfer (ERC-721): a name token minted (from = 0) or moved. Approval and ApprovalForAll are
+-- not stored: nothing mirrored depends on who else may manage an artist.
 CREATE TABLE registry_name_transfers (
     chain_id BIGINT NOT NULL, block_number BIGINT NOT NULL, block_hash hash32 NOT NULL,
     block_time TIMESTAMPTZ NOT NULL, tx_hash hash32 NOT NULL, log_index INTEGER NOT NULL,
@@ -54,3 +58,7 @@ CREATE TABLE listener_nonce_floors (
     updated_block BIGINT NOT NULL,
     PRIMARY KEY (chain_id, listener)
 );
+
+COMMENT ON COLUMN artists.owner IS
+    'Holder of the artist''s name token (BeatStreamRegistry ERC-721, token id = node), from registry_name_transfers. '
+    'Since v2 the registry owns the ENS subname itself, so ENS ownership (ens_events) no longer sets it.';

@@ -1,12 +1,13 @@
 //! The raw event tables: one row per log, written with one `COPY` per table and batch.
 //!
-//! `COPY` cannot skip rows that already exist, and need not: a raw row's key is its log's `(chain_id, block_hash,
+//! `COPY` cannot skip rows that already exist, and need not: a raw row's key is its log's `(chain_id, block_number,
 //! log_index)`, every raw row is at or below the cursor (a batch writes its blocks in the transaction that moves
 //! the cursor over them; a rollback deletes the rows above the ancestor in the transaction that moves the cursor
 //! back), and a batch writes only blocks above the cursor, each log once. So a batch's rows cannot exist yet. If
 //! they somehow did (a second indexer on the same chain), the `COPY` fails the batch's transaction rather than
 //! skipping rows whose derived effects the fold would then apply twice.
 
+use alloy::primitives::B256;
 use beatstream_primitives::contracts::{
     BeatStreamRegistry::BeatStreamRegistryEvents as Registry,
     BeatStreamVault::BeatStreamVaultEvents as Vault, ENSRegistry::ENSRegistryEvents as Ens,
@@ -29,10 +30,13 @@ pub(crate) const TABLES: &[&str] = &[
     "vault_settlement_skips",
     "vault_earnings_withdrawals",
     "vault_admin_events",
+    "vault_grant_revocations",
+    "vault_nonce_floor_raises",
     "registry_artist_registrations",
     "registry_rate_changes",
     "registry_track_events",
     "registry_record_changes",
+    "registry_name_transfers",
     "ens_events",
 ];
 
@@ -89,11 +93,14 @@ mod t {
     pub(super) const SKIPS: usize = 6;
     pub(super) const EARNINGS_WITHDRAWALS: usize = 7;
     pub(super) const ADMIN: usize = 8;
-    pub(super) const ARTISTS: usize = 9;
-    pub(super) const RATES: usize = 10;
-    pub(super) const TRACKS: usize = 11;
-    pub(super) const RECORDS: usize = 12;
-    pub(super) const ENS: usize = 13;
+    pub(super) const REVOCATIONS: usize = 9;
+    pub(super) const NONCE_FLOORS: usize = 10;
+    pub(super) const ARTISTS: usize = 11;
+    pub(super) const RATES: usize = 12;
+    pub(super) const TRACKS: usize = 13;
+    pub(super) const RECORDS: usize = 14;
+    pub(super) const NAME_TRANSFERS: usize = 15;
+    pub(super) const ENS: usize = 16;
 }
 
 impl RawBatch {
@@ -145,11 +152,19 @@ impl RawBatch {
             Table::new(TABLES[8], &[("kind", Text), ("data", Json)]),
             Table::new(
                 TABLES[9],
-                &[("node", Bytes), ("owner", Bytes), ("label", Text), ("rate_per_second", Numeric)],
+                &[("listener", Bytes), ("grant_id", Bytes), ("effective_at", Time)],
             ),
-            Table::new(TABLES[10], &[("node", Bytes), ("rate_per_second", Numeric)]),
+            Table::new(
+                TABLES[10],
+                &[("listener", Bytes), ("nonce_floor", Numeric), ("effective_at", Time)],
+            ),
             Table::new(
                 TABLES[11],
+                &[("node", Bytes), ("owner", Bytes), ("label", Text), ("rate_per_second", Numeric)],
+            ),
+            Table::new(TABLES[12], &[("node", Bytes), ("rate_per_second", Numeric)]),
+            Table::new(
+                TABLES[13],
                 &[
                     ("kind", Text),
                     ("track_id", Numeric),
@@ -162,11 +177,12 @@ impl RawBatch {
                 ],
             ),
             Table::new(
-                TABLES[12],
+                TABLES[14],
                 &[("node", Bytes), ("kind", Text), ("key", Text), ("value", Text), ("addr", Bytes)],
             ),
+            Table::new(TABLES[15], &[("node", Bytes), ("from_addr", Bytes), ("to_addr", Bytes)]),
             Table::new(
-                TABLES[13],
+                TABLES[16],
                 &[
                     ("kind", Text),
                     ("node", Bytes),
@@ -244,7 +260,18 @@ impl RawBatch {
                     t::EARNINGS_WITHDRAWALS,
                     vec![e.payee.into(), e.to.into(), Numeric(dec(e.amount))],
                 ),
-                // TODO(contracts v2): revocations get tables of their own in the indexer's v2 work.
+                Vault::GrantRevoked(e) => (
+                    t::REVOCATIONS,
+                    vec![e.listener.into(), e.grantId.into(), Time(clamp_time(e.effectiveAt))],
+                ),
+                Vault::NonceFloorRaised(e) => (
+                    t::NONCE_FLOORS,
+                    vec![
+                        e.listener.into(),
+                        Numeric(e.nonceFloor.to_string()),
+                        Time(clamp_time(e.effectiveAt)),
+                    ],
+                ),
                 Vault::FeeScheduled(e) => admin(
                     "fee_scheduled",
                     serde_json::json!({ "feeBps": e.feeBps, "effectiveAt": dec(e.effectiveAt) }),
@@ -252,14 +279,6 @@ impl RawBatch {
                 Vault::SettlerUpdated(e) => admin(
                     "settler_updated",
                     serde_json::json!({ "settler": e.settler, "allowed": e.allowed, "effectiveAt": dec(e.effectiveAt) }),
-                ),
-                Vault::GrantRevoked(e) => admin(
-                    "grant_revoked",
-                    serde_json::json!({ "listener": e.listener, "grantId": e.grantId, "effectiveAt": dec(e.effectiveAt) }),
-                ),
-                Vault::NonceFloorRaised(e) => admin(
-                    "nonce_floor_raised",
-                    serde_json::json!({ "listener": e.listener, "nonceFloor": e.nonceFloor, "effectiveAt": dec(e.effectiveAt) }),
                 ),
                 Vault::BatchCutShort(e) => admin(
                     "batch_cut_short",
@@ -327,8 +346,14 @@ impl RawBatch {
                         Null,
                     ],
                 ),
-                // TODO(contracts v2): name-token transfers move the artist's owner.
-                Registry::Transfer(_) | Registry::Approval(_) | Registry::ApprovalForAll(_) => return,
+                // A name token's id is its node.
+                Registry::Transfer(e) => (
+                    t::NAME_TRANSFERS,
+                    vec![B256::from(e.tokenId).into(), e.from.into(), e.to.into()],
+                ),
+                // Approvals change who may manage an artist besides its holder, which nothing mirrored reads; the
+                // chain answers `getApproved` and `isApprovedForAll` itself.
+                Registry::Approval(_) | Registry::ApprovalForAll(_) => return,
             },
             EventKind::Ens(e) => match e {
                 Ens::NewOwner(e) => (

@@ -340,6 +340,7 @@ async fn notify(
         ("beatstream_grants", changed.grants),
         ("beatstream_artists", changed.artists),
         ("beatstream_tracks", changed.tracks),
+        ("beatstream_revocations", changed.revocations),
     ];
     for (channel, on) in channels {
         if on {

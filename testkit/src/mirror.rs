@@ -20,10 +20,13 @@ pub async fn dump(db: &TestDb) -> crate::Result<Dump> {
         "vault_settlement_skips",
         "vault_earnings_withdrawals",
         "vault_admin_events",
+        "vault_grant_revocations",
+        "vault_nonce_floor_raises",
         "registry_artist_registrations",
         "registry_rate_changes",
         "registry_track_events",
         "registry_record_changes",
+        "registry_name_transfers",
         "ens_events",
         "listener_accounts",
         "payee_earnings",
@@ -33,6 +36,8 @@ pub async fn dump(db: &TestDb) -> crate::Result<Dump> {
         "artist_texts",
         "tracks",
         "settlement_hourly",
+        "grant_revocations",
+        "listener_nonce_floors",
     ];
     let mut out = BTreeMap::new();
     for table in tables {

@@ -205,7 +205,7 @@ impl Entity for SettledPair {
     }
 }
 
-/// `artists`: registry state plus ENS ownership and the address record.
+/// `artists`: registry state, the holder of the name token and the address record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Artist {
     pub(crate) label: String,
@@ -382,5 +382,91 @@ impl Entity for SettlementHourly {
     }
     fn from_values(v: &mut It) -> Self {
         Self { amount: next(v).u256(), fees: next(v).u256(), settlements: next(v).int() }
+    }
+}
+
+/// `grant_revocations`: a grant its listener revoked, and when the vault starts refusing it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct GrantRevocation {
+    /// Unix seconds of the block that revoked it.
+    pub(crate) revoked_at: i64,
+    pub(crate) effective_at: i64,
+    pub(crate) updated_block: i64,
+}
+
+impl Entity for GrantRevocation {
+    type Key = (B256, Address);
+    const TABLE: &'static str = "grant_revocations";
+    const KEY: Schema = &[("grant_id", Kind::Bytes), ("listener", Kind::Bytes)];
+    const COLUMNS: Schema =
+        &[("revoked_at", Kind::Time), ("effective_at", Kind::Time), ("updated_block", Kind::Int)];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![key.0.into(), key.1.into()]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        (next(v).b256(), next(v).address())
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![
+            Value::Time(self.revoked_at),
+            Value::Time(self.effective_at),
+            Value::Int(self.updated_block),
+        ]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self {
+            revoked_at: next(v).int(),
+            effective_at: next(v).int(),
+            updated_block: next(v).int(),
+        }
+    }
+}
+
+/// `listener_nonce_floors`: the vault's `NonceFloor` of a listener. The default is a listener that never raised
+/// it: floor 0, in force since the epoch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct NonceFloor {
+    /// The newest floor.
+    pub(crate) floor: u64,
+    /// The floor in force until `floor_from`.
+    pub(crate) previous: u64,
+    /// Unix seconds from which `floor` is in force.
+    pub(crate) floor_from: i64,
+    pub(crate) updated_block: i64,
+}
+
+impl Entity for NonceFloor {
+    type Key = Address;
+    const TABLE: &'static str = "listener_nonce_floors";
+    const KEY: Schema = &[("listener", Kind::Bytes)];
+    const COLUMNS: Schema = &[
+        ("floor", Kind::Numeric),
+        ("previous", Kind::Numeric),
+        ("floor_from", Kind::Time),
+        ("updated_block", Kind::Int),
+    ];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![(*key).into()]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        next(v).address()
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![
+            Value::Numeric(self.floor.to_string()),
+            Value::Numeric(self.previous.to_string()),
+            Value::Time(self.floor_from),
+            Value::Int(self.updated_block),
+        ]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self {
+            floor: next(v).u256().saturating_to(),
+            previous: next(v).u256().saturating_to(),
+            floor_from: next(v).int(),
+            updated_block: next(v).int(),
+        }
     }
 }

@@ -28,6 +28,8 @@ pub(crate) struct Changed {
     pub(crate) grants: bool,
     pub(crate) artists: bool,
     pub(crate) tracks: bool,
+    /// Grant revocations and nonce floors.
+    pub(crate) revocations: bool,
 }
 
 /// The name artists are registered under.
@@ -48,6 +50,8 @@ pub(crate) struct Derived {
     texts: Cache<ArtistText>,
     tracks: Cache<Track>,
     hourly: Cache<SettlementHourly>,
+    revocations: Cache<GrantRevocation>,
+    floors: Cache<NonceFloor>,
     /// Events whose effect could not be applied as the contract would have (a bug somewhere); logged and counted.
     pub(crate) inconsistencies: u64,
 }
@@ -63,6 +67,8 @@ pub(crate) struct Remembered {
     texts: Known<ArtistText>,
     tracks: Known<Track>,
     hourly: Known<SettlementHourly>,
+    revocations: Known<GrantRevocation>,
+    floors: Known<NonceFloor>,
 }
 
 impl Remembered {
@@ -94,6 +100,8 @@ impl Derived {
         let mut texts = Vec::new();
         let mut tracks = Vec::new();
         let mut hourly = Vec::new();
+        let mut revocations = Vec::new();
+        let mut floors = Vec::new();
         for event in events {
             match &event.kind {
                 EventKind::Vault(e) => match e {
@@ -110,6 +118,8 @@ impl Derived {
                         hourly.push((hour(event.at.block_time), e.payee));
                     }
                     Vault::EarningsWithdrawn(e) => earnings.push(e.payee),
+                    Vault::GrantRevoked(e) => revocations.push((e.grantId, e.listener)),
+                    Vault::NonceFloorRaised(e) => floors.push(e.listener),
                     _ => {}
                 },
                 EventKind::Registry(e) => match e {
@@ -123,13 +133,12 @@ impl Derived {
                     Registry::TrackPublished(e) => tracks.push(e.trackId),
                     Registry::TrackUpdated(e) => tracks.push(e.trackId),
                     Registry::TrackUnpublished(e) => tracks.push(e.trackId),
-                    Registry::Transfer(_) | Registry::Approval(_) | Registry::ApprovalForAll(_) => {}
+                    Registry::Transfer(e) => artists.push(B256::from(e.tokenId)),
+                    Registry::Approval(_) | Registry::ApprovalForAll(_) => {}
                 },
+                // For `in_subtree`: whether the name an ENS event is about is an artist's.
                 EventKind::Ens(e) => match e {
-                    Ens::NewOwner(e) => {
-                        artists.push(e.node);
-                        artists.push(subnode(e.node, e.label));
-                    }
+                    Ens::NewOwner(e) => artists.push(e.node),
                     Ens::Transfer(e) => artists.push(e.node),
                     Ens::NewResolver(e) => artists.push(e.node),
                     Ens::NewTTL(e) => artists.push(e.node),
@@ -146,6 +155,8 @@ impl Derived {
         self.texts.prefetch(tx, chain_id, &known.texts, texts).await?;
         self.tracks.prefetch(tx, chain_id, &known.tracks, tracks).await?;
         self.hourly.prefetch(tx, chain_id, &known.hourly, hourly).await?;
+        self.revocations.prefetch(tx, chain_id, &known.revocations, revocations).await?;
+        self.floors.prefetch(tx, chain_id, &known.floors, floors).await?;
         Ok(())
     }
 
@@ -241,6 +252,39 @@ impl Derived {
                     });
                     self.inconsistent(bad, event);
                 }
+                Vault::GrantRevoked(e) => {
+                    changed.revocations = true;
+                    let mut bad = false;
+                    // The vault refuses to revoke a grant twice, and never moves a revocation's time.
+                    self.revocations.update(block, undo, (e.grantId, e.listener), |r| {
+                        bad = r.is_some();
+                        r.or(Some(GrantRevocation {
+                            revoked_at: clamp_time(event.at.block_time),
+                            effective_at: clamp_time(e.effectiveAt),
+                            updated_block: b,
+                        }))
+                    });
+                    self.inconsistent(bad, event);
+                }
+                Vault::NonceFloorRaised(e) => {
+                    changed.revocations = true;
+                    let mut bad = false;
+                    let now = clamp_time(event.at.block_time);
+                    self.floors.update(block, undo, e.listener, |f| {
+                        let mut f = f.unwrap_or_default();
+                        bad = e.nonceFloor <= f.floor;
+                        // As `revokeGrantsBelow`: a floor that took effect becomes the one in force meanwhile; a raise
+                        // still pending is replaced, and the floor in force stays the one before it.
+                        if now >= f.floor_from {
+                            f.previous = f.floor;
+                        }
+                        f.floor = e.nonceFloor;
+                        f.floor_from = clamp_time(e.effectiveAt);
+                        f.updated_block = b;
+                        Some(f)
+                    });
+                    self.inconsistent(bad, event);
+                }
                 _ => {}
             },
             EventKind::Registry(e) => match e {
@@ -290,21 +334,16 @@ impl Derived {
                         })
                     });
                 }
-                // TODO(contracts v2): name-token transfers move the artist's owner.
-                Registry::Transfer(_) | Registry::Approval(_) | Registry::ApprovalForAll(_) => {}
-            },
-            EventKind::Ens(e) => match e {
-                Ens::NewOwner(e) => {
-                    let node = subnode(e.node, e.label);
-                    if node != root.node {
-                        self.update_artist(event, node, undo, changed, |a| a.owner = e.owner);
-                    }
+                // The artist belongs to whoever holds its name token (minted right after `ArtistRegistered`).
+                Registry::Transfer(e) => {
+                    let node = B256::from(e.tokenId);
+                    self.update_artist(event, node, undo, changed, |a| a.owner = e.to)
                 }
-                Ens::Transfer(e) => {
-                    self.update_artist(event, e.node, undo, changed, |a| a.owner = e.owner)
-                }
-                _ => {}
+                Registry::Approval(_) | Registry::ApprovalForAll(_) => {}
             },
+            // ENS events are mirrored raw only. The registry owns every artist's subname; who owns it in ENS decides
+            // nothing in BeatStream (docs/DECISIONS.md, "Authority over an artist is its name token").
+            EventKind::Ens(_) => {}
         }
     }
 
@@ -434,7 +473,9 @@ impl Derived {
         self.artists.flush(tx, chain_id).await?;
         self.texts.flush(tx, chain_id).await?;
         self.tracks.flush(tx, chain_id).await?;
-        self.hourly.flush(tx, chain_id).await
+        self.hourly.flush(tx, chain_id).await?;
+        self.revocations.flush(tx, chain_id).await?;
+        self.floors.flush(tx, chain_id).await
     }
 
     /// Hands the batch's rows to `known`: call only once the batch has committed.
@@ -447,6 +488,8 @@ impl Derived {
         self.texts.remember(&mut known.texts);
         self.tracks.remember(&mut known.tracks);
         self.hourly.remember(&mut known.hourly);
+        self.revocations.remember(&mut known.revocations);
+        self.floors.remember(&mut known.floors);
     }
 }
 
@@ -463,7 +506,9 @@ pub(crate) async fn rollback(
         + entity::rollback::<Artist>(tx, chain_id, ancestor).await?
         + entity::rollback::<ArtistText>(tx, chain_id, ancestor).await?
         + entity::rollback::<Track>(tx, chain_id, ancestor).await?
-        + entity::rollback::<SettlementHourly>(tx, chain_id, ancestor).await?)
+        + entity::rollback::<SettlementHourly>(tx, chain_id, ancestor).await?
+        + entity::rollback::<GrantRevocation>(tx, chain_id, ancestor).await?
+        + entity::rollback::<NonceFloor>(tx, chain_id, ancestor).await?)
 }
 
 /// namehash step: the node of `label` (a labelhash) under `parent`.

@@ -3,4 +3,6 @@
 mod faults;
 mod harness;
 mod mirror;
+mod names;
 mod reorg;
+mod revocations;

@@ -3,6 +3,7 @@
 use alloy::{
     primitives::{Address, B256, U256, keccak256},
     providers::Provider,
+    signers::local::PrivateKeySigner,
 };
 use beatstream_primitives::contracts::{BeatStreamRegistry, ENSRegistry};
 use beatstream_testkit::TestDb;
@@ -10,6 +11,30 @@ use beatstream_testkit::TestDb;
 use crate::harness::{
     Chain, Player, Running, USDC, assert_same, config, dump, fresh_index, settle,
 };
+
+/// What whoever controls the parent name can do in ENS: the owner of `eth` (`deployer`, on a dev chain) takes
+/// `beatstream.eth` back from the registry, gives `label`'s subname to itself and passes it on to `to`. Emits, in the
+/// mirrored subtree, a `NewOwner` under the root and a `Transfer` of the artist's node.
+pub(crate) async fn ens_takeover(
+    chain: &Chain,
+    deployer: &PrivateKeySigner,
+    label: &str,
+    to: Address,
+) -> eyre::Result<()> {
+    let ens = ENSRegistry::new(chain.deployment.contracts.ens_registry, chain.as_(deployer));
+    let root = chain.deployment.root_node;
+    let eth = keccak256([B256::ZERO.as_slice(), keccak256("eth").as_slice()].concat());
+    for call in [
+        ens.setSubnodeOwner(eth, keccak256("beatstream"), deployer.address()),
+        ens.setSubnodeOwner(root, keccak256(label), deployer.address()),
+    ] {
+        eyre::ensure!(call.send().await?.get_receipt().await?.status(), "setSubnodeOwner reverted");
+    }
+    let node = keccak256([root.as_slice(), keccak256(label).as_slice()].concat());
+    let r = ens.setOwner(node, to).send().await?.get_receipt().await?;
+    eyre::ensure!(r.status(), "setOwner reverted");
+    Ok(())
+}
 
 async fn count(db: &TestDb, sql: &str) -> eyre::Result<i64> {
     Ok(sqlx::query_scalar(sql).fetch_one(db.pool()).await?)
@@ -66,10 +91,18 @@ async fn every_event_is_mirrored_and_derived_state_matches_the_chain() -> eyre::
         .get_receipt()
         .await?;
     registry.unpublishTrack(U256::from(1)).send().await?.get_receipt().await?;
-    // artist2 moves their name to a new owner through ENS, then the new owner points addr elsewhere.
-    let ens = ENSRegistry::new(chain.deployment.contracts.ens_registry, chain.as_(&artist2));
-    ens.setOwner(node2, bob.address()).send().await?.get_receipt().await?;
+    // artist2 moves their name to a new owner by its name token, then the new owner points addr elsewhere.
+    chain
+        .registry(&artist2)
+        .transferFrom(artist2.address(), bob.address(), node2.into())
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
     chain.registry(&bob).setAddr(node2, bob.address()).send().await?.get_receipt().await?;
+    // The owner of `eth` (the deployer on a dev chain) takes `beatstream.eth` back in ENS and hands aurora's subname
+    // to alice there: ENS events are still mirrored, but they move no artist.
+    ens_takeover(&chain, &owner, "aurora", alice.address()).await?;
 
     // Vault: deposits, a withdrawal cycle, settlements (one skipped), fees, earnings, withdrawals.
     chain.fund(&alice, 50 * USDC).await?;
@@ -164,11 +197,23 @@ async fn every_event_is_mirrored_and_derived_state_matches_the_chain() -> eyre::
             chain.provider.get_block_by_number((n as u64).into()).await?.expect("mined block");
         assert_eq!(t as u64, block.header.timestamp, "block_time of block {n}");
     }
-    // Vault admin: fee, treasury, fees collected, plus the owner set at construction.
+    // Vault admin: fee, treasury, fees collected, plus the owner, the fee and the ten dev settlers set at
+    // construction.
+    let admin: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT kind, count(*) FROM vault_admin_events WHERE kind <> 'ownership_transferred' GROUP BY kind \
+         ORDER BY kind",
+    )
+    .fetch_all(db.pool())
+    .await?;
     assert_eq!(
-        count(&db, "SELECT count(*) FROM vault_admin_events WHERE kind <> 'ownership_transferred'")
-            .await?,
-        3
+        admin,
+        [
+            ("fee_scheduled", 2),
+            ("fees_collected", 1),
+            ("settler_updated", 10),
+            ("treasury_updated", 1)
+        ]
+        .map(|(k, n)| (k.to_owned(), n))
     );
     // Records: 2 addr at registration + 1 setAddr; 2 genre at registration + avatar + genre update.
     assert_eq!(
@@ -179,8 +224,9 @@ async fn every_event_is_mirrored_and_derived_state_matches_the_chain() -> eyre::
         count(&db, "SELECT count(*) FROM registry_record_changes WHERE kind = 'text'").await?,
         4
     );
-    // ENS subtree: NewOwner + NewResolver per artist, one Transfer; nothing of `eth` or the root's creation.
-    assert_eq!(count(&db, "SELECT count(*) FROM ens_events WHERE kind = 'new_owner'").await?, 2);
+    // ENS subtree: NewOwner + NewResolver per artist, the takeover's NewOwner and Transfer; nothing of `eth` or the
+    // root's creation or takeover.
+    assert_eq!(count(&db, "SELECT count(*) FROM ens_events WHERE kind = 'new_owner'").await?, 3);
     assert_eq!(count(&db, "SELECT count(*) FROM ens_events WHERE kind = 'new_resolver'").await?, 2);
     assert_eq!(count(&db, "SELECT count(*) FROM ens_events WHERE kind = 'transfer'").await?, 1);
 
@@ -236,8 +282,12 @@ async fn every_event_is_mirrored_and_derived_state_matches_the_chain() -> eyre::
         count(&db, "SELECT coalesce(sum(settlements), 0)::int8 FROM settlement_hourly").await?;
     assert_eq!(hourly, 4);
 
+    // Name tokens: two mints and artist2's transfer.
+    assert_eq!(count(&db, "SELECT count(*) FROM registry_name_transfers").await?, 3);
+
     let read = chain.registry(&owner);
     let ens = ENSRegistry::new(chain.deployment.contracts.ens_registry, chain.provider.clone());
+    assert_eq!(ens.owner(node).call().await?, alice.address(), "the takeover moved the ENS name");
     for n in [node, node2] {
         let (owner_db, addr_db, rate_db, name): (Vec<u8>, Option<Vec<u8>>, String, String) =
             sqlx::query_as(
@@ -246,7 +296,8 @@ async fn every_event_is_mirrored_and_derived_state_matches_the_chain() -> eyre::
             .bind(n.as_slice())
             .fetch_one(db.pool())
             .await?;
-        assert_eq!(Address::from_slice(&owner_db), ens.owner(n).call().await?, "owner");
+        assert_eq!(Address::from_slice(&owner_db), read.ownerOf(n.into()).call().await?, "owner");
+        assert_eq!(Address::from_slice(&owner_db), read.managerOf(n).call().await?, "manager");
         assert_eq!(
             addr_db.map(|a| Address::from_slice(&a)),
             Some(read.addr(n).call().await?),
