@@ -25,6 +25,7 @@ use beatstream_yellow::{AppDefinition, Intent};
 
 use crate::{
     Error, Result,
+    guard::Revocation,
     protocol::{self, ClientMessage, ServerFrame, VoucherMsg, YellowOpenMsg, YellowUpdateMsg},
     relay::Relay,
     writer::{NewSession, Op, Outcome, Refusal, SessionUpdate, YellowOpenRow, YellowStateRow},
@@ -69,6 +70,8 @@ struct Grant {
     grant: SessionGrant,
     id: B256,
     cap: U256,
+    /// Set once a commit found the grant revoked: its sessions are closed and nothing more is played under it.
+    revoked: Option<Revocation>,
 }
 
 /// What this connection knows of one (grant, payee) pair.
@@ -361,6 +364,9 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         }
         self.relay.verifier.check_grant(&grant, &sig).await?;
         let standing = self.relay.store.register_grant(&grant, &sig).await.map_err(storage)?;
+        if let Some(revocation) = standing.revoked {
+            return Err(Error::GrantRevoked(revocation.to_string()));
+        }
         if standing.available.is_zero() {
             return Err(Error::InsufficientFunds {
                 available: "0".into(),
@@ -372,13 +378,16 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             self.pairs.insert((id, payee), Pair { stored, ..Pair::default() });
         }
         info!(target: "beatstream::relay::conn", grant = %id, listener = %grant.listener, available = %standing.available, "grant accepted");
-        self.grant = Some(Grant { cap: grant.cap.min(MAX_GRANT_SPEND), grant, id });
+        self.grant = Some(Grant { cap: grant.cap.min(MAX_GRANT_SPEND), grant, id, revoked: None });
         self.send(ServerFrame::ready(id, standing.available)).await;
         Ok(())
     }
 
     fn grant(&self) -> Result<&Grant> {
         let grant = self.grant.as_ref().ok_or(Error::HelloRequired)?;
+        if let Some(revocation) = grant.revoked {
+            return Err(Error::GrantRevoked(revocation.to_string()));
+        }
         if unix_now() > grant.grant.expiresAt {
             return Err(Error::GrantExpired(grant.grant.expiresAt));
         }
@@ -664,9 +673,9 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
     }
 
     async fn on_voucher(&mut self, v: VoucherMsg, received: Instant) -> Result<()> {
-        let (grant_id, session_key, listener, cap) = {
+        let (grant_id, session_key, listener, nonce, cap) = {
             let g = self.grant()?;
-            (g.id, g.grant.sessionKey, g.grant.listener, g.cap)
+            (g.id, g.grant.sessionKey, g.grant.listener, g.grant.nonce, g.cap)
         };
         if v.grant_id != grant_id {
             return Err(Error::WrongGrant(v.grant_id.to_string()));
@@ -690,6 +699,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             grant_id,
             payee: v.payee,
             listener,
+            nonce,
             cap,
             cumulative: v.cumulative,
             sig,
@@ -730,6 +740,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                     }
                 }
                 let session = pair.session.unwrap_or_default();
+                let mut revoked = None;
                 match result {
                     Ok(()) => {
                         pair.stored = pair.stored.max(cumulative);
@@ -769,6 +780,10 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                                 cap: cap.to_string(),
                                 total: total.to_string(),
                             },
+                            Refusal::Revoked(revocation) => {
+                                revoked = Some(revocation);
+                                Error::GrantRevoked(revocation.to_string())
+                            }
                             Refusal::Version { expected } => {
                                 Error::WrongVersion { expected, got: version.unwrap_or_default() }
                             }
@@ -784,6 +799,9 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                         self.relay.metrics.errors.with_label_values(&[err.code()]).inc();
                         self.send(ServerFrame::error(&err)).await;
                     }
+                }
+                if let Some(revocation) = revoked {
+                    self.on_revoked(key.0, revocation).await;
                 }
             }
             Outcome::Closed { session_id, amount } => {
@@ -884,6 +902,32 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         self.relay.metrics.sessions_paused.dec();
         self.relay.metrics.sessions_live.inc();
         let _ = self.relay.writers.submit(Op::Update { update, reply: None }).await;
+    }
+
+    /// The writer found the connection's grant revoked: every session under it ends (`closed`, reason
+    /// `grant_revoked` in the database) and later `play`s and vouchers are refused with `grant_revoked` without
+    /// asking the database. What was acked stays stored for the keeper, which the vault accepts until the
+    /// revocation's `effective_at`. Yellow sessions on the connection do not spend the grant and play on.
+    async fn on_revoked(&mut self, grant_id: B256, revocation: Revocation) {
+        match self.grant.as_mut() {
+            Some(g) if g.id == grant_id => {
+                if g.revoked.is_some() {
+                    return;
+                }
+                g.revoked = Some(revocation);
+            }
+            _ => return,
+        }
+        info!(target: "beatstream::relay::conn", grant = %grant_id, %revocation, "grant revoked; closing its sessions");
+        let ids: Vec<Uuid> = self
+            .sessions
+            .values()
+            .filter(|s| s.key.0 == grant_id && s.yellow.is_none())
+            .map(|s| s.id)
+            .collect();
+        for id in ids {
+            self.close(id, "grant_revoked").await;
+        }
     }
 
     /// Ends a session; its `closed` frame follows once the close is stored.

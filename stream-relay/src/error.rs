@@ -42,6 +42,10 @@ pub enum Error {
     /// The grant's `expiresAt` has passed.
     #[error("grant expired at {0}")]
     GrantExpired(u64),
+    /// The listener revoked the grant, by id or by raising its nonce floor above the grant's nonce, as the indexer
+    /// mirrors the vault; the message says which.
+    #[error("grant revoked: {0}")]
+    GrantRevoked(String),
     /// The listener's vault funds do not cover what is already owed plus this voucher.
     #[error("insufficient funds: {available} available, {needed} needed")]
     InsufficientFunds {
@@ -183,6 +187,7 @@ impl Error {
             Self::InvalidGrant(_) => "invalid_grant",
             Self::BadGrantSignature => "bad_grant_signature",
             Self::GrantExpired(_) => "grant_expired",
+            Self::GrantRevoked(_) => "grant_revoked",
             Self::InsufficientFunds { .. } => "insufficient_funds",
             Self::UnknownTrack(_) => "unknown_track",
             Self::UnknownSession(_) => "unknown_session",
@@ -223,6 +228,7 @@ impl Error {
                 | Self::NodeUnavailable(_)
                 | Self::NodeRefused(_)
                 | Self::InsufficientFunds { .. }
+                | Self::GrantRevoked(_)
                 | Self::Config(_)
                 | Self::Database(_)
                 | Self::Primitives(_)
@@ -247,6 +253,7 @@ pub const CLIENT_CODES: &[&str] = &[
     "invalid_grant",
     "bad_grant_signature",
     "grant_expired",
+    "grant_revoked",
     "insufficient_funds",
     "unknown_track",
     "unknown_session",

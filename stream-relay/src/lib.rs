@@ -3,14 +3,16 @@
 //! and stored in Postgres by group commit before they are acknowledged.
 //!
 //! Layers: [`protocol`] (wire frames), [`verify`] and [`chain`] (signatures), [`store`] and [`writer`] (Postgres),
-//! [`conn`] (the transport-agnostic protocol state machine), `ws` (axum WebSocket adapter), [`yellow`] (listeners
-//! paying through Yellow Network app sessions, and the submitter that forwards their states to the node), [`sim`]
-//! (load generator). `docs/PROTOCOL.md` documents the wire protocol.
+//! [`guard`] (the balance guard and the revocation check both of them apply), [`conn`] (the transport-agnostic
+//! protocol state machine), `ws` (axum WebSocket adapter), [`yellow`] (listeners paying through Yellow Network app
+//! sessions, and the submitter that forwards their states to the node), [`sim`] (load generator).
+//! `docs/PROTOCOL.md` documents the wire protocol.
 
 pub mod chain;
 mod config;
 pub mod conn;
 mod error;
+pub mod guard;
 pub mod metrics;
 pub mod protocol;
 pub mod relay;

@@ -1,4 +1,5 @@
-//! What the relay reads from Postgres: the listener's funds and debts at `hello`, track terms at `play`.
+//! What the relay reads from Postgres: the grant's standing at `hello` (revoked or not, the listener's funds and
+//! debts, through [`crate::guard`]), track terms at `play`.
 //!
 //! Funds, settled amounts, tracks and artists are the indexer's tables (mirrors of the chain); grants, vouchers
 //! and sessions are the relay's voucher book. Writes go through the group-commit [`crate::writer`].
@@ -13,7 +14,10 @@ use alloy::primitives::{Address, B256, U256};
 use beatstream_primitives::SessionGrant;
 use sqlx::PgPool;
 
-use crate::{Error, Result};
+use crate::{
+    Error, Result,
+    guard::{self, Keys, Revocation},
+};
 
 /// How long track terms are cached: a rate change reaches new plays within this.
 const TRACK_TTL: Duration = Duration::from_secs(10);
@@ -21,7 +25,10 @@ const TRACK_TTL: Duration = Duration::from_secs(10);
 /// A grant's standing when it is presented.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GrantStanding {
-    /// What the listener can still spend: vault funds (available + thawing) minus what unsettled vouchers owe.
+    /// Set when the grant is revoked; the grant was not recorded and nothing else is read.
+    pub revoked: Option<Revocation>,
+    /// What the listener can still spend: the vault's `available` funds (thawing funds do not count) minus what
+    /// unsettled vouchers of all its grants owe.
     pub available: U256,
     /// Per payee of this grant, the newest cumulative stored or settled.
     pub pairs: HashMap<Address, U256>,
@@ -67,9 +74,20 @@ impl Store {
         self.chain_id
     }
 
-    /// Records a verified grant (idempotent) and returns the listener's and the grant's standing.
+    /// Records a verified grant (idempotent) and returns the listener's and the grant's standing; a revoked grant
+    /// is not recorded.
     pub async fn register_grant(&self, grant: &SessionGrant, sig: &[u8]) -> Result<GrantStanding> {
         let id = grant.id();
+        let keys = Keys {
+            listeners: vec![grant.listener],
+            grants: vec![(id, grant.listener, grant.nonce)],
+            ..Keys::default()
+        };
+        // The same read, and so the same rules, as the writer's guard.
+        let state = guard::read(&self.pool, self.chain_id, &keys).await?;
+        if let Some(revocation) = state.revoked.get(&id) {
+            return Ok(GrantStanding { revoked: Some(*revocation), ..GrantStanding::default() });
+        }
         sqlx::query(
             "INSERT INTO grants (grant_id, chain_id, vault, listener, session_key, cap, expires_at, nonce, signature)
              VALUES ($1, $2, $3, $4, $5, $6::numeric, to_timestamp($7::float8), $8::numeric, $9)
@@ -103,23 +121,9 @@ impl Store {
             standing.total += cumulative;
             standing.pairs.insert(Address::from_slice(&payee), cumulative);
         }
-        let (funds, owed) = self.listener_funds(grant.listener).await?;
-        standing.available = funds.saturating_sub(owed);
+        standing.available =
+            state.funds.get(&grant.listener).copied().unwrap_or_default().spendable();
         Ok(standing)
-    }
-
-    /// The listener's vault funds (available + thawing) and what its unsettled vouchers owe, across every grant and
-    /// relay.
-    pub async fn listener_funds(&self, listener: Address) -> Result<(U256, U256)> {
-        let (funds, owed): (Option<String>, String) = sqlx::query_as(LISTENER_FUNDS_ONE)
-            .bind(self.chain_id)
-            .bind(listener.as_slice())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((
-            funds.as_deref().map(parse_amount).transpose()?.unwrap_or_default(),
-            parse_amount(&owed)?,
-        ))
     }
 
     /// Terms of a published track whose artist has a payee address, or `None`.
@@ -196,15 +200,6 @@ impl Store {
 
 /// (artist node, payee, rate, duration) as read.
 type TrackRow = (Vec<u8>, Option<Vec<u8>>, String, i32);
-
-/// Funds and owed of one listener ($1 chain id, $2 listener).
-const LISTENER_FUNDS_ONE: &str = "
-    SELECT (SELECT (a.available + a.thawing)::text FROM listener_accounts a
-            WHERE a.chain_id = $1 AND a.listener = $2),
-           (SELECT coalesce(sum(greatest(v.cumulative - coalesce(
-                       (SELECT s.cumulative FROM settled_pairs s
-                        WHERE s.chain_id = $1 AND s.grant_id = v.grant_id AND s.payee = v.payee), 0), 0)), 0)::text
-            FROM vouchers v WHERE v.listener = $2)";
 
 /// Parses a NUMERIC read as text.
 pub(crate) fn parse_amount(s: &str) -> Result<U256> {

@@ -5,9 +5,11 @@
 //! listener's operations stay in order.
 //!
 //! The balance guard lives in the transaction: it takes a transaction-scoped advisory lock per listener (sorted, so
-//! two relays never deadlock), reads the listener's funds and everything its stored vouchers owe, and accepts a
-//! voucher only while `owed + increase <= available + thawing`. Every relay sharing the database takes the same
-//! locks, so one listener cannot overspend across relays. A voucher's outcome is reported after the commit.
+//! two relays never deadlock), reads the listener's available funds, everything its stored vouchers owe and whether
+//! the grant is revoked ([`crate::guard`]), and accepts a voucher only while its grant is not revoked and
+//! `owed + increase <= available`. Every relay sharing the database takes the same locks, so one listener cannot
+//! overspend across relays, and a revocation the indexer stored before the commit stops the voucher. A voucher's
+//! outcome is reported after the commit.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -20,7 +22,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-use crate::{Result, metrics::Metrics, store::parse_amount};
+use crate::{
+    Result,
+    guard::{self, Keys, Revocation},
+    metrics::Metrics,
+};
 
 /// Advisory lock class of the per-listener balance guard ("BSR1").
 const LOCK_CLASS: i32 = 0x4253_5231;
@@ -39,6 +45,8 @@ pub enum Op {
         payee: Address,
         /// The grant's listener.
         listener: Address,
+        /// The grant's nonce, for the listener's nonce floor.
+        nonce: u64,
         /// The grant's cap, clamped as the vault clamps it.
         cap: U256,
         /// The cumulative.
@@ -202,6 +210,8 @@ pub enum Refusal {
         /// The total it would reach.
         total: U256,
     },
+    /// The grant is revoked (by id or by the listener's nonce floor), as the indexer mirrors it.
+    Revoked(Revocation),
     /// The Yellow app session is not at the version before this state (or no longer open).
     Version {
         /// The version it expects next; zero when it is closed.
@@ -349,53 +359,6 @@ fn report_failure(op: Op) {
     }
 }
 
-/// The pair's stored voucher and settled amount.
-#[derive(Clone, Copy, Default)]
-struct PairState {
-    voucher: U256,
-    settled: U256,
-}
-
-impl PairState {
-    fn current(self) -> U256 {
-        self.voucher.max(self.settled)
-    }
-}
-
-/// One row of the combined read: `p` (grant, payee, voucher, settled), `l` (listener, funds, owed) or `g` (grant,
-/// total).
-type StateRow = (String, Vec<u8>, Option<Vec<u8>>, Option<String>, Option<String>);
-
-/// Everything the guard needs, under the locks, in one statement ($1 chain id; pairs $2/$3; listeners $4;
-/// grants $5). Settled amounts are looked up per pair, never hashed over the whole table.
-const READ_STATE: &str = "
-    SELECT 'p', t.g, t.p,
-           coalesce((SELECT v.cumulative::text FROM vouchers v WHERE v.grant_id = t.g AND v.payee = t.p),
-                    (SELECT y.paid::text FROM yellow_app_sessions y WHERE y.app_session_id = t.g AND y.payee = t.p)),
-           (SELECT s.cumulative::text FROM settled_pairs s
-            WHERE s.chain_id = $1 AND s.grant_id = t.g AND s.payee = t.p)
-    FROM unnest($2::bytea[], $3::bytea[]) AS t(g, p)
-    UNION ALL
-    SELECT 'l', t.l, NULL,
-           (SELECT (a.available + a.thawing)::text FROM listener_accounts a
-            WHERE a.chain_id = $1 AND a.listener = t.l),
-           (SELECT coalesce(sum(greatest(v.cumulative - coalesce(
-                       (SELECT s.cumulative FROM settled_pairs s
-                        WHERE s.chain_id = $1 AND s.grant_id = v.grant_id AND s.payee = v.payee), 0), 0)), 0)::text
-            FROM vouchers v WHERE v.listener = t.l)
-    FROM unnest($4::bytea[]) AS t(l)
-    UNION ALL
-    SELECT 'g', t.g, NULL,
-           (SELECT coalesce(sum(greatest(coalesce(v.cumulative, 0), coalesce(s.cumulative, 0))), 0)::text
-            FROM (SELECT payee, cumulative FROM vouchers WHERE grant_id = t.g) v
-            FULL JOIN (SELECT payee, cumulative FROM settled_pairs WHERE chain_id = $1 AND grant_id = t.g) s
-            USING (payee)),
-           NULL
-    FROM unnest($5::bytea[]) AS t(g)
-    UNION ALL
-    SELECT 'y', y.app_session_id, NULL, y.version::text, y.status
-    FROM yellow_app_sessions y WHERE y.app_session_id = ANY($6::bytea[])";
-
 /// Stores the close of each Yellow app session in $1 that is still open: the newest state with intent close and
 /// version + 1, signed by the listener's pre-signed close (the operator co-signs at submission).
 pub(crate) const STORE_YELLOW_CLOSES: &str = "
@@ -429,42 +392,36 @@ async fn commit(
     chain_id: i64,
     batch: &[Op],
 ) -> Result<Vec<(Reply, Outcome)>> {
-    let mut listeners: Vec<Address> = Vec::new();
-    let mut grants: Vec<B256> = Vec::new();
-    let mut pairs: Vec<(B256, Address)> = Vec::new();
-    let mut apps: Vec<B256> = Vec::new();
+    let mut keys = Keys::default();
     for op in batch {
         match op {
-            Op::Voucher { grant_id, payee, listener, .. } => {
-                listeners.push(*listener);
-                grants.push(*grant_id);
-                pairs.push((*grant_id, *payee));
+            Op::Voucher { grant_id, payee, listener, nonce, .. } => {
+                keys.listeners.push(*listener);
+                keys.grants.push((*grant_id, *listener, *nonce));
+                keys.pairs.push((*grant_id, *payee));
             }
             Op::YellowState { state, .. } => {
                 // The listener's lock orders this against another relay storing the same session's versions.
-                listeners.push(state.listener);
-                pairs.push((state.app_session_id, state.payee));
-                apps.push(state.app_session_id);
+                keys.listeners.push(state.listener);
+                keys.pairs.push((state.app_session_id, state.payee));
+                keys.apps.push(state.app_session_id);
             }
-            Op::Update { update, .. } => pairs.push((update.grant_id, update.payee)),
+            Op::Update { update, .. } => keys.pairs.push((update.grant_id, update.payee)),
             Op::Open { .. } => {}
         }
     }
-    dedup(&mut listeners);
-    dedup(&mut grants);
-    dedup(&mut pairs);
-    dedup(&mut apps);
+    keys.dedup();
 
     // The balance guard: one lock per listener, always taken in ascending key order. The keys are integers, so
     // they go into the simple-query text with BEGIN: one round trip.
-    let mut keys: Vec<i32> =
-        listeners.iter().map(|l| i32::from_be_bytes([l[16], l[17], l[18], l[19]])).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let begin = if keys.is_empty() {
+    let mut locks: Vec<i32> =
+        keys.listeners.iter().map(|l| i32::from_be_bytes([l[16], l[17], l[18], l[19]])).collect();
+    locks.sort_unstable();
+    locks.dedup();
+    let begin = if locks.is_empty() {
         "BEGIN".to_owned()
     } else {
-        let list: Vec<String> = keys.iter().map(i32::to_string).collect();
+        let list: Vec<String> = locks.iter().map(i32::to_string).collect();
         format!(
             "BEGIN; SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, k)) FROM unnest('{{{}}}'::int4[]) AS k",
             list.join(",")
@@ -472,46 +429,8 @@ async fn commit(
     };
     sqlx::raw_sql(&begin).execute(&mut *conn).await?;
 
-    // State as of now, under the locks (a new statement, so a new snapshot).
-    let mut pair_state: HashMap<(B256, Address), PairState> = HashMap::new();
-    let mut funds: HashMap<Address, (U256, U256)> = HashMap::new();
-    let mut totals: HashMap<B256, U256> = HashMap::new();
-    // Yellow app sessions: (newest stored version, open).
-    let mut app_state: HashMap<B256, (u64, bool)> = HashMap::new();
-    if !pairs.is_empty() || !listeners.is_empty() {
-        let rows: Vec<StateRow> = sqlx::query_as(READ_STATE)
-            .bind(chain_id)
-            .bind(pairs.iter().map(|(g, _)| g.to_vec()).collect::<Vec<_>>())
-            .bind(pairs.iter().map(|(_, p)| p.to_vec()).collect::<Vec<_>>())
-            .bind(listeners.iter().map(|l| l.to_vec()).collect::<Vec<_>>())
-            .bind(grants.iter().map(|g| g.to_vec()).collect::<Vec<_>>())
-            .bind(apps.iter().map(|g| g.to_vec()).collect::<Vec<_>>())
-            .fetch_all(&mut *conn)
-            .await?;
-        let amount = |v: Option<String>| -> Result<U256> {
-            Ok(v.as_deref().map(parse_amount).transpose()?.unwrap_or_default())
-        };
-        for (kind, key, payee, a, b) in rows {
-            match (kind.as_str(), payee) {
-                ("p", Some(payee)) => {
-                    let state = PairState { voucher: amount(a)?, settled: amount(b)? };
-                    pair_state.insert((B256::from_slice(&key), Address::from_slice(&payee)), state);
-                }
-                ("l", _) => {
-                    funds.insert(Address::from_slice(&key), (amount(a)?, amount(b)?));
-                }
-                ("g", _) => {
-                    totals.insert(B256::from_slice(&key), amount(a)?);
-                }
-                ("y", _) => {
-                    let version = a.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
-                    app_state
-                        .insert(B256::from_slice(&key), (version, b.as_deref() == Some("open")));
-                }
-                _ => return Err(crate::Error::Corrupt(format!("unexpected state row {kind}"))),
-            }
-        }
-    }
+    // State as of now, under the locks (a new statement, so a new snapshot): funds, debts, totals, revocations.
+    let mut state = guard::read(&mut *conn, chain_id, &keys).await?;
 
     // Decide, in arrival order.
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -521,30 +440,20 @@ async fn commit(
     let mut updates: HashMap<Uuid, (&SessionUpdate, U256)> = HashMap::new();
     for op in batch {
         match op {
-            Op::Voucher { grant_id, payee, listener, cap, cumulative, sig, reply } => {
-                let pair = pair_state.entry((*grant_id, *payee)).or_default();
-                let (available, owed) = funds.entry(*listener).or_default();
-                let total = totals.entry(*grant_id).or_default();
-                let current = pair.current();
-                let result = if *cumulative <= current {
-                    Err(Refusal::Stale { stored: current })
-                } else {
-                    let increase = *cumulative - current;
-                    if *owed + increase > *available {
-                        Err(Refusal::InsufficientFunds {
-                            available: available.saturating_sub(*owed),
-                            needed: increase,
-                        })
-                    } else if *total + increase > *cap {
-                        Err(Refusal::CapExceeded { cap: *cap, total: *total + increase })
-                    } else {
-                        *owed += increase;
-                        *total += increase;
-                        pair.voucher = *cumulative;
-                        upserts.insert((*grant_id, *payee), (*listener, *cumulative, *sig));
-                        Ok(())
-                    }
-                };
+            Op::Voucher { grant_id, payee, listener, cap, cumulative, sig, reply, .. } => {
+                let pair = state.pairs.entry((*grant_id, *payee)).or_default();
+                let funds = state.funds.entry(*listener).or_default();
+                let total = state.totals.entry(*grant_id).or_default();
+                let revoked = state.revoked.get(grant_id).copied();
+                let result =
+                    guard::check_voucher(revoked, *pair, *funds, *total, *cap, *cumulative).map(
+                        |increase| {
+                            funds.owed += increase;
+                            *total += increase;
+                            pair.voucher = *cumulative;
+                            upserts.insert((*grant_id, *payee), (*listener, *cumulative, *sig));
+                        },
+                    );
                 outcomes.push((
                     reply.clone(),
                     Outcome::Voucher {
@@ -555,31 +464,31 @@ async fn commit(
                     },
                 ));
             }
-            Op::YellowState { state, reply } => {
+            Op::YellowState { state: row, reply } => {
                 let (current, open) =
-                    app_state.get(&state.app_session_id).copied().unwrap_or_default();
-                let result = if !open || state.version != current + 1 {
+                    state.apps.get(&row.app_session_id).copied().unwrap_or_default();
+                let result = if !open || row.version != current + 1 {
                     Err(Refusal::Version { expected: if open { current + 1 } else { 0 } })
                 } else {
-                    app_state.insert(state.app_session_id, (state.version, true));
-                    pair_state.entry((state.app_session_id, state.payee)).or_default().voucher =
-                        state.paid;
-                    yellow_states.push(state);
+                    state.apps.insert(row.app_session_id, (row.version, true));
+                    state.pairs.entry((row.app_session_id, row.payee)).or_default().voucher =
+                        row.paid;
+                    yellow_states.push(row);
                     Ok(())
                 };
                 outcomes.push((
                     reply.clone(),
                     Outcome::Voucher {
-                        key: (state.app_session_id, state.payee),
-                        cumulative: state.paid,
-                        version: Some(state.version),
+                        key: (row.app_session_id, row.payee),
+                        cumulative: row.paid,
+                        version: Some(row.version),
                         result,
                     },
                 ));
             }
             Op::Open { session, .. } => opens.push(session),
             Op::Update { update, reply } => {
-                let voucher = pair_state.get(&(update.grant_id, update.payee)).map(|p| p.voucher);
+                let voucher = state.pairs.get(&(update.grant_id, update.payee)).map(|p| p.voucher);
                 let amount = voucher.unwrap_or_default().saturating_sub(update.base);
                 updates.insert(update.session_id, (update, amount));
                 if let Some(reply) = reply {
@@ -748,9 +657,4 @@ async fn commit(
     .execute(&mut *conn)
     .await?;
     Ok(outcomes)
-}
-
-fn dedup<T: Ord>(v: &mut Vec<T>) {
-    v.sort_unstable();
-    v.dedup();
 }

@@ -286,9 +286,10 @@ async fn cap_and_funds_bound_what_is_stored() -> eyre::Result<()> {
     c.expect_error("cap_exceeded").await?;
     c.pay(&p, alice, 150).await?;
 
-    // Funds 150 (50 of them thawing): the relay accepts the voucher up to them, the writer refuses beyond.
+    // Funds 150 available (and 50 thawing, which back no new voucher): the relay accepts the voucher up to the
+    // available funds, the writer refuses beyond.
     let q = Player::new(1_000_000);
-    seed_listener(db.pool(), q.listener(), 100, 50).await?;
+    seed_listener(db.pool(), q.listener(), 150, 50).await?;
     let mut d = Client::connect(&relay).await?;
     assert_eq!(d.hello(&q).await?, U256::from(150));
     d.play(1).await?;

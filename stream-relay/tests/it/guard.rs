@@ -1,4 +1,5 @@
-//! The balance guard holds across relays: two relays on one Postgres, one listener streaming on both.
+//! The balance guard counts the vault's available funds only (thawing funds back no new voucher), and holds across
+//! relays: two relays on one Postgres, one listener streaming on both.
 
 use std::time::Duration;
 
@@ -162,4 +163,60 @@ async fn simultaneous_vouchers_on_two_relays_cannot_overspend() -> eyre::Result<
         relay.stop().await?;
     }
     Ok(())
+}
+
+/// v2's rule: what may be spent is the vault's `available` (its `spendableOf`). Thawing funds leave at `thawEnd`,
+/// which can come sooner than the withdrawal delay after a new ack, so neither `ready` nor the writer counts them.
+#[tokio::test]
+async fn thawing_funds_back_no_new_voucher() -> eyre::Result<()> {
+    let db = TestDb::new().await?;
+    let scene = seed_scene(db.pool()).await?;
+    let mut cfg = config(&db, no_rpc());
+    cfg.beat_ms = 60_000;
+    let relay = Relay::start(cfg).await?;
+    let alice = scene.alice.payee;
+
+    // Everything thawing: nothing to spend at hello.
+    let broke = Player::new(1_000_000);
+    seed_listener(db.pool(), broke.listener(), 0, 1_000_000).await?;
+    let mut c = Client::connect(&relay).await?;
+    c.send(&broke.hello()).await?;
+    c.expect_error("insufficient_funds").await?;
+
+    // 150 available and a million thawing: ready says 150, and the writer refuses what passes 150.
+    let p = Player::new(1_000_000);
+    seed_listener(db.pool(), p.listener(), 150, 1_000_000).await?;
+    let mut c = Client::connect(&relay).await?;
+    assert_eq!(c.hello(&p).await?, U256::from(150));
+    c.play(1).await?;
+    c.pay(&p, alice, 100).await?;
+    c.send(&p.voucher(alice, 200)).await?;
+    let msg = c.expect_error("insufficient_funds").await?;
+    assert!(msg.contains("50 available, 100 needed"), "{msg}");
+    c.pay(&p, alice, 150).await?;
+    assert_eq!(stored_total(db.pool(), p.listener()).await?, U256::from(150));
+
+    // A settlement frees what it settled (the indexer moves it from available and from what is owed alike):
+    // 100 of the 150 settled leaves available 50 and owed 50, so nothing is left to spend.
+    sqlx::query(
+        "UPDATE listener_accounts SET available = available - 100 WHERE chain_id = $1 AND listener = $2",
+    )
+    .bind(CHAIN_ID as i64)
+    .bind(p.listener().as_slice())
+    .execute(db.pool())
+    .await?;
+    sqlx::query(
+        "INSERT INTO settled_pairs (chain_id, grant_id, payee, listener, cumulative, updated_block)
+         VALUES ($1, $2, $3, $4, 100, 2)",
+    )
+    .bind(CHAIN_ID as i64)
+    .bind(p.grant_id().as_slice())
+    .bind(alice.as_slice())
+    .bind(p.listener().as_slice())
+    .execute(db.pool())
+    .await?;
+    let mut d = Client::connect(&relay).await?;
+    d.send(&Player::with_wallet(p.wallet.clone(), 1_000).hello()).await?;
+    d.expect_error("insufficient_funds").await?;
+    relay.stop().await
 }

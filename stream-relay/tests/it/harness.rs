@@ -157,6 +157,47 @@ pub(crate) async fn seed_listener(
     Ok(())
 }
 
+/// The indexer's row for `listener`'s `revokeGrant(grant)`: refused by the relay at once, by the vault a day later.
+pub(crate) async fn seed_revocation(
+    pool: &PgPool,
+    listener: Address,
+    grant: B256,
+) -> eyre::Result<()> {
+    sqlx::query(
+        "INSERT INTO grant_revocations (chain_id, listener, grant_id, revoked_at, effective_at, updated_block)
+         VALUES ($1, $2, $3, now(), now() + interval '1 day', 2)",
+    )
+    .bind(CHAIN_ID as i64)
+    .bind(listener.as_slice())
+    .bind(grant.as_slice())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The indexer's row for `listener`'s `revokeGrantsBelow(floor)`: the newest floor, in force on-chain only a day
+/// later (`previous` until then).
+pub(crate) async fn seed_nonce_floor(
+    pool: &PgPool,
+    listener: Address,
+    floor: u64,
+    previous: u64,
+) -> eyre::Result<()> {
+    sqlx::query(
+        "INSERT INTO listener_nonce_floors (chain_id, listener, floor, previous, floor_from, updated_block)
+         VALUES ($1, $2, $3::numeric, $4::numeric, now() + interval '1 day', 2)
+         ON CONFLICT (chain_id, listener) DO UPDATE
+            SET floor = EXCLUDED.floor, previous = EXCLUDED.previous, floor_from = EXCLUDED.floor_from",
+    )
+    .bind(CHAIN_ID as i64)
+    .bind(listener.as_slice())
+    .bind(floor.to_string())
+    .bind(previous.to_string())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Standard scene: artist "alice" (rate 100/s) with track 1 (artist rate, 600 s) and track 2 (250/s, 3 s);
 /// artist "bob" (rate 50/s) with track 3.
 pub(crate) struct Scene {
@@ -197,6 +238,13 @@ impl Player {
             nonce: rand_nonce(),
         };
         Self { wallet, key, grant }
+    }
+
+    /// Another grant of the same listener, with `nonce`.
+    pub(crate) fn with_nonce(wallet: PrivateKeySigner, cap: u64, nonce: u64) -> Self {
+        let mut player = Self::with_wallet(wallet, cap);
+        player.grant.nonce = nonce;
+        player
     }
 
     pub(crate) fn listener(&self) -> Address {

@@ -7,4 +7,5 @@ mod guard;
 mod harness;
 mod limits;
 mod protocol;
+mod revocation;
 mod yellow;

@@ -16,8 +16,8 @@ async fn hello_play_beat_voucher_ack_stop_closed() -> eyre::Result<()> {
     let relay = Relay::start(config(&db, no_rpc())).await?;
     let mut c = Client::connect(&relay).await?;
 
-    // ready: available counts thawing funds too.
-    assert_eq!(c.hello(&player).await?, U256::from(1_000_000));
+    // ready: available is the vault's available funds; the 300,000 thawing back no new voucher (v2's rule).
+    assert_eq!(c.hello(&player).await?, U256::from(700_000));
 
     // session: track 1 has no rate of its own, so it plays at the artist's (as playTerms does).
     c.send(&ClientFrame::Play { track_id: beatstream_stream_relay::protocol::Uint("1".into()) })
@@ -77,7 +77,7 @@ async fn hello_play_beat_voucher_ack_stop_closed() -> eyre::Result<()> {
     // A second connection under the same grant sees the debt, and a new play starts from the stored cumulative.
     drop(c);
     let mut c = Client::connect(&relay).await?;
-    assert_eq!(c.hello(&player).await?, U256::from(1_000_000 - 200));
+    assert_eq!(c.hello(&player).await?, U256::from(700_000 - 200));
     let (_, owed) = c.play(1).await?;
     assert_eq!(owed, U256::from(300));
     relay.stop().await
