@@ -721,16 +721,33 @@ impl Listener {
         }))
     }
 
-    /// Grants presented to a relay, newest expiry first (at most 100).
+    /// Grants presented to a relay, newest expiry first (at most 100), each with its revocation if any.
     async fn grants(&self, ctx: &Context<'_>) -> Result<Vec<Grant>> {
         let api = api(ctx);
-        type Row = (Vec<u8>, Vec<u8>, String, i64, String, String);
+        type Row =
+            (Vec<u8>, Vec<u8>, String, i64, String, String, String, Option<i64>, Option<i64>);
+        // A floor revokes the grant when it is raised above its nonce; the vault applies it from the first raise
+        // above the nonce that took effect (a raise replaced while pending never did, the newest always will).
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT g.grant_id, g.session_key, g.cap::text, extract(epoch FROM g.expires_at)::int8,
+            "SELECT g.grant_id, g.session_key, g.cap::text, extract(epoch FROM g.expires_at)::int8, g.nonce::text,
                     coalesce(gs.spent, 0)::text,
-                    coalesce((SELECT sum(v.cumulative) FROM vouchers v WHERE v.grant_id = g.grant_id), 0)::text
+                    coalesce((SELECT sum(v.cumulative) FROM vouchers v WHERE v.grant_id = g.grant_id), 0)::text,
+                    extract(epoch FROM least(r.revoked_at, f.revoked_at))::int8,
+                    extract(epoch FROM least(r.effective_at, f.effective_at))::int8
              FROM grants g
              LEFT JOIN grant_spend gs ON gs.chain_id = g.chain_id AND gs.grant_id = g.grant_id
+             LEFT JOIN grant_revocations r
+                    ON r.chain_id = g.chain_id AND r.grant_id = g.grant_id AND r.listener = g.listener
+             LEFT JOIN LATERAL (
+                 SELECT min(x.block_time) AS revoked_at,
+                        min(x.effective_at) FILTER (WHERE x.next_at IS NULL OR x.next_at >= x.effective_at)
+                            AS effective_at
+                 FROM (SELECT block_time, nonce_floor, effective_at,
+                              lead(block_time) OVER (ORDER BY block_number, log_index) AS next_at
+                       FROM vault_nonce_floor_raises
+                       WHERE chain_id = g.chain_id AND listener = g.listener) x
+                 WHERE x.nonce_floor > g.nonce
+             ) f ON true
              WHERE g.chain_id = $1 AND g.listener = $2
              ORDER BY g.expires_at DESC, g.grant_id LIMIT 100",
         )
@@ -740,15 +757,35 @@ impl Listener {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, key, cap, expires_at, spent, vouched)| Grant {
-                id: hex(&id),
-                session_key: address(&key),
-                cap: Amount::new(&cap),
-                expires_at,
-                spent: Amount::new(&spent),
-                vouched: Amount::new(&vouched),
+            .map(|(id, key, cap, expires_at, nonce, spent, vouched, revoked_at, effective_at)| {
+                Grant {
+                    id: hex(&id),
+                    session_key: address(&key),
+                    cap: Amount::new(&cap),
+                    expires_at,
+                    spent: Amount::new(&spent),
+                    vouched: Amount::new(&vouched),
+                    nonce,
+                    revoked: revoked_at.is_some(),
+                    revoked_at,
+                    revocation_effective_at: effective_at,
+                }
             })
             .collect())
+    }
+
+    /// The listener's nonce floor, if it ever raised one.
+    async fn nonce_floor(&self, ctx: &Context<'_>) -> Result<Option<NonceFloor>> {
+        let api = api(ctx);
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT floor::text, previous::text, extract(epoch FROM floor_from)::int8
+             FROM listener_nonce_floors WHERE chain_id = $1 AND listener = $2",
+        )
+        .bind(api.chain_id)
+        .bind(&self.address)
+        .fetch_optional(&api.pool)
+        .await?;
+        Ok(row.map(|(floor, previous, floor_from)| NonceFloor { floor, previous, floor_from }))
     }
 
     /// What the listener paid each artist: settled on-chain and promised by vouchers, most first.

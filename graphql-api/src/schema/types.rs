@@ -98,7 +98,8 @@ pub(crate) struct Artist {
     pub(crate) label: String,
     /// namehash of the name.
     pub(crate) node: String,
-    /// Owner of the name in the ENS registry.
+    /// Holder of the artist's name token (an ERC-721 of the registry): who manages the artist. Not the name's owner
+    /// in the ENS registry, which is the registry itself.
     pub(crate) owner: String,
     /// The name's `addr` record: where settlements pay.
     pub(crate) address: Option<String>,
@@ -472,6 +473,26 @@ pub(crate) struct Grant {
     pub(crate) spent: Amount,
     /// Promised under it by stored vouchers (settled or not).
     pub(crate) vouched: Amount,
+    /// The listener's nonce for it: a nonce floor above it revokes it.
+    pub(crate) nonce: String,
+    /// Whether the listener revoked it, by its id or by raising its nonce floor above the grant's nonce. Relays
+    /// refuse its new vouchers from then on.
+    pub(crate) revoked: bool,
+    /// Unix time of the revocation (the earlier one, if revoked both ways).
+    pub(crate) revoked_at: Option<i64>,
+    /// Unix time from which the vault refuses its vouchers too; vouchers acked before it settle until then.
+    pub(crate) revocation_effective_at: Option<i64>,
+}
+
+/// A listener's nonce floor: every grant with a lower nonce is revoked ("sign out everywhere").
+#[derive(Clone, Debug, SimpleObject)]
+pub(crate) struct NonceFloor {
+    /// The newest floor: relays refuse grants with a lower nonce now, the vault from `floorFrom`.
+    pub(crate) floor: String,
+    /// The floor the vault applies until `floorFrom`.
+    pub(crate) previous: String,
+    /// Unix time from which the vault applies `floor`.
+    pub(crate) floor_from: i64,
 }
 
 /// What a listener paid one artist.

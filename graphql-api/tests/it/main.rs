@@ -4,4 +4,5 @@
 mod dashboards;
 mod harness;
 mod limits;
+mod revocation;
 mod subscriptions;
