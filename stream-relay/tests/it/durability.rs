@@ -93,6 +93,26 @@ impl ChildRelay {
     }
 }
 
+/// Waits until no other session of the test database is inside a transaction. A relay killed with `-9` may have
+/// sent a COMMIT that Postgres has not processed yet: it still commits (the bytes are in the backend's socket), so
+/// what is stored may grow for a moment after the kill. Reading the stored state before that races the commit.
+pub(crate) async fn wait_for_killed_commits(db: &TestDb) -> eyre::Result<()> {
+    for _ in 0..400 {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND (state = 'active' OR state LIKE 'idle in transaction%')",
+        )
+        .fetch_one(db.pool())
+        .await?;
+        if open == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    eyre::bail!("transactions of the killed relay still open after 10 s")
+}
+
 impl Drop for ChildRelay {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -674,6 +674,8 @@ async fn kill_9_loses_no_acked_update_and_the_restart_settles_every_app_session(
     for task in tasks {
         results.push(task.await??);
     }
+    // A COMMIT the dead relay sent still lands; read what is stored once it has.
+    crate::durability::wait_for_killed_commits(&db).await?;
 
     // Every acked update is stored (or a newer one), never one that was not sent, with the listener's signature.
     let mut stored_total = U256::ZERO;
