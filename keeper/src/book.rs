@@ -6,7 +6,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use beatstream_primitives::contracts::BeatStreamVault::{SessionGrant, SettlementItem};
 use sqlx::PgPool;
 
-use crate::{Result, config::Target};
+use crate::{Result, chain, config::Target};
 
 /// A voucher whose cumulative is above what is settled, with everything needed to settle it.
 #[derive(Clone, Debug)]
@@ -25,6 +25,18 @@ pub(crate) struct Candidate {
     pub(crate) voucher_at: f64,
     /// The listener asked to withdraw, or the grant's settlement window is closing.
     pub(crate) urgent: bool,
+    /// The listener is a contract (a smart wallet), so the vault checks the grant with ERC-1271 until the grant is
+    /// registered. Looked up only for unregistered grants about to be batched; false until then.
+    pub(crate) wallet: bool,
+}
+
+impl Candidate {
+    /// Whether the vault may run a wallet check for this item: its grant is not registered and the listener is a
+    /// contract. Every such item counts, not only the grant's first: if the first one's check fails, the next item
+    /// of the grant is checked again.
+    pub(crate) fn needs_wallet_check(&self) -> bool {
+        self.wallet && !self.registered
+    }
 }
 
 /// Vouchers above what is settled, not in an open transaction and not held. "Settled" is the indexer's
@@ -55,7 +67,8 @@ WHERE g.chain_id = $1 AND g.vault = $2
       WHERE i.grant_id = v.grant_id AND i.payee = v.payee AND b.status IN ('pending', 'broadcast', 'mined'))
   AND NOT EXISTS (
       SELECT 1 FROM keeper_holds h
-      WHERE h.grant_id = v.grant_id AND h.payee = v.payee AND h.cumulative = v.cumulative AND h.retry_at > now())";
+      WHERE h.grant_id = v.grant_id AND h.retry_at > now()
+        AND ((h.payee = v.payee AND h.cumulative = v.cumulative) OR h.reason = $4))";
 
 type Row = (
     Vec<u8>,
@@ -84,6 +97,8 @@ pub(crate) async fn load(
         .bind(target.chain_id as i64)
         .bind(target.vault.as_slice())
         .bind(target.settlement_window as f64)
+        // A revoked grant's hold stops every voucher of the grant, newer ones included: none can settle again.
+        .bind(chain::skip_reason(chain::SKIP_GRANT_REVOKED))
         .fetch_all(pool)
         .await?;
     let now = unix_now();
@@ -121,6 +136,7 @@ pub(crate) async fn load(
             value: cumulative.saturating_sub(settled),
             voucher_at,
             urgent: withdrawing || window_end.saturating_sub(now) <= urgent_window_secs,
+            wallet: false,
         });
     }
     Ok(out)
@@ -154,6 +170,30 @@ const ITEM_GAS: u64 = 35_000;
 /// Gas of the transaction around the items.
 pub(crate) const BATCH_BASE_GAS: u64 = 30_000;
 
+/// The gas the vault gives a smart wallet's `isValidSignature`: `ERC1271_GAS` in `contracts/src/BeatStreamVault.sol`.
+/// A wallet can be cheap when simulated and burn all of it when mined, so every item that may need a wallet check
+/// adds all of it to the gas limit.
+pub(crate) const WALLET_CHECK_GAS: u64 = 150_000;
+
+/// The gas the vault wants left before each item, or it stops the batch with `BatchCutShort`: `ITEM_GAS` in
+/// `contracts/src/BeatStreamVault.sol`.
+pub(crate) const VAULT_ITEM_GAS: u64 = 80_000;
+
+/// The gas limit of a batch whose simulation used `simulated` gas, holding `wallet_checks` items that may need a
+/// wallet check.
+///
+/// The margin over the simulation, for state that moves before the block, is 25% + 20,000, and at least the vault's
+/// per-item guard: the vault stops the batch before an item when less than [`VAULT_ITEM_GAS`] is left, so a margin
+/// below it would cut off the last items of a small batch. The cap (1.25 × `gas_budget`) trims only that margin:
+/// never below the simulation plus the guard, and never the wallet allowances, added after it. Cutting an allowance
+/// would let a wallet that burns it stop the batch before the honest items after it; the budget is kept instead
+/// by counting the allowances when the batch is chosen ([`fit`]) and when it is checked after simulation.
+pub(crate) fn gas_limit(simulated: u64, wallet_checks: u64, gas_budget: u64) -> u64 {
+    let limit = simulated + (simulated / 4 + 20_000).max(VAULT_ITEM_GAS);
+    let cap = (gas_budget + gas_budget / 4).max(simulated + VAULT_ITEM_GAS);
+    limit.min(cap) + wallet_checks * WALLET_CHECK_GAS
+}
+
 /// Whether a batch is due, and the vouchers it should hold, most valuable first (urgent ones before all).
 pub(crate) fn plan(mut book: Vec<Candidate>, policy: &Policy) -> Option<(Trigger, Vec<Candidate>)> {
     book.retain(|c| c.urgent || c.value >= policy.dust);
@@ -178,18 +218,27 @@ pub(crate) fn plan(mut book: Vec<Candidate>, policy: &Policy) -> Option<(Trigger
         return None;
     };
     book.sort_by(|a, b| b.urgent.cmp(&a.urgent).then(b.value.cmp(&a.value)));
+    Some((trigger, fit(book, policy)))
+}
+
+/// The first vouchers of `sorted` that fit the gas budget and the item limit, in order; a voucher too big for what
+/// is left is passed over for smaller ones after it. Items that may need a wallet check count their allowance.
+pub(crate) fn fit(sorted: Vec<Candidate>, policy: &Policy) -> Vec<Candidate> {
     let mut gas = BATCH_BASE_GAS;
     let mut grants_seen = std::collections::HashSet::new();
     let mut chosen = Vec::new();
-    for c in book {
+    for c in sorted {
         if chosen.len() == policy.max_items {
             break;
         }
-        let item_gas = if !c.registered && !grants_seen.contains(&c.grant_id) {
+        let mut item_gas = if !c.registered && !grants_seen.contains(&c.grant_id) {
             ITEM_GAS_NEW_GRANT
         } else {
             ITEM_GAS
         };
+        if c.needs_wallet_check() {
+            item_gas += WALLET_CHECK_GAS;
+        }
         if gas + item_gas > policy.gas_budget {
             continue;
         }
@@ -197,7 +246,7 @@ pub(crate) fn plan(mut book: Vec<Candidate>, policy: &Policy) -> Option<(Trigger
         grants_seen.insert(c.grant_id);
         chosen.push(c);
     }
-    Some((trigger, chosen))
+    chosen
 }
 
 /// The batch's items in the order the vault settles them most cheaply: a grant's items together, its most valuable
@@ -269,6 +318,7 @@ mod tests {
             value: U256::from(value),
             voucher_at: 0.0,
             urgent,
+            wallet: false,
         }
     }
 
@@ -337,5 +387,39 @@ mod tests {
             .collect();
         // Grant 2 (best item 500) first, with no signature (registered); then grant 1, best payee first, signed once.
         assert_eq!(shape, vec![(2, 500, 0), (1, 300, 65), (1, 100, 0)]);
+    }
+
+    #[test]
+    fn wallet_checks_count_their_allowance_when_fitting() {
+        let mut p = policy();
+        p.gas_budget = BATCH_BASE_GAS + ITEM_GAS_NEW_GRANT + WALLET_CHECK_GAS + ITEM_GAS;
+        let mut wallet = candidate(1, 1, 300, false, false);
+        wallet.wallet = true;
+        // The wallet's later item, and an honest registered one.
+        let mut wallet_again = candidate(1, 2, 200, false, false);
+        wallet_again.wallet = true;
+        let honest = candidate(2, 3, 100, true, false);
+        assert!(wallet.needs_wallet_check() && wallet_again.needs_wallet_check());
+        let chosen = fit(vec![wallet.clone(), wallet_again, honest], &p);
+        // The second wallet item needs another allowance, which does not fit; the honest one does.
+        let values: Vec<_> = chosen.iter().map(|c| c.value.to::<u64>()).collect();
+        assert_eq!(values, vec![300, 100]);
+        // A registered grant is never checked again, whatever the listener is.
+        wallet.registered = true;
+        assert!(!wallet.needs_wallet_check());
+    }
+
+    #[test]
+    fn the_gas_limit_keeps_the_guard_and_every_wallet_allowance_past_the_cap() {
+        // A big batch: simulated + 25% + 20,000, as before.
+        assert_eq!(gas_limit(1_000_000, 0, 6_000_000), 1_270_000);
+        // A small batch: at least the vault's per-item guard over the simulation.
+        assert_eq!(gas_limit(60_000, 0, 6_000_000), 60_000 + VAULT_ITEM_GAS);
+        // Each wallet check adds its whole allowance.
+        assert_eq!(gas_limit(1_000_000, 2, 6_000_000), 1_270_000 + 2 * WALLET_CHECK_GAS);
+        // The cap trims the margin, never the guard or an allowance.
+        assert_eq!(gas_limit(1_000_000, 0, 900_000), 1_125_000);
+        assert_eq!(gas_limit(1_000_000, 0, 100_000), 1_000_000 + VAULT_ITEM_GAS);
+        assert_eq!(gas_limit(1_000_000, 3, 900_000), 1_125_000 + 3 * WALLET_CHECK_GAS);
     }
 }

@@ -10,10 +10,10 @@ use alloy::{
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::TransactionReceipt,
     signers::local::PrivateKeySigner,
-    sol_types::{SolCall, SolEvent},
+    sol_types::{SolCall, SolError, SolEvent},
 };
 use beatstream_primitives::contracts::BeatStreamVault::{
-    self, Settled, SettlementItem, SettlementSkipped,
+    self, BatchCutShort, BeatStreamVault_NotSettler, Settled, SettlementItem, SettlementSkipped,
 };
 use serde_json::{Value, json};
 
@@ -30,27 +30,47 @@ pub(crate) struct Chain {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Settled,
+    /// `SettlementSkipped` with the vault's `SkipReason` code.
     Skipped(u8),
+    /// The vault stopped the batch before this item (`BatchCutShort`): not looked at, neither settled nor skipped.
+    /// Not a failure; the voucher goes into a later batch.
+    NotReached,
+    /// No event of the vault lines up with the item. The vault emits one per item it looks at, in order, so this
+    /// means the logs are not the vault's we know.
+    Unmatched,
 }
 
-/// The names of the contract's skip reasons, as stored in the journal.
+/// The names of the contract's skip reasons, as stored in the journal and the holds.
 pub(crate) fn skip_reason(code: u8) -> &'static str {
     match code {
         0 => "malformed",
-        1 => "invalid_grant_signature",
+        SKIP_INVALID_GRANT_SIGNATURE => "invalid_grant_signature",
         2 => "invalid_voucher_signature",
-        3 => "grant_expired",
-        4 => "stale_voucher",
-        5 => "cap_exceeded",
-        6 => "insufficient_funds",
+        SKIP_GRANT_EXPIRED => "grant_expired",
+        SKIP_STALE => "stale_voucher",
+        SKIP_CAP_EXCEEDED => "cap_exceeded",
+        SKIP_INSUFFICIENT_FUNDS => "insufficient_funds",
+        SKIP_GRANT_REVOKED => "grant_revoked",
+        SKIP_INSUFFICIENT_GAS => "insufficient_gas",
         _ => "unknown",
     }
 }
 
 /// Skip reason code of `InvalidGrantSignature`.
 pub(crate) const SKIP_INVALID_GRANT_SIGNATURE: u8 = 1;
+/// Skip reason code of `GrantExpired`.
+pub(crate) const SKIP_GRANT_EXPIRED: u8 = 3;
 /// Skip reason code of `StaleVoucher`.
 pub(crate) const SKIP_STALE: u8 = 4;
+/// Skip reason code of `CapExceeded`.
+pub(crate) const SKIP_CAP_EXCEEDED: u8 = 5;
+/// Skip reason code of `InsufficientFunds`.
+pub(crate) const SKIP_INSUFFICIENT_FUNDS: u8 = 6;
+/// Skip reason code of `GrantRevoked`: the listener's revocation has taken effect; no voucher of the grant settles
+/// again (revocations cannot be undone).
+pub(crate) const SKIP_GRANT_REVOKED: u8 = 7;
+/// Skip reason code of `InsufficientGas`: too little gas was left for a wallet check. Not the item's fault.
+pub(crate) const SKIP_INSUFFICIENT_GAS: u8 = 8;
 
 /// A signed transaction, ready to journal and broadcast.
 #[derive(Clone, Debug)]
@@ -168,6 +188,11 @@ impl Chain {
             .await?;
         let call = &result[0]["calls"][0];
         if call["status"].as_str() != Some("0x1") {
+            let data = call["returnData"].as_str().and_then(|d| d.parse::<Bytes>().ok());
+            if data.is_some_and(|d| BeatStreamVault_NotSettler::abi_decode(&d).is_ok()) {
+                // Removed by the owner while running (removal is immediate): say so, not just "reverted".
+                return Err(self.settler_error(vault, from).await?);
+            }
             return Err(Error::Rpc(format!("settleBatch simulation reverted: {call}")));
         }
         let gas = call["gasUsed"]
@@ -180,35 +205,78 @@ impl Chain {
         Ok((outcomes, gas))
     }
 
+    /// Whether `account` has code: a smart wallet (or an EOA with an EIP-7702 delegation), whose grant the vault
+    /// checks with ERC-1271.
+    pub(crate) async fn has_code(&self, account: Address) -> Result<bool> {
+        let code = self.timed("eth_getCode", self.provider.get_code_at(account)).await?;
+        Ok(!code.is_empty())
+    }
+
+    /// Fails unless `account` may call `settleBatch` on `vault` now (v2 settles only from the owner's settlers).
+    pub(crate) async fn ensure_settler(&self, vault: Address, account: Address) -> Result<()> {
+        let contract = BeatStreamVault::new(vault, &self.provider);
+        if self.timed("isSettler", contract.isSettler(account).call()).await? {
+            return Ok(());
+        }
+        Err(self.settler_error(vault, account).await?)
+    }
+
+    /// Why `account` is not a settler of `vault`: never allowed (or removed), or allowed from a time to come.
+    async fn settler_error(&self, vault: Address, account: Address) -> Result<Error> {
+        let contract = BeatStreamVault::new(vault, &self.provider);
+        let from = self.timed("settlerFrom", contract.settlerFrom(account).call()).await?;
+        let owner = self.timed("owner", contract.owner().call()).await?;
+        let block = self
+            .timed("eth_getBlockByNumber", self.provider.get_block_by_number(Default::default()))
+            .await?
+            .ok_or_else(|| Error::Rpc("eth_getBlockByNumber: no latest block".into()))?;
+        Ok(Error::NotSettler {
+            account,
+            vault,
+            owner,
+            from: (!from.is_zero()).then(|| from.saturating_to()),
+            now: block.header.timestamp,
+        })
+    }
+
     /// Estimated gas of a transaction (used for the self-transfer that frees a nonce).
     pub(crate) fn transfer_gas() -> u64 {
         21_000
     }
 }
 
-/// Each item's outcome, from the vault's `Settled` and `SettlementSkipped` logs, matched in order.
+/// Each item's outcome, from the vault's `Settled` and `SettlementSkipped` logs, matched in order; items from a
+/// `BatchCutShort`'s `processed` index on were not reached.
 pub(crate) fn outcomes<'a>(
     vault: Address,
     items: &[SettlementItem],
     logs: impl Iterator<Item = &'a alloy::primitives::Log>,
 ) -> Vec<Outcome> {
     let mut events = Vec::new();
+    let mut processed = items.len();
     for log in logs.filter(|l| l.address == vault) {
         if let Ok(e) = Settled::decode_log(log) {
             events.push((e.grantId, e.payee, Outcome::Settled));
         } else if let Ok(e) = SettlementSkipped::decode_log(log) {
             events.push((e.grantId, e.payee, Outcome::Skipped(e.reason)));
+        } else if let Ok(e) = BatchCutShort::decode_log(log) {
+            processed = processed.min(e.processed.saturating_to::<usize>());
         }
     }
-    // One event per item, in item order.
-    let mut events = events.into_iter();
+    // One event per item looked at, in item order. A (grant, payee) appears once in a batch, so an event that does
+    // not line up is left for the next item rather than shifting every later outcome.
+    let mut events = events.into_iter().peekable();
     items
         .iter()
-        .map(|item| {
+        .enumerate()
+        .map(|(index, item)| {
+            if index >= processed {
+                return Outcome::NotReached;
+            }
             let id = grant_id(&item.grant);
-            match events.next() {
-                Some((g, p, outcome)) if g == id && p == item.payee => outcome,
-                _ => Outcome::Skipped(u8::MAX),
+            match events.next_if(|(g, p, _)| *g == id && *p == item.payee) {
+                Some((_, _, outcome)) => outcome,
+                None => Outcome::Unmatched,
             }
         })
         .collect()
@@ -287,6 +355,82 @@ pub(crate) fn bumped_fees(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn item(listener: u8, payee: u8) -> SettlementItem {
+        SettlementItem {
+            grant: BeatStreamVault::SessionGrant {
+                listener: Address::repeat_byte(listener),
+                sessionKey: Address::ZERO,
+                cap: U256::MAX,
+                expiresAt: 0,
+                nonce: 0,
+            },
+            grantSignature: Bytes::new(),
+            payee: Address::repeat_byte(payee),
+            cumulative: U256::from(1),
+            voucherSignature: Bytes::new(),
+        }
+    }
+
+    fn log(vault: Address, event: &impl SolEvent) -> alloy::primitives::Log {
+        alloy::primitives::Log { address: vault, data: event.encode_log_data() }
+    }
+
+    fn settled(item: &SettlementItem) -> Settled {
+        Settled {
+            grantId: grant_id(&item.grant),
+            listener: item.grant.listener,
+            payee: item.payee,
+            amount: U256::from(1),
+            cumulative: item.cumulative,
+            fee: U256::ZERO,
+        }
+    }
+
+    fn skipped(item: &SettlementItem, reason: u8) -> SettlementSkipped {
+        SettlementSkipped {
+            grantId: grant_id(&item.grant),
+            payee: item.payee,
+            cumulative: item.cumulative,
+            reason,
+        }
+    }
+
+    #[test]
+    fn items_after_a_cut_were_not_reached() {
+        let vault = Address::repeat_byte(0xaa);
+        let items = [item(1, 1), item(2, 2), item(3, 3), item(4, 4)];
+        let logs = [
+            log(vault, &settled(&items[0])),
+            log(vault, &skipped(&items[1], SKIP_INSUFFICIENT_GAS)),
+            // Another contract's log is not the vault's.
+            log(Address::repeat_byte(0xbb), &settled(&items[2])),
+            log(vault, &BatchCutShort { processed: U256::from(2), total: U256::from(4) }),
+        ];
+        assert_eq!(
+            outcomes(vault, &items, logs.iter()),
+            [
+                Outcome::Settled,
+                Outcome::Skipped(SKIP_INSUFFICIENT_GAS),
+                Outcome::NotReached,
+                Outcome::NotReached
+            ]
+        );
+        assert_eq!(skip_reason(SKIP_GRANT_REVOKED), "grant_revoked");
+        assert_eq!(skip_reason(SKIP_INSUFFICIENT_GAS), "insufficient_gas");
+    }
+
+    #[test]
+    fn an_item_without_its_event_does_not_shift_the_others() {
+        let vault = Address::repeat_byte(0xaa);
+        let items = [item(1, 1), item(2, 2), item(3, 3)];
+        let logs =
+            [log(vault, &settled(&items[0])), log(vault, &skipped(&items[2], SKIP_GRANT_REVOKED))];
+        assert_eq!(
+            outcomes(vault, &items, logs.iter()),
+            [Outcome::Settled, Outcome::Unmatched, Outcome::Skipped(SKIP_GRANT_REVOKED)]
+        );
+    }
 
     #[test]
     fn bumps_both_fees_by_at_least_the_percentage() {

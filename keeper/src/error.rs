@@ -1,5 +1,7 @@
 //! The error type of this crate.
 
+use alloy::primitives::Address;
+
 /// Everything that can stop the keeper or fail one of its steps.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -26,6 +28,20 @@ pub enum Error {
         /// Chain id the endpoint reports.
         actual: u64,
     },
+    /// The keeper's account may not call `settleBatch` on the vault: only the owner's settlers settle (v2).
+    #[error("{}", not_settler(.account, .vault, .owner, .from, .now))]
+    NotSettler {
+        /// The keeper's account.
+        account: Address,
+        /// The vault.
+        vault: Address,
+        /// The vault's owner, who allows settlers.
+        owner: Address,
+        /// When the account may start to settle (unix seconds), if the owner has allowed it.
+        from: Option<u64>,
+        /// The chain's latest block time.
+        now: u64,
+    },
     /// This keeper's lease was taken over; it stops writing at once.
     #[error("lost the keeper lease (epoch {0})")]
     LostLease(i64),
@@ -43,5 +59,26 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub(crate) fn rpc(e: impl std::fmt::Display) -> Self {
         Self::Rpc(e.to_string())
+    }
+}
+
+fn not_settler(
+    account: &Address,
+    vault: &Address,
+    owner: &Address,
+    from: &Option<u64>,
+    now: &u64,
+) -> String {
+    match from {
+        Some(from) if from > now => format!(
+            "the keeper account {account} is not a settler of the vault {vault} yet: the owner has allowed it, and \
+             it may settle from unix time {from} ({} s from the chain's latest block); start the keeper then",
+            from - now
+        ),
+        _ => format!(
+            "the keeper account {account} is not a settler of the vault {vault}, so its settlements would revert: \
+             the vault's owner ({owner}) must call setSettler({account}, true) on the vault, which takes effect \
+             after the vault's withdrawal delay; or run the keeper with the key of an account that is a settler"
+        ),
     }
 }

@@ -5,7 +5,7 @@
 //! sends again if needed, and follows to its receipt. Nothing sent is ever unrecorded.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, HashMap, HashSet},
     time::{Duration, Instant},
 };
 
@@ -21,7 +21,10 @@ use tracing::{debug, info, warn};
 use crate::{
     Error, FailPoint, Metrics, Options, Result,
     book::{self, Candidate, Policy},
-    chain::{self, Chain, Outcome, SKIP_INVALID_GRANT_SIGNATURE, SKIP_STALE, Sent, TxParams},
+    chain::{
+        self, Chain, Outcome, SKIP_CAP_EXCEEDED, SKIP_GRANT_EXPIRED, SKIP_INSUFFICIENT_FUNDS,
+        SKIP_INSUFFICIENT_GAS, SKIP_INVALID_GRANT_SIGNATURE, SKIP_STALE, Sent, TxParams,
+    },
     config::Target,
 };
 
@@ -61,6 +64,10 @@ pub(crate) struct Keeper {
     /// Since when settleable value has been due without a batch taking it.
     pub(crate) due_since: Option<Instant>,
     pub(crate) fail_point: Option<FailPoint>,
+    /// Listeners known to be contracts. Code does not go away, so a contract is asked once; an address without code
+    /// is asked again each time (an EOA can gain code: an EIP-7702 delegation, a wallet deployed at a precomputed
+    /// address), which costs one call per new grant.
+    pub(crate) wallets: HashSet<Address>,
 }
 
 impl Keeper {
@@ -392,15 +399,23 @@ impl Keeper {
                 items.iter().zip(chain::outcomes(self.target.vault, &items, logs))
             {
                 let grant_id = chain::grant_id(&item.grant);
+                // Only `settled` counts as settled: a skipped, not reached or unmatched voucher is a candidate
+                // again once the batch is confirmed, and the next simulation decides whether to hold it.
                 let outcome = match outcome {
                     Outcome::Settled => "settled".to_owned(),
                     Outcome::Skipped(r) => format!("skipped:{}", chain::skip_reason(r)),
+                    Outcome::NotReached => "not_reached".to_owned(),
+                    Outcome::Unmatched => "unmatched".to_owned(),
                 };
                 outcomes.push((grant_id.to_vec(), item.payee.to_vec(), outcome));
             }
         }
         let settled = outcomes.iter().filter(|o| o.2 == "settled").count() as i32;
+        let not_reached = outcomes.iter().filter(|o| o.2 == "not_reached").count();
         let reverted = attempt.kind == "settle" && !receipt.status();
+        if not_reached > 0 {
+            warn!(target: "beatstream::keeper", batch = id, %hash, not_reached, "the vault cut the batch short (BatchCutShort); the vouchers it did not reach go into a later batch");
+        }
         info!(target: "beatstream::keeper", batch = id, %hash, block, gas_used, settled, reverted, "settlement mined");
         self.write(epoch, |tx| {
             Box::pin(async move {
@@ -561,11 +576,14 @@ impl Keeper {
             gas_budget: self.options.gas_budget,
             max_items: self.options.max_items,
         };
-        let Some((trigger, chosen)) = book::plan(book, &policy) else {
+        let Some((trigger, mut chosen)) = book::plan(book, &policy) else {
             self.due_since = None;
             return Ok(());
         };
         self.due_since.get_or_insert_with(Instant::now);
+        // Wallet checks need their allowance within the budget: find the wallets, then fit the batch again.
+        self.find_wallets(&mut chosen).await?;
+        let chosen = book::fit(chosen, &policy);
 
         let Some((items, gas)) = self.simulate(chosen).await? else {
             return Ok(());
@@ -574,8 +592,8 @@ impl Keeper {
             Some(fees) => fees,
             None => self.fees().await?,
         };
-        let gas_limit =
-            (gas + gas / 4 + 20_000).min(self.options.gas_budget + self.options.gas_budget / 4);
+        let wallet_checks = wallet_checks(&items);
+        let gas_limit = book::gas_limit(gas, wallet_checks, self.options.gas_budget);
         let nonce = self.next_nonce().await?;
         let input: Bytes = BeatStreamVault::settleBatchCall {
             items: items.iter().map(|(_, item)| item.clone()).collect(),
@@ -596,7 +614,7 @@ impl Keeper {
         let id = self.journal_batch(epoch, nonce, "settle", urgent, &candidates, &attempt).await?;
         self.metrics.attempts.inc();
         let value: U256 = candidates.iter().map(|c| c.value).sum();
-        info!(target: "beatstream::keeper", batch = id, nonce, vouchers = candidates.len(), %value, ?trigger, gas_limit, hash = %attempt.hash, "settling");
+        info!(target: "beatstream::keeper", batch = id, nonce, vouchers = candidates.len(), %value, ?trigger, simulated_gas = gas, wallet_checks, gas_limit, hash = %attempt.hash, "settling");
         self.last_batch_at = Instant::now();
         self.due_since = None;
         if self.fail_point == Some(FailPoint::AfterJournal) {
@@ -623,6 +641,7 @@ impl Keeper {
                 self.chain.simulate(self.sender(), self.target.vault, &calls).await?;
             let mut keep = Vec::new();
             let mut held = Vec::new();
+            let mut deferred = 0;
             for ((candidate, item), outcome) in items.iter().zip(&outcomes) {
                 match outcome {
                     Outcome::Settled => keep.push(candidate.clone()),
@@ -635,11 +654,21 @@ impl Keeper {
                         c.registered = false;
                         keep.push(c);
                     }
+                    // The batch ran short of gas, which says nothing about the voucher: leave it out of this batch,
+                    // unheld, for a later one.
+                    Outcome::Skipped(SKIP_INSUFFICIENT_GAS) | Outcome::NotReached => deferred += 1,
                     Outcome::Skipped(reason) => held.push((candidate.clone(), *reason)),
+                    // The logs do not say what the vault did with it: held as `unknown`, like a reason this
+                    // keeper does not know.
+                    Outcome::Unmatched => held.push((candidate.clone(), u8::MAX)),
                 }
             }
+            if deferred > 0 {
+                info!(target: "beatstream::keeper", deferred, "the simulation ran short of gas; leaving vouchers for a later batch");
+            }
             if held.is_empty() && keep.len() == items.len() {
-                if gas > self.options.gas_budget && items.len() > 1 {
+                let allowance = wallet_checks(&items) * book::WALLET_CHECK_GAS;
+                if gas + allowance > self.options.gas_budget && items.len() > 1 {
                     // The estimate per item was too low: drop the least valuable tenth and try again.
                     let mut sorted = chosen.clone();
                     sorted.sort_by_key(|c| std::cmp::Reverse(c.value));
@@ -655,18 +684,34 @@ impl Keeper {
         Ok(None)
     }
 
+    /// Marks the chosen vouchers whose grant is not registered and whose listener is a contract (`eth_getCode`).
+    async fn find_wallets(&mut self, chosen: &mut [Candidate]) -> Result<()> {
+        let mut asked: HashMap<Address, bool> = HashMap::new();
+        for c in chosen.iter_mut().filter(|c| !c.registered) {
+            let listener = c.grant.listener;
+            c.wallet = if self.wallets.contains(&listener) {
+                true
+            } else if let Some(&known) = asked.get(&listener) {
+                known
+            } else {
+                let has_code = self.chain.has_code(listener).await?;
+                asked.insert(listener, has_code);
+                if has_code {
+                    debug!(target: "beatstream::keeper", %listener, "listener is a contract; its grant gets the wallet-check allowance");
+                    self.wallets.insert(listener);
+                }
+                has_code
+            };
+        }
+        Ok(())
+    }
+
     async fn hold(&self, held: &[(Candidate, u8)]) -> Result<()> {
         if held.is_empty() {
             return Ok(());
         }
         for (c, reason) in held {
-            // Out of funds or cap: the listener may deposit, or another payee's voucher may be what is due; retry
-            // after a minute. Stale: the indexer is behind; a short wait. Invalid: only a newer voucher helps.
-            let retry_secs: f64 = match *reason {
-                SKIP_STALE => 15.0,
-                3 | 5 | 6 => 60.0,
-                _ => 86_400.0 * 365.0,
-            };
+            let retry_secs = retry_secs(*reason);
             warn!(target: "beatstream::keeper", grant = %c.grant_id, payee = %c.payee, cumulative = %c.cumulative, reason = chain::skip_reason(*reason), "the vault would skip this voucher; holding it");
             self.metrics.vouchers_held.inc();
             sqlx::query(
@@ -829,6 +874,23 @@ impl Keeper {
         self.metrics.set_stall(stall);
         Ok(())
     }
+}
+
+/// Seconds before a voucher the vault would skip for `reason` is tried again. Out of funds, cap or window: the
+/// listener may deposit, or another payee's voucher may be what is due; a minute. Stale: the indexer is behind; a
+/// short wait. Invalid or malformed: only a newer voucher of the pair helps, which lifts the hold at once. A revoked
+/// grant: never again, and no newer voucher lifts it (the candidate query matches its hold by grant).
+fn retry_secs(reason: u8) -> f64 {
+    match reason {
+        SKIP_STALE => 15.0,
+        SKIP_GRANT_EXPIRED | SKIP_CAP_EXCEEDED | SKIP_INSUFFICIENT_FUNDS => 60.0,
+        _ => 86_400.0 * 365.0,
+    }
+}
+
+/// How many items of a batch may need a wallet check, each with the vault's whole allowance.
+fn wallet_checks(items: &[(Candidate, BeatStreamVault::SettlementItem)]) -> u64 {
+    items.iter().filter(|(c, _)| c.needs_wallet_check()).count() as u64
 }
 
 /// Journals one signed transaction of batch `batch`.

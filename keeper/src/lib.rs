@@ -48,6 +48,9 @@ pub async fn run_with_metrics(
     if actual != deployment.chain_id {
         return Err(Error::WrongChain { expected: deployment.chain_id, actual });
     }
+    let sender = signer.address();
+    // Only the vault's settlers may settle (v2): a keeper that is not one would fail every step. Say so now.
+    chain.ensure_settler(deployment.contracts.vault, sender).await?;
     let target = Target {
         chain_id: deployment.chain_id,
         vault: deployment.contracts.vault,
@@ -73,7 +76,6 @@ pub async fn run_with_metrics(
         .keeper_id
         .clone()
         .unwrap_or_else(|| format!("keeper-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
-    let sender = signer.address();
     let balance = chain.balance(sender).await?;
     info!(target: "beatstream::keeper", %keeper_id, %sender, vault = %target.vault, chain_id = target.chain_id, %balance, "keeper starting");
     if balance.is_zero() {
@@ -99,6 +101,7 @@ pub async fn run_with_metrics(
         metrics: metrics.clone(),
         last_batch_at: Instant::now(),
         due_since: None,
+        wallets: Default::default(),
     };
 
     let mut failures = 0u32;

@@ -5,4 +5,6 @@ mod failover;
 mod faults;
 mod harness;
 mod reorg;
+mod settler;
 mod stuck;
+mod wallet;
