@@ -125,7 +125,13 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() -> eyre::Result<()>
                 voucherSignature: Bytes::copy_from_slice(&sig),
             });
         }
-        vault.settleBatch(items.clone()).gas(settle_batch_gas_limit(items.len())).send().await?.get_receipt().await?;
+        vault
+            .settleBatch(items.clone())
+            .gas(settle_batch_gas_limit(items.len()))
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
         // Empty blocks between rounds make the backfill long enough to be killed many times.
         let _: serde_json::Value =
             as_keeper.raw_request("anvil_mine".into(), (U256::from(50),)).await?;
