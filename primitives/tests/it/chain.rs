@@ -274,13 +274,9 @@ async fn public_chain_deploy_refuses_a_reclaimable_parent_name() -> eyre::Result
 
     let with_settlers = [&public[..], &[("BEATSTREAM_SETTLERS", keeper.as_str())]].concat();
     let refused = deploy(&anvil, &with_settlers).await.expect_err("an unlocked parent is refused");
-    assert!(
-        refused.to_string().contains("BEATSTREAM_ENS_BASE_REGISTRAR is not set"),
-        "{refused}"
-    );
+    assert!(refused.to_string().contains("BEATSTREAM_ENS_BASE_REGISTRAR is not set"), "{refused}");
 
-    let allowed =
-        [&with_settlers[..], &[("BEATSTREAM_ALLOW_RECLAIMABLE_ROOT", "true")]].concat();
+    let allowed = [&with_settlers[..], &[("BEATSTREAM_ALLOW_RECLAIMABLE_ROOT", "true")]].concat();
     let d = deploy(&anvil, &allowed).await?;
     let provider = ProviderBuilder::new().connect_http(anvil.endpoint_url());
     let vault = BeatStreamVault::new(d.contracts.vault, &provider);
