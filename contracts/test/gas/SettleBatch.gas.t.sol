@@ -9,7 +9,8 @@ import {Base_Test} from "../Base.t.sol";
 ///
 /// Scenario (the worst realistic case): every item is a different listener with its own fresh grant and session key,
 /// so each item touches its own cold listener account, grant and pair slots. Payees are 10 artists, items sorted by
-/// payee as the keeper sends them. The fee is on (2.5%), so the fee path is measured too.
+/// payee as the keeper sends them. The fee is on (2.5%), so the fee path is measured too. Settled by this contract, a
+/// settler since deployment (v2), after the fee was scheduled and the delay waited out.
 /// forge-config: default.isolate = true
 contract SettleBatch_Gas_Test is Base_Test {
     uint256 internal constant ARTISTS = 10;
@@ -84,15 +85,31 @@ contract SettleBatch_Gas_Test is Base_Test {
         uint256 gasOtherRepeat =
             vm.snapshotGasLastCall("SettleBatch", string.concat("second_payee_repeat_n", vm.toString(n)));
 
+        vm.pauseGasMetering();
+
+        // Repeat again after every listener revoked some other grant (a lost device): the flag in the account slot
+        // makes settlement read the revocation of this grant and the listener's nonce floor, two cold slots.
+        for (uint256 i; i < n; ++i) {
+            vm.prank(grants[i].listener);
+            vault.revokeGrant(keccak256(abi.encode("another grant", i)));
+        }
+        SettlementItem[] memory revokedOther =
+            _batch(grants, listenerKeys, sessionKeys, payees, 150 * 100, false);
+        vm.resumeGasMetering();
+        vault.settleBatch(revokedOther);
+        uint256 gasRevokedOther =
+            vm.snapshotGasLastCall("SettleBatch", string.concat("repeat_revoked_other_n", vm.toString(n)));
+
         _perItem("first", n, gasFirst, first);
         _perItem("repeat", n, gasRepeat, repeat);
         _perItem("second_payee_first", n, gasOtherFirst, otherFirst);
         _perItem("second_payee_repeat", n, gasOtherRepeat, otherRepeat);
+        _perItem("repeat_revoked_other", n, gasRevokedOther, revokedOther);
         for (uint256 i; i < n; ++i) {
             bytes32 id = vault.grantId(grants[i]);
-            vm.assertEq(vault.settled(id, payees[i]), 120 * 100, "every first-payee item settled");
+            vm.assertEq(vault.settled(id, payees[i]), 150 * 100, "every first-payee item settled");
             vm.assertEq(vault.settled(id, others[i]), 90 * 100, "every second-payee item settled");
-            vm.assertEq(vault.grantSpent(id), 210 * 100, "grant spend is the sum over payees");
+            vm.assertEq(vault.grantSpent(id), 240 * 100, "grant spend is the sum over payees");
         }
     }
 

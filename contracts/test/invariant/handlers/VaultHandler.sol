@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
+import {IBeatStreamVault} from "../../../src/interfaces/IBeatStreamVault.sol";
 import {SessionGrant, SettlementItem} from "../../../src/types/DataTypes.sol";
 import {IBeatStreamVaultFull, IMockUSDC} from "../../utils/Interfaces.sol";
 import {VM, Vm} from "../../utils/Vm.sol";
 
-/// @notice Drives the vault the way the world does: listeners deposit, thaw, cancel and withdraw; time passes; artists
-/// pull earnings; anyone collects fees; keepers settle batches of vouchers, good ones mixed with stale, over-cap,
-/// unfunded, expired and wrongly signed ones. Every input is bounded so that no call reverts.
-/// @dev Tracks the actor sets the invariants sum over, and for each (grant, payee) the newest cumulative a session key
-/// actually signed.
+/// @notice Drives the vault the way the world does, with the relay's guard in the loop: listeners deposit, thaw,
+/// cancel, withdraw, revoke grants and try to settle to themselves; the relay acks vouchers only within the funding
+/// rule; the keeper settles acked vouchers (random subsets, mixed with vouchers the vault must refuse); the owner
+/// schedules fees; artists pull earnings; time passes. Every input is bounded so that no call reverts, except the
+/// self-dealing attempts, whose expected revert is caught and counted.
+/// @dev The relay's guard, as `docs/DECISIONS.md` ("The funding rule") and the relay apply it: a voucher raising a
+/// pair's cumulative by `increase` is acked only if the grant is not expired, not revoked as the relay sees it
+/// (`grantRevokedAt != 0`, or its nonce below the newest floor), the grant's acked total stays within its cap, and
+/// Σ over the listener's acked pairs (acked cumulative − settled) + increase ≤ `vault.spendableOf(listener)`.
+/// The handler records, per (grant, payee), the newest acked cumulative and when it was acked. Only acked vouchers
+/// count as signed: every other voucher it sends is one the vault must refuse.
 contract VaultHandler {
     Vm internal constant vm = VM;
 
@@ -17,12 +24,18 @@ contract VaultHandler {
     uint256 internal constant LISTENERS = 3;
     uint256 internal constant PAYEES = 3;
     uint256 internal constant GRANTS = 6;
-    uint256 internal constant MAX_BATCH = 6;
+    uint256 internal constant MAX_JUNK = 3;
     uint256 internal constant MAX_SPEND = type(uint48).max;
+    /// @dev The highest nonce floor a listener raises to; grants have nonces 0 to 5.
+    uint64 internal constant MAX_FLOOR = 7;
+    /// @dev A session key a listener holds for its self-dealing attempts: its grants are never acked.
+    uint256 internal constant OWN_SESSION_KEY = 0x0575E55;
 
     IBeatStreamVaultFull public immutable vault;
     IMockUSDC public immutable usdc;
     address public immutable owner;
+    address public immutable keeper;
+    uint256 public immutable withdrawalDelay;
 
     uint256[] internal _listenerKeys;
     address[] public listeners;
@@ -32,18 +45,29 @@ contract VaultHandler {
     uint256[] internal _grantListenerKey;
     uint256[] internal _grantSessionKey;
 
-    /// @notice The newest cumulative a grant's session key signed for a payee.
+    /// @notice The newest cumulative the relay acked for (grant, payee): the only vouchers counted as signed.
     mapping(bytes32 grantId => mapping(address payee => uint256)) public newestSigned;
+    /// @notice When the newest voucher of (grant index, payee index) was acked.
+    mapping(uint256 g => mapping(uint256 p => uint256)) public ackTime;
 
-    /// @notice How often each handler function ran, and how many items settled or were skipped.
+    /// @notice How often each handler function ran (did something), and what settlement did.
     mapping(string name => uint256) public calls;
+    uint256 public acks;
+    uint256 public acksRefused;
     uint256 public itemsSettled;
     uint256 public itemsSkipped;
+    uint256 public selfDealingRefused;
+    /// @notice Withdrawals the vault let through before the thaw ended (must stay zero).
+    uint256 public earlyWithdrawals;
+    /// @notice Σ of the `amount` of every `Settled` event the vault emitted: what the vault says it moved.
+    uint256 public ghostSettledSum;
 
-    constructor(IBeatStreamVaultFull vault_, IMockUSDC usdc_, address owner_) {
+    constructor(IBeatStreamVaultFull vault_, IMockUSDC usdc_, address owner_, address keeper_) {
         vault = vault_;
         usdc = usdc_;
         owner = owner_;
+        keeper = keeper_;
+        withdrawalDelay = vault_.withdrawalDelay();
         uint256 now_ = vm.getBlockTimestamp();
         for (uint256 i; i < LISTENERS; ++i) {
             uint256 key = 0x1157E + i;
@@ -53,10 +77,10 @@ contract VaultHandler {
         for (uint256 i; i < PAYEES; ++i) {
             payees.push(address(uint160(0xA27157 + i)));
         }
-        // Caps from tiny to clamped, expiries from soon to far, so every skip reason comes up.
+        // Caps from tiny to clamped, expiries from soon to far, so that caps bind and grants expire.
         uint256[GRANTS] memory caps =
             [5 * ONE_USDC, 50 * ONE_USDC, 500 * ONE_USDC, MAX_SPEND, type(uint256).max, 20 * ONE_USDC];
-        uint256[GRANTS] memory lifetimes = [uint256(1 days), 3 days, 30 days, 365 days, 10 days, 60 days];
+        uint256[GRANTS] memory lifetimes = [uint256(2 days), 5 days, 30 days, 365 days, 10 days, 60 days];
         for (uint256 g; g < GRANTS; ++g) {
             uint256 listenerIndex = g % LISTENERS;
             uint256 sessionKey = 0x5E5510 + g;
@@ -91,9 +115,56 @@ contract VaultHandler {
     }
 
     /// @notice The most a grant may spend: its cap, clamped to 2^48 - 1.
-    function effectiveCap(uint256 g) external view returns (uint256) {
+    function effectiveCap(uint256 g) public view returns (uint256) {
         uint256 cap = _grants[g].cap;
         return cap < MAX_SPEND ? cap : MAX_SPEND;
+    }
+
+    /// @notice Whether the newest acked voucher of (g, p) is still inside the window the funding rule promises:
+    /// acked at t, it settles at any time before t + the withdrawal delay (at t + delay the listener may withdraw, and
+    /// a revocation made at t takes effect).
+    function inWindow(uint256 g, uint256 p) public view returns (bool) {
+        uint256 t = ackTime[g][p];
+        return t != 0 && vm.getBlockTimestamp() < t + withdrawalDelay;
+    }
+
+    /// @notice The acked voucher of (g, p) as the keeper sends it: the grant signature while the grant is unregistered.
+    function ackedItem(uint256 g, uint256 p) public view returns (SettlementItem memory item) {
+        item.grant = _grants[g];
+        item.payee = payees[p];
+        item.cumulative = newestSigned[grantIds[g]][item.payee];
+        if (vault.grantSpent(grantIds[g]) == 0) {
+            item.grantSignature = _sign(_grantListenerKey[g], vault.grantDigest(item.grant));
+        }
+        item.voucherSignature =
+            _sign(_grantSessionKey[g], vault.voucherDigest(grantIds[g], item.payee, item.cumulative));
+    }
+
+    /// @notice Every acked voucher still inside its window and not yet settled in full, as the keeper sends them.
+    function pendingInWindow()
+        external
+        view
+        returns (SettlementItem[] memory items, uint256[] memory gs, uint256[] memory ps)
+    {
+        uint256 n;
+        for (uint256 g; g < GRANTS; ++g) {
+            for (uint256 p; p < PAYEES; ++p) {
+                if (inWindow(g, p) && _pending(g, p)) ++n;
+            }
+        }
+        items = new SettlementItem[](n);
+        gs = new uint256[](n);
+        ps = new uint256[](n);
+        n = 0;
+        for (uint256 g; g < GRANTS; ++g) {
+            for (uint256 p; p < PAYEES; ++p) {
+                if (inWindow(g, p) && _pending(g, p)) {
+                    items[n] = ackedItem(g, p);
+                    (gs[n], ps[n]) = (g, p);
+                    ++n;
+                }
+            }
+        }
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -139,24 +210,243 @@ contract VaultHandler {
         vault.cancelWithdrawal();
     }
 
-    /// @dev Waits out the delay first if need be, as a listener would.
-    function withdraw(uint256 listenerSeed, uint256 toSeed) external {
+    /// @dev Withdraws thawed funds; with `waitOut`, waits for the thaw to end first, as a patient listener would.
+    /// Otherwise, before the thaw ends, the listener tries anyway: the vault must refuse with WithdrawalNotReady, and
+    /// the expected revert is caught and counted. A withdrawal that went through early is counted too (and checked
+    /// by `afterInvariant`), and the funds it took are then missing for the invariants to find.
+    function withdraw(uint256 listenerSeed, uint256 toSeed, bool waitOut) external {
         address who = listeners[listenerSeed % LISTENERS];
         (, uint256 thawing, uint256 thawEnd) = vault.accountOf(who);
         if (thawing == 0) return;
-        calls["withdraw"]++;
-        if (vm.getBlockTimestamp() < thawEnd) vm.warp(thawEnd);
+        if (waitOut && vm.getBlockTimestamp() < thawEnd) vm.warp(thawEnd);
         vm.prank(who);
-        vault.withdraw(_sink(toSeed));
+        if (vm.getBlockTimestamp() >= thawEnd) {
+            calls["withdraw"]++;
+            vault.withdraw(_sink(toSeed));
+            return;
+        }
+        try vault.withdraw(_sink(toSeed)) returns (uint256) {
+            earlyWithdrawals++;
+        } catch (bytes memory reason) {
+            if (
+                keccak256(reason)
+                    != keccak256(
+                        abi.encodeWithSelector(
+                            IBeatStreamVault.BeatStreamVault_WithdrawalNotReady.selector, thawEnd
+                        )
+                    )
+            ) revert("early withdrawal refused for the wrong reason");
+            calls["earlyWithdrawalRefused"]++;
+        }
+    }
+
+    function revokeGrant(uint256 grantSeed) external {
+        uint256 g = grantSeed % GRANTS;
+        address who = _grants[g].listener;
+        if (vault.grantRevokedAt(who, grantIds[g]) != 0) return;
+        calls["revokeGrant"]++;
+        vm.prank(who);
+        vault.revokeGrant(grantIds[g]);
+    }
+
+    /// @dev Raises the floor by one or two, so that a listener's grants are revoked one at a time over a run.
+    function revokeGrantsBelow(uint256 listenerSeed, uint256 floorSeed) external {
+        address who = listeners[listenerSeed % LISTENERS];
+        (uint64 floor,,) = vault.nonceFloorOf(who);
+        if (floor >= MAX_FLOOR) return;
+        calls["revokeGrantsBelow"]++;
+        vm.prank(who);
+        vault.revokeGrantsBelow(floor + 1 + uint64(floorSeed % 2));
+    }
+
+    /// @dev A listener (or an accomplice payee) tries to settle a voucher it wrote itself, paying itself, a payee or
+    /// its accomplice, ahead of the keeper. Settlement is settler-only, so this must revert with NotSettler; the
+    /// expected revert is caught (fail_on_revert is on) and counted, anything else fails the run.
+    function selfDeal(uint256 listenerSeed, uint256 payeeSeed, uint256 amount, bool fromPayee) external {
+        uint256 l = listenerSeed % LISTENERS;
+        address who = listeners[l];
+        (uint256 available, uint256 thawing,) = vault.accountOf(who);
+        SessionGrant memory own = SessionGrant({
+            listener: who,
+            sessionKey: vm.addr(OWN_SESSION_KEY),
+            cap: MAX_SPEND,
+            expiresAt: uint64(vm.getBlockTimestamp() + 1 days),
+            nonce: uint64(100 + amount % 1000)
+        });
+        SettlementItem[] memory items = new SettlementItem[](1);
+        items[0].grant = own;
+        items[0].grantSignature = _sign(_listenerKeys[l], vault.grantDigest(own));
+        items[0].payee = payeeSeed % 2 == 0 ? who : payees[payeeSeed % PAYEES];
+        items[0].cumulative = _bound(amount, 1, available + thawing + 1);
+        items[0].voucherSignature = _sign(
+            OWN_SESSION_KEY, vault.voucherDigest(vault.grantId(own), items[0].payee, items[0].cumulative)
+        );
+
+        address caller = fromPayee ? items[0].payee : who;
+        vm.prank(caller);
+        try vault.settleBatch(items) returns (uint256) {
+            revert("a non-settler settled");
+        } catch (bytes memory reason) {
+            if (
+                keccak256(reason)
+                    != keccak256(
+                        abi.encodeWithSelector(IBeatStreamVault.BeatStreamVault_NotSettler.selector, caller)
+                    )
+            ) {
+                revert("self-dealing refused for the wrong reason");
+            }
+        }
+        calls["selfDeal"]++;
+        selfDealingRefused++;
     }
 
     function warp(uint256 seconds_) external {
         calls["warp"]++;
-        vm.warp(vm.getBlockTimestamp() + _bound(seconds_, 1, 3 days));
+        vm.warp(vm.getBlockTimestamp() + _bound(seconds_, 1, 2 days));
     }
 
     /*//////////////////////////////////////////////////////////////
-                            PAYEES, TREASURY
+                                 RELAY
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev The relay acks the pair's next voucher if its guard allows it; the increase is drawn within what the
+    /// guard would accept, so that acks happen often.
+    function ack(uint256 grantSeed, uint256 payeeSeed, uint256 increase) external {
+        uint256 g = grantSeed % GRANTS;
+        uint256 p = payeeSeed % PAYEES;
+        SessionGrant memory grant = _grants[g];
+        bytes32 id = grantIds[g];
+        uint256 now_ = vm.getBlockTimestamp();
+
+        (uint64 floor,,) = vault.nonceFloorOf(grant.listener);
+        bool refused =
+            now_ > grant.expiresAt || vault.grantRevokedAt(grant.listener, id) != 0 || grant.nonce < floor;
+        uint256 headroom;
+        if (!refused) {
+            uint256 capLeft = effectiveCap(g) - _ackedTotal(g);
+            uint256 fundsLeft = vault.spendableOf(grant.listener);
+            uint256 outstanding = _outstanding(grant.listener);
+            fundsLeft = fundsLeft > outstanding ? fundsLeft - outstanding : 0;
+            headroom = capLeft < fundsLeft ? capLeft : fundsLeft;
+            refused = headroom == 0;
+        }
+        if (refused) {
+            acksRefused++;
+            return;
+        }
+        increase = _bound(increase, 1, headroom < 5 * ONE_USDC ? headroom : 5 * ONE_USDC);
+        calls["ack"]++;
+        acks++;
+        newestSigned[id][payees[p]] += increase;
+        ackTime[g][p] = now_;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 KEEPER
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev The keeper settles a random subset of the acked vouchers not yet settled (at least one when any is
+    /// pending), after up to {MAX_JUNK} vouchers the vault must refuse. Every acked voucher still inside its window
+    /// must settle in full: if one does not, the handler reverts and the run fails.
+    function keeperSettle(uint256 subsetSeed, uint256 junkSeed) external {
+        uint256 pendingPairs;
+        for (uint256 i; i < GRANTS * PAYEES; ++i) {
+            if (_pending(i / PAYEES, i % PAYEES)) ++pendingPairs;
+        }
+        uint256 junk = junkSeed % (MAX_JUNK + 1);
+        if (pendingPairs == 0 && junk == 0) return;
+        calls["keeperSettle"]++;
+
+        // Which pending pairs go: a bit of the seed each; if none, the one the seed points at.
+        uint256[] memory chosen = new uint256[](pendingPairs);
+        uint256 n;
+        uint256 k;
+        for (uint256 i; i < GRANTS * PAYEES; ++i) {
+            if (!_pending(i / PAYEES, i % PAYEES)) continue;
+            if ((subsetSeed >> k) & 1 == 1) chosen[n++] = i;
+            ++k;
+        }
+        if (n == 0 && pendingPairs != 0) {
+            k = subsetSeed % pendingPairs;
+            for (uint256 i; i < GRANTS * PAYEES; ++i) {
+                if (!_pending(i / PAYEES, i % PAYEES)) continue;
+                if (k == 0) {
+                    chosen[n++] = i;
+                    break;
+                }
+                --k;
+            }
+        }
+
+        // The vouchers the vault must refuse go first, so that no acked item of the batch registers their grant.
+        SettlementItem[] memory items = new SettlementItem[](junk + n);
+        for (uint256 j; j < junk; ++j) {
+            items[j] = _junkItem(uint256(keccak256(abi.encode(junkSeed, j))));
+        }
+        for (uint256 j; j < n; ++j) {
+            items[junk + j] = ackedItem(chosen[j] / PAYEES, chosen[j] % PAYEES);
+        }
+        uint256[] memory before = new uint256[](items.length);
+        for (uint256 j; j < items.length; ++j) {
+            before[j] = vault.settled(vault.grantId(items[j].grant), items[j].payee);
+        }
+
+        vm.recordLogs();
+        vm.prank(keeper);
+        uint256 settledCount = vault.settleBatch(items);
+        _addSettledEvents(vm.getRecordedLogs());
+        itemsSettled += settledCount;
+        itemsSkipped += items.length - settledCount;
+
+        for (uint256 j; j < items.length; ++j) {
+            uint256 after_ = vault.settled(vault.grantId(items[j].grant), items[j].payee);
+            if (after_ < before[j]) revert("settled went down");
+        }
+        for (uint256 j; j < n; ++j) {
+            (uint256 g, uint256 p) = (chosen[j] / PAYEES, chosen[j] % PAYEES);
+            if (inWindow(g, p) && _pending(g, p)) {
+                revert("an acked voucher inside its window did not settle");
+            }
+        }
+    }
+
+    /// @dev One of: a stale voucher, one past the cap, a huge one, one signed by the wrong key, one for the zero
+    /// payee, one under a new grant signed by the wrong key. None was acked, and the vault must refuse each.
+    function _junkItem(uint256 r) internal view returns (SettlementItem memory item) {
+        uint256 g = r % GRANTS;
+        uint256 mode = (r >> 8) % 6;
+        uint256 noise = r >> 16;
+        bytes32 id = grantIds[g];
+        item.grant = _grants[g];
+        item.payee = payees[(r >> 4) % PAYEES];
+        uint256 prior = vault.settled(id, item.payee);
+        uint256 signingKey = _grantSessionKey[g];
+        uint256 grantKey = _grantListenerKey[g];
+        if (mode == 0) {
+            item.cumulative = noise % (prior + 1); // stale or equal
+        } else if (mode == 1) {
+            item.cumulative = prior + (effectiveCap(g) - vault.grantSpent(id)) + 1 + noise % 1000; // past the cap
+        } else if (mode == 2) {
+            item.cumulative = type(uint256).max - noise % 3; // huge
+        } else if (mode == 3) {
+            item.cumulative = prior + 1 + noise % ONE_USDC;
+            signingKey = _grantListenerKey[g]; // the wrong key
+        } else if (mode == 4) {
+            item.cumulative = prior + 1 + noise % ONE_USDC;
+            item.payee = address(0); // malformed
+        } else {
+            // A grant never registered, its signature by the session key instead of the listener.
+            item.grant.nonce = uint64(1000 + noise % 1000);
+            id = vault.grantId(item.grant);
+            item.cumulative = 1 + noise % ONE_USDC;
+            grantKey = _grantSessionKey[g];
+        }
+        item.grantSignature = _sign(grantKey, vault.grantDigest(item.grant));
+        item.voucherSignature = _sign(signingKey, vault.voucherDigest(id, item.payee, item.cumulative));
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                            PAYEES, OWNER
     //////////////////////////////////////////////////////////////*/
 
     function withdrawEarnings(uint256 payeeSeed, uint256 amount, uint256 toSeed) external {
@@ -175,97 +465,57 @@ contract VaultHandler {
         vault.collectFees();
     }
 
-    function setFee(uint256 fee) external {
-        calls["setFee"]++;
+    function scheduleFee(uint256 fee) external {
+        calls["scheduleFee"]++;
         fee = _bound(fee, 0, vault.MAX_FEE_BPS());
         vm.prank(owner);
         vault.scheduleFee(uint16(fee));
     }
 
     /*//////////////////////////////////////////////////////////////
-                               SETTLEMENT
-    //////////////////////////////////////////////////////////////*/
-
-    /// @dev Builds up to {MAX_BATCH} items from `seed`, each a random (grant, payee) and one of: the next voucher, a
-    /// stale or equal one, one past the cap, a huge one, one signed by the wrong key, one for the zero payee.
-    function settleBatch(uint256 seed, uint256 count) external {
-        calls["settleBatch"]++;
-        count = _bound(count, 1, MAX_BATCH);
-        SettlementItem[] memory items = new SettlementItem[](count);
-        for (uint256 k; k < count; ++k) {
-            items[k] = _randomItem(uint256(keccak256(abi.encode(seed, k))));
-        }
-        uint256[] memory before = new uint256[](count);
-        for (uint256 k; k < count; ++k) {
-            before[k] = vault.settled(vault.grantId(items[k].grant), items[k].payee);
-        }
-
-        uint256 settledCount = vault.settleBatch(items);
-
-        itemsSettled += settledCount;
-        itemsSkipped += count - settledCount;
-        // Settled amounts never go down (checked here, where the old value is known).
-        for (uint256 k; k < count; ++k) {
-            uint256 after_ = vault.settled(vault.grantId(items[k].grant), items[k].payee);
-            if (after_ < before[k]) revert("settled went down");
-        }
-    }
-
-    function _randomItem(uint256 r) internal returns (SettlementItem memory item) {
-        uint256 g = r % GRANTS;
-        uint256 noise = r >> 24;
-        item.grant = _grants[g];
-        item.payee = payees[(r >> 8) % PAYEES];
-        uint256 signingKey;
-        (item.payee, item.cumulative, signingKey) = _pickVoucher(g, item.payee, (r >> 16) % 10, noise);
-
-        bytes32 id = grantIds[g];
-        if (
-            signingKey == _grantSessionKey[g] && item.payee != address(0)
-                && item.cumulative > newestSigned[id][item.payee]
-        ) {
-            newestSigned[id][item.payee] = item.cumulative;
-        }
-        // A registered grant mostly goes without its signature; some new grants get a signature by the wrong key.
-        if (vault.grantSpent(id) == 0 || noise % 2 == 0) {
-            uint256 grantKey = noise % 7 == 0 ? _grantSessionKey[g] : _grantListenerKey[g];
-            item.grantSignature = _sign(grantKey, vault.grantDigest(item.grant));
-        }
-        item.voucherSignature = _sign(signingKey, vault.voucherDigest(id, item.payee, item.cumulative));
-    }
-
-    /// @dev One of: the next voucher (half the time), a stale or equal one, one past the cap, a huge one, one signed
-    /// by the wrong key, one for the zero payee.
-    function _pickVoucher(uint256 g, address payee_, uint256 mode, uint256 noise)
-        internal
-        view
-        returns (address payee, uint256 cumulative, uint256 signingKey)
-    {
-        payee = payee_;
-        signingKey = _grantSessionKey[g];
-        uint256 prior = vault.settled(grantIds[g], payee);
-        if (mode < 5) {
-            // A few seconds to a few minutes more.
-            cumulative = prior + 1 + noise % (5 * ONE_USDC);
-        } else if (mode == 5) {
-            cumulative = noise % (prior + 1); // stale or equal
-        } else if (mode == 6) {
-            uint256 cap = _grants[g].cap < MAX_SPEND ? _grants[g].cap : MAX_SPEND;
-            cumulative = prior + cap + 1 + noise % 1000; // past the cap
-        } else if (mode == 7) {
-            cumulative = type(uint256).max - noise % 3; // huge
-        } else if (mode == 8) {
-            cumulative = prior + 1 + noise % ONE_USDC;
-            signingKey = _grantListenerKey[g]; // the wrong key: never counts as signed
-        } else {
-            cumulative = prior + 1 + noise % ONE_USDC;
-            payee = address(0); // malformed
-        }
-    }
-
-    /*//////////////////////////////////////////////////////////////
                                 HELPERS
     //////////////////////////////////////////////////////////////*/
+
+    /// @dev Whether (g, p) has an acked voucher not settled in full.
+    function _pending(uint256 g, uint256 p) internal view returns (bool) {
+        address payee = payees[p];
+        return newestSigned[grantIds[g]][payee] > vault.settled(grantIds[g], payee);
+    }
+
+    /// @dev Σ over the grant's payees of the newest acked cumulative: what the relay has promised under the cap.
+    function _ackedTotal(uint256 g) internal view returns (uint256 total) {
+        for (uint256 p; p < PAYEES; ++p) {
+            total += newestSigned[grantIds[g]][payees[p]];
+        }
+    }
+
+    /// @dev Σ over the listener's acked pairs of (acked cumulative − settled): what its funds back already. Pairs whose
+    /// vouchers can no longer settle are still counted, as a relay that does not know it would.
+    function _outstanding(address listener) internal view returns (uint256 total) {
+        for (uint256 g; g < GRANTS; ++g) {
+            if (_grants[g].listener != listener) continue;
+            for (uint256 p; p < PAYEES; ++p) {
+                uint256 acked = newestSigned[grantIds[g]][payees[p]];
+                uint256 settled = vault.settled(grantIds[g], payees[p]);
+                if (acked > settled) total += acked - settled;
+            }
+        }
+    }
+
+    /// @dev Adds what each `Settled` moved to the ghost sum, and checks that each settled voucher is an acked one (the
+    /// keeper sends a pair's newest acked cumulative and nothing else the vault may accept).
+    function _addSettledEvents(Vm.Log[] memory logs) internal {
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].emitter == address(vault) && logs[i].topics[0] == IBeatStreamVault.Settled.selector) {
+                (uint256 amount, uint256 cumulative,) = abi.decode(logs[i].data, (uint256, uint256, uint256));
+                address payee = address(uint160(uint256(logs[i].topics[3])));
+                if (cumulative != newestSigned[logs[i].topics[1]][payee]) {
+                    revert("the vault settled a voucher no relay acked");
+                }
+                ghostSettledSum += amount;
+            }
+        }
+    }
 
     function _sign(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
