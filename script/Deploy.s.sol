@@ -111,7 +111,8 @@ contract Deploy is Script {
         address baseRegistrar = vm.envOr("BEATSTREAM_ENS_BASE_REGISTRAR", address(0));
         string memory problem;
         if (baseRegistrar == address(0)) {
-            problem = "BEATSTREAM_ENS_BASE_REGISTRAR is not set, so the script cannot check who can reclaim the parent";
+            problem =
+                "BEATSTREAM_ENS_BASE_REGISTRAR is not set, so the script cannot check who can reclaim the parent";
         } else {
             uint256 tokenId = uint256(keccak256("beatstream"));
             (bool okOwner, bytes memory owner) =
@@ -119,16 +120,21 @@ contract Deploy is Script {
             (bool okExpiry, bytes memory expiry) =
                 baseRegistrar.staticcall(abi.encodeWithSignature("nameExpires(uint256)", tokenId));
             if (!okOwner || abi.decode(owner, (address)) != registry) {
-                problem = "the .eth registrar token of the parent is not held by the registry: its holder can reclaim it";
+                problem =
+                    "the .eth registrar token of the parent is not held by the registry: its holder can reclaim it";
             } else if (!okExpiry || abi.decode(expiry, (uint256)) < block.timestamp + 365 days) {
-                problem = "the parent name expires within a year: renew it for many years, a lapsed name is anyone's";
+                problem =
+                    "the parent name expires within a year: renew it for many years, a lapsed name is anyone's";
             }
         }
         if (bytes(problem).length == 0) return;
-        if (!allow) revert(string.concat("Deploy: ", problem, " (BEATSTREAM_ALLOW_RECLAIMABLE_ROOT=true to go on)"));
+        if (!allow) {
+            revert(string.concat("Deploy: ", problem, " (BEATSTREAM_ALLOW_RECLAIMABLE_ROOT=true to go on)"));
+        }
         console.log("WARNING: ENS parent name not locked:", problem);
         console.log(
-            "WARNING:", "artist names still pay and are managed through the registry, but ENS may resolve them elsewhere"
+            "WARNING:",
+            "artist names still pay and are managed through the registry, but ENS may resolve them elsewhere"
         );
     }
 

@@ -52,7 +52,9 @@ contract BeatStreamRegistry is IBeatStreamRegistry, ERC721, IERC721Receiver {
     /// @param ens_ The ENS registry.
     /// @param rootNode_ The node under which artist names are created; this contract must own it to register.
     /// @param minCommitmentAge_ Seconds between commit and register (ENS's own controller uses 60; 1 on a dev chain).
-    constructor(IENS ens_, bytes32 rootNode_, uint256 minCommitmentAge_) ERC721("BeatStream artist name", "BEATSTREAM") {
+    constructor(IENS ens_, bytes32 rootNode_, uint256 minCommitmentAge_)
+        ERC721("BeatStream artist name", "BEATSTREAM")
+    {
         if (minCommitmentAge_ == 0 || minCommitmentAge_ >= MAX_COMMITMENT_AGE) {
             revert BeatStreamRegistry_CommitmentAgeOutOfRange(minCommitmentAge_, MAX_COMMITMENT_AGE);
         }
@@ -86,7 +88,9 @@ contract BeatStreamRegistry is IBeatStreamRegistry, ERC721, IERC721Receiver {
         TextRecord[] calldata records,
         bytes32 secret
     ) external override returns (bytes32 node) {
-        if (!_isValidLabel(bytes(label))) revert BeatStreamRegistry_InvalidLabel(label);
+        if (!_isValidLabel(bytes(label))) {
+            revert BeatStreamRegistry_InvalidLabel(label);
+        }
         _useCommitment(keccak256(abi.encode(label, msg.sender, secret)));
         bytes32 root = rootNode;
         if (ens.owner(root) != address(this)) revert BeatStreamRegistry_RootNotOwned(root);
@@ -110,7 +114,6 @@ contract BeatStreamRegistry is IBeatStreamRegistry, ERC721, IERC721Receiver {
 
     /// @inheritdoc IBeatStreamRegistry
     function setRate(bytes32 node, uint256 ratePerSecond) external override onlyNodeManager(node) {
-        _requireArtist(node);
         _artists[node].ratePerSecond = _toRate(ratePerSecond);
         emit ArtistRateChanged(node, ratePerSecond);
     }
@@ -122,7 +125,6 @@ contract BeatStreamRegistry is IBeatStreamRegistry, ERC721, IERC721Receiver {
         onlyNodeManager(node)
         returns (uint256 trackId)
     {
-        _requireArtist(node);
         _checkTrack(input);
         trackId = ++trackCount;
         _store(trackId, node, input);
@@ -200,7 +202,12 @@ contract BeatStreamRegistry is IBeatStreamRegistry, ERC721, IERC721Receiver {
 
     /// @notice Accepts ERC-721 tokens, to hold the `.eth` registrar token of the parent name so no one can reclaim
     /// it; nothing here can send a received token on. Its own name tokens are refused: sent here they would be lost.
-    function onERC721Received(address, address, uint256, bytes calldata) external view override returns (bytes4) {
+    function onERC721Received(address, address, uint256, bytes calldata)
+        external
+        view
+        override
+        returns (bytes4)
+    {
         if (msg.sender == address(this)) revert ERC721InvalidReceiver(address(this));
         return IERC721Receiver.onERC721Received.selector;
     }
@@ -258,11 +265,22 @@ contract BeatStreamRegistry is IBeatStreamRegistry, ERC721, IERC721Receiver {
                                 INTERNAL
     //////////////////////////////////////////////////////////////*/
 
+    /// @dev The caller must hold the name token of `node` or be approved by its holder; a node without a token is
+    /// no artist (whoever owns it in ENS).
     function _checkManager(bytes32 node) private view {
         uint256 tokenId = uint256(node);
-        if (!_isAuthorized(_ownerOf(tokenId), msg.sender, tokenId)) {
+        address owner = _ownerOf(tokenId);
+        if (owner == address(0)) revert BeatStreamRegistry_UnknownArtist(node);
+        if (!_isAuthorized(owner, msg.sender, tokenId)) {
             revert BeatStreamRegistry_Unauthorized(node, msg.sender);
         }
+    }
+
+    /// @dev Name tokens never move to this contract: nothing here could send them on, so the artist would be lost.
+    /// (`safeTransferFrom` is refused by {onERC721Received} already; this also covers `transferFrom`.)
+    function _update(address to, uint256 tokenId, address auth) internal override returns (address) {
+        if (to == address(this)) revert ERC721InvalidReceiver(to);
+        return super._update(to, tokenId, auth);
     }
 
     function _useCommitment(bytes32 commitment) private {
@@ -275,10 +293,6 @@ contract BeatStreamRegistry is IBeatStreamRegistry, ERC721, IERC721Receiver {
             revert BeatStreamRegistry_CommitmentExpired(commitment, made + MAX_COMMITMENT_AGE);
         }
         delete commitments[commitment];
-    }
-
-    function _requireArtist(bytes32 node) private view {
-        if (!_artists[node].registered) revert BeatStreamRegistry_UnknownArtist(node);
     }
 
     function _trackArtist(uint256 trackId) private view returns (bytes32 node) {

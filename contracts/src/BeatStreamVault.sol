@@ -13,7 +13,13 @@ import {IBeatStreamVault} from "./interfaces/IBeatStreamVault.sol";
 import {SignatureParsing} from "./libraries/SignatureParsing.sol";
 import {VoucherHashing} from "./libraries/VoucherHashing.sol";
 import {
-    Account, FeeSchedule, GrantState, NonceFloor, SessionGrant, SettlementItem, SkipReason
+    Account,
+    FeeSchedule,
+    GrantState,
+    NonceFloor,
+    SessionGrant,
+    SettlementItem,
+    SkipReason
 } from "./types/DataTypes.sol";
 
 /// @title BeatStreamVault
@@ -476,7 +482,9 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         if (acc.hasRevocations && _isRevoked(listener, id, grant.nonce)) {
             return _skip(id, payee, cumulative, SkipReason.GrantRevoked);
         }
-        if (!_debit(listener, acc, amount)) return _skip(id, payee, cumulative, SkipReason.InsufficientFunds);
+        if (!_debit(listener, acc, amount)) {
+            return _skip(id, payee, cumulative, SkipReason.InsufficientFunds);
+        }
 
         // Both fit 48 bits: cumulative <= spent + amount <= cap <= MAX_GRANT_SPEND.
         state.spent += uint48(amount);

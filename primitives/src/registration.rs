@@ -39,16 +39,14 @@ pub async fn register_artist<P: Provider>(
     let commitment =
         registry.makeCommitment(label.to_owned(), owner, secret).call().await.map_err(rpc)?;
     let min_age = registry.MIN_COMMITMENT_AGE().call().await.map_err(rpc)?;
-    let receipt = registry
-        .commit(commitment)
-        .send()
-        .await
-        .map_err(rpc)?
-        .get_receipt()
-        .await
-        .map_err(|e| Error::Chain(e.to_string()))?;
-    if !receipt.status() {
-        return Err(Error::Chain(format!("commit for {label:?} reverted")));
+    let committed = match registry.commit(commitment).send().await {
+        Ok(pending) => pending.get_receipt().await.map_err(|e| Error::Chain(e.to_string()))?.status(),
+        // Refused, e.g. `CommitmentPending` because someone who copied the commit from the mempool got it in first:
+        // the commitment stands all the same (only the owner committed to can reveal it), checked below.
+        Err(_) => false,
+    };
+    if !committed && registry.commitments(commitment).call().await.map_err(rpc)?.is_zero() {
+        return Err(Error::Chain(format!("commit for {label:?} failed")));
     }
     tokio::time::sleep(Duration::from_secs(min_age.saturating_to::<u64>())).await;
 

@@ -208,7 +208,10 @@ interface IBeatStreamRegistry {
     function isValidLabel(string calldata label) external pure returns (bool);
 
     /// @notice The commitment `owner` makes before registering `label` with `secret`.
-    function makeCommitment(string calldata label, address owner, bytes32 secret) external pure returns (bytes32);
+    function makeCommitment(string calldata label, address owner, bytes32 secret)
+        external
+        pure
+        returns (bytes32);
 
     /// @notice When `commitment` was made (zero: never, or used).
     function commitments(bytes32 commitment) external view returns (uint256);

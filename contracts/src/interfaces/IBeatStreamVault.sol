@@ -251,7 +251,10 @@ interface IBeatStreamVault {
     /// @return floor The newest floor.
     /// @return previous The floor in force until `floorFrom`.
     /// @return floorFrom When `floor` takes effect.
-    function nonceFloorOf(address listener) external view returns (uint64 floor, uint64 previous, uint256 floorFrom);
+    function nonceFloorOf(address listener)
+        external
+        view
+        returns (uint64 floor, uint64 previous, uint256 floorFrom);
 
     /// @notice Whether `grant`'s vouchers are refused on-chain now as revoked (by id or by nonce floor).
     function isRevoked(SessionGrant calldata grant) external view returns (bool);

@@ -70,10 +70,9 @@ contract Catalogue_Unit_Test is Registry_Unit_Test {
     /// v2 owning a node in ENS gives no authority: only a name token does, and only artists have one.
     function test_RevertWhen_EnsOwnerOfNonArtistNodeSetsRate() external {
         vm.assertEq(ens.owner(ETH_NODE), address(this), "this test owns eth. in ENS");
+        // Owning a node in ENS makes no artist: only a name token does.
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IBeatStreamRegistry.BeatStreamRegistry_Unauthorized.selector, ETH_NODE, address(this)
-            )
+            abi.encodeWithSelector(IBeatStreamRegistry.BeatStreamRegistry_UnknownArtist.selector, ETH_NODE)
         );
         registry.setRate(ETH_NODE, 1);
     }
@@ -82,9 +81,7 @@ contract Catalogue_Unit_Test is Registry_Unit_Test {
         bytes32 unknown = _node("nobody");
         vm.prank(artist);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IBeatStreamRegistry.BeatStreamRegistry_Unauthorized.selector, unknown, artist
-            )
+            abi.encodeWithSelector(IBeatStreamRegistry.BeatStreamRegistry_UnknownArtist.selector, unknown)
         );
         registry.setRate(unknown, 1);
     }
@@ -141,9 +138,7 @@ contract Catalogue_Unit_Test is Registry_Unit_Test {
 
     function test_RevertWhen_PublishingForUnknownArtist() external {
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IBeatStreamRegistry.BeatStreamRegistry_Unauthorized.selector, ETH_NODE, address(this)
-            )
+            abi.encodeWithSelector(IBeatStreamRegistry.BeatStreamRegistry_UnknownArtist.selector, ETH_NODE)
         );
         registry.publishTrack(ETH_NODE, _trackInput("Eth", 0));
     }

@@ -102,6 +102,15 @@ contract NameToken_Unit_Test is Registry_Unit_Test {
         vm.assertEq(registry.ownerOf(tokenId), artist, "still the artist's");
     }
 
+    function test_RevertWhen_NameTransferredToTheRegistryWithoutSafeTransfer() external {
+        vm.prank(artist);
+        vm.expectRevert(
+            abi.encodeWithSelector(IERC721Errors.ERC721InvalidReceiver.selector, address(registry))
+        );
+        registry.transferFrom(artist, address(registry), tokenId);
+        vm.assertEq(registry.ownerOf(tokenId), artist, "still the artist's");
+    }
+
     function test_RevertWhen_NameSafeTransferredToANonReceiver() external {
         address nonReceiver = address(usdc);
         vm.prank(artist);
