@@ -40,7 +40,9 @@ pub async fn register_artist<P: Provider>(
         registry.makeCommitment(label.to_owned(), owner, secret).call().await.map_err(rpc)?;
     let min_age = registry.MIN_COMMITMENT_AGE().call().await.map_err(rpc)?;
     let committed = match registry.commit(commitment).send().await {
-        Ok(pending) => pending.get_receipt().await.map_err(|e| Error::Chain(e.to_string()))?.status(),
+        Ok(pending) => {
+            pending.get_receipt().await.map_err(|e| Error::Chain(e.to_string()))?.status()
+        }
         // Refused, e.g. `CommitmentPending` because someone who copied the commit from the mempool got it in first:
         // the commitment stands all the same (only the owner committed to can reveal it), checked below.
         Err(_) => false,
