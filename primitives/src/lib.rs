@@ -1,5 +1,6 @@
 //! Types shared by every BeatStream service: contract bindings, the EIP-712 grant and voucher
-//! types, USDC units, the deployment file, and the Postgres pool and migration helpers.
+//! types, USDC units, the deployment file, the Postgres pool and migration helpers, the metrics registry
+//! set-up and the wall clock.
 //!
 //! Services never import one another; whatever two of them must agree on lives here.
 
@@ -8,10 +9,14 @@ pub mod db;
 pub mod deployment;
 pub mod eip712;
 pub mod error;
+pub mod metrics;
 pub mod registration;
+pub mod time;
 pub mod units;
 
 pub use deployment::{Contracts, Deployment};
 pub use eip712::{SessionGrant, VoucherDomain};
 pub use error::{Error, Result};
+pub use metrics::MetricsRegistry;
 pub use registration::register_artist;
+pub use time::{unix_now, unix_now_f64};

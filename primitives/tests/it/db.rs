@@ -23,3 +23,31 @@ async fn connect_reaches_the_test_database() -> eyre::Result<()> {
     assert!(test_db.url().ends_with(&name), "{} vs {name}", test_db.url());
     Ok(())
 }
+
+#[tokio::test]
+async fn pool_builder_sets_name_and_statement_timeout() -> eyre::Result<()> {
+    let test_db = TestDb::new().await?;
+    let pool = db::PoolBuilder::new(test_db.url())
+        .max_connections(2)
+        .application_name("beatstream-test")
+        .statement_timeout(std::time::Duration::from_millis(1500))
+        .connect()
+        .await?;
+    let (name, timeout): (String, String) = sqlx::query_as(
+        "SELECT current_setting('application_name'), current_setting('statement_timeout')",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(name, "beatstream-test");
+    assert_eq!(timeout, "1500ms");
+    // The timeout is enforced: a longer statement is cancelled.
+    let slow = sqlx::query("SELECT pg_sleep(3)").execute(&pool).await;
+    assert!(slow.is_err(), "a 3 s statement outlived a 1.5 s timeout");
+    Ok(())
+}
+
+#[tokio::test]
+async fn pool_builder_rejects_a_bad_url() {
+    let err = db::PoolBuilder::new("not a url").connect().await.unwrap_err();
+    assert!(matches!(err, beatstream_primitives::Error::Database(_)), "{err}");
+}
