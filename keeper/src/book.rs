@@ -4,9 +4,6 @@ use std::collections::HashMap;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use beatstream_primitives::contracts::BeatStreamVault::{SessionGrant, SettlementItem};
-use sqlx::PgPool;
-
-use crate::{Result, chain, config::Target};
 
 /// A voucher whose cumulative is above what is settled, with everything needed to settle it.
 #[derive(Clone, Debug)]
@@ -37,109 +34,6 @@ impl Candidate {
     pub(crate) fn needs_wallet_check(&self) -> bool {
         self.wallet && !self.registered
     }
-}
-
-/// Vouchers above what is settled, not in an open transaction and not held. "Settled" is the indexer's
-/// `settled_pairs`, or a confirmed transaction of ours the indexer has not reached yet.
-const CANDIDATES: &str = "
-WITH idx AS (SELECT coalesce((SELECT block_number FROM chain_cursor WHERE chain_id = $1), -1) AS indexed)
-SELECT v.grant_id, v.payee, v.cumulative::text, v.signature, extract(epoch FROM v.updated_at)::float8,
-       g.listener, g.session_key, g.cap::text, extract(epoch FROM g.expires_at)::int8, g.nonce::text, g.signature,
-       greatest(coalesce(sp.cumulative, 0), coalesce(c.cumulative, 0))::text,
-       gs.grant_id IS NOT NULL,
-       coalesce(la.thawing, 0) > 0
-FROM vouchers v
-JOIN grants g ON g.grant_id = v.grant_id
-LEFT JOIN settled_pairs sp ON sp.chain_id = $1 AND sp.grant_id = v.grant_id AND sp.payee = v.payee
-LEFT JOIN grant_spend gs ON gs.chain_id = $1 AND gs.grant_id = v.grant_id
-LEFT JOIN listener_accounts la ON la.chain_id = $1 AND la.listener = v.listener
-LEFT JOIN LATERAL (
-    SELECT max(i.cumulative) AS cumulative
-    FROM keeper_batch_items i JOIN keeper_batches b ON b.id = i.batch_id
-    WHERE i.grant_id = v.grant_id AND i.payee = v.payee AND b.status = 'confirmed' AND i.outcome = 'settled'
-      AND b.confirmed_block > (SELECT indexed FROM idx)
-) c ON true
-WHERE g.chain_id = $1 AND g.vault = $2
-  AND g.expires_at + make_interval(secs => $3) > now()
-  AND v.cumulative > greatest(coalesce(sp.cumulative, 0), coalesce(c.cumulative, 0))
-  AND NOT EXISTS (
-      SELECT 1 FROM keeper_batch_items i JOIN keeper_batches b ON b.id = i.batch_id
-      WHERE i.grant_id = v.grant_id AND i.payee = v.payee AND b.status IN ('pending', 'broadcast', 'mined'))
-  AND NOT EXISTS (
-      SELECT 1 FROM keeper_holds h
-      WHERE h.grant_id = v.grant_id AND h.retry_at > now()
-        AND ((h.payee = v.payee AND h.cumulative = v.cumulative) OR h.reason = $4))";
-
-type Row = (
-    Vec<u8>,
-    Vec<u8>,
-    String,
-    Vec<u8>,
-    f64,
-    Vec<u8>,
-    Vec<u8>,
-    String,
-    i64,
-    String,
-    Vec<u8>,
-    String,
-    bool,
-    bool,
-);
-
-/// Loads every settleable voucher of `target`.
-pub(crate) async fn load(
-    pool: &PgPool,
-    target: Target,
-    urgent_window_secs: u64,
-) -> Result<Vec<Candidate>> {
-    let rows: Vec<Row> = sqlx::query_as(CANDIDATES)
-        .bind(target.chain_id as i64)
-        .bind(target.vault.as_slice())
-        .bind(target.settlement_window as f64)
-        // A revoked grant's hold stops every voucher of the grant, newer ones included: none can settle again.
-        .bind(chain::skip_reason(chain::SKIP_GRANT_REVOKED))
-        .fetch_all(pool)
-        .await?;
-    let now = unix_now();
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let (grant_id, payee, cumulative, signature, voucher_at) =
-            (row.0, row.1, row.2, row.3, row.4);
-        let (listener, session_key, cap, expires_at, nonce, grant_sig) =
-            (row.5, row.6, row.7, row.8, row.9, row.10);
-        let (settled, registered, withdrawing) = (row.11, row.12, row.13);
-        let (Ok(cumulative), Ok(cap), Ok(nonce), Ok(settled)) = (
-            cumulative.parse::<U256>(),
-            cap.parse::<U256>(),
-            nonce.parse::<u64>(),
-            settled.parse::<U256>(),
-        ) else {
-            continue;
-        };
-        let expires_at = expires_at.max(0) as u64;
-        let window_end = expires_at.saturating_add(target.settlement_window);
-        out.push(Candidate {
-            grant_id: B256::from_slice(&grant_id),
-            grant: SessionGrant {
-                listener: Address::from_slice(&listener),
-                sessionKey: Address::from_slice(&session_key),
-                cap,
-                expiresAt: expires_at,
-                nonce,
-            },
-            grant_signature: grant_sig.into(),
-            registered,
-            payee: Address::from_slice(&payee),
-            cumulative,
-            signature: signature.into(),
-            value: cumulative.saturating_sub(settled),
-            voucher_at,
-            urgent: withdrawing || window_end.saturating_sub(now) <= urgent_window_secs,
-            wallet: false,
-        });
-    }
-    Ok(out)
 }
 
 /// When and what to settle.
@@ -289,6 +183,7 @@ pub(crate) fn order(chosen: &[Candidate]) -> Vec<(Candidate, SettlementItem)> {
         .collect()
 }
 
+/// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

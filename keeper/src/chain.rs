@@ -17,7 +17,10 @@ use beatstream_primitives::contracts::BeatStreamVault::{
 };
 use serde_json::{Value, json};
 
-use crate::{Error, Result};
+use crate::{
+    Error, Result,
+    db::{Outcome, SkipReason},
+};
 
 /// A JSON-RPC endpoint and the keeper's account on it.
 #[derive(Debug, Clone)]
@@ -25,52 +28,6 @@ pub(crate) struct Chain {
     provider: DynProvider,
     timeout: Duration,
 }
-
-/// What one item of a simulated or mined batch did, by its (grant, payee).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Settled,
-    /// `SettlementSkipped` with the vault's `SkipReason` code.
-    Skipped(u8),
-    /// The vault stopped the batch before this item (`BatchCutShort`): not looked at, neither settled nor skipped.
-    /// Not a failure; the voucher goes into a later batch.
-    NotReached,
-    /// No event of the vault lines up with the item. The vault emits one per item it looks at, in order, so this
-    /// means the logs are not the vault's we know.
-    Unmatched,
-}
-
-/// The names of the contract's skip reasons, as stored in the journal and the holds.
-pub(crate) fn skip_reason(code: u8) -> &'static str {
-    match code {
-        0 => "malformed",
-        SKIP_INVALID_GRANT_SIGNATURE => "invalid_grant_signature",
-        2 => "invalid_voucher_signature",
-        SKIP_GRANT_EXPIRED => "grant_expired",
-        SKIP_STALE => "stale_voucher",
-        SKIP_CAP_EXCEEDED => "cap_exceeded",
-        SKIP_INSUFFICIENT_FUNDS => "insufficient_funds",
-        SKIP_GRANT_REVOKED => "grant_revoked",
-        SKIP_INSUFFICIENT_GAS => "insufficient_gas",
-        _ => "unknown",
-    }
-}
-
-/// Skip reason code of `InvalidGrantSignature`.
-pub(crate) const SKIP_INVALID_GRANT_SIGNATURE: u8 = 1;
-/// Skip reason code of `GrantExpired`.
-pub(crate) const SKIP_GRANT_EXPIRED: u8 = 3;
-/// Skip reason code of `StaleVoucher`.
-pub(crate) const SKIP_STALE: u8 = 4;
-/// Skip reason code of `CapExceeded`.
-pub(crate) const SKIP_CAP_EXCEEDED: u8 = 5;
-/// Skip reason code of `InsufficientFunds`.
-pub(crate) const SKIP_INSUFFICIENT_FUNDS: u8 = 6;
-/// Skip reason code of `GrantRevoked`: the listener's revocation has taken effect; no voucher of the grant settles
-/// again (revocations cannot be undone).
-pub(crate) const SKIP_GRANT_REVOKED: u8 = 7;
-/// Skip reason code of `InsufficientGas`: too little gas was left for a wallet check. Not the item's fault.
-pub(crate) const SKIP_INSUFFICIENT_GAS: u8 = 8;
 
 /// A signed transaction, ready to journal and broadcast.
 #[derive(Clone, Debug)]
@@ -258,7 +215,7 @@ pub(crate) fn outcomes<'a>(
         if let Ok(e) = Settled::decode_log(log) {
             events.push((e.grantId, e.payee, Outcome::Settled));
         } else if let Ok(e) = SettlementSkipped::decode_log(log) {
-            events.push((e.grantId, e.payee, Outcome::Skipped(e.reason)));
+            events.push((e.grantId, e.payee, Outcome::Skipped(SkipReason::from_code(e.reason))));
         } else if let Ok(e) = BatchCutShort::decode_log(log) {
             processed = processed.min(e.processed.saturating_to::<usize>());
         }
@@ -396,6 +353,10 @@ mod tests {
         }
     }
 
+    /// The vault's `SkipReason` codes this test emits.
+    const SKIP_GRANT_REVOKED: u8 = 7;
+    const SKIP_INSUFFICIENT_GAS: u8 = 8;
+
     #[test]
     fn items_after_a_cut_were_not_reached() {
         let vault = Address::repeat_byte(0xaa);
@@ -411,13 +372,13 @@ mod tests {
             outcomes(vault, &items, logs.iter()),
             [
                 Outcome::Settled,
-                Outcome::Skipped(SKIP_INSUFFICIENT_GAS),
+                Outcome::Skipped(SkipReason::InsufficientGas),
                 Outcome::NotReached,
                 Outcome::NotReached
             ]
         );
-        assert_eq!(skip_reason(SKIP_GRANT_REVOKED), "grant_revoked");
-        assert_eq!(skip_reason(SKIP_INSUFFICIENT_GAS), "insufficient_gas");
+        assert_eq!(SkipReason::from_code(SKIP_GRANT_REVOKED).as_str(), "grant_revoked");
+        assert_eq!(SkipReason::from_code(SKIP_INSUFFICIENT_GAS).as_str(), "insufficient_gas");
     }
 
     #[test]
@@ -428,7 +389,7 @@ mod tests {
             [log(vault, &settled(&items[0])), log(vault, &skipped(&items[2], SKIP_GRANT_REVOKED))];
         assert_eq!(
             outcomes(vault, &items, logs.iter()),
-            [Outcome::Settled, Outcome::Unmatched, Outcome::Skipped(SKIP_GRANT_REVOKED)]
+            [Outcome::Settled, Outcome::Unmatched, Outcome::Skipped(SkipReason::GrantRevoked)]
         );
     }
 

@@ -16,7 +16,7 @@ pub enum Error {
     Deployment(#[from] beatstream_primitives::Error),
     /// A Postgres query failed.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] crate::db::DbError),
     /// A JSON-RPC request failed or timed out.
     #[error("rpc: {0}")]
     Rpc(String),

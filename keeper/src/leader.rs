@@ -10,10 +10,9 @@
 use std::time::Duration;
 
 use alloy::primitives::{Address, keccak256};
-use sqlx::{Connection, PgConnection};
 use tracing::{info, warn};
 
-use crate::Result;
+use crate::{Result, db::LockConnection};
 
 /// The leader election of the keepers of one vault.
 pub(crate) struct Leader {
@@ -22,7 +21,7 @@ pub(crate) struct Leader {
     lock_key: i64,
     lease: Duration,
     /// The standby's connection, used to try the lock; moved into the renewer once the lock is taken.
-    conn: Option<PgConnection>,
+    conn: Option<LockConnection>,
     held: Option<Held>,
 }
 
@@ -68,45 +67,18 @@ impl Leader {
 
     async fn try_acquire(&mut self) -> Result<Option<i64>> {
         if self.conn.is_none() {
-            let mut conn = PgConnection::connect(&self.database_url).await?;
-            sqlx::query("SET application_name = 'beatstream-keeper-lock'")
-                .execute(&mut conn)
-                .await?;
-            self.conn = Some(conn);
+            self.conn = Some(LockConnection::open(&self.database_url).await?);
         }
         let conn = self.conn.as_mut().expect("just set");
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(self.lock_key)
-            .fetch_one(&mut *conn)
-            .await?;
-        if !locked {
+        if !conn.try_lock(self.lock_key).await? {
             // The leader holds the lock. If it stopped renewing its lease, end its lock connection.
-            let stale: Option<(Option<i32>, String)> = sqlx::query_as(
-                "SELECT backend_pid, holder FROM keeper_lease WHERE id = 1 AND expires_at < now()",
-            )
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some((Some(pid), holder)) = stale {
+            if let Some((pid, holder)) = conn.lapsed_leader().await? {
                 warn!(target: "beatstream::keeper", %holder, pid, "the leader's lease lapsed; ending its lock connection");
-                sqlx::query("SELECT pg_terminate_backend($1)")
-                    .bind(pid)
-                    .execute(&mut *conn)
-                    .await?;
+                conn.terminate(pid).await?;
             }
             return Ok(None);
         }
-        let epoch: i64 = sqlx::query_scalar(
-            "INSERT INTO keeper_lease (id, holder, epoch, expires_at, backend_pid)
-             VALUES (1, $1, 1, now() + make_interval(secs => $2), pg_backend_pid())
-             ON CONFLICT (id) DO UPDATE
-                SET holder = $1, epoch = keeper_lease.epoch + 1,
-                    expires_at = now() + make_interval(secs => $2), backend_pid = pg_backend_pid()
-             RETURNING epoch",
-        )
-        .bind(&self.keeper_id)
-        .bind(self.lease.as_secs_f64())
-        .fetch_one(&mut *conn)
-        .await?;
+        let epoch = conn.take_lease(&self.keeper_id, self.lease).await?;
         info!(target: "beatstream::keeper", keeper_id = %self.keeper_id, epoch, "became the active keeper");
 
         let conn = self.conn.take().expect("connected above");
@@ -126,24 +98,16 @@ impl Leader {
 
 /// Renews the lease three times per lease period on the lock connection until that fails or the epoch moved on.
 async fn renew(
-    mut conn: PgConnection,
+    mut conn: LockConnection,
     epoch: i64,
     lease: Duration,
     lost: tokio::sync::watch::Sender<bool>,
 ) {
     loop {
         tokio::time::sleep(lease / 3).await;
-        let renewed = sqlx::query(
-            "UPDATE keeper_lease SET expires_at = now() + make_interval(secs => $2)
-             WHERE id = 1 AND epoch = $1 AND backend_pid = pg_backend_pid()",
-        )
-        .bind(epoch)
-        .bind(lease.as_secs_f64())
-        .execute(&mut conn)
-        .await;
-        match renewed {
-            Ok(r) if r.rows_affected() == 1 => {}
-            Ok(_) => {
+        match conn.renew(epoch, lease).await {
+            Ok(true) => {}
+            Ok(false) => {
                 warn!(target: "beatstream::keeper", epoch, "the lease moved to another keeper");
                 break;
             }
@@ -154,7 +118,7 @@ async fn renew(
         }
     }
     let _ = lost.send(true);
-    let _ = conn.close().await;
+    conn.close().await;
 }
 
 impl Drop for Leader {

@@ -9,11 +9,12 @@
 mod book;
 mod chain;
 mod config;
+mod db;
 mod error;
-mod keeper;
 mod leader;
 mod metrics;
 mod signer;
+mod step;
 
 pub use config::{Config, FailPoint, Options, SignerArgs};
 pub use error::{Error, Result};
@@ -22,11 +23,16 @@ pub use metrics::Metrics;
 use std::time::{Duration, Instant};
 
 use beatstream_primitives::Deployment;
-use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{chain::Chain, config::Target, keeper::Keeper, leader::Leader};
+use crate::{
+    chain::Chain,
+    config::Target,
+    db::{Db, Journal},
+    leader::Leader,
+    step::Keeper,
+};
 
 /// Runs the keeper until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
@@ -56,12 +62,7 @@ pub async fn run_with_metrics(
         vault: deployment.contracts.vault,
         settlement_window: deployment.settlement_window,
     };
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(&database_url)
-        .await?;
-    beatstream_primitives::db::migrate(&pool).await?;
+    let db = Db::connect(&database_url).await?;
 
     if let Some(addr) = options.http {
         let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
@@ -91,13 +92,13 @@ pub async fn run_with_metrics(
     );
     let poll = options.poll();
     let mut keeper = Keeper {
-        pool: pool.clone(),
+        journal: Journal::new(&db, target.chain_id, sender, keeper_id),
+        db: db.clone(),
         chain,
         signer,
         target,
         fail_point: options.fail_point,
         options,
-        keeper_id,
         metrics: metrics.clone(),
         last_batch_at: Instant::now(),
         due_since: None,
@@ -160,7 +161,7 @@ pub async fn run_with_metrics(
     };
     leader.step_down();
     metrics.leader.set(0);
-    pool.close().await;
+    db.close().await;
     info!(target: "beatstream::keeper", "keeper stopped");
     result
 }

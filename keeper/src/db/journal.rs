@@ -1,0 +1,417 @@
+//! The keeper's write-ahead journal: `keeper_batches`, `keeper_batch_items` and `keeper_attempts`.
+//!
+//! A batch's items, nonce and first signed transaction are committed before anything is broadcast, so a crash
+//! leaves either nothing sent or a journaled transaction the next step follows. Every write runs in a transaction
+//! that first reads the lease row `FOR SHARE` and checks the epoch the caller leads under: a keeper that lost the
+//! lease without noticing fails its next write ([`Error::LostLease`]) instead of journaling beside the new leader,
+//! and a takeover waits for a write in progress to commit.
+
+use std::{future::Future, pin::Pin};
+
+use alloy::primitives::{Address, B256};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use super::{AttemptKind, BatchKind, BatchStatus, Outcome};
+use crate::{Error, Result, book::Candidate};
+
+/// An open batch of the journal (`pending`, `broadcast` or `mined`).
+#[derive(Debug)]
+pub(crate) struct OpenBatch {
+    pub(crate) id: i64,
+    pub(crate) nonce: u64,
+    pub(crate) status: BatchStatus,
+    pub(crate) kind: BatchKind,
+    /// The hash of the attempt recorded as mined, while `mined`.
+    pub(crate) mined_hash: Option<B256>,
+}
+
+/// One signed transaction of a batch.
+#[derive(Clone, Debug)]
+pub(crate) struct Attempt {
+    pub(crate) hash: B256,
+    /// 0 for the first send, then one more per replacement.
+    pub(crate) attempt: i32,
+    pub(crate) kind: AttemptKind,
+    pub(crate) max_fee: u128,
+    pub(crate) priority_fee: u128,
+    pub(crate) raw: Vec<u8>,
+    pub(crate) gas_limit: u64,
+    /// Seconds since it was last sent (or signed, if never sent).
+    pub(crate) age: f64,
+}
+
+/// A new batch to journal with its first attempt.
+#[derive(Debug)]
+pub(crate) struct NewBatch<'a> {
+    pub(crate) nonce: u64,
+    pub(crate) kind: BatchKind,
+    pub(crate) urgent: bool,
+    pub(crate) items: &'a [Candidate],
+    pub(crate) attempt: &'a Attempt,
+}
+
+/// What a mined receipt says about a batch.
+#[derive(Debug)]
+pub(crate) struct Mined {
+    pub(crate) hash: B256,
+    pub(crate) block: u64,
+    pub(crate) gas_used: u64,
+    /// Each item's outcome by (grant id, payee); empty for a self-transfer or a reverted settlement.
+    pub(crate) outcomes: Vec<(B256, Address, Outcome)>,
+}
+
+/// The journal of one keeper account on one chain.
+#[derive(Clone, Debug)]
+pub(crate) struct Journal {
+    pool: PgPool,
+    chain_id: i64,
+    sender: Address,
+    keeper_id: String,
+}
+
+type Write<'t, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 't>>;
+
+impl Journal {
+    pub(crate) fn new(db: &super::Db, chain_id: u64, sender: Address, keeper_id: String) -> Self {
+        Self { pool: db.pool.clone(), chain_id: chain_id as i64, sender, keeper_id }
+    }
+
+    // ----- Reads -----
+
+    /// The account's open batches, by ascending nonce.
+    pub(crate) async fn open_batches(&self) -> Result<Vec<OpenBatch>> {
+        type Row = (i64, i64, BatchStatus, BatchKind, Option<Vec<u8>>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, nonce, status, kind, confirmed_hash FROM keeper_batches
+             WHERE chain_id = $1 AND sender = $2 AND status IN ('pending', 'broadcast', 'mined')
+             ORDER BY nonce",
+        )
+        .bind(self.chain_id)
+        .bind(self.sender.as_slice())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, nonce, status, kind, hash)| OpenBatch {
+                id,
+                nonce: nonce as u64,
+                status,
+                kind,
+                mined_hash: hash.map(|h| B256::from_slice(&h)),
+            })
+            .collect())
+    }
+
+    /// Every signed transaction of `batch`, oldest first.
+    pub(crate) async fn attempts(&self, batch: i64) -> Result<Vec<Attempt>> {
+        type Row = (Vec<u8>, i32, AttemptKind, String, String, Vec<u8>, Option<i64>, f64);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT hash, attempt, kind, max_fee_per_gas::text, max_priority_fee_per_gas::text, raw, gas_limit,
+                    extract(epoch FROM now() - coalesce(broadcast_at, created_at))::float8
+             FROM keeper_attempts WHERE batch_id = $1 ORDER BY attempt",
+        )
+        .bind(batch)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(hash, attempt, kind, max_fee, prio, raw, gas_limit, age)| Attempt {
+                hash: B256::from_slice(&hash),
+                attempt,
+                kind,
+                max_fee: max_fee.parse().unwrap_or_default(),
+                priority_fee: prio.parse().unwrap_or_default(),
+                raw,
+                gas_limit: gas_limit.unwrap_or_default() as u64,
+                age,
+            })
+            .collect())
+    }
+
+    /// The highest nonce of an open batch.
+    pub(crate) async fn highest_open_nonce(&self) -> Result<Option<u64>> {
+        let nonce: Option<i64> = sqlx::query_scalar(
+            "SELECT max(nonce) FROM keeper_batches
+             WHERE chain_id = $1 AND sender = $2 AND status IN ('pending', 'broadcast', 'mined')",
+        )
+        .bind(self.chain_id)
+        .bind(self.sender.as_slice())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(nonce.map(|n| n as u64))
+    }
+
+    /// Seconds since each settled item of `batch` was stored by the relay.
+    pub(crate) async fn settled_latencies(&self, batch: i64) -> Result<Vec<f64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT extract(epoch FROM now() - voucher_at)::float8 FROM keeper_batch_items
+             WHERE batch_id = $1 AND outcome = $2",
+        )
+        .bind(batch)
+        .bind(Outcome::Settled)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Seconds since the oldest open batch was journaled.
+    pub(crate) async fn oldest_open_age(&self) -> Result<Option<f64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT extract(epoch FROM now() - min(created_at))::float8 FROM keeper_batches
+             WHERE chain_id = $1 AND sender = $2 AND status IN ('pending', 'broadcast', 'mined')",
+        )
+        .bind(self.chain_id)
+        .bind(self.sender.as_slice())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    // ----- Writes, each fenced by the lease epoch -----
+
+    /// Journals a batch, its items and its first signed transaction in one transaction; returns the batch's id.
+    pub(crate) async fn insert_batch(&self, epoch: i64, batch: NewBatch<'_>) -> Result<i64> {
+        let (chain_id, sender, keeper_id) = (self.chain_id, self.sender, self.keeper_id.clone());
+        let NewBatch { nonce, kind, urgent, items, attempt } = batch;
+        let gas_limit = attempt.gas_limit as i64;
+        let grants: Vec<Vec<u8>> = items.iter().map(|c| c.grant_id.to_vec()).collect();
+        let payees: Vec<Vec<u8>> = items.iter().map(|c| c.payee.to_vec()).collect();
+        let cumulatives: Vec<String> = items.iter().map(|c| c.cumulative.to_string()).collect();
+        let listeners: Vec<Vec<u8>> = items.iter().map(|c| c.grant.listener.to_vec()).collect();
+        let values: Vec<String> = items.iter().map(|c| c.value.to_string()).collect();
+        let voucher_at: Vec<f64> = items.iter().map(|c| c.voucher_at).collect();
+        let attempt = attempt.clone();
+        self.write(epoch, move |tx| {
+            Box::pin(async move {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO keeper_batches (chain_id, sender, nonce, epoch, status, gas_limit, kind, keeper_id,
+                                                 urgent)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                )
+                .bind(chain_id)
+                .bind(sender.as_slice())
+                .bind(nonce as i64)
+                .bind(epoch)
+                .bind(BatchStatus::Pending)
+                .bind(gas_limit)
+                .bind(kind)
+                .bind(keeper_id)
+                .bind(urgent)
+                .fetch_one(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO keeper_batch_items (batch_id, grant_id, payee, cumulative, listener, value, voucher_at)
+                     SELECT $1, g, p, c, l, v, to_timestamp(t)
+                     FROM UNNEST($2::bytea[], $3::bytea[], $4::numeric[], $5::bytea[], $6::numeric[], $7::float8[])
+                          AS x (g, p, c, l, v, t)",
+                )
+                .bind(id)
+                .bind(grants)
+                .bind(payees)
+                .bind(cumulatives)
+                .bind(listeners)
+                .bind(values)
+                .bind(voucher_at)
+                .execute(&mut **tx)
+                .await?;
+                store_attempt(tx, id, &attempt).await?;
+                Ok(id)
+            })
+        })
+        .await
+    }
+
+    /// Journals another signed transaction of `batch` (a fee bump or the self-transfer that frees its nonce).
+    pub(crate) async fn insert_attempt(
+        &self,
+        epoch: i64,
+        batch: i64,
+        attempt: &Attempt,
+    ) -> Result<()> {
+        let attempt = attempt.clone();
+        self.write(epoch, move |tx| {
+            Box::pin(async move { store_attempt(tx, batch, &attempt).await })
+        })
+        .await
+    }
+
+    /// Records that `hash` was sent; a `pending` batch becomes `broadcast`.
+    pub(crate) async fn mark_broadcast(&self, epoch: i64, batch: i64, hash: B256) -> Result<()> {
+        self.write(epoch, move |tx| {
+            Box::pin(async move {
+                sqlx::query("UPDATE keeper_attempts SET broadcast_at = now() WHERE hash = $1")
+                    .bind(hash.as_slice())
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE keeper_batches SET status = $2, updated_at = now() WHERE id = $1 AND status = $3",
+                )
+                .bind(batch)
+                .bind(BatchStatus::Broadcast)
+                .bind(BatchStatus::Pending)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// A `mined` batch whose receipt is gone (a reorg): back to `broadcast`, its outcomes forgotten.
+    pub(crate) async fn record_reorged(&self, epoch: i64, batch: i64) -> Result<()> {
+        self.write(epoch, move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE keeper_batches SET status = $2, reorgs = reorgs + 1, confirmed_hash = NULL,
+                            confirmed_block = NULL, gas_used = NULL, settled_count = NULL, mined_at = NULL,
+                            updated_at = now()
+                     WHERE id = $1",
+                )
+                .bind(batch)
+                .bind(BatchStatus::Broadcast)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("UPDATE keeper_batch_items SET outcome = NULL WHERE batch_id = $1")
+                    .bind(batch)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Records `batch` as `mined` by `mined.hash`, with each item's outcome.
+    pub(crate) async fn record_mined(&self, epoch: i64, batch: i64, mined: Mined) -> Result<()> {
+        let Mined { hash, block, gas_used, outcomes } = mined;
+        let settled = outcomes.iter().filter(|o| o.2 == Outcome::Settled).count() as i32;
+        let mut grants = Vec::with_capacity(outcomes.len());
+        let mut payees = Vec::with_capacity(outcomes.len());
+        let mut results = Vec::with_capacity(outcomes.len());
+        for (grant, payee, outcome) in outcomes {
+            grants.push(grant.to_vec());
+            payees.push(payee.to_vec());
+            results.push(outcome);
+        }
+        self.write(epoch, move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE keeper_batches SET status = $2, confirmed_hash = $3, confirmed_block = $4,
+                            gas_used = $5, settled_count = $6, mined_at = now(), updated_at = now()
+                     WHERE id = $1",
+                )
+                .bind(batch)
+                .bind(BatchStatus::Mined)
+                .bind(hash.as_slice())
+                .bind(block as i64)
+                .bind(gas_used as i64)
+                .bind(settled)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE keeper_batch_items i SET outcome = o.outcome
+                     FROM UNNEST($2::bytea[], $3::bytea[], $4::text[]) AS o (grant_id, payee, outcome)
+                     WHERE i.batch_id = $1 AND i.grant_id = o.grant_id AND i.payee = o.payee",
+                )
+                .bind(batch)
+                .bind(grants)
+                .bind(payees)
+                .bind(results)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Ends a mined batch deep enough: `confirmed`, `failed` (reverted) or `cancelled` (its nonce freed).
+    pub(crate) async fn record_confirmed(
+        &self,
+        epoch: i64,
+        batch: i64,
+        status: BatchStatus,
+    ) -> Result<()> {
+        self.write(epoch, move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE keeper_batches SET status = $2, confirmed_at = now(), updated_at = now(),
+                            error = CASE WHEN $3 THEN 'settleBatch reverted' ELSE error END
+                     WHERE id = $1",
+                )
+                .bind(batch)
+                .bind(status)
+                .bind(status == BatchStatus::Failed)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Closes a batch that will never be mined; its vouchers become claimable again.
+    pub(crate) async fn record_ended(
+        &self,
+        epoch: i64,
+        batch: i64,
+        status: BatchStatus,
+        why: &'static str,
+    ) -> Result<()> {
+        self.write(epoch, move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE keeper_batches SET status = $2, error = $3, updated_at = now() WHERE id = $1",
+                )
+                .bind(batch)
+                .bind(status)
+                .bind(why)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Runs `f` in a transaction that first checks this keeper still holds lease `epoch` (and keeps the lease row
+    /// shared-locked, so a takeover waits for the write to finish).
+    async fn write<T, F>(&self, epoch: i64, f: F) -> Result<T>
+    where
+        F: for<'t> FnOnce(&'t mut Transaction<'static, Postgres>) -> Write<'t, T>,
+    {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT epoch FROM keeper_lease WHERE id = 1 FOR SHARE")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current != Some(epoch) {
+            return Err(Error::LostLease(epoch));
+        }
+        let out = f(&mut tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// Journals one signed transaction of batch `batch`.
+async fn store_attempt(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: i64,
+    attempt: &Attempt,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO keeper_attempts (hash, batch_id, attempt, max_fee_per_gas, max_priority_fee_per_gas, raw, kind,
+                                      gas_limit)
+         VALUES ($1, $2, $3, $4::numeric, $5::numeric, $6, $7, $8)",
+    )
+    .bind(attempt.hash.as_slice())
+    .bind(batch)
+    .bind(attempt.attempt)
+    .bind(attempt.max_fee.to_string())
+    .bind(attempt.priority_fee.to_string())
+    .bind(&attempt.raw)
+    .bind(attempt.kind)
+    .bind(attempt.gas_limit as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
