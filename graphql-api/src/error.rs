@@ -9,9 +9,9 @@ pub enum Error {
     /// The deployment file could not be read.
     #[error(transparent)]
     Deployment(#[from] beatstream_primitives::Error),
-    /// Postgres could not be reached or migrated.
+    /// A query failed, or Postgres could not be reached or migrated.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(Box<dyn std::error::Error + Send + Sync>),
     /// The listen address could not be bound.
     #[error("binding {addr}: {source}")]
     Bind {

@@ -3,6 +3,7 @@
 //! `LISTEN`/`NOTIFY`. `docs/schema.graphql` is the schema; `docs/API.md` explains it.
 
 mod config;
+mod db;
 mod error;
 mod live;
 mod schema;
@@ -13,7 +14,7 @@ pub use schema::sdl;
 
 use schema::ApiSchema;
 
-use std::{net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
@@ -25,7 +26,6 @@ use axum::{
     routing::get,
 };
 use beatstream_primitives::Deployment;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 use tower_http::{
     cors::{AllowOrigin, Any, CorsLayer},
@@ -56,17 +56,15 @@ impl Server {
             Some(id) => id,
             None => Deployment::load(&options.deployment)?.chain_id,
         };
-        let connect = PgConnectOptions::from_str(&database_url)?
-            .application_name("beatstream-api")
-            .options([("statement_timeout", format!("{}ms", options.statement_timeout_ms))]);
-        let pool = PgPoolOptions::new()
-            .max_connections(options.db_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(connect)
-            .await?;
-        beatstream_primitives::db::migrate(&pool).await?;
-        let hub = live::Hub::spawn(pool.clone(), chain_id as i64, shutdown.clone());
-        let api = schema::Api::new(pool, chain_id as i64, hub, shutdown.clone());
+        let db = db::Db::connect(
+            &database_url,
+            chain_id as i64,
+            options.statement_timeout_ms,
+            options.db_connections,
+        )
+        .await?;
+        let hub = live::Hub::spawn(db.clone(), shutdown.clone());
+        let api = schema::Api::new(db, hub, shutdown.clone());
         let schema = schema::build(api, options.max_depth, options.max_complexity);
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await

@@ -7,10 +7,11 @@
 
 use std::time::Duration;
 
-use sqlx::{PgPool, postgres::PgListener};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+use crate::db::{self, Db};
 
 /// What changed.
 #[derive(Clone, Debug)]
@@ -48,23 +49,23 @@ impl Hub {
     }
 
     /// Starts listening; runs until `shutdown`.
-    pub(crate) fn spawn(pool: PgPool, chain_id: i64, shutdown: CancellationToken) -> Self {
+    pub(crate) fn spawn(db: Db, shutdown: CancellationToken) -> Self {
         let (tx, _) = broadcast::channel(1024);
         let hub = Self { tx: tx.clone() };
         tokio::spawn(async move {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = listen(pool, chain_id, tx) => {}
+                _ = listen(db, tx) => {}
             }
         });
         hub
     }
 }
 
-async fn listen(pool: PgPool, chain_id: i64, tx: broadcast::Sender<Change>) {
-    let mut cursor = latest(&pool, chain_id).await.unwrap_or((-1, -1));
+async fn listen(db: Db, tx: broadcast::Sender<Change>) {
+    let mut cursor = db::notify::newest_settlement(&db).await.unwrap_or((-1, -1));
     loop {
-        let mut listener = match connect(&pool).await {
+        let mut listener = match db::notify::listen(&db, &CHANNELS).await {
             Ok(l) => l,
             Err(e) => {
                 warn!(target: "beatstream::api", error = %e, "cannot LISTEN; retrying");
@@ -75,12 +76,12 @@ async fn listen(pool: PgPool, chain_id: i64, tx: broadcast::Sender<Change>) {
         info!(target: "beatstream::api", "listening for changes");
         // Whatever happened while not listening.
         let _ = tx.send(Change::Reload);
-        fan_out_settlements(&pool, chain_id, &mut cursor, &tx).await;
+        fan_out_settlements(&db, &mut cursor, &tx).await;
         loop {
-            match listener.try_recv().await {
-                Ok(Some(n)) => match n.channel() {
+            match listener.recv().await {
+                Ok(Some(n)) => match n.channel.as_str() {
                     "beatstream_settlements" => {
-                        fan_out_settlements(&pool, chain_id, &mut cursor, &tx).await;
+                        fan_out_settlements(&db, &mut cursor, &tx).await;
                     }
                     "beatstream_earnings" => {
                         let _ = tx.send(Change::Earnings);
@@ -90,7 +91,7 @@ async fn listen(pool: PgPool, chain_id: i64, tx: broadcast::Sender<Change>) {
                     }
                     "beatstream_reorg" => {
                         // Settlements above the common ancestor are gone; re-read from there.
-                        let ancestor = serde_json::from_str::<serde_json::Value>(n.payload())
+                        let ancestor = serde_json::from_str::<serde_json::Value>(&n.payload)
                             .ok()
                             .and_then(|v| v["ancestor"].as_i64());
                         if let Some(ancestor) = ancestor {
@@ -114,43 +115,9 @@ async fn listen(pool: PgPool, chain_id: i64, tx: broadcast::Sender<Change>) {
     }
 }
 
-async fn connect(pool: &PgPool) -> sqlx::Result<PgListener> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    sqlx::query("SET application_name = 'beatstream-api-listen'").execute(&mut listener).await?;
-    listener.listen_all(CHANNELS).await?;
-    Ok(listener)
-}
-
-async fn latest(pool: &PgPool, chain_id: i64) -> sqlx::Result<(i64, i64)> {
-    let row: Option<(i64, i32)> = sqlx::query_as(
-        "SELECT block_number, log_index FROM vault_settlements WHERE chain_id = $1
-         ORDER BY block_number DESC, log_index DESC LIMIT 1",
-    )
-    .bind(chain_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map_or((-1, -1), |(b, l)| (b, i64::from(l))))
-}
-
-async fn fan_out_settlements(
-    pool: &PgPool,
-    chain_id: i64,
-    cursor: &mut (i64, i64),
-    tx: &broadcast::Sender<Change>,
-) {
+async fn fan_out_settlements(db: &Db, cursor: &mut (i64, i64), tx: &broadcast::Sender<Change>) {
     loop {
-        type Row = (i64, i32, Vec<u8>, Vec<u8>);
-        let rows: Result<Vec<Row>, _> = sqlx::query_as(
-            "SELECT block_number, log_index, listener, payee FROM vault_settlements
-             WHERE chain_id = $1 AND (block_number, log_index) > ($2, $3::int4)
-             ORDER BY block_number, log_index LIMIT 1000",
-        )
-        .bind(chain_id)
-        .bind(cursor.0)
-        .bind(cursor.1.min(i64::from(i32::MAX)) as i32)
-        .fetch_all(pool)
-        .await;
-        let rows = match rows {
+        let rows = match db::notify::settlements_after(db, *cursor, 1000).await {
             Ok(rows) => rows,
             Err(e) => {
                 warn!(target: "beatstream::api", error = %e, "reading new settlements failed");
@@ -159,12 +126,12 @@ async fn fan_out_settlements(
         };
         let full = rows.len() == 1000;
         if let Some(last) = rows.last() {
-            *cursor = (last.0, i64::from(last.1));
+            *cursor = (last.block_number, last.log_index);
         }
         if !rows.is_empty() {
             let events = rows
                 .into_iter()
-                .map(|(_, _, listener, payee)| SettlementEvent { listener, payee })
+                .map(|r| SettlementEvent { listener: r.listener, payee: r.payee })
                 .collect();
             let _ = tx.send(Change::Settlements(std::sync::Arc::new(events)));
         }

@@ -1,15 +1,22 @@
-//! The GraphQL schema: read-only queries, Relay connections, subscriptions.
+//! The GraphQL schema: read-only queries, Relay connections, subscriptions. Resolvers read through [`crate::db`]
+//! and turn its rows into the objects of [`types`]; their errors get their codes in [`error`].
 
-mod list;
-mod loaders;
+mod connection;
+mod error;
 mod query;
+mod request;
 mod subscription;
 mod types;
 
-use async_graphql::{EmptyMutation, Schema, dataloader::DataLoader};
-use sqlx::PgPool;
+use std::sync::Arc;
 
-use crate::live::Hub;
+use async_graphql::{EmptyMutation, Schema, dataloader::DataLoader};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    db::{Db, Loaders},
+    live::Hub,
+};
 
 /// The schema type.
 pub(crate) type ApiSchema = Schema<query::QueryRoot, EmptyMutation, subscription::SubscriptionRoot>;
@@ -17,24 +24,17 @@ pub(crate) type ApiSchema = Schema<query::QueryRoot, EmptyMutation, subscription
 /// What resolvers read from.
 #[derive(Clone)]
 pub(crate) struct Api {
-    pub(crate) pool: PgPool,
-    pub(crate) chain_id: i64,
-    pub(crate) loader: std::sync::Arc<DataLoader<loaders::Db>>,
+    pub(crate) db: Db,
+    pub(crate) loader: Arc<DataLoader<Loaders>>,
     pub(crate) hub: Hub,
     /// Cancelled at shutdown: subscriptions end.
-    pub(crate) shutdown: tokio_util::sync::CancellationToken,
+    pub(crate) shutdown: CancellationToken,
 }
 
 impl Api {
-    pub(crate) fn new(
-        pool: PgPool,
-        chain_id: i64,
-        hub: Hub,
-        shutdown: tokio_util::sync::CancellationToken,
-    ) -> Self {
-        let db = loaders::Db { pool: pool.clone(), chain_id, pending: Default::default() };
-        let loader = std::sync::Arc::new(DataLoader::new(db, tokio::spawn));
-        Self { pool, chain_id, loader, hub, shutdown }
+    pub(crate) fn new(db: Db, hub: Hub, shutdown: CancellationToken) -> Self {
+        let loader = Arc::new(DataLoader::new(Loaders::new(db.clone()), tokio::spawn));
+        Self { db, loader, hub, shutdown }
     }
 }
 
@@ -42,6 +42,7 @@ impl Api {
 pub(crate) fn build(api: Api, max_depth: usize, max_complexity: usize) -> ApiSchema {
     Schema::build(query::QueryRoot, EmptyMutation, subscription::SubscriptionRoot)
         .data(api)
+        .extension(request::Traced)
         .limit_depth(max_depth)
         .limit_complexity(max_complexity)
         .finish()

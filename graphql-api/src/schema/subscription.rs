@@ -2,17 +2,19 @@
 
 use std::collections::VecDeque;
 
-use async_graphql::{Context, Result, Subscription};
+use async_graphql::{Context, Subscription};
 use futures_util::{Stream, stream};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 use super::{
     Api,
-    list::{Bind, Filter, page},
-    query::{session_list, session_node, settlement_list, settlement_node},
+    error::{ApiError, Result},
     types::*,
 };
-use crate::live::Change;
+use crate::{
+    db::{self, settlements::SettlementFilter},
+    live::Change,
+};
 
 /// The subscription root.
 pub(crate) struct SubscriptionRoot;
@@ -36,13 +38,9 @@ async fn payee_of(api: &Api, artist: &str) -> Result<Vec<u8>> {
     }
     let name = artist.to_ascii_lowercase();
     let full = if name.contains('.') { name } else { format!("{name}.beatstream.eth") };
-    let addr: Option<Option<Vec<u8>>> =
-        sqlx::query_scalar("SELECT addr FROM artists WHERE chain_id = $1 AND name = $2")
-            .bind(api.chain_id)
-            .bind(&full)
-            .fetch_optional(&api.pool)
-            .await?;
-    addr.flatten().ok_or_else(|| format!("no artist {full} with an address record").into())
+    let addr = db::artists::addr_by_name(&api.db, &full).await?;
+    addr.flatten()
+        .ok_or_else(|| ApiError::not_found(format!("no artist {full} with an address record")))
 }
 
 /// Settlements after `cursor` matching the filters, oldest first.
@@ -52,30 +50,15 @@ async fn settlements_after(
     listener: &Option<Vec<u8>>,
     cursor: &[String],
 ) -> Result<Vec<Settlement>> {
-    let mut filters = Vec::new();
-    if let Some(p) = payee {
-        filters.push(Filter::new("s.payee =", Bind::Bytes(p.clone())));
-    }
-    if let Some(l) = listener {
-        filters.push(Filter::new("s.listener =", Bind::Bytes(l.clone())));
-    }
-    let list = settlement_list(api.chain_id, filters, false);
-    let after = super::list::Cursor(cursor.to_vec());
-    let after = async_graphql::connection::CursorType::encode_cursor(&after);
-    let page =
-        page(&api.pool, list, (Some(after), None, Some(1000), None), settlement_node).await?;
-    Ok(page.edges.into_iter().map(|e| e.node).collect())
-}
-
-async fn earnings_of(api: &Api, payee: &[u8]) -> Result<Option<Earnings>> {
-    let key: [u8; 20] = payee.try_into().unwrap_or([0; 20]);
-    Ok(api.loader.load_one(super::loaders::EarningsOf(key)).await?.map(Earnings::from))
+    let filter =
+        SettlementFilter { payee: payee.clone(), listener: listener.clone(), grant_id: None };
+    let list = db::settlements::list(&api.db, filter, false);
+    let rows = list.fetch(&api.db, Some(cursor), None, 1000, false).await?;
+    Ok(rows.nodes.into_iter().map(|(row, _)| Settlement::from(row)).collect())
 }
 
 async fn session_of(api: &Api, id: &str) -> Result<Option<Session>> {
-    let list = session_list(vec![Filter::new("x.session_id =", Bind::Cast(id.to_owned(), "uuid"))]);
-    let page = page(&api.pool, list, (None, None, Some(1), None), session_node).await?;
-    Ok(page.edges.into_iter().next().map(|e| e.node))
+    Ok(db::sessions::by_id(&api.db, id).await?.map(Session::from))
 }
 
 #[Subscription]
@@ -95,17 +78,14 @@ impl SubscriptionRoot {
         };
         let listener = listener.map(|l| parse_address(&l).map(|a| a.to_vec())).transpose()?;
         // Start after the newest settlement there is now.
-        let newest = page(
-            &api.pool,
-            settlement_list(api.chain_id, Vec::new(), true),
-            (None, None, Some(1), None),
-            settlement_node,
-        )
-        .await?;
+        let newest = db::settlements::list(&api.db, SettlementFilter::default(), true)
+            .fetch(&api.db, None, None, 1, false)
+            .await?;
         let cursor: Vec<String> = newest
-            .edges
-            .first()
-            .map(|e| vec![e.node.block_number.to_string(), e.node.log_index.to_string()])
+            .nodes
+            .into_iter()
+            .next()
+            .map(|(_, key)| key)
             .unwrap_or_else(|| vec!["-1".into(), "-1".into()]);
         let rx = api.hub.subscribe();
         let state = (api, payee, listener, rx, cursor, VecDeque::<Settlement>::new());
@@ -183,10 +163,10 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Session>> {
         let api = api(ctx).clone();
         if id.len() != 36 || !id.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-') {
-            return Err("a session id is a UUID".into());
+            return Err(ApiError::bad_input("a session id is a UUID"));
         }
         if session_of(&api, &id).await?.is_none() {
-            return Err(format!("no session {id}").into());
+            return Err(ApiError::not_found(format!("no session {id}")));
         }
         let rx = api.hub.subscribe();
         let state = (api, id, rx, None::<(i64, String, SessionStatus)>, false);

@@ -1,13 +1,17 @@
-//! The objects of the schema and the rows they come from.
+//! The objects of the schema, each made from the database row it shows, and the reads several resolvers share.
 
 use alloy::primitives::{Address, B256, U256};
-use async_graphql::{ComplexObject, Context, Enum, Result, SimpleObject, dataloader::DataLoader};
+use async_graphql::{ComplexObject, Context, Enum, SimpleObject, dataloader::DataLoader};
 use beatstream_primitives::units::format_usdc;
 
 use super::{
     Api,
-    list::{Bind, Filter, Page, page},
-    loaders::{ByAddr, ByNode, Db, EarningsOf, StatsOf, TextsOf, TrackStatsOf},
+    connection::{Page, page},
+    error::{ApiError, Result},
+};
+use crate::db::{
+    self, ArtistRow, ByAddr, ByNode, EarningsOf, ListeningOf, Loaders, TextsOf, TrackById,
+    TrackStatsOf,
 };
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -43,29 +47,10 @@ pub(crate) struct TextRecord {
     pub(crate) value: String,
 }
 
-/// The `artists` row.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub(crate) struct ArtistRow {
-    pub(crate) node: Vec<u8>,
-    pub(crate) label: String,
-    pub(crate) name: String,
-    pub(crate) owner: Vec<u8>,
-    pub(crate) addr: Option<Vec<u8>>,
-    pub(crate) rate: String,
-    pub(crate) registered_at: i64,
-    pub(crate) registered_block: i64,
-}
-
-/// A payee's earnings row (plus the pending sum of its unsettled vouchers).
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub(crate) struct PayeeEarnings {
-    pub(crate) payee: Vec<u8>,
-    pub(crate) earned: String,
-    pub(crate) fees: String,
-    pub(crate) withdrawn: String,
-    pub(crate) withdrawable: String,
-    pub(crate) settlements: i64,
-    pub(crate) pending: String,
+impl From<db::TextRow> for TextRecord {
+    fn from(t: db::TextRow) -> Self {
+        Self { key: t.key, value: t.value }
+    }
 }
 
 /// Listening totals.
@@ -79,13 +64,10 @@ pub(crate) struct ListenerStats {
     pub(crate) unique_listeners: i64,
 }
 
-/// A track's totals.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct TrackStats {
-    pub(crate) streams: i64,
-    pub(crate) seconds: i64,
-    pub(crate) unique_listeners: i64,
-    pub(crate) revenue: String,
+impl From<db::PayeeListening> for ListenerStats {
+    fn from(l: db::PayeeListening) -> Self {
+        Self { streams: l.streams, seconds: l.seconds, unique_listeners: l.listeners }
+    }
 }
 
 /// An artist: `<label>.beatstream.eth`.
@@ -146,8 +128,8 @@ pub(crate) struct Earnings {
     pub(crate) settlements: i64,
 }
 
-impl From<PayeeEarnings> for Earnings {
-    fn from(e: PayeeEarnings) -> Self {
+impl From<db::PayeeEarnings> for Earnings {
+    fn from(e: db::PayeeEarnings) -> Self {
         Self {
             earned: Amount::new(&e.earned),
             fees: Amount::new(&e.fees),
@@ -167,19 +149,93 @@ pub(crate) fn api<'a>(ctx: &Context<'a>) -> &'a Api {
     ctx.data_unchecked::<Api>()
 }
 
-pub(crate) fn loader<'a>(ctx: &Context<'a>) -> &'a DataLoader<Db> {
+pub(crate) fn loader<'a>(ctx: &Context<'a>) -> &'a DataLoader<Loaders> {
     &api(ctx).loader
 }
 
-/// Relay connection arguments.
-pub(crate) type Window = (Option<String>, Option<String>, Option<i32>, Option<i32>);
+/// The track with this id (a decimal string), through the loader.
+pub(crate) async fn track_by_id(api: &Api, id: &str) -> Result<Option<Track>> {
+    Ok(api.loader.load_one(TrackById(id.to_owned())).await?.map(Track::from))
+}
+
+/// The artist paid at `payee`, if the payee is one, through the loader.
+pub(crate) fn by_addr(payee: &[u8]) -> ByAddr {
+    ByAddr(payee.try_into().unwrap_or([0; 20]))
+}
+
+/// A payee's earnings now.
+pub(crate) async fn earnings_of(api: &Api, payee: &[u8]) -> Result<Option<Earnings>> {
+    let key = EarningsOf(payee.try_into().unwrap_or([0; 20]));
+    Ok(api.loader.load_one(key).await?.map(Earnings::from))
+}
+
+/// The `limit` tracks (of one payee, or of everyone) that earned most, over all time or the last `since_hours`.
+pub(crate) async fn top_tracks(
+    api: &Api,
+    payee: Option<Vec<u8>>,
+    since_hours: Option<i32>,
+    limit: i32,
+) -> Result<Vec<TrackRanking>> {
+    let rows = db::tracks::top(&api.db, payee, since_hours, limit).await?;
+    let ids = rows.iter().map(|r| TrackById(r.track_id.clone()));
+    let mut tracks = api.loader.load_many(ids).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let track = tracks.remove(&TrackById(r.track_id))?;
+            Some(TrackRanking {
+                track: track.into(),
+                streams: r.streams,
+                seconds: r.seconds,
+                revenue: Amount::new(&r.revenue),
+            })
+        })
+        .collect())
+}
+
+/// Settled volume per `interval` between two unix times (default: the last 7 days), of one payee or of everyone.
+pub(crate) async fn series(
+    api: &Api,
+    payee: Option<Vec<u8>>,
+    interval: Interval,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Vec<Bucket>> {
+    let to = to.unwrap_or_else(|| unix_now() + 3600);
+    let from = from.unwrap_or(to - 7 * 86_400);
+    if to - from > 400 * 86_400 {
+        return Err(ApiError::bad_input("a series spans at most 400 days"));
+    }
+    let interval = match interval {
+        Interval::Hour => db::settlements::Interval::Hour,
+        Interval::Day => db::settlements::Interval::Day,
+    };
+    let rows = db::settlements::series(&api.db, payee, interval, from, to).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Bucket {
+            start: r.start,
+            amount: Amount::new(&r.amount),
+            fees: Amount::new(&r.fees),
+            settlements: r.settlements,
+        })
+        .collect())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
 
 #[ComplexObject]
 impl Artist {
     /// ENS text records (avatar, description, genre, ...), by key.
     async fn texts(&self, ctx: &Context<'_>) -> Result<Vec<TextRecord>> {
         let node: [u8; 32] = self.row.node.as_slice().try_into().unwrap_or([0; 32]);
-        Ok(loader(ctx).load_one(TextsOf(node)).await?.unwrap_or_default())
+        let texts = loader(ctx).load_one(TextsOf(node)).await?.unwrap_or_default();
+        Ok(texts.into_iter().map(TextRecord::from).collect())
     }
 
     /// One text record.
@@ -198,7 +254,11 @@ impl Artist {
         let Some(payee) = payee_key(self.row.addr.as_deref()) else {
             return Ok(Default::default());
         };
-        Ok(loader(ctx).load_one(StatsOf(payee)).await?.unwrap_or_default())
+        Ok(loader(ctx)
+            .load_one(ListeningOf(payee))
+            .await?
+            .map(ListenerStats::from)
+            .unwrap_or_default())
     }
 
     /// The artist's tracks, lowest id first.
@@ -211,11 +271,13 @@ impl Artist {
         first: Option<i32>,
         last: Option<i32>,
     ) -> Result<Page<Track>> {
-        let list = super::query::track_list(
-            api(ctx).chain_id,
-            vec![Filter::new("t.artist_node =", Bind::Bytes(self.row.node.clone()))],
-        );
-        page(&api(ctx).pool, list, (after, before, first, last), super::query::track_node).await
+        let api = api(ctx);
+        page(
+            api,
+            db::tracks::of_artist(&api.db, self.row.node.clone()),
+            (after, before, first, last),
+        )
+        .await
     }
 
     /// The artist's most played tracks by revenue since `sinceHours` ago (default: all time).
@@ -226,7 +288,7 @@ impl Artist {
         since_hours: Option<i32>,
     ) -> Result<Vec<TrackRanking>> {
         let Some(payee) = self.row.addr.clone() else { return Ok(Vec::new()) };
-        super::query::top_tracks(api(ctx), Some(payee), since_hours, limit).await
+        top_tracks(api(ctx), Some(payee), since_hours, limit).await
     }
 
     /// Settlements paid to the artist, newest first.
@@ -240,15 +302,12 @@ impl Artist {
         last: Option<i32>,
     ) -> Result<Page<Settlement>> {
         let Some(payee) = self.row.addr.clone() else {
-            return Err("the artist has no address record".into());
+            return Err(ApiError::not_found("the artist has no address record"));
         };
-        let list = super::query::settlement_list(
-            api(ctx).chain_id,
-            vec![Filter::new("s.payee =", Bind::Bytes(payee))],
-            true,
-        );
-        page(&api(ctx).pool, list, (after, before, first, last), super::query::settlement_node)
-            .await
+        let api = api(ctx);
+        let filter = db::settlements::SettlementFilter { payee: Some(payee), ..Default::default() };
+        let list = db::settlements::list(&api.db, filter, true);
+        page(api, list, (after, before, first, last)).await
     }
 
     /// Settled volume per hour or day between two unix times (default: the last 7 days).
@@ -260,7 +319,7 @@ impl Artist {
         to: Option<i64>,
     ) -> Result<Vec<Bucket>> {
         let Some(payee) = self.row.addr.clone() else { return Ok(Vec::new()) };
-        super::query::series(api(ctx), Some(payee), interval, from, to).await
+        series(api(ctx), Some(payee), interval, from, to).await
     }
 }
 
@@ -321,11 +380,12 @@ impl Track {
     /// Plays, seconds, distinct listeners and revenue (what listeners' vouchers paid while it played).
     async fn stats(&self, ctx: &Context<'_>) -> Result<TrackTotals> {
         let s = loader(ctx).load_one(TrackStatsOf(self.id.clone())).await?.unwrap_or_default();
+        let db::TrackStats { streams, seconds, listeners: unique_listeners, revenue } = s;
         Ok(TrackTotals {
-            streams: s.streams,
-            seconds: s.seconds,
-            unique_listeners: s.unique_listeners,
-            revenue: Amount::new(if s.revenue.is_empty() { "0" } else { &s.revenue }),
+            streams,
+            seconds,
+            unique_listeners,
+            revenue: Amount::new(if revenue.is_empty() { "0" } else { &revenue }),
         })
     }
 }
@@ -553,7 +613,7 @@ impl Session {
 
     /// The track.
     async fn track(&self, ctx: &Context<'_>) -> Result<Option<Track>> {
-        super::query::track_by_id(api(ctx), &self.track_key).await
+        track_by_id(api(ctx), &self.track_key).await
     }
 }
 
@@ -631,10 +691,173 @@ pub(crate) struct Stats {
 
 /// Parses a `0x` address argument.
 pub(crate) fn parse_address(s: &str) -> Result<Address> {
-    s.parse::<Address>().map_err(|_| format!("not an address: {s}").into())
+    s.parse::<Address>().map_err(|_| ApiError::bad_input(format!("not an address: {s}")))
 }
 
 /// Parses a `0x` 32-byte hash argument.
 pub(crate) fn parse_hash(s: &str) -> Result<B256> {
-    s.parse::<B256>().map_err(|_| format!("not a 32-byte hash: {s}").into())
+    s.parse::<B256>().map_err(|_| ApiError::bad_input(format!("not a 32-byte hash: {s}")))
+}
+
+impl From<db::TrackRow> for Track {
+    fn from(r: db::TrackRow) -> Self {
+        Self {
+            id: r.id,
+            title: r.title,
+            duration: r.duration,
+            rate_per_second: Amount::new(&r.rate),
+            content_hash: hex(&r.content_hash),
+            metadata_uri: r.metadata_uri,
+            published: r.published,
+            published_at: r.published_at,
+            artist_node: r.artist_node,
+        }
+    }
+}
+
+impl From<db::settlements::SettlementRow> for Settlement {
+    fn from(r: db::settlements::SettlementRow) -> Self {
+        Self {
+            block_number: r.block_number,
+            block_time: r.block_time,
+            tx_hash: hex(&r.tx_hash),
+            log_index: r.log_index,
+            grant_id: hex(&r.grant_id),
+            listener: address(&r.listener),
+            payee: address(&r.payee),
+            amount: Amount::new(&r.amount),
+            fee: Amount::new(&r.fee),
+            net: Amount::new(&r.net),
+            cumulative: Amount::new(&r.cumulative),
+            payee_bytes: r.payee.as_slice().try_into().unwrap_or([0; 20]),
+        }
+    }
+}
+
+impl From<db::sessions::SessionRow> for Session {
+    fn from(r: db::sessions::SessionRow) -> Self {
+        let status = match r.status.as_str() {
+            "live" => SessionStatus::Live,
+            "paused" => SessionStatus::Paused,
+            _ => SessionStatus::Closed,
+        };
+        Self {
+            id: r.id,
+            grant_id: hex(&r.grant_id),
+            channel: if r.channel == "yellow" {
+                PaymentChannel::Yellow
+            } else {
+                PaymentChannel::Vault
+            },
+            listener: address(&r.listener),
+            payee: address(&r.payee),
+            track_id: r.track_id.clone(),
+            rate_per_second: Amount::new(&r.rate),
+            seconds: r.seconds,
+            amount: Amount::new(&r.amount),
+            status,
+            close_reason: r.close_reason,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            payee_bytes: r.payee.as_slice().try_into().unwrap_or([0; 20]),
+            track_key: r.track_id,
+        }
+    }
+}
+
+impl From<db::listeners::DepositRow> for Deposit {
+    fn from(r: db::listeners::DepositRow) -> Self {
+        Self {
+            block_number: r.block_number,
+            block_time: r.block_time,
+            tx_hash: hex(&r.tx_hash),
+            listener: address(&r.listener),
+            sender: address(&r.sender),
+            amount: Amount::new(&r.amount),
+        }
+    }
+}
+
+impl From<db::listeners::WithdrawalRow> for Withdrawal {
+    fn from(r: db::listeners::WithdrawalRow) -> Self {
+        Self {
+            block_number: r.block_number,
+            block_time: r.block_time,
+            tx_hash: hex(&r.tx_hash),
+            listener: address(&r.listener),
+            recipient: address(&r.recipient),
+            amount: Amount::new(&r.amount),
+        }
+    }
+}
+
+impl From<db::listeners::BalanceRow> for Balance {
+    fn from(r: db::listeners::BalanceRow) -> Self {
+        Self {
+            thaw_end: if r.thawing == "0" { None } else { r.thaw_end },
+            available: Amount::new(&r.available),
+            thawing: Amount::new(&r.thawing),
+            deposited: Amount::new(&r.deposited),
+            spent: Amount::new(&r.spent),
+            withdrawn: Amount::new(&r.withdrawn),
+        }
+    }
+}
+
+impl From<db::listeners::GrantRow> for Grant {
+    fn from(r: db::listeners::GrantRow) -> Self {
+        Self {
+            id: hex(&r.id),
+            session_key: address(&r.session_key),
+            cap: Amount::new(&r.cap),
+            expires_at: r.expires_at,
+            spent: Amount::new(&r.spent),
+            vouched: Amount::new(&r.vouched),
+            nonce: r.nonce,
+            revoked: r.revoked_at.is_some(),
+            revoked_at: r.revoked_at,
+            revocation_effective_at: r.effective_at,
+        }
+    }
+}
+
+impl From<db::listeners::NonceFloorRow> for NonceFloor {
+    fn from(r: db::listeners::NonceFloorRow) -> Self {
+        Self { floor: r.floor, previous: r.previous, floor_from: r.floor_from }
+    }
+}
+
+impl From<db::keeper::KeeperBatchRow> for KeeperTransaction {
+    fn from(r: db::keeper::KeeperBatchRow) -> Self {
+        Self {
+            id: r.id,
+            nonce: r.nonce,
+            kind: r.kind,
+            status: r.status,
+            hash: r.confirmed_hash.map(|h| hex(&h)),
+            block_number: r.confirmed_block,
+            gas_used: r.gas_used,
+            vouchers: r.vouchers,
+            settled: r.settled,
+            attempts: r.attempts,
+            created_at: r.created_at,
+            confirmed_at: r.confirmed_at,
+        }
+    }
+}
+
+impl From<db::stats::StatsRow> for Stats {
+    fn from(r: db::stats::StatsRow) -> Self {
+        Self {
+            artists: r.artists,
+            tracks: r.tracks,
+            listeners: r.listeners,
+            deposited: Amount::new(&r.deposited),
+            settled: Amount::new(&r.settled),
+            fees: Amount::new(&r.fees),
+            settlements: r.settlements,
+            live_sessions: r.live_sessions,
+            indexed_block: r.indexed_block,
+        }
+    }
 }

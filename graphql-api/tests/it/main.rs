@@ -2,6 +2,7 @@
 //! served on a free port, queried over HTTP and subscribed to over WebSocket (graphql-transport-ws).
 
 mod dashboards;
+mod errors;
 mod harness;
 mod limits;
 mod revocation;

@@ -3,28 +3,63 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::Loader;
-use sqlx::PgPool;
 
-use super::types::{ArtistRow, ListenerStats, PayeeEarnings, TextRecord, Track, TrackStats};
+use super::{ArtistRow, Db, TrackRow, artists::COLUMNS as ARTIST_COLUMNS, tracks};
 
 /// Loads by key from Postgres; one loader per kind of lookup.
-pub(crate) struct Db {
-    pub(crate) pool: PgPool,
-    pub(crate) chain_id: i64,
+pub(crate) struct Loaders {
+    db: Db,
     /// Pending earnings per payee, computed at most once per [`PENDING_TTL`]: the sum runs over every unsettled
     /// voucher of the payee (tens of thousands for a popular artist) and changes every second anyway.
-    pub(crate) pending: PendingCache,
+    pending: PendingCache,
+}
+
+impl Loaders {
+    pub(crate) fn new(db: Db) -> Self {
+        Self { db, pending: Default::default() }
+    }
 }
 
 /// Pending earnings per payee and when they were computed.
-pub(crate) type PendingCache =
-    Arc<std::sync::Mutex<HashMap<[u8; 20], (std::time::Instant, String)>>>;
+type PendingCache = Arc<std::sync::Mutex<HashMap<[u8; 20], (std::time::Instant, String)>>>;
 
-async fn pending_sums(
-    pool: &PgPool,
-    chain_id: i64,
-    payees: Vec<Vec<u8>>,
-) -> sqlx::Result<Vec<(Vec<u8>, String)>> {
+/// A payee's earnings row (plus the pending sum of its unsettled vouchers).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct PayeeEarnings {
+    pub(crate) payee: Vec<u8>,
+    pub(crate) earned: String,
+    pub(crate) fees: String,
+    pub(crate) withdrawn: String,
+    pub(crate) withdrawable: String,
+    pub(crate) settlements: i64,
+    pub(crate) pending: String,
+}
+
+/// A payee's listening totals.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PayeeListening {
+    pub(crate) streams: i64,
+    pub(crate) seconds: i64,
+    pub(crate) listeners: i64,
+}
+
+/// A track's listening totals.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TrackStats {
+    pub(crate) streams: i64,
+    pub(crate) seconds: i64,
+    pub(crate) listeners: i64,
+    pub(crate) revenue: String,
+}
+
+/// An ENS text record of an artist.
+#[derive(Clone, Debug)]
+pub(crate) struct TextRow {
+    pub(crate) key: String,
+    pub(crate) value: String,
+}
+
+async fn pending_sums(db: &Db, payees: Vec<Vec<u8>>) -> sqlx::Result<Vec<(Vec<u8>, String)>> {
     sqlx::query_as(
         "SELECT k.payee, coalesce((
              SELECT sum(v.cumulative - coalesce(sp.cumulative, 0))
@@ -34,9 +69,9 @@ async fn pending_sums(
          ), 0)::text
          FROM unnest($2::bytea[]) AS k (payee)",
     )
-    .bind(chain_id)
+    .bind(db.chain_id)
     .bind(payees)
-    .fetch_all(pool)
+    .fetch_all(&db.pool)
     .await
 }
 
@@ -54,7 +89,7 @@ fn store_pending(cache: &PendingCache, sums: Vec<(Vec<u8>, String)>) {
 /// How old a pending-earnings figure may be.
 pub(crate) const PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
-type LoadResult<K, V> = Result<HashMap<K, V>, Arc<sqlx::Error>>;
+type LoadResult<K, V> = Result<HashMap<K, V>, Arc<crate::Error>>;
 
 /// An artist by its ENS `addr` record (the payee address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -70,7 +105,7 @@ pub(crate) struct TextsOf(pub(crate) [u8; 32]);
 pub(crate) struct EarningsOf(pub(crate) [u8; 20]);
 /// A payee's listening totals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct StatsOf(pub(crate) [u8; 20]);
+pub(crate) struct ListeningOf(pub(crate) [u8; 20]);
 /// A track's listening totals.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TrackStatsOf(pub(crate) String);
@@ -78,72 +113,71 @@ pub(crate) struct TrackStatsOf(pub(crate) String);
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TrackById(pub(crate) String);
 
-const ARTIST_COLUMNS: &str =
-    "a.node, a.label, a.name, a.owner, a.addr, a.rate_per_second::text AS rate,
-     extract(epoch FROM a.registered_at)::int8 AS registered_at, a.registered_block";
-
 fn arr<const N: usize>(v: &[u8]) -> [u8; N] {
     v.try_into().unwrap_or([0; N])
 }
 
-impl Loader<ByAddr> for Db {
+impl Loader<ByAddr> for Loaders {
     type Value = ArtistRow;
-    type Error = Arc<sqlx::Error>;
+    type Error = Arc<crate::Error>;
 
     async fn load(&self, keys: &[ByAddr]) -> LoadResult<ByAddr, ArtistRow> {
         let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
         let rows: Vec<ArtistRow> = sqlx::query_as(&format!(
             "SELECT {ARTIST_COLUMNS} FROM artists a WHERE a.chain_id = $1 AND a.addr = ANY($2)"
         ))
-        .bind(self.chain_id)
+        .bind(self.db.chain_id)
         .bind(keys)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(failed)?;
         Ok(rows.into_iter().filter_map(|r| Some((ByAddr(arr(r.addr.as_deref()?)), r))).collect())
     }
 }
 
-impl Loader<ByNode> for Db {
+impl Loader<ByNode> for Loaders {
     type Value = ArtistRow;
-    type Error = Arc<sqlx::Error>;
+    type Error = Arc<crate::Error>;
 
     async fn load(&self, keys: &[ByNode]) -> LoadResult<ByNode, ArtistRow> {
         let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
         let rows: Vec<ArtistRow> = sqlx::query_as(&format!(
             "SELECT {ARTIST_COLUMNS} FROM artists a WHERE a.chain_id = $1 AND a.node = ANY($2)"
         ))
-        .bind(self.chain_id)
+        .bind(self.db.chain_id)
         .bind(keys)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(failed)?;
         Ok(rows.into_iter().map(|r| (ByNode(arr(&r.node)), r)).collect())
     }
 }
 
-impl Loader<TextsOf> for Db {
-    type Value = Vec<TextRecord>;
-    type Error = Arc<sqlx::Error>;
+impl Loader<TextsOf> for Loaders {
+    type Value = Vec<TextRow>;
+    type Error = Arc<crate::Error>;
 
-    async fn load(&self, keys: &[TextsOf]) -> LoadResult<TextsOf, Vec<TextRecord>> {
+    async fn load(&self, keys: &[TextsOf]) -> LoadResult<TextsOf, Vec<TextRow>> {
         let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
         let rows: Vec<(Vec<u8>, String, String)> = sqlx::query_as(
             "SELECT node, key, value FROM artist_texts WHERE chain_id = $1 AND node = ANY($2) ORDER BY key",
         )
-        .bind(self.chain_id)
+        .bind(self.db.chain_id)
         .bind(keys)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out: HashMap<TextsOf, Vec<TextRecord>> = HashMap::new();
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(failed)?;
+        let mut out: HashMap<TextsOf, Vec<TextRow>> = HashMap::new();
         for (node, key, value) in rows {
-            out.entry(TextsOf(arr(&node))).or_default().push(TextRecord { key, value });
+            out.entry(TextsOf(arr(&node))).or_default().push(TextRow { key, value });
         }
         Ok(out)
     }
 }
 
-impl Loader<EarningsOf> for Db {
+impl Loader<EarningsOf> for Loaders {
     type Value = PayeeEarnings;
-    type Error = Arc<sqlx::Error>;
+    type Error = Arc<crate::Error>;
 
     async fn load(&self, keys: &[EarningsOf]) -> LoadResult<EarningsOf, PayeeEarnings> {
         let wanted: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
@@ -156,10 +190,11 @@ impl Loader<EarningsOf> for Db {
              FROM unnest($2::bytea[]) AS k (payee)
              LEFT JOIN payee_earnings e ON e.chain_id = $1 AND e.payee = k.payee",
         )
-        .bind(self.chain_id)
+        .bind(self.db.chain_id)
         .bind(wanted)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(failed)?;
         // Pending: what stored vouchers promise above what is settled, per payee. A payee seen before is answered from
         // the cache at once and, when the figure is older than the TTL, refreshed in the background (one refresh per
         // payee at a time); only a payee never seen is computed while the request waits.
@@ -182,15 +217,15 @@ impl Loader<EarningsOf> for Db {
             (missing, stale)
         };
         if !stale.is_empty() {
-            let (pool, chain_id, cache) = (self.pool.clone(), self.chain_id, self.pending.clone());
+            let (db, cache) = (self.db.clone(), self.pending.clone());
             tokio::spawn(async move {
-                if let Ok(sums) = pending_sums(&pool, chain_id, stale).await {
+                if let Ok(sums) = pending_sums(&db, stale).await {
                     store_pending(&cache, sums);
                 }
             });
         }
         if !missing.is_empty() {
-            let sums = pending_sums(&self.pool, self.chain_id, missing).await?;
+            let sums = pending_sums(&self.db, missing).await.map_err(failed)?;
             store_pending(&self.pending, sums);
         }
         let cache = self.pending.lock().expect("not poisoned");
@@ -203,30 +238,31 @@ impl Loader<EarningsOf> for Db {
     }
 }
 
-impl Loader<StatsOf> for Db {
-    type Value = ListenerStats;
-    type Error = Arc<sqlx::Error>;
+impl Loader<ListeningOf> for Loaders {
+    type Value = PayeeListening;
+    type Error = Arc<crate::Error>;
 
-    async fn load(&self, keys: &[StatsOf]) -> LoadResult<StatsOf, ListenerStats> {
+    async fn load(&self, keys: &[ListeningOf]) -> LoadResult<ListeningOf, PayeeListening> {
         let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
         let rows: Vec<(Vec<u8>, i64, i64, i64)> = sqlx::query_as(
             "SELECT payee, streams, seconds, listeners FROM payee_listening WHERE payee = ANY($1)",
         )
         .bind(keys)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(failed)?;
         Ok(rows
             .into_iter()
             .map(|(p, streams, seconds, listeners)| {
-                (StatsOf(arr(&p)), ListenerStats { streams, seconds, unique_listeners: listeners })
+                (ListeningOf(arr(&p)), PayeeListening { streams, seconds, listeners })
             })
             .collect())
     }
 }
 
-impl Loader<TrackStatsOf> for Db {
+impl Loader<TrackStatsOf> for Loaders {
     type Value = TrackStats;
-    type Error = Arc<sqlx::Error>;
+    type Error = Arc<crate::Error>;
 
     async fn load(&self, keys: &[TrackStatsOf]) -> LoadResult<TrackStatsOf, TrackStats> {
         let keys: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
@@ -235,41 +271,29 @@ impl Loader<TrackStatsOf> for Db {
              FROM track_listening WHERE track_id = ANY($1::text[]::numeric[])",
         )
         .bind(keys)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(failed)?;
         Ok(rows
             .into_iter()
             .map(|(id, streams, seconds, listeners, revenue)| {
-                (
-                    TrackStatsOf(id),
-                    TrackStats { streams, seconds, unique_listeners: listeners, revenue },
-                )
+                (TrackStatsOf(id), TrackStats { streams, seconds, listeners, revenue })
             })
             .collect())
     }
 }
 
-impl Loader<TrackById> for Db {
-    type Value = Track;
-    type Error = Arc<sqlx::Error>;
+impl Loader<TrackById> for Loaders {
+    type Value = TrackRow;
+    type Error = Arc<crate::Error>;
 
-    async fn load(&self, keys: &[TrackById]) -> LoadResult<TrackById, Track> {
+    async fn load(&self, keys: &[TrackById]) -> LoadResult<TrackById, TrackRow> {
         let keys: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let list = super::query::track_list(self.chain_id, Vec::new());
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM {} WHERE t.chain_id = $1 AND t.track_id = ANY($2::text[]::numeric[])",
-            list.select, list.from
-        ))
-        .bind(self.chain_id)
-        .bind(keys)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = HashMap::new();
-        for row in &rows {
-            if let Ok((track, _)) = super::query::track_node(row) {
-                out.insert(TrackById(track.id.clone()), track);
-            }
-        }
-        Ok(out)
+        let rows = tracks::by_ids(&self.db, keys).await.map_err(failed)?;
+        Ok(rows.into_iter().map(|track| (TrackById(track.id.clone()), track)).collect())
     }
+}
+
+fn failed(e: sqlx::Error) -> Arc<crate::Error> {
+    Arc::new(e.into())
 }

@@ -1,0 +1,76 @@
+//! Every SQL statement of the API and the rows they read. The schema asks for rows by what they mean (an artist by
+//! name, a page of settlements after a cursor) and never sees a query; nothing outside this module uses `sqlx`.
+
+pub(crate) mod artists;
+pub(crate) mod keeper;
+mod list;
+pub(crate) mod listeners;
+mod loaders;
+pub(crate) mod notify;
+pub(crate) mod sessions;
+pub(crate) mod settlements;
+pub(crate) mod stats;
+pub(crate) mod tracks;
+
+pub(crate) use artists::{ArtistOrder, ArtistRow};
+pub(crate) use list::{List, ListQuery};
+pub(crate) use loaders::{
+    ByAddr, ByNode, EarningsOf, ListeningOf, Loaders, PayeeEarnings, PayeeListening, TextRow,
+    TextsOf, TrackById, TrackStats, TrackStatsOf,
+};
+pub(crate) use tracks::TrackRow;
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    PgPool, Row,
+    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+};
+
+use crate::Result;
+
+/// The API's database: a pool of read connections and the chain whose mirror it serves.
+#[derive(Clone, Debug)]
+pub(crate) struct Db {
+    pool: PgPool,
+    chain_id: i64,
+}
+
+impl Db {
+    /// Connects (every statement under `statement_timeout_ms`, at most `connections` at once) and migrates.
+    pub(crate) async fn connect(
+        database_url: &str,
+        chain_id: i64,
+        statement_timeout_ms: u64,
+        connections: u32,
+    ) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(database_url)?
+            .application_name("beatstream-api")
+            .options([("statement_timeout", format!("{statement_timeout_ms}ms"))]);
+        let pool = PgPoolOptions::new()
+            .max_connections(connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(connect)
+            .await?;
+        beatstream_primitives::db::migrate(&pool).await?;
+        Ok(Self { pool, chain_id })
+    }
+}
+
+impl From<sqlx::Error> for crate::Error {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(Box::new(e))
+    }
+}
+
+fn i(row: &PgRow, col: &str) -> sqlx::Result<i64> {
+    row.try_get::<i64, _>(col)
+}
+
+fn s(row: &PgRow, col: &str) -> sqlx::Result<String> {
+    row.try_get::<String, _>(col)
+}
+
+fn b(row: &PgRow, col: &str) -> sqlx::Result<Vec<u8>> {
+    row.try_get::<Vec<u8>, _>(col)
+}
