@@ -20,12 +20,10 @@ pub(crate) use loaders::{
 };
 pub(crate) use tracks::TrackRow;
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
-use sqlx::{
-    PgPool, Row,
-    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
-};
+use beatstream_primitives::db::PoolBuilder;
+use sqlx::{PgPool, Row, postgres::PgRow};
 
 use crate::Result;
 
@@ -44,13 +42,14 @@ impl Db {
         statement_timeout_ms: u64,
         connections: u32,
     ) -> Result<Self> {
-        let connect = PgConnectOptions::from_str(database_url)?
+        let pool = PoolBuilder::new(database_url)
             .application_name("beatstream-api")
-            .options([("statement_timeout", format!("{statement_timeout_ms}ms"))]);
-        let pool = PgPoolOptions::new()
+            .statement_timeout(Duration::from_millis(statement_timeout_ms))
             .max_connections(connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(connect)
+            // sqlx's own default, which the API always had.
+            .idle_timeout(Some(Duration::from_secs(600)))
+            .connect()
             .await?;
         beatstream_primitives::db::migrate(&pool).await?;
         Ok(Self { pool, chain_id })

@@ -52,3 +52,18 @@ pub(crate) fn build(api: Api, max_depth: usize, max_complexity: usize) -> ApiSch
 pub fn sdl() -> String {
     Schema::build(query::QueryRoot, EmptyMutation, subscription::SubscriptionRoot).finish().sdl()
 }
+
+#[cfg(test)]
+mod tests {
+    /// `docs/schema.graphql` must be what the code serves. `make schema` rewrites it.
+    #[test]
+    fn schema_file_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schema.graphql");
+        let sdl = super::sdl();
+        if std::env::var_os("BEATSTREAM_UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &sdl).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(on_disk == sdl, "docs/schema.graphql is stale: run `make schema` and commit it");
+    }
+}

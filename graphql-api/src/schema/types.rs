@@ -201,7 +201,7 @@ pub(crate) async fn series(
     from: Option<i64>,
     to: Option<i64>,
 ) -> Result<Vec<Bucket>> {
-    let to = to.unwrap_or_else(|| unix_now() + 3600);
+    let to = to.unwrap_or_else(|| beatstream_primitives::unix_now() as i64 + 3600);
     let from = from.unwrap_or(to - 7 * 86_400);
     if to - from > 400 * 86_400 {
         return Err(ApiError::bad_input("a series spans at most 400 days"));
@@ -220,13 +220,6 @@ pub(crate) async fn series(
             settlements: r.settlements,
         })
         .collect())
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }
 
 #[ComplexObject]
