@@ -1,12 +1,13 @@
 //! What each subcommand does; the work itself lives in the library crates.
 
-use std::future::Future;
-
 use eyre::{WrapErr, bail};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::info;
 
-use crate::cli::{Command, MigrateArgs, NodeArgs};
+use crate::{
+    cli::{Command, MigrateArgs, NodeArgs},
+    tasks::Supervisor,
+};
 
 /// Runs one subcommand to completion.
 pub(crate) async fn run(command: Command, shutdown: CancellationToken) -> eyre::Result<()> {
@@ -38,7 +39,8 @@ async fn migrate(args: MigrateArgs) -> eyre::Result<()> {
     Ok(())
 }
 
-/// Runs all services together (each can be switched off); the first to fail stops the others.
+/// Runs all services together (each can be switched off) as critical tasks: the first to fail, panic or exit
+/// stops the others and the node, with its name and cause.
 async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
     let (database_url, rpc_url) = (args.database_url, args.rpc_url);
     let deployment = args.indexer.deployment.clone();
@@ -70,55 +72,18 @@ async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
         rpc_url: Some(rpc_url),
         options: api_options,
     };
-    let (run_indexer, run_relay, run_api) = (!args.no_indexer, !args.no_relay, !args.no_api);
-    let results = tokio::join!(
-        service(
-            "indexer",
-            optional(run_indexer, beatstream_indexer::run(indexer, shutdown.clone())),
-            &shutdown
-        ),
-        service(
-            "relay",
-            optional(run_relay, beatstream_stream_relay::run(relay, shutdown.clone())),
-            &shutdown
-        ),
-        service(
-            "keeper",
-            optional(run_keeper, beatstream_keeper::run(keeper, shutdown.clone())),
-            &shutdown
-        ),
-        service(
-            "api",
-            optional(run_api, beatstream_graphql_api::run(api, shutdown.clone())),
-            &shutdown
-        ),
-    );
-    let mut errors =
-        [results.0, results.1, results.2, results.3].into_iter().filter_map(Result::err);
-    let Some(first) = errors.next() else { return Ok(()) };
-    for other in errors {
-        error!(target: "beatstream::node", error = %format_args!("{other:#}"), "service failed");
+    let mut tasks = Supervisor::new(shutdown);
+    if !args.no_indexer {
+        tasks.spawn_critical("indexer", beatstream_indexer::run(indexer, tasks.token()));
     }
-    Err(first)
-}
-
-/// Runs `service` when `on`, else returns at once.
-async fn optional<E>(on: bool, service: impl Future<Output = Result<(), E>>) -> Result<(), E> {
-    if on { service.await } else { Ok(()) }
-}
-
-/// Awaits one service; on failure cancels `shutdown` so the others stop too.
-async fn service<E>(
-    name: &'static str,
-    fut: impl Future<Output = Result<(), E>>,
-    shutdown: &CancellationToken,
-) -> eyre::Result<()>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let result = fut.await.wrap_err_with(|| format!("{name} stopped"));
-    if result.is_err() {
-        shutdown.cancel();
+    if !args.no_relay {
+        tasks.spawn_critical("relay", beatstream_stream_relay::run(relay, tasks.token()));
     }
-    result
+    if run_keeper {
+        tasks.spawn_critical("keeper", beatstream_keeper::run(keeper, tasks.token()));
+    }
+    if !args.no_api {
+        tasks.spawn_critical("api", beatstream_graphql_api::run(api, tasks.token()));
+    }
+    Ok(tasks.wait().await?)
 }

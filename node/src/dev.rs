@@ -32,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use url::Url;
 
+use crate::tasks::Supervisor;
+
 /// The well-known keys of the default anvil/hardhat dev accounts: 0 deploys and funds, 1 is the demo artist, 2 the
 /// demo listener, 9 the keeper.
 const DEV_KEYS: [&str; 4] = [
@@ -43,6 +45,8 @@ const DEV_KEYS: [&str; 4] = [
 const USDC: u64 = 1_000_000;
 /// The demo artist's rate: 0.001 USDC a second.
 const DEMO_RATE: u64 = 1_000;
+/// How long the services get to stop after Ctrl-C before they are aborted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
 /// Arguments of `beatstream dev`.
 #[derive(Debug, Args)]
@@ -123,86 +127,28 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> eyre::Res
         options: api,
     };
 
-    let services = CancellationToken::new();
-    let relay_server = beatstream_stream_relay::Server::bind(relay, services.clone())
+    let mut tasks = Supervisor::new(shutdown).with_grace(SHUTDOWN_GRACE);
+    let relay_server = beatstream_stream_relay::Server::bind(relay, tasks.token())
         .await
         .wrap_err_with(|| format!("binding the relay to {}", args.relay_listen))?;
-    let api_server = beatstream_graphql_api::Server::bind(api, services.clone())
+    let api_server = beatstream_graphql_api::Server::bind(api, tasks.token())
         .await
         .wrap_err_with(|| format!("binding the API to {}", args.api_listen))?;
-    let tasks = vec![
-        tokio::spawn(stopping(
-            "indexer",
-            beatstream_indexer::run(indexer, services.clone()),
-            shutdown.clone(),
-        )),
-        tokio::spawn(stopping("relay", relay_server.serve(), shutdown.clone())),
-        tokio::spawn(stopping(
-            "keeper",
-            beatstream_keeper::run(keeper, services.clone()),
-            shutdown.clone(),
-        )),
-        tokio::spawn(stopping("api", api_server.serve(), shutdown.clone())),
-    ];
+    tasks.spawn_critical("indexer", beatstream_indexer::run(indexer, tasks.token()));
+    tasks.spawn_critical("relay", relay_server.serve());
+    tasks.spawn_critical("keeper", beatstream_keeper::run(keeper, tasks.token()));
+    tasks.spawn_critical("api", api_server.serve());
+    let demo = Demo::new(&rpc, &deployment, &keys);
+    tasks.spawn_critical("demo", demo.run(args, rpc, database_url, tasks.token()));
 
-    // ----- Demo data -----
-    let chain = Demo::new(&rpc, &deployment, &keys);
-    chain.seed().await.wrap_err("seeding the demo artist and listener")?;
-    wait_indexed(&database_url, &rpc).await?;
-
+    let stopped = tasks.wait().await;
     println!();
-    println!("BeatStream dev node is ready.");
-    println!("  GraphiQL:   http://{}/graphql", args.api_listen);
-    println!("  Subscriptions: ws://{}/graphql/ws", args.api_listen);
-    println!("  Relay:      ws://{}/ws/stream", args.relay_listen);
-    println!(
-        "  Chain:      {rpc} (chain {}), vault {}",
-        deployment.chain_id, deployment.contracts.vault
-    );
-    println!("  Postgres:   {database_url}");
-    println!(
-        "  Demo:       demo.beatstream.eth (artist {}), listener {}",
-        keys[1].address(),
-        keys[2].address()
-    );
-    println!();
-    println!("Paste into GraphiQL:");
-    println!(
-        "  {{ artist(name: \"demo\") {{ name earnings {{ earned {{ usdc }} pending {{ usdc }} }} stats {{ streams seconds \
-         uniqueListeners }} tracks {{ edges {{ node {{ id title }} }} }} }} stats {{ liveSessions settled {{ usdc }} }} }}"
-    );
-    println!();
-    if args.listeners > 0 {
-        println!("Starting {} simulated listeners; Ctrl-C stops everything.", args.listeners);
-        let players =
-            chain.fund_players(args.listeners).await.wrap_err("funding the simulated listeners")?;
-        let relay_url = format!("ws://{}/ws/stream", args.relay_listen);
-        for (i, player) in players.into_iter().enumerate() {
-            let domain = chain.domain.clone();
-            tokio::spawn(play(
-                relay_url.clone(),
-                domain,
-                player,
-                (i % 3) as u64 + 1,
-                shutdown.clone(),
-            ));
-        }
-    } else {
-        println!(
-            "Ctrl-C stops everything. `--listeners N` (make dev ARGS=\"--listeners 10\") adds simulated players."
-        );
-    }
-
-    totals(&database_url, shutdown.clone()).await;
-    println!();
-    info!(target: "beatstream::dev", "stopping");
-    services.cancel();
-    for task in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
-    }
+    info!(target: "beatstream::dev", "stopped");
+    // The chain and database this run created go only once every service has let go of them.
     drop(anvil);
     drop(db);
-    Ok(())
+    drop(deployment_file);
+    Ok(stopped?)
 }
 
 /// Anvil with one-second blocks, on 8545 when it is free.
@@ -212,18 +158,6 @@ fn start_anvil() -> eyre::Result<Anvil> {
         let b = b.block_time(1u64);
         if preferred { b.port(8545u16) } else { b }
     })?)
-}
-
-/// Runs a service; if it fails, says so and stops the demo.
-async fn stopping<E: std::fmt::Display>(
-    name: &'static str,
-    service: impl std::future::Future<Output = Result<(), E>>,
-    shutdown: CancellationToken,
-) {
-    if let Err(e) = service.await {
-        warn!(target: "beatstream::dev", service = name, error = %e, "service stopped");
-        shutdown.cancel();
-    }
 }
 
 async fn wait_indexed(database_url: &str, rpc: &Url) -> eyre::Result<()> {
@@ -243,13 +177,13 @@ async fn wait_indexed(database_url: &str, rpc: &Url) -> eyre::Result<()> {
 }
 
 /// Prints live totals every two seconds until `shutdown`.
-async fn totals(database_url: &str, shutdown: CancellationToken) {
-    let Ok(pool) = sqlx::PgPool::connect(database_url).await else { return };
+async fn totals(database_url: &str, shutdown: CancellationToken) -> eyre::Result<()> {
+    let pool = beatstream_primitives::db::connect(database_url).await?;
     let tty = std::io::stdout().is_terminal();
     let mut last: Option<(U256, std::time::Instant)> = None;
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
         let row: Result<(i64, String, String, i64), _> = sqlx::query_as(
@@ -311,6 +245,72 @@ impl Demo {
             listener: as_(&keys[2]),
             keys: keys.to_vec(),
         }
+    }
+
+    /// Seeds the demo, prints where to look, starts the simulated players and prints totals until `shutdown`.
+    async fn run(
+        self,
+        args: DevArgs,
+        rpc: Url,
+        database_url: String,
+        shutdown: CancellationToken,
+    ) -> eyre::Result<()> {
+        let seeded = async {
+            self.seed().await.wrap_err("seeding the demo artist and listener")?;
+            wait_indexed(&database_url, &rpc).await
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            seeded = seeded => seeded?,
+        }
+        let keys = &self.keys;
+        let deployment = &self.deployment;
+
+        println!();
+        println!("BeatStream dev node is ready.");
+        println!("  GraphiQL:   http://{}/graphql", args.api_listen);
+        println!("  Subscriptions: ws://{}/graphql/ws", args.api_listen);
+        println!("  Relay:      ws://{}/ws/stream", args.relay_listen);
+        println!(
+            "  Chain:      {rpc} (chain {}), vault {}",
+            deployment.chain_id, deployment.contracts.vault
+        );
+        println!("  Postgres:   {database_url}");
+        println!(
+            "  Demo:       demo.beatstream.eth (artist {}), listener {}",
+            keys[1].address(),
+            keys[2].address()
+        );
+        println!();
+        println!("Paste into GraphiQL:");
+        println!(
+            "  {{ artist(name: \"demo\") {{ name earnings {{ earned {{ usdc }} pending {{ usdc }} }} stats {{ streams seconds \
+             uniqueListeners }} tracks {{ edges {{ node {{ id title }} }} }} }} stats {{ liveSessions settled {{ usdc }} }} }}"
+        );
+        println!();
+        if args.listeners > 0 {
+            println!("Starting {} simulated listeners; Ctrl-C stops everything.", args.listeners);
+            let players = self
+                .fund_players(args.listeners)
+                .await
+                .wrap_err("funding the simulated listeners")?;
+            let relay_url = format!("ws://{}/ws/stream", args.relay_listen);
+            for (i, player) in players.into_iter().enumerate() {
+                let domain = self.domain.clone();
+                tokio::spawn(play(
+                    relay_url.clone(),
+                    domain,
+                    player,
+                    (i % 3) as u64 + 1,
+                    shutdown.clone(),
+                ));
+            }
+        } else {
+            println!(
+                "Ctrl-C stops everything. `--listeners N` (make dev ARGS=\"--listeners 10\") adds simulated players."
+            );
+        }
+        totals(&database_url, shutdown).await
     }
 
     /// `demo.beatstream.eth` with records and three tracks; a listener with 100 USDC deposited.

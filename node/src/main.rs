@@ -7,6 +7,7 @@ mod commands;
 mod dev;
 mod logging;
 mod shutdown;
+mod tasks;
 
 use clap::Parser;
 

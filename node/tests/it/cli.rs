@@ -1,7 +1,10 @@
-use std::process::{Command, Output};
+use std::{
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
 
 use beatstream_primitives::db::MIGRATOR;
-use beatstream_testkit::TestDb;
+use beatstream_testkit::{Anvil, TestDb, deploy};
 
 /// Runs the binary with no inherited BeatStream or sqlx settings.
 fn beatstream(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -93,4 +96,48 @@ fn indexer_without_deployment_file_names_it() {
     );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("/nonexistent/deployment.json"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn node_stops_with_the_name_and_cause_of_the_service_that_failed() -> eyre::Result<()> {
+    // The API starts and would serve for ever; the relay cannot bind its port. The node must stop the API too and
+    // exit naming the relay and why, rather than run on without it.
+    let anvil = Anvil::spawn()?;
+    let deployment = deploy(&anvil, &[]).await?;
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), serde_json::to_string(&deployment)?)?;
+    let db = TestDb::new().await?;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let api = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beatstream"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BEATSTREAM_") || key == "DATABASE_URL" {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
+        .args(["node", "--no-indexer", "--no-keeper", "--database-url", db.url()])
+        .args(["--rpc-url", anvil.endpoint_url().as_str()])
+        .arg("--deployment")
+        .arg(file.path())
+        .args(["--relay-listen", &taken.local_addr()?.to_string()])
+        .args(["--api-listen", &api.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            child.kill()?;
+            panic!("the node kept running after the relay failed");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = child.wait_with_output()?;
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("relay stopped"), "{err}");
+    assert!(err.contains(&taken.local_addr()?.to_string()), "the cause is missing: {err}");
+    Ok(())
 }
