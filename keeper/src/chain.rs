@@ -291,24 +291,6 @@ pub(crate) fn sign(signer: &PrivateKeySigner, params: TxParams) -> Result<Signed
     Ok(SignedTx { hash: *envelope.tx_hash(), raw: envelope.encoded_2718() })
 }
 
-/// The fees of a replacement: both at least `percent` above the previous attempt's, and at least what the node
-/// suggests now; `None` when that would pass `ceiling`.
-pub(crate) fn bumped_fees(
-    previous: (u128, u128),
-    suggested: (u128, u128),
-    percent: f64,
-    ceiling: u128,
-) -> Option<(u128, u128)> {
-    // Integer arithmetic in thousandths of a percent, rounded up, so 12.5% is exact.
-    let raise = |fee: u128| -> u128 {
-        let factor = 100_000 + (percent * 1000.0).ceil() as u128;
-        fee.saturating_mul(factor).div_ceil(100_000).max(fee + 1)
-    };
-    let priority = raise(previous.1).max(suggested.1);
-    let max_fee = raise(previous.0).max(suggested.0).max(priority);
-    (max_fee <= ceiling).then_some((max_fee, priority))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,19 +373,6 @@ mod tests {
             outcomes(vault, &items, logs.iter()),
             [Outcome::Settled, Outcome::Unmatched, Outcome::Skipped(SkipReason::GrantRevoked)]
         );
-    }
-
-    #[test]
-    fn bumps_both_fees_by_at_least_the_percentage() {
-        let (max, prio) = bumped_fees((1_000, 100), (0, 0), 12.5, u128::MAX).unwrap();
-        assert_eq!((max, prio), (1_125, 113));
-        // The node's suggestion wins when higher.
-        let (max, prio) = bumped_fees((1_000, 100), (5_000, 400), 12.5, u128::MAX).unwrap();
-        assert_eq!((max, prio), (5_000, 400));
-        // Tiny fees still rise.
-        assert_eq!(bumped_fees((1, 0), (0, 0), 12.5, u128::MAX), Some((2, 1)));
-        // Never above the ceiling.
-        assert_eq!(bumped_fees((1_000, 100), (0, 0), 12.5, 1_100), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod db;
 mod error;
 mod leader;
 mod metrics;
+mod policy;
 mod signer;
 mod step;
 

@@ -7,7 +7,7 @@
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use alloy::{
@@ -21,12 +21,16 @@ use tracing::{debug, info, warn};
 
 use crate::{
     Error, FailPoint, Metrics, Options, Result,
-    book::{self, Candidate, Policy},
+    book::{self, Candidate},
     chain::{self, Chain, Sent, TxParams},
     config::Target,
     db::{
         Attempt, AttemptKind, BatchKind, BatchStatus, Db, Journal, Mined, NewBatch, OpenBatch,
         Outcome, SkipReason,
+    },
+    policy::{
+        batch::{self, Policy, Triage, Trigger},
+        fees,
     },
 };
 
@@ -185,7 +189,7 @@ impl Keeper {
     async fn replace(&mut self, epoch: i64, batch: &OpenBatch, attempts: &[Attempt]) -> Result<()> {
         let latest = attempts.last().expect("a batch has an attempt");
         let suggested = self.chain.fees().await?;
-        let Some((max_fee, priority)) = chain::bumped_fees(
+        let Some((max_fee, priority)) = fees::bumped_fees(
             (latest.max_fee, latest.priority_fee),
             suggested,
             self.options.bump_percent,
@@ -195,9 +199,9 @@ impl Keeper {
             return Ok(());
         };
         let settle_attempts = attempts.iter().filter(|a| a.kind == AttemptKind::Settle).count();
-        let cancel = batch.kind == BatchKind::Noop
-            || latest.kind == AttemptKind::Cancel
-            || settle_attempts >= self.options.max_attempts as usize;
+        let kind =
+            fees::replacement(batch.kind, latest.kind, settle_attempts, self.options.max_attempts);
+        let cancel = kind == AttemptKind::Cancel;
         let attempt = if cancel {
             self.sign_attempt(
                 latest.attempt + 1,
@@ -374,23 +378,19 @@ impl Keeper {
         if self.options.gas_token_price > 0 {
             fees = Some(self.fees().await?);
         }
-        let policy = Policy {
-            payee_threshold: U256::from(self.options.payee_threshold),
-            book_threshold: U256::from(self.options.book_threshold),
-            interval_due: self.last_batch_at.elapsed()
-                >= Duration::from_secs(self.options.max_interval_secs),
-            dust: self.dust(fees.map_or(0, |(max_fee, _)| max_fee)),
-            gas_budget: self.options.gas_budget,
-            max_items: self.options.max_items,
-        };
-        let Some((trigger, mut chosen)) = book::plan(book, &policy) else {
+        let policy = Policy::new(
+            &self.options,
+            self.last_batch_at.elapsed(),
+            fees.map_or(0, |(max_fee, _)| max_fee),
+        );
+        let Some((trigger, mut chosen)) = batch::plan(book, &policy) else {
             self.due_since = None;
             return Ok(());
         };
         self.due_since.get_or_insert_with(Instant::now);
         // Wallet checks need their allowance within the budget: find the wallets, then fit the batch again.
         self.find_wallets(&mut chosen).await?;
-        let chosen = book::fit(chosen, &policy);
+        let chosen = batch::fit(chosen, &policy);
 
         let Some((items, gas)) = self.simulate(chosen).await? else {
             return Ok(());
@@ -399,8 +399,8 @@ impl Keeper {
             Some(fees) => fees,
             None => self.fees().await?,
         };
-        let wallet_checks = wallet_checks(&items);
-        let gas_limit = book::gas_limit(gas, wallet_checks, self.options.gas_budget);
+        let wallet_checks = batch::wallet_checks(&items);
+        let gas_limit = batch::gas_limit(gas, wallet_checks, self.options.gas_budget);
         let nonce = self.next_nonce().await?;
         let input: Bytes = BeatStreamVault::settleBatchCall {
             items: items.iter().map(|(_, item)| item.clone()).collect(),
@@ -417,7 +417,7 @@ impl Keeper {
             (max_fee, priority),
         )?;
         let candidates: Vec<Candidate> = items.into_iter().map(|(c, _)| c).collect();
-        let urgent = trigger == book::Trigger::Urgent;
+        let urgent = trigger == Trigger::Urgent;
         let batch = NewBatch {
             nonce,
             kind: BatchKind::Settle,
@@ -449,47 +449,19 @@ impl Keeper {
             if chosen.is_empty() {
                 return Ok(None);
             }
-            let items = book::order(&chosen);
+            let items = batch::order(&chosen);
             let calls: Vec<_> = items.iter().map(|(_, i)| i.clone()).collect();
             let (outcomes, gas) =
                 self.chain.simulate(self.sender(), self.target.vault, &calls).await?;
-            let mut keep = Vec::new();
-            let mut held = Vec::new();
-            let mut deferred = 0;
-            for ((candidate, item), outcome) in items.iter().zip(&outcomes) {
-                match outcome {
-                    Outcome::Settled => keep.push(candidate.clone()),
-                    // Sent without the grant signature because an earlier item of its grant was to register the
-                    // grant and was skipped: try again with it.
-                    Outcome::Skipped(SkipReason::InvalidGrantSignature)
-                        if item.grantSignature.is_empty() =>
-                    {
-                        let mut c = candidate.clone();
-                        c.registered = false;
-                        keep.push(c);
-                    }
-                    // The batch ran short of gas, which says nothing about the voucher: leave it out of this batch,
-                    // unheld, for a later one.
-                    Outcome::Skipped(SkipReason::InsufficientGas) | Outcome::NotReached => {
-                        deferred += 1
-                    }
-                    Outcome::Skipped(reason) => held.push((candidate.clone(), *reason)),
-                    // The logs do not say what the vault did with it: held as `unknown`, like a reason this
-                    // keeper does not know.
-                    Outcome::Unmatched => held.push((candidate.clone(), SkipReason::Unknown)),
-                }
-            }
+            let Triage { keep, held, deferred } = batch::triage(&items, &outcomes);
             if deferred > 0 {
                 info!(target: "beatstream::keeper", deferred, "the simulation ran short of gas; leaving vouchers for a later batch");
             }
             if held.is_empty() && keep.len() == items.len() {
-                let allowance = wallet_checks(&items) * book::WALLET_CHECK_GAS;
-                if gas + allowance > self.options.gas_budget && items.len() > 1 {
+                let wallet_checks = batch::wallet_checks(&items);
+                if !batch::within_budget(gas, wallet_checks, self.options.gas_budget, items.len()) {
                     // The estimate per item was too low: drop the least valuable tenth and try again.
-                    let mut sorted = chosen.clone();
-                    sorted.sort_by_key(|c| std::cmp::Reverse(c.value));
-                    sorted.truncate(items.len() - items.len().div_ceil(10));
-                    chosen = sorted;
+                    chosen = batch::shrink(chosen);
                     continue;
                 }
                 return Ok(Some((items, gas)));
@@ -526,31 +498,18 @@ impl Keeper {
         for (c, reason) in held {
             warn!(target: "beatstream::keeper", grant = %c.grant_id, payee = %c.payee, cumulative = %c.cumulative, %reason, "the vault would skip this voucher; holding it");
             self.metrics.vouchers_held.inc();
-            self.db.hold(c, *reason, retry_secs(*reason)).await?;
+            self.db.hold(c, *reason, batch::retry_secs(*reason)).await?;
         }
         Ok(())
     }
 
-    /// The value under which a voucher is not worth its gas.
-    fn dust(&self, max_fee: u128) -> U256 {
-        let floor = U256::from(self.options.min_item_value);
-        if self.options.gas_token_price == 0 {
-            return floor;
-        }
-        // gas * wei/gas * (token units per 1e18 wei) / 1e18
-        let gas_cost =
-            U256::from(35_000u64) * U256::from(max_fee) * U256::from(self.options.gas_token_price)
-                / U256::from(10u64).pow(U256::from(18u64));
-        floor.max(gas_cost)
-    }
-
     async fn fees(&self) -> Result<(u128, u128)> {
-        let (max_fee, priority) = self.chain.fees().await?;
+        let suggested = self.chain.fees().await?;
         let ceiling = self.options.max_fee_ceiling();
-        if max_fee > ceiling {
-            warn!(target: "beatstream::keeper", max_fee, ceiling, "suggested fee is above --max-fee-gwei; using the ceiling");
+        if suggested.0 > ceiling {
+            warn!(target: "beatstream::keeper", max_fee = suggested.0, ceiling, "suggested fee is above --max-fee-gwei; using the ceiling");
         }
-        Ok((max_fee.min(ceiling), priority.min(ceiling)))
+        Ok(fees::capped(suggested, ceiling))
     }
 
     /// The next nonce: past everything the chain has (included or pooled without a gap) and everything journaled.
@@ -576,23 +535,6 @@ impl Keeper {
         self.metrics.set_stall(stall);
         Ok(())
     }
-}
-
-/// Seconds before a voucher the vault would skip for `reason` is tried again. Out of funds, cap or window: the
-/// listener may deposit, or another payee's voucher may be what is due; a minute. Stale: the indexer is behind; a
-/// short wait. Invalid or malformed: only a newer voucher of the pair helps, which lifts the hold at once. A revoked
-/// grant: never again, and no newer voucher lifts it (the candidate query matches its hold by grant).
-fn retry_secs(reason: SkipReason) -> f64 {
-    match reason {
-        SkipReason::StaleVoucher => 15.0,
-        SkipReason::GrantExpired | SkipReason::CapExceeded | SkipReason::InsufficientFunds => 60.0,
-        _ => 86_400.0 * 365.0,
-    }
-}
-
-/// How many items of a batch may need a wallet check, each with the vault's whole allowance.
-fn wallet_checks(items: &[(Candidate, BeatStreamVault::SettlementItem)]) -> u64 {
-    items.iter().filter(|(c, _)| c.needs_wallet_check()).count() as u64
 }
 
 /// The calldata of a journaled signed transaction.
