@@ -37,7 +37,7 @@ pub(crate) enum Command {
     /// Run only the stream relay.
     Relay(beatstream_stream_relay::Config),
     /// Load generator: N simulated players streaming signed vouchers to a relay.
-    Simulate(beatstream_stream_relay::SimulateConfig),
+    Simulate(beatstream_sim::SimulateConfig),
     /// Run only the keeper.
     Keeper(beatstream_keeper::Config),
     /// Run only the GraphQL API.

@@ -18,7 +18,7 @@ pub(crate) async fn run(command: Command, shutdown: CancellationToken) -> eyre::
         Command::Relay(config) => Ok(beatstream_stream_relay::run(config, shutdown).await?),
         Command::Keeper(config) => Ok(beatstream_keeper::run(config, shutdown).await?),
         Command::Api(config) => Ok(beatstream_graphql_api::run(config, shutdown).await?),
-        Command::Simulate(config) => Ok(beatstream_stream_relay::sim::run(config, shutdown).await?),
+        Command::Simulate(config) => Ok(beatstream_sim::run(config, shutdown).await?),
         Command::Dev(args) => crate::dev::run(args, shutdown).await,
     }
 }

@@ -165,9 +165,6 @@ pub enum Error {
     /// A value read from Postgres is not what the schema promises.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
-    /// The load generator failed (connecting, seeding or reporting).
-    #[error("simulation failed: {0}")]
-    Simulate(String),
 }
 
 /// Result alias for this crate.
@@ -214,8 +211,7 @@ impl Error {
             | Self::Rpc(_)
             | Self::Bind { .. }
             | Self::Serve(_)
-            | Self::Corrupt(_)
-            | Self::Simulate(_) => "internal",
+            | Self::Corrupt(_) => "internal",
         }
     }
 
@@ -236,7 +232,6 @@ impl Error {
                 | Self::Bind { .. }
                 | Self::Serve(_)
                 | Self::Corrupt(_)
-                | Self::Simulate(_)
         )
     }
 }

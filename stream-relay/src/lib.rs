@@ -5,8 +5,8 @@
 //! Layers: [`protocol`] (wire frames), [`verify`] and [`chain`] (signatures), [`store`] and [`writer`] (Postgres),
 //! [`guard`] (the balance guard and the revocation check both of them apply), [`conn`] (the transport-agnostic
 //! protocol state machine), `ws` (axum WebSocket adapter), [`yellow`] (listeners paying through Yellow Network app
-//! sessions, and the submitter that forwards their states to the node), [`sim`] (load generator).
-//! `docs/PROTOCOL.md` documents the wire protocol.
+//! sessions, and the submitter that forwards their states to the node). The load generator is the `beatstream-sim`
+//! crate. `docs/PROTOCOL.md` documents the wire protocol.
 
 pub mod chain;
 mod config;
@@ -16,7 +16,6 @@ pub mod guard;
 pub mod metrics;
 pub mod protocol;
 pub mod relay;
-pub mod sim;
 pub mod store;
 pub mod verify;
 pub mod writer;
@@ -25,7 +24,6 @@ pub mod yellow;
 
 pub use config::{Config, DEFAULT_LISTEN, YellowConfig};
 pub use error::{CLIENT_CODES, Error, Result};
-pub use sim::SimulateConfig;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

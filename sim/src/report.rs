@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::sim::ceiling::Ceiling;
+use crate::ceiling::Ceiling;
 
 /// One worker process's figures over the measurement window.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -22,19 +22,18 @@ use tokio_tungstenite::{
 };
 use url::Url;
 
+use beatstream_stream_relay::protocol::{ClientFrame, ServerFrame, Uint};
+
 use crate::{
     Error, Result,
-    protocol::{ClientFrame, ServerFrame, Uint},
-    sim::{
-        keys::Identity,
-        report::{WorkerStats, histogram},
-    },
+    keys::Identity,
+    report::{WorkerStats, histogram},
 };
 
 /// Client socket settings: a small read buffer (tungstenite zero-fills all of it on every read); Nagle is turned
 /// off where the socket is opened.
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(crate::ws::READ_BUFFER)
+pub(crate) fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(beatstream_stream_relay::ws::READ_BUFFER)
 }
 
 /// What every player of a worker shares.

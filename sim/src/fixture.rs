@@ -5,7 +5,7 @@ use alloy::primitives::{Address, keccak256};
 use secp256k1::Secp256k1;
 use sqlx::PgPool;
 
-use crate::{Error, Result, sim::keys};
+use crate::{Error, Result, keys};
 
 /// The demo artist's payee.
 pub const ARTIST: Address = Address::new([0xa7; 20]);

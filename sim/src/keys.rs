@@ -28,6 +28,18 @@ impl Key {
         }
     }
 
+    /// The key with secret `secret`, if it is a valid secp256k1 secret (e.g. `PrivateKeySigner::to_bytes()`).
+    pub fn from_secret(secp: &Secp256k1<SignOnly>, secret: B256) -> Option<Self> {
+        let secret = SecretKey::from_byte_array(&secret.0).ok()?;
+        let public = PublicKey::from_secret_key(secp, &secret).serialize_uncompressed();
+        Some(Self { secret, address: Address::from_slice(&keccak256(&public[1..])[12..]) })
+    }
+
+    /// The secret key's bytes (to make an alloy signer of the same key).
+    pub fn secret(&self) -> B256 {
+        B256::from(self.secret.secret_bytes())
+    }
+
     /// The 65-byte `r ‖ s ‖ v` signature of `digest` (low-s, `v` 27 or 28).
     pub fn sign(&self, secp: &Secp256k1<SignOnly>, digest: B256) -> [u8; 65] {
         let (id, rs) = secp
@@ -73,12 +85,25 @@ impl Identity {
     ) -> Self {
         let wallet = wallet(secp, seed, index);
         let session = Key::derive(secp, seed, &format!("session/{run}/{index}"));
+        Self::from_keys(secp, domain, wallet, session, cap, expires_at, run)
+    }
+
+    /// The player of `wallet` with session key `session`, under a grant of `cap` until `expires_at` with `nonce`.
+    pub fn from_keys(
+        secp: &Secp256k1<SignOnly>,
+        domain: &VoucherDomain,
+        wallet: Key,
+        session: Key,
+        cap: U256,
+        expires_at: u64,
+        nonce: u64,
+    ) -> Self {
         let grant = SessionGrant {
             listener: wallet.address,
             sessionKey: session.address,
             cap,
             expiresAt: expires_at,
-            nonce: run,
+            nonce,
         };
         let grant_id = grant.id();
         let grant_sig = wallet.sign(secp, domain.grant_digest(&grant));
@@ -116,5 +141,14 @@ mod tests {
         let sig = id.sign_voucher(&secp, &domain, payee, U256::from(5));
         let digest = domain.voucher_digest(id.grant_id, payee, U256::from(5));
         assert_eq!(eip712::recover(digest, &sig).unwrap(), id.session.address);
+    }
+
+    #[test]
+    fn a_key_from_its_secret_is_the_same_key() {
+        let secp = Secp256k1::signing_only();
+        let key = Key::derive(&secp, "seed", "label");
+        let again = Key::from_secret(&secp, key.secret()).unwrap();
+        assert_eq!(again.address, key.address);
+        assert!(Key::from_secret(&secp, B256::ZERO).is_none());
     }
 }

@@ -10,7 +10,9 @@ use alloy::primitives::{Address, B256, U256};
 use beatstream_primitives::{VoucherDomain, eip712};
 use secp256k1::Secp256k1;
 
-use crate::{chain::Chain, sim::keys::Key, verify::Verifier};
+use beatstream_stream_relay::{chain::Chain, verify::Verifier};
+
+use crate::keys::Key;
 
 /// Recoveries per second.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
