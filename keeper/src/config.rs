@@ -1,4 +1,4 @@
-//! Command-line and environment settings.
+//! Command-line and environment settings: each default is a `DEFAULT_*` constant, used by clap and by `Default`.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -6,6 +6,43 @@ use alloy::primitives::Address;
 use url::Url;
 
 use crate::{Error, Result};
+
+/// Default of `--deployment`: the dev chain's deployment file.
+pub const DEFAULT_DEPLOYMENT: &str = "deployments/31337.json";
+/// Default of `--payee-threshold`: 5 USDC.
+pub const DEFAULT_PAYEE_THRESHOLD: u128 = 5_000_000;
+/// Default of `--book-threshold`: 20 USDC.
+pub const DEFAULT_BOOK_THRESHOLD: u128 = 20_000_000;
+/// Default of `--max-interval-secs`: ten minutes.
+pub const DEFAULT_MAX_INTERVAL_SECS: u64 = 600;
+/// Default of `--urgent-window-secs`: six hours.
+pub const DEFAULT_URGENT_WINDOW_SECS: u64 = 6 * 3600;
+/// Default of `--min-item-value`: 0.001 USDC.
+pub const DEFAULT_MIN_ITEM_VALUE: u128 = 1_000;
+/// Default of `--gas-token-price`: off.
+pub const DEFAULT_GAS_TOKEN_PRICE: u128 = 0;
+/// Default of `--gas-budget`.
+pub const DEFAULT_GAS_BUDGET: u64 = 6_000_000;
+/// Default of `--max-items`.
+pub const DEFAULT_MAX_ITEMS: usize = 200;
+/// Default of `--max-pending`.
+pub const DEFAULT_MAX_PENDING: usize = 4;
+/// Default of `--confirmations`.
+pub const DEFAULT_CONFIRMATIONS: u64 = 2;
+/// Default of `--bump-after-secs`.
+pub const DEFAULT_BUMP_AFTER_SECS: u64 = 60;
+/// Default of `--bump-percent`: the most any node requires of a replacement.
+pub const DEFAULT_BUMP_PERCENT: f64 = 12.5;
+/// Default of `--max-attempts`.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
+/// Default of `--max-fee-gwei`.
+pub const DEFAULT_MAX_FEE_GWEI: u64 = 500;
+/// Default of `--poll-ms`.
+pub const DEFAULT_POLL_MS: u64 = 1_000;
+/// Default of `--lease-secs`.
+pub const DEFAULT_LEASE_SECS: u64 = 15;
+/// Default of `--stall-secs`: fifteen minutes.
+pub const DEFAULT_STALL_SECS: u64 = 900;
 
 /// Settings of the keeper; every flag can also come from its `BEATSTREAM_*` variable.
 #[derive(Clone, Debug, clap::Args)]
@@ -22,7 +59,7 @@ pub struct Config {
 }
 
 /// Where the keeper's signing key comes from.
-#[derive(Clone, Default, clap::Args)]
+#[derive(Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct SignerArgs {
     /// Hex private key of the keeper account. Prefer the environment variable or a keystore: flags show in `ps`.
     #[arg(
@@ -53,68 +90,68 @@ impl std::fmt::Debug for SignerArgs {
 }
 
 /// The keeper's own settings (all but the database and RPC, which `beatstream node` shares between services).
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, Debug, PartialEq, clap::Args)]
 pub struct Options {
     /// The keeper's key.
     #[command(flatten)]
     pub signer: SignerArgs,
     /// The deployment file written by `script/Deploy.s.sol` (vault address, settlement window).
-    #[arg(long, env = "BEATSTREAM_DEPLOYMENT", default_value = "deployments/31337.json")]
+    #[arg(long, env = "BEATSTREAM_DEPLOYMENT", default_value = DEFAULT_DEPLOYMENT)]
     pub deployment: PathBuf,
     /// Name of this keeper in the lease and the journal [default: keeper-<random>].
     #[arg(long, env = "BEATSTREAM_KEEPER_ID")]
     pub keeper_id: Option<String>,
     /// Settle when one payee's unsettled value reaches this, in token base units.
-    #[arg(long, env = "BEATSTREAM_KEEPER_PAYEE_THRESHOLD", default_value_t = 5_000_000)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_PAYEE_THRESHOLD", default_value_t = DEFAULT_PAYEE_THRESHOLD)]
     pub payee_threshold: u128,
     /// Settle when the whole book's unsettled value reaches this, in token base units.
-    #[arg(long, env = "BEATSTREAM_KEEPER_BOOK_THRESHOLD", default_value_t = 20_000_000)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_BOOK_THRESHOLD", default_value_t = DEFAULT_BOOK_THRESHOLD)]
     pub book_threshold: u128,
     /// Settle whatever is unsettled at least this often, in seconds.
-    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_INTERVAL_SECS", default_value_t = 600)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_INTERVAL_SECS", default_value_t = DEFAULT_MAX_INTERVAL_SECS)]
     pub max_interval_secs: u64,
     /// Settle at once a grant whose settlement window ends within this many seconds.
-    #[arg(long, env = "BEATSTREAM_KEEPER_URGENT_WINDOW_SECS", default_value_t = 6 * 3600)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_URGENT_WINDOW_SECS", default_value_t = DEFAULT_URGENT_WINDOW_SECS)]
     pub urgent_window_secs: u64,
     /// Vouchers paying less than this (token base units) are dust and wait, unless urgent.
-    #[arg(long, env = "BEATSTREAM_KEEPER_MIN_ITEM_VALUE", default_value_t = 1_000)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_MIN_ITEM_VALUE", default_value_t = DEFAULT_MIN_ITEM_VALUE)]
     pub min_item_value: u128,
     /// Price of the gas token in token base units (e.g. 3000000000 for 3,000 USDC per ETH); when set, a voucher
     /// whose share of the gas costs more than it pays is dust too.
-    #[arg(long, env = "BEATSTREAM_KEEPER_GAS_TOKEN_PRICE", default_value_t = 0)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_GAS_TOKEN_PRICE", default_value_t = DEFAULT_GAS_TOKEN_PRICE)]
     pub gas_token_price: u128,
     /// Gas budget of one settlement transaction.
-    #[arg(long, env = "BEATSTREAM_KEEPER_GAS_BUDGET", default_value_t = 6_000_000)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_GAS_BUDGET", default_value_t = DEFAULT_GAS_BUDGET)]
     pub gas_budget: u64,
     /// Most vouchers in one settlement transaction.
-    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_ITEMS", default_value_t = 200)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_ITEMS", default_value_t = DEFAULT_MAX_ITEMS)]
     pub max_items: usize,
     /// Settlement transactions in flight at once.
-    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_PENDING", default_value_t = 4)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_PENDING", default_value_t = DEFAULT_MAX_PENDING)]
     pub max_pending: usize,
     /// Blocks on top of a settlement's block before it counts as confirmed (0 on anvil).
-    #[arg(long, env = "BEATSTREAM_KEEPER_CONFIRMATIONS", default_value_t = 2)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_CONFIRMATIONS", default_value_t = DEFAULT_CONFIRMATIONS)]
     pub confirmations: u64,
     /// Seconds without a receipt after which a transaction is replaced with both fees raised.
-    #[arg(long, env = "BEATSTREAM_KEEPER_BUMP_AFTER_SECS", default_value_t = 60)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_BUMP_AFTER_SECS", default_value_t = DEFAULT_BUMP_AFTER_SECS)]
     pub bump_after_secs: u64,
     /// Fee raise of each replacement, in percent (at least 12.5, the most nodes require is 10 to 12.5).
-    #[arg(long, env = "BEATSTREAM_KEEPER_BUMP_PERCENT", default_value_t = 12.5)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_BUMP_PERCENT", default_value_t = DEFAULT_BUMP_PERCENT)]
     pub bump_percent: f64,
     /// Sends per batch (the first and its replacements); after the last, the nonce is freed with a self-transfer.
-    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_ATTEMPTS", default_value_t = 6)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_ATTEMPTS", default_value_t = DEFAULT_MAX_ATTEMPTS)]
     pub max_attempts: u32,
     /// Ceiling of the max fee per gas, in gwei; replacements never go above it.
-    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_FEE_GWEI", default_value_t = 500)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_MAX_FEE_GWEI", default_value_t = DEFAULT_MAX_FEE_GWEI)]
     pub max_fee_gwei: u64,
     /// How often the keeper looks at the book and its transactions, in milliseconds.
-    #[arg(long, env = "BEATSTREAM_KEEPER_POLL_MS", default_value_t = 1_000)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_POLL_MS", default_value_t = DEFAULT_POLL_MS)]
     pub poll_ms: u64,
     /// Seconds a leader's lease lasts without renewal; a standby ends a leader that let it lapse.
-    #[arg(long, env = "BEATSTREAM_KEEPER_LEASE_SECS", default_value_t = 15)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_LEASE_SECS", default_value_t = DEFAULT_LEASE_SECS)]
     pub lease_secs: u64,
     /// Seconds that settleable value may wait (or a transaction stay unconfirmed) before `/health` reports a stall.
-    #[arg(long, env = "BEATSTREAM_KEEPER_STALL_SECS", default_value_t = 900)]
+    #[arg(long, env = "BEATSTREAM_KEEPER_STALL_SECS", default_value_t = DEFAULT_STALL_SECS)]
     pub stall_secs: u64,
     /// Address for `/health` and `/metrics`; none when unset.
     #[arg(long, env = "BEATSTREAM_KEEPER_HTTP")]
@@ -122,6 +159,35 @@ pub struct Options {
     /// Test hook: stop as if killed at this point of the first batch (`after-journal` or `after-broadcast`).
     #[arg(long, env = "BEATSTREAM_KEEPER_FAIL_POINT", hide = true)]
     pub fail_point: Option<FailPoint>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            signer: SignerArgs::default(),
+            deployment: DEFAULT_DEPLOYMENT.into(),
+            keeper_id: None,
+            payee_threshold: DEFAULT_PAYEE_THRESHOLD,
+            book_threshold: DEFAULT_BOOK_THRESHOLD,
+            max_interval_secs: DEFAULT_MAX_INTERVAL_SECS,
+            urgent_window_secs: DEFAULT_URGENT_WINDOW_SECS,
+            min_item_value: DEFAULT_MIN_ITEM_VALUE,
+            gas_token_price: DEFAULT_GAS_TOKEN_PRICE,
+            gas_budget: DEFAULT_GAS_BUDGET,
+            max_items: DEFAULT_MAX_ITEMS,
+            max_pending: DEFAULT_MAX_PENDING,
+            confirmations: DEFAULT_CONFIRMATIONS,
+            bump_after_secs: DEFAULT_BUMP_AFTER_SECS,
+            bump_percent: DEFAULT_BUMP_PERCENT,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            max_fee_gwei: DEFAULT_MAX_FEE_GWEI,
+            poll_ms: DEFAULT_POLL_MS,
+            lease_secs: DEFAULT_LEASE_SECS,
+            stall_secs: DEFAULT_STALL_SECS,
+            http: None,
+            fail_point: None,
+        }
+    }
 }
 
 /// Where a test makes the keeper stop as if the process were killed.
@@ -134,32 +200,9 @@ pub enum FailPoint {
 }
 
 impl Options {
-    /// Defaults for everything (what `beatstream node` and tests start from).
+    /// Defaults for everything with `deployment` (what `beatstream node` and tests start from).
     pub fn new(deployment: PathBuf) -> Self {
-        Self {
-            signer: SignerArgs::default(),
-            deployment,
-            keeper_id: None,
-            payee_threshold: 5_000_000,
-            book_threshold: 20_000_000,
-            max_interval_secs: 600,
-            urgent_window_secs: 6 * 3600,
-            min_item_value: 1_000,
-            gas_token_price: 0,
-            gas_budget: 6_000_000,
-            max_items: 200,
-            max_pending: 4,
-            confirmations: 2,
-            bump_after_secs: 60,
-            bump_percent: 12.5,
-            max_attempts: 6,
-            max_fee_gwei: 500,
-            poll_ms: 1_000,
-            lease_secs: 15,
-            stall_secs: 900,
-            http: None,
-            fail_point: None,
-        }
+        Self { deployment, ..Self::default() }
     }
 
     /// Checks values that parse but make no sense, saying what to change.
@@ -203,12 +246,26 @@ pub(crate) struct Target {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::{CommandFactory, FromArgMatches, Parser};
 
     #[derive(clap::Parser)]
     struct Cli {
         #[command(flatten)]
         config: Config,
+    }
+
+    #[derive(clap::Parser)]
+    struct OptionsCli {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    #[test]
+    fn parsing_no_flags_equals_the_default() {
+        OptionsCli::command().debug_assert();
+        let parsed = OptionsCli::try_parse_from(["keeper"]).unwrap().options;
+        assert_eq!(parsed, Options::default());
+        Options::default().validate().unwrap();
     }
 
     #[test]
@@ -226,6 +283,7 @@ mod tests {
         let parsed = Cli::from_arg_matches(&matches).unwrap().config.options;
         let built = Options::new("deployments/31337.json".into());
         assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+        assert_eq!(parsed, built);
         built.validate().unwrap();
     }
 

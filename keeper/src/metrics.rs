@@ -1,4 +1,4 @@
-//! Prometheus metrics, and the health state behind `/health`.
+//! Prometheus metrics, and the health state behind `/health` (served by `http.rs`).
 
 use std::sync::{Arc, Mutex};
 
@@ -162,33 +162,4 @@ impl Metrics {
     pub fn render(&self) -> String {
         TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
     }
-}
-
-/// Serves `/health` (503 while stalled) and `/metrics` on `addr` until `shutdown`.
-pub(crate) async fn serve(
-    addr: std::net::SocketAddr,
-    metrics: Metrics,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> crate::Result<()> {
-    use axum::{Router, extract::State, http::StatusCode, routing::get};
-    let app = Router::new()
-        .route(
-            "/health",
-            get(|State(m): State<Metrics>| async move {
-                let role = if m.leader.get() == 1 { "leader" } else { "standby" };
-                match m.stall() {
-                    Some(stall) => (StatusCode::SERVICE_UNAVAILABLE, format!("stalled: {stall}")),
-                    None => match m.last_error() {
-                        Some(e) => (StatusCode::OK, format!("ok ({role}), retrying: {e}")),
-                        None => (StatusCode::OK, format!("ok ({role})")),
-                    },
-                }
-            }),
-        )
-        .route("/metrics", get(|State(m): State<Metrics>| async move { m.render() }))
-        .with_state(metrics);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(target: "beatstream::keeper", %addr, "serving /health, /metrics");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
-    Ok(())
 }

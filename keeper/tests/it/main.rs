@@ -4,6 +4,7 @@ mod batching;
 mod failover;
 mod faults;
 mod harness;
+mod http;
 mod reorg;
 mod settler;
 mod stuck;

@@ -1,0 +1,165 @@
+//! The keeper service: start-up checks, then the leader loop that takes a step whenever this keeper holds the lease.
+//!
+//! Start-up fails, saying what to change, when a setting makes no sense, the key cannot be loaded, the RPC endpoint
+//! is another chain, the account is not a settler of the vault, the database is unreachable or the HTTP address
+//! cannot be bound. Once running, a failed step is retried with backoff (and `/health` reports a stall past
+//! `--stall-secs`); only a shutdown, a test's fail point or the HTTP server stopping ends the loop.
+
+use std::time::{Duration, Instant};
+
+use beatstream_primitives::Deployment;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    Config, Error, Metrics, Result,
+    chain::Chain,
+    config::Target,
+    db::{Db, Journal},
+    http::Http,
+    leader::Leader,
+    signer,
+    step::Keeper,
+};
+
+/// Runs the keeper until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    run_with_metrics(config, Metrics::new(), shutdown).await
+}
+
+/// [`run`], reporting into `metrics` (tests and `beatstream node` read them).
+pub async fn run_with_metrics(
+    config: Config,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let Config { database_url, rpc_url, options } = config;
+    options.validate()?;
+    let signer = signer::load(&options.signer)?;
+    let deployment = Deployment::load(&options.deployment)?;
+    let chain = Chain::connect(&rpc_url, Duration::from_secs(15)).await?;
+    let actual = chain.chain_id().await?;
+    if actual != deployment.chain_id {
+        return Err(Error::WrongChain { expected: deployment.chain_id, actual });
+    }
+    let sender = signer.address();
+    // Only the vault's settlers may settle (v2): a keeper that is not one would fail every step. Say so now.
+    chain.ensure_settler(deployment.contracts.vault, sender).await?;
+    let target = Target {
+        chain_id: deployment.chain_id,
+        vault: deployment.contracts.vault,
+        settlement_window: deployment.settlement_window,
+    };
+    let db = Db::connect(&database_url).await?;
+
+    let mut http = match options.http {
+        Some(addr) => Some(Http::start(addr, metrics.clone(), shutdown.clone()).await?),
+        None => None,
+    };
+
+    let keeper_id = options
+        .keeper_id
+        .clone()
+        .unwrap_or_else(|| format!("keeper-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+    let balance = chain.balance(sender).await?;
+    info!(target: "beatstream::keeper", %keeper_id, %sender, vault = %target.vault, chain_id = target.chain_id, %balance, "keeper starting");
+    if balance.is_zero() {
+        warn!(target: "beatstream::keeper", %sender, "the keeper account has no gas money");
+    }
+
+    let mut leader = Leader::new(
+        database_url,
+        keeper_id.clone(),
+        target.chain_id,
+        target.vault,
+        Duration::from_secs(options.lease_secs),
+    );
+    let poll = options.poll();
+    let mut keeper = Keeper {
+        journal: Journal::new(&db, target.chain_id, sender, keeper_id),
+        db: db.clone(),
+        chain,
+        signer,
+        target,
+        fail_point: options.fail_point,
+        options,
+        metrics: metrics.clone(),
+        last_batch_at: Instant::now(),
+        due_since: None,
+        wallets: Default::default(),
+    };
+
+    let mut failures = 0u32;
+    let mut failing_since: Option<Instant> = None;
+    let stall_after = Duration::from_secs(keeper.options.stall_secs);
+    let result = loop {
+        let step = match leader.ensure().await {
+            Ok(Some(epoch)) => {
+                metrics.leader.set(1);
+                keeper.step(epoch).await
+            }
+            Ok(None) => {
+                metrics.leader.set(0);
+                Ok(())
+            }
+            Err(e) => {
+                metrics.leader.set(0);
+                Err(e)
+            }
+        };
+        let wait = match step {
+            Ok(()) => {
+                failures = 0;
+                failing_since = None;
+                metrics.set_last_error(None);
+                poll
+            }
+            Err(e @ Error::FailPoint(_)) => break Err(e),
+            Err(Error::LostLease(epoch)) => {
+                warn!(target: "beatstream::keeper", epoch, "another keeper took over; standing by");
+                leader.step_down();
+                metrics.leader.set(0);
+                poll
+            }
+            Err(e) => {
+                failures += 1;
+                metrics.errors.inc();
+                warn!(target: "beatstream::keeper", error = %e, failures, "keeper step failed; retrying");
+                metrics.set_last_error(Some(e.to_string()));
+                // A keeper that cannot take a step cannot settle: past the stall time, /health says so.
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > stall_after {
+                    metrics.set_stall(Some(format!(
+                        "every step has failed for {} s: {e}",
+                        since.elapsed().as_secs()
+                    )));
+                }
+                // Back off up to ten seconds; every step starts by reconciling with the chain.
+                (poll * 2u32.saturating_pow(failures.min(6))).min(Duration::from_secs(10))
+            }
+        };
+        tokio::select! {
+            // A shutdown first: it also ends the HTTP server, which is then no failure.
+            biased;
+            _ = shutdown.cancelled() => break Ok(()),
+            e = stopped(&mut http) => {
+                warn!(target: "beatstream::keeper", error = %e, "the HTTP endpoint stopped; stopping the keeper");
+                break Err(e);
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    };
+    leader.step_down();
+    metrics.leader.set(0);
+    db.close().await;
+    info!(target: "beatstream::keeper", "keeper stopped");
+    result
+}
+
+/// Why the HTTP server stopped; never resolves when there is none.
+async fn stopped(http: &mut Option<Http>) -> Error {
+    match http {
+        Some(http) => http.stopped().await,
+        None => std::future::pending().await,
+    }
+}
