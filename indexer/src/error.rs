@@ -6,7 +6,7 @@
 pub enum Error {
     /// A query or transaction failed.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(Box<dyn std::error::Error + Send + Sync>),
     /// Reading the deployment file or migrating failed at start-up.
     #[error(transparent)]
     Primitives(#[from] beatstream_primitives::Error),

@@ -9,7 +9,7 @@ use alloy::{
     rpc::types::{Filter, Log},
 };
 
-use crate::{Error, Result, store::BlockRef};
+use crate::{Error, Result, chain::BlockRef};
 
 /// What the indexer reads from a chain.
 pub trait ChainSource: Send + Sync {

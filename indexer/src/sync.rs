@@ -5,19 +5,20 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use alloy::{primitives::B256, rpc::types::Log};
 use futures_util::{FutureExt, StreamExt, stream::FuturesOrdered};
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
     Error, Metrics, Result,
+    chain::{BlockRef, Cursor},
+    db::Db,
     error::joined,
     events::{Event, Sources},
     progress::Progress,
     ranges::{RangeSize, is_too_many_results, suggested_range},
     source::ChainSource,
     state::{Remembered, Root},
-    store::{self, Batch, BlockRef, Cursor},
+    write::{self, Batch},
 };
 
 /// The number of logs per `eth_getLogs` response the range size aims at: large enough to amortise the round trip,
@@ -56,7 +57,7 @@ pub(crate) struct SyncConfig {
 /// The indexer of one chain.
 pub(crate) struct Syncer<S> {
     pub(crate) source: Arc<S>,
-    pub(crate) pool: PgPool,
+    pub(crate) db: Db,
     pub(crate) chain_id: i64,
     pub(crate) root: Root,
     pub(crate) sources: Sources,
@@ -85,7 +86,7 @@ struct Fetched {
 impl<S: ChainSource + 'static> Syncer<S> {
     /// Runs until `shutdown`, or until a fatal error.
     pub(crate) async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        let mut cursor = store::cursor(&self.pool, self.chain_id).await?;
+        let mut cursor = self.db.cursor(self.chain_id).await?;
         let mut reload_cursor = false;
         let mut backoff = Duration::from_millis(250);
         let mut progress = Progress::new();
@@ -96,7 +97,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
                     // A step that failed may have failed after its transaction committed (the connection lost
                     // while COMMIT was answered): the database, not memory, says where indexing stands.
                     if reload_cursor {
-                        cursor = store::cursor(&self.pool, self.chain_id).await?;
+                        cursor = self.db.cursor(self.chain_id).await?;
                         reload_cursor = false;
                     }
                     self.step(&mut cursor, &mut progress, &shutdown).await
@@ -176,8 +177,8 @@ impl<S: ChainSource + 'static> Syncer<S> {
 
         let mut inflight = FuturesOrdered::new();
         let mut pending: Option<Decoded> = None;
-        // The batch written but not yet committed (see `store::Staged`), and the last block handed to the store.
-        let mut staged: Option<store::Staged> = None;
+        // The batch written but not yet committed (see `write::Staged`), and the last block handed to the writer.
+        let mut staged: Option<write::Staged> = None;
         let mut tip = *cursor;
         // Time spent waiting for fetches, for the debug log.
         let mut fetch_wait = Duration::ZERO;
@@ -256,13 +257,14 @@ impl<S: ChainSource + 'static> Syncer<S> {
                 tip = Some(batch.cursor);
                 debug!(
                     target: "beatstream::indexer::store",
-                    to = batch.cursor.number,
+                    parent: &batch.span,
                     events = batch.events.len(),
                     fetch_wait_ms = std::mem::take(&mut fetch_wait).as_millis() as u64,
                     "batch fetched"
                 );
                 // This batch's raw rows go in on their own connection while the batch before it completes.
-                let stage = tokio::spawn(store::stage(self.pool.clone(), batch));
+                let span = batch.span.clone();
+                let stage = tokio::spawn(write::stage(self.db.clone(), batch).instrument(span));
                 let finished = match staged.take() {
                     Some(before) => self.finish(before, cursor, progress).await,
                     None => Ok(()),
@@ -339,10 +341,12 @@ impl<S: ChainSource + 'static> Syncer<S> {
         }
     }
 
-    /// The store's batch of `decoded`, which extends `previous`.
+    /// The writer's batch of `decoded`, which extends `previous`, with its span.
     fn batch(&self, decoded: Decoded, previous: Option<Cursor>, finalized: u64) -> Batch {
         let last = *decoded.last();
+        let first = decoded.headers.first().map_or(last.number, |h| h.number);
         Batch {
+            span: info_span!(target: "beatstream::indexer", "batch", from = first, to = last.number),
             chain_id: self.chain_id,
             events: decoded.events,
             headers: decoded.headers.into_iter().filter(|h| h.number >= finalized).collect(),
@@ -355,13 +359,16 @@ impl<S: ChainSource + 'static> Syncer<S> {
     /// Completes and commits a staged batch, then moves `cursor` (and the progress shown) over it.
     async fn finish(
         &self,
-        staged: store::Staged,
+        staged: write::Staged,
         cursor: &mut Option<Cursor>,
         progress: &mut Progress,
     ) -> Result<()> {
         let new_cursor = staged.cursor();
+        let span = staged.span();
         let mut known = self.known.lock().await;
-        let written = store::finish(staged, &self.root, &mut known).await?;
+        let written =
+            write::finish(staged, &self.root, &mut known).instrument(span.clone()).await?;
+
         *cursor = Some(new_cursor);
         progress.set(new_cursor.number);
         self.metrics.events.inc_by(written.events as u64);
@@ -369,17 +376,17 @@ impl<S: ChainSource + 'static> Syncer<S> {
         self.metrics.batches.inc();
         self.metrics.indexed.set(new_cursor.number as i64);
         self.metrics.behind.set((self.metrics.head.get() - new_cursor.number as i64).max(0));
-        debug!(target: "beatstream::indexer", to = new_cursor.number, events = written.events, "committed");
+        debug!(target: "beatstream::indexer", parent: &span, events = written.events, "committed");
         Ok(())
     }
 
     /// Walks back from the cursor to the newest block whose stored hash the node still has, and rolls back to it.
     async fn reorg(&self, cursor: &mut Option<Cursor>) -> Result<()> {
         let Some(c) = *cursor else { return Ok(()) };
-        let lowest = store::lowest_kept_block(&self.pool, self.chain_id).await?.unwrap_or(c.number);
+        let lowest = self.db.lowest_kept_block(self.chain_id).await?.unwrap_or(c.number);
         let mut n = c.number;
         let ancestor = loop {
-            let Some(stored) = store::block_hash(&self.pool, self.chain_id, n).await? else {
+            let Some(stored) = self.db.block_hash(self.chain_id, n).await? else {
                 return Err(Error::ReorgBeyondWindow { block: c.number, lowest });
             };
             // A node that does not (yet) have a block we stored is lagging: retry later rather than roll back.
@@ -397,7 +404,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
             n -= 1;
         };
         self.known.lock().await.clear();
-        let restored = store::rollback(&self.pool, self.chain_id, c, ancestor).await?;
+        let restored = self.db.rollback(self.chain_id, c, ancestor).await?;
         self.metrics.reorgs.inc();
         self.metrics.indexed.set(ancestor.number as i64);
         info!(

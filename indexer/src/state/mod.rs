@@ -1,36 +1,20 @@
 //! Derived state: folds events, in chain order, into the derived tables, exactly as the contracts change their own
 //! state, and records what it overwrote inside the unfinalised window so a reorg can be undone.
 
-mod entities;
-mod entity;
-
+use crate::{
+    db::{
+        BatchTx, Changed,
+        entities::*,
+        entity::{Cache, Known},
+        sql::clamp_time,
+    },
+    events::{Event, EventKind, TrackDetails},
+};
 use alloy::primitives::{B256, U256, keccak256};
 use beatstream_primitives::contracts::{
     BeatStreamRegistry::BeatStreamRegistryEvents as Registry,
     BeatStreamVault::BeatStreamVaultEvents as Vault, ENSRegistry::ENSRegistryEvents as Ens,
 };
-use sqlx::{Postgres, Transaction};
-
-pub(crate) use entities::*;
-use entity::{Cache, Known};
-
-use crate::{
-    events::{Event, EventKind, TrackDetails},
-    sql::clamp_time,
-};
-
-/// Which kinds of rows a batch changed, to `NOTIFY` their channels after it commits.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Changed {
-    pub(crate) accounts: bool,
-    pub(crate) settlements: bool,
-    pub(crate) earnings: bool,
-    pub(crate) grants: bool,
-    pub(crate) artists: bool,
-    pub(crate) tracks: bool,
-    /// Grant revocations and nonce floors.
-    pub(crate) revocations: bool,
-}
 
 /// The name artists are registered under.
 #[derive(Clone, Debug)]
@@ -86,12 +70,12 @@ impl Derived {
     /// Loads every row `events` will touch that `known` lacks, in one query per table.
     pub(crate) async fn prefetch(
         &mut self,
-        tx: &mut Transaction<'_, Postgres>,
+        tx: &mut BatchTx,
         chain_id: i64,
         root: &Root,
         known: &Remembered,
         events: &[Event],
-    ) -> sqlx::Result<()> {
+    ) -> crate::Result<()> {
         let mut accounts = Vec::new();
         let mut earnings = Vec::new();
         let mut grants = Vec::new();
@@ -461,11 +445,7 @@ impl Derived {
     }
 
     /// Writes every changed row and the undo log.
-    pub(crate) async fn flush(
-        &mut self,
-        tx: &mut Transaction<'_, Postgres>,
-        chain_id: i64,
-    ) -> sqlx::Result<()> {
+    pub(crate) async fn flush(&mut self, tx: &mut BatchTx, chain_id: i64) -> crate::Result<()> {
         self.accounts.flush(tx, chain_id).await?;
         self.earnings.flush(tx, chain_id).await?;
         self.grants.flush(tx, chain_id).await?;
@@ -491,24 +471,6 @@ impl Derived {
         self.revocations.remember(&mut known.revocations);
         self.floors.remember(&mut known.floors);
     }
-}
-
-/// Restores every derived table to its state at `ancestor` from the undo log; returns the rows restored.
-pub(crate) async fn rollback(
-    tx: &mut Transaction<'_, Postgres>,
-    chain_id: i64,
-    ancestor: u64,
-) -> sqlx::Result<usize> {
-    Ok(entity::rollback::<ListenerAccount>(tx, chain_id, ancestor).await?
-        + entity::rollback::<PayeeEarnings>(tx, chain_id, ancestor).await?
-        + entity::rollback::<GrantSpend>(tx, chain_id, ancestor).await?
-        + entity::rollback::<SettledPair>(tx, chain_id, ancestor).await?
-        + entity::rollback::<Artist>(tx, chain_id, ancestor).await?
-        + entity::rollback::<ArtistText>(tx, chain_id, ancestor).await?
-        + entity::rollback::<Track>(tx, chain_id, ancestor).await?
-        + entity::rollback::<SettlementHourly>(tx, chain_id, ancestor).await?
-        + entity::rollback::<GrantRevocation>(tx, chain_id, ancestor).await?
-        + entity::rollback::<NonceFloor>(tx, chain_id, ancestor).await?)
 }
 
 /// namehash step: the node of `label` (a labelhash) under `parent`.

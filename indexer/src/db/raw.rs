@@ -15,8 +15,8 @@ use beatstream_primitives::contracts::{
 use sqlx::{Postgres, Transaction};
 
 use crate::{
+    db::sql::{Columns, Kind, Schema, Value, clamp_time, copy_in},
     events::{Event, EventKind, LogPosition, TrackDetails, dec},
-    sql::{Columns, Kind, Schema, Value, clamp_time, copy_in},
 };
 
 /// Every raw table, for rollbacks.

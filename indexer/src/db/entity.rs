@@ -8,8 +8,11 @@ use std::{
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{Postgres, Transaction};
 
-use crate::sql::{
-    Columns, Kind, Schema, Value, copy_in, insert_unnest, read_row, select_list, unnest_select,
+use super::{
+    BatchTx,
+    sql::{
+        Columns, Kind, Schema, Value, copy_in, insert_unnest, read_row, select_list, unnest_select,
+    },
 };
 
 /// A derived table. Rows are keyed by `(chain_id, KEY...)`.
@@ -39,9 +42,7 @@ fn key_columns<E: Entity>(keys: &[E::Key]) -> Columns {
 }
 
 /// Every column (keys first) of `rows`, and their schema.
-fn row_columns<E: Entity>(
-    rows: &[(E::Key, E)],
-) -> (Vec<(&'static str, crate::sql::Kind)>, Columns) {
+fn row_columns<E: Entity>(rows: &[(E::Key, E)]) -> (Vec<(&'static str, Kind)>, Columns) {
     let schema: Vec<_> = E::KEY.iter().chain(E::COLUMNS).copied().collect();
     let mut cols = Columns::new(schema.iter().map(|(_, k)| *k));
     for (key, row) in rows {
@@ -164,11 +165,11 @@ impl<E: Entity> Cache<E> {
     /// Loads the rows of `keys` not yet in the cache: from `known` if it has them, else from the database.
     pub(crate) async fn prefetch(
         &mut self,
-        tx: &mut Transaction<'_, Postgres>,
+        tx: &mut BatchTx,
         chain_id: i64,
         known: &Known<E>,
         keys: impl IntoIterator<Item = E::Key>,
-    ) -> sqlx::Result<()> {
+    ) -> crate::Result<()> {
         let mut missing: Vec<E::Key> = Vec::new();
         for key in keys {
             if self.rows.contains_key(&key) {
@@ -184,7 +185,7 @@ impl<E: Entity> Cache<E> {
         }
         missing.sort();
         missing.dedup();
-        let mut found = load::<E>(tx, chain_id, &missing).await?;
+        let mut found = load::<E>(&mut tx.0, chain_id, &missing).await?;
         for key in missing {
             let row = found.remove(&key);
             self.original.insert(key.clone(), row.clone());
@@ -214,11 +215,8 @@ impl<E: Entity> Cache<E> {
     }
 
     /// Writes the rows that differ from what was loaded, and the undo entries.
-    pub(crate) async fn flush(
-        &mut self,
-        tx: &mut Transaction<'_, Postgres>,
-        chain_id: i64,
-    ) -> sqlx::Result<()> {
+    pub(crate) async fn flush(&mut self, tx: &mut BatchTx, chain_id: i64) -> crate::Result<()> {
+        let tx = &mut tx.0;
         let mut inserts = Vec::new();
         let mut updates = Vec::new();
         let mut deletes = Vec::new();
@@ -236,7 +234,8 @@ impl<E: Entity> Cache<E> {
         upsert::<E>(tx, chain_id, &inserts).await?;
         update::<E>(tx, chain_id, &updates).await?;
         delete::<E>(tx, chain_id, &deletes).await?;
-        write_undo::<E>(tx, chain_id, std::mem::take(&mut self.undo)).await
+        write_undo::<E>(tx, chain_id, std::mem::take(&mut self.undo)).await?;
+        Ok(())
     }
 
     /// Hands the rows, as the batch left them, to `known`: call only once the batch has committed.

@@ -3,8 +3,10 @@
 use alloy::primitives::{Address, B256, U256};
 use serde::{Deserialize, Serialize};
 
-use super::entity::Entity;
-use crate::sql::{Kind, Schema, Value};
+use super::{
+    entity::Entity,
+    sql::{Kind, Schema, Value},
+};
 
 type It = std::vec::IntoIter<Value>;
 

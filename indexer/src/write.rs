@@ -1,38 +1,15 @@
 //! The indexer's writes: one transaction per batch of blocks, holding the raw events, the derived rows, the undo
 //! log, the recent block hashes and the cursor, so a crash at any point leaves either all of a batch or none of it.
 //! A batch is written in two steps, [`stage`] and [`finish`], so that the next batch's raw rows go in while the
-//! one before it completes.
-
-use alloy::primitives::B256;
-use sqlx::{PgPool, Postgres, Transaction};
+//! one before it completes. The statements are [`crate::db`]'s; the fold is [`crate::state`]'s.
 
 use crate::{
-    Error,
+    chain::{BlockRef, Cursor},
+    db::{BatchTx, Changed, Db, raw::RawBatch},
     error::joined,
     events::{Event, EventKind},
-    raw::{RawBatch, TABLES},
-    state::{Changed, Derived, Remembered, Root, rollback as rollback_derived},
+    state::{Derived, Remembered, Root},
 };
-
-/// A block header as the indexer keeps it for reorg detection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockRef {
-    /// Block number.
-    pub number: u64,
-    /// Block hash.
-    pub hash: B256,
-    /// Parent block hash.
-    pub parent_hash: B256,
-    /// Unix seconds.
-    pub timestamp: u64,
-}
-
-/// The last fully indexed block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Cursor {
-    pub(crate) number: u64,
-    pub(crate) hash: B256,
-}
 
 /// What one committed batch did.
 #[derive(Clone, Copy, Debug, Default)]
@@ -41,42 +18,10 @@ pub(crate) struct Written {
     pub(crate) inconsistencies: u64,
 }
 
-/// Reads the cursor of `chain_id`, if the chain was indexed before.
-pub(crate) async fn cursor(pool: &PgPool, chain_id: i64) -> sqlx::Result<Option<Cursor>> {
-    let row: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT block_number, block_hash FROM chain_cursor WHERE chain_id = $1")
-            .bind(chain_id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(n, h)| Cursor { number: n as u64, hash: B256::from_slice(&h) }))
-}
-
-/// The stored hash of block `number`, if it is inside the kept window.
-pub(crate) async fn block_hash(
-    pool: &PgPool,
-    chain_id: i64,
-    number: u64,
-) -> sqlx::Result<Option<B256>> {
-    let hash: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT hash FROM blocks WHERE chain_id = $1 AND number = $2")
-            .bind(chain_id)
-            .bind(number as i64)
-            .fetch_optional(pool)
-            .await?;
-    Ok(hash.map(|h| B256::from_slice(&h)))
-}
-
-/// The lowest block still kept for reorg detection.
-pub(crate) async fn lowest_kept_block(pool: &PgPool, chain_id: i64) -> sqlx::Result<Option<u64>> {
-    let n: Option<i64> = sqlx::query_scalar("SELECT min(number) FROM blocks WHERE chain_id = $1")
-        .bind(chain_id)
-        .fetch_one(pool)
-        .await?;
-    Ok(n.map(|n| n as u64))
-}
-
 /// One batch of consecutive blocks `[from, to]` to commit.
 pub(crate) struct Batch {
+    /// The batch's span (`batch`, with its block range): its staging, fold and commit log inside it.
+    pub(crate) span: tracing::Span,
     pub(crate) chain_id: i64,
     /// Decoded events in chain order.
     pub(crate) events: Vec<Event>,
@@ -96,10 +41,11 @@ pub(crate) struct Batch {
 /// This is what lets two batches be written at once on two connections (so on two Postgres backends, and two
 /// cores): the raw `COPY` of one batch runs while the batch before it writes its last raw rows, folds, writes its
 /// derived rows and commits. Each batch still commits all of itself, cursor included, in one transaction, and
-/// strictly in block order: [`finish`] moves the cursor only from where the batch starts (see [`move_cursor`]).
+/// strictly in block order: [`finish`] moves the cursor only from where the batch starts
+/// ([`BatchTx::move_cursor`]).
 /// Dropping a `Staged` rolls it back.
 pub(crate) struct Staged {
-    tx: Transaction<'static, Postgres>,
+    tx: BatchTx,
     batch: Batch,
     /// Events before this index had their raw rows written by [`stage`].
     staged: usize,
@@ -113,6 +59,11 @@ impl Staged {
     pub(crate) fn cursor(&self) -> Cursor {
         self.batch.cursor
     }
+
+    /// The batch's span.
+    pub(crate) fn span(&self) -> tracing::Span {
+        self.batch.span.clone()
+    }
 }
 
 /// The share of a batch's raw rows [`stage`] writes; [`finish`] writes the rest beside the fold. Chosen so that the
@@ -122,16 +73,16 @@ const STAGED_SHARE: (usize, usize) = (2, 3);
 
 /// Opens the batch's transaction and writes the first [`STAGED_SHARE`] of its vault and registry raw rows. ENS rows
 /// wait for [`finish`]: which of them are mirrored depends on the artists registered before them, derived state.
-pub(crate) async fn stage(pool: PgPool, batch: Batch) -> sqlx::Result<Staged> {
+pub(crate) async fn stage(db: Db, batch: Batch) -> crate::Result<Staged> {
     let started = std::time::Instant::now();
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let staged = batch.events.len() * STAGED_SHARE.0 / STAGED_SHARE.1;
     let mut raw = RawBatch::new();
     for event in batch.events[..staged].iter().filter(|e| !matches!(e.kind, EventKind::Ens(_))) {
         raw.push(event);
     }
     let raw_rows = raw.len();
-    raw.insert(&mut tx, batch.chain_id).await?;
+    tx.copy_raw(raw, batch.chain_id).await?;
     let raw_ms = started.elapsed().as_millis() as u64;
     Ok(Staged { tx, batch, staged, raw_rows, started, raw_ms })
 }
@@ -176,7 +127,7 @@ pub(crate) async fn finish(
             (derived, ens, changed)
         })
     };
-    let (folded, copied) = tokio::join!(fold, raw.insert(&mut tx, chain_id));
+    let (folded, copied) = tokio::join!(fold, tx.copy_raw(raw, chain_id));
     let (mut derived, ens, changed) = joined("fold", folded)?;
     copied?;
     let folded = started.elapsed();
@@ -184,14 +135,14 @@ pub(crate) async fn finish(
         events: raw_rows + rest_rows + ens.len(),
         inconsistencies: derived.inconsistencies,
     };
-    ens.insert(&mut tx, chain_id).await?;
+    tx.copy_raw(ens, chain_id).await?;
     let raw_written = started.elapsed();
     derived.flush(&mut tx, chain_id).await?;
     let derived_written = started.elapsed();
-    insert_headers(&mut tx, chain_id, &headers).await?;
-    move_cursor(&mut tx, chain_id, previous, cursor).await?;
-    prune(&mut tx, chain_id, finalized).await?;
-    notify(&mut tx, cursor.number, changed).await?;
+    tx.insert_headers(chain_id, &headers).await?;
+    tx.move_cursor(chain_id, previous, cursor).await?;
+    tx.prune(chain_id, finalized).await?;
+    tx.notify(cursor.number, changed).await?;
     tx.commit().await?;
     derived.remember(known);
     tracing::debug!(
@@ -209,161 +160,16 @@ pub(crate) async fn finish(
     Ok(written)
 }
 
-/// Rolls everything above `ancestor` back: raw events, derived rows (from the undo log), headers; moves the cursor
-/// from `from` back to `ancestor`. One transaction.
-pub(crate) async fn rollback(
-    pool: &PgPool,
-    chain_id: i64,
-    from: Cursor,
-    ancestor: Cursor,
-) -> crate::Result<usize> {
-    let mut tx = pool.begin().await?;
-    let restored = rollback_derived(&mut tx, chain_id, ancestor.number).await?;
-    let a = ancestor.number as i64;
-    for table in TABLES.iter().copied().chain(["indexer_undo"]) {
-        sqlx::query(&format!("DELETE FROM {table} WHERE chain_id = $1 AND block_number > $2"))
-            .bind(chain_id)
-            .bind(a)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query("DELETE FROM blocks WHERE chain_id = $1 AND number > $2")
-        .bind(chain_id)
-        .bind(a)
-        .execute(&mut *tx)
-        .await?;
-    move_cursor(&mut tx, chain_id, Some(from), ancestor).await?;
-    sqlx::query("SELECT pg_notify('beatstream_reorg', $1)")
-        .bind(serde_json::json!({ "ancestor": ancestor.number }).to_string())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(restored)
-}
-
-async fn insert_headers(
-    tx: &mut Transaction<'_, Postgres>,
-    chain_id: i64,
-    headers: &[BlockRef],
-) -> sqlx::Result<()> {
-    if headers.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO blocks (chain_id, number, hash, parent_hash, timestamp) \
-         SELECT $1, n, h, p, to_timestamp(t) FROM UNNEST($2::int8[], $3::bytea[], $4::bytea[], $5::int8[]) AS u(n, h, p, t) \
-         ON CONFLICT (chain_id, number) DO UPDATE SET hash = EXCLUDED.hash, parent_hash = EXCLUDED.parent_hash, \
-         timestamp = EXCLUDED.timestamp",
-    )
-    .bind(chain_id)
-    .bind(headers.iter().map(|h| h.number as i64).collect::<Vec<_>>())
-    .bind(headers.iter().map(|h| h.hash.to_vec()).collect::<Vec<_>>())
-    .bind(headers.iter().map(|h| h.parent_hash.to_vec()).collect::<Vec<_>>())
-    .bind(headers.iter().map(|h| crate::sql::clamp_time(h.timestamp)).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Moves the cursor from `from` (where a batch starts, or where a rollback starts) to `to`, and fails with
-/// [`Error::CursorMoved`] if it is not at `from`: batches commit strictly in block order even when two are written at
-/// once, and a second indexer on the same database cannot interleave its batches or rollbacks with this one's.
-async fn move_cursor(
-    tx: &mut Transaction<'_, Postgres>,
-    chain_id: i64,
-    from: Option<Cursor>,
-    to: Cursor,
-) -> crate::Result<()> {
-    let moved = match from {
-        None => sqlx::query(
-            "INSERT INTO chain_cursor (chain_id, block_number, block_hash, updated_at) VALUES ($1, $2, $3, now()) \
-             ON CONFLICT (chain_id) DO NOTHING",
-        )
-        .bind(chain_id)
-        .bind(to.number as i64)
-        .bind(to.hash.to_vec())
-        .execute(&mut **tx)
-        .await?,
-        Some(from) => sqlx::query(
-            "UPDATE chain_cursor SET block_number = $2, block_hash = $3, updated_at = now() \
-             WHERE chain_id = $1 AND block_number = $4 AND block_hash = $5",
-        )
-        .bind(chain_id)
-        .bind(to.number as i64)
-        .bind(to.hash.to_vec())
-        .bind(from.number as i64)
-        .bind(from.hash.to_vec())
-        .execute(&mut **tx)
-        .await?,
-    };
-    if moved.rows_affected() != 1 {
-        return Err(Error::CursorMoved {
-            expected: from.map_or_else(|| "none".to_owned(), |c| c.number.to_string()),
-        });
-    }
-    Ok(())
-}
-
-/// Final blocks need neither headers nor undo entries.
-async fn prune(
-    tx: &mut Transaction<'_, Postgres>,
-    chain_id: i64,
-    finalized: u64,
-) -> sqlx::Result<()> {
-    let f = finalized as i64;
-    sqlx::query("DELETE FROM indexer_undo WHERE chain_id = $1 AND block_number <= $2")
-        .bind(chain_id)
-        .bind(f)
-        .execute(&mut **tx)
-        .await?;
-    // Keep the finalized block itself: it is the deepest possible common ancestor.
-    sqlx::query("DELETE FROM blocks WHERE chain_id = $1 AND number < $2")
-        .bind(chain_id)
-        .bind(f)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Channels: `beatstream_blocks` always, and one per kind of row the batch changed. Delivered on commit.
-async fn notify(
-    tx: &mut Transaction<'_, Postgres>,
-    block: u64,
-    changed: Changed,
-) -> sqlx::Result<()> {
-    let payload = serde_json::json!({ "block": block }).to_string();
-    let channels = [
-        ("beatstream_blocks", true),
-        ("beatstream_accounts", changed.accounts),
-        ("beatstream_settlements", changed.settlements),
-        ("beatstream_earnings", changed.earnings),
-        ("beatstream_grants", changed.grants),
-        ("beatstream_artists", changed.artists),
-        ("beatstream_tracks", changed.tracks),
-        ("beatstream_revocations", changed.revocations),
-    ];
-    for (channel, on) in channels {
-        if on {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(channel)
-                .bind(&payload)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use alloy::primitives::{Address, U256};
+    use alloy::primitives::{Address, B256, U256};
     use beatstream_primitives::contracts::BeatStreamVault::{
         BeatStreamVaultEvents as Vault, Deposited,
     };
     use beatstream_testkit::TestDb;
 
     use super::*;
-    use crate::events::LogPosition;
+    use crate::{Error, events::LogPosition};
 
     fn root() -> Root {
         Root { node: crate::state::namehash("beatstream.eth"), name: "beatstream.eth".into() }
@@ -385,6 +191,7 @@ mod tests {
             amount: U256::from(amount),
         };
         Batch {
+            span: tracing::Span::none(),
             chain_id: 31337,
             events: vec![Event { at, kind: EventKind::Vault(Vault::Deposited(deposit)) }],
             headers: vec![],
@@ -409,16 +216,16 @@ mod tests {
         let mut known = Remembered::default();
         let first = deposit_batch(10, None, 5);
         let at_first = first.cursor;
-        let staged = stage(db.pool().clone(), first).await?;
+        let staged = stage(Db::from(db.pool().clone()), first).await?;
         finish(staged, &root, &mut known).await?;
 
         // A second "first" batch, and one extending a block that is not the cursor.
         for previous in [None, Some(Cursor { number: 9, hash: B256::with_last_byte(9) })] {
-            let staged = stage(db.pool().clone(), deposit_batch(11, previous, 7)).await?;
+            let staged = stage(Db::from(db.pool().clone()), deposit_batch(11, previous, 7)).await?;
             let err = finish(staged, &root, &mut Remembered::default()).await.unwrap_err();
             assert!(matches!(err, Error::CursorMoved { .. }), "{err}");
         }
-        assert_eq!(cursor(db.pool(), 31337).await?, Some(at_first));
+        assert_eq!(Db::from(db.pool().clone()).cursor(31337).await?, Some(at_first));
         let deposits: i64 =
             sqlx::query_scalar("SELECT count(*) FROM vault_deposits").fetch_one(db.pool()).await?;
         assert_eq!(deposits, 1);
@@ -427,12 +234,14 @@ mod tests {
         // Staged batches in flight together commit in order; the second sees the first's derived rows.
         let second = deposit_batch(11, Some(at_first), 7);
         let third = deposit_batch(12, Some(second.cursor), 9);
-        let (second, third) =
-            tokio::try_join!(stage(db.pool().clone(), second), stage(db.pool().clone(), third))?;
+        let (second, third) = tokio::try_join!(
+            stage(Db::from(db.pool().clone()), second),
+            stage(Db::from(db.pool().clone()), third)
+        )?;
         let at_third = third.cursor();
         finish(second, &root, &mut known).await?;
         finish(third, &root, &mut known).await?;
-        assert_eq!(cursor(db.pool(), 31337).await?, Some(at_third));
+        assert_eq!(Db::from(db.pool().clone()).cursor(31337).await?, Some(at_third));
         assert_eq!(available(&db).await?, ["21"]);
         Ok(())
     }
@@ -446,7 +255,7 @@ mod tests {
             let batch = Batch { finalized, ..deposit_batch(number, previous, amount) };
             previous = Some(batch.cursor);
             cursors.push(batch.cursor);
-            finish(stage(db.pool().clone(), batch).await?, &root(), &mut known).await?;
+            finish(stage(Db::from(db.pool().clone()), batch).await?, &root(), &mut known).await?;
         }
         Ok(cursors.try_into().expect("three"))
     }
@@ -511,7 +320,7 @@ mod tests {
         for db in [&packed, &old] {
             assert_eq!(available(db).await?, ["21"]);
             // Two blocks at once: the older block's entry is the value to restore.
-            rollback(db.pool(), 31337, cursors[2], cursors[0]).await?;
+            Db::from(db.pool().clone()).rollback(31337, cursors[2], cursors[0]).await?;
             assert_eq!(available(db).await?, ["5"]);
         }
         Ok(())
