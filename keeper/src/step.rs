@@ -17,7 +17,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use beatstream_primitives::contracts::BeatStreamVault;
-use tracing::{debug, info, warn};
+use tracing::{Span, debug, field, info, instrument, warn};
 
 use crate::{
     Error, FailPoint, Metrics, Options, Result,
@@ -57,7 +57,9 @@ impl Keeper {
         self.signer.address()
     }
 
-    /// One step as the leader of `epoch`.
+    /// One step as the leader of `epoch`. Its span, and the span of each batch within it, carry the epoch, so
+    /// `RUST_LOG=beatstream::keeper=debug` shows which leadership did what.
+    #[instrument(target = "beatstream::keeper", name = "step", skip_all, fields(epoch = epoch))]
     pub(crate) async fn step(&mut self, epoch: i64) -> Result<()> {
         let open = self.reconcile(epoch).await?;
         if open < self.options.max_pending {
@@ -100,6 +102,13 @@ impl Keeper {
         Ok(still_open.iter().filter(|b| b.kind == BatchKind::Settle).count())
     }
 
+    /// Follows one open batch a step further (see [`Keeper::reconcile`]).
+    #[instrument(
+        target = "beatstream::keeper",
+        name = "batch",
+        skip_all,
+        fields(batch = batch.id, nonce = batch.nonce, epoch = epoch, status = ?batch.status)
+    )]
     async fn follow(
         &mut self,
         epoch: i64,
@@ -344,6 +353,12 @@ impl Keeper {
         Ok(())
     }
 
+    #[instrument(
+        target = "beatstream::keeper",
+        name = "batch",
+        skip_all,
+        fields(batch = field::Empty, nonce = nonce, epoch = epoch, kind = "noop")
+    )]
     async fn fill_gap(&mut self, epoch: i64, nonce: u64) -> Result<()> {
         let (max_fee, priority) = self.fees().await?;
         let attempt = self.sign_attempt(
@@ -359,11 +374,20 @@ impl Keeper {
         let batch =
             NewBatch { nonce, kind: BatchKind::Noop, urgent: false, items: &[], attempt: &attempt };
         let id = self.journal.insert_batch(epoch, batch).await?;
+        Span::current().record("batch", id);
         self.broadcast(epoch, id, &attempt).await
     }
 
     // ----- New batches -----
 
+    /// Settles what is due, if anything: plan, simulate, journal, broadcast. The span gets the batch's nonce and id
+    /// once they are known.
+    #[instrument(
+        target = "beatstream::keeper",
+        name = "batch",
+        skip_all,
+        fields(batch = field::Empty, nonce = field::Empty, epoch = epoch, kind = "settle")
+    )]
     async fn settle(&mut self, epoch: i64) -> Result<()> {
         let book = self.db.candidates(self.target, self.options.urgent_window_secs).await?;
         let total: U256 = book.iter().map(|c| c.value).sum();
@@ -402,6 +426,7 @@ impl Keeper {
         let wallet_checks = batch::wallet_checks(&items);
         let gas_limit = batch::gas_limit(gas, wallet_checks, self.options.gas_budget);
         let nonce = self.next_nonce().await?;
+        Span::current().record("nonce", nonce);
         let input: Bytes = BeatStreamVault::settleBatchCall {
             items: items.iter().map(|(_, item)| item.clone()).collect(),
         }
@@ -426,6 +451,7 @@ impl Keeper {
             attempt: &attempt,
         };
         let id = self.journal.insert_batch(epoch, batch).await?;
+        Span::current().record("batch", id);
         self.metrics.attempts.inc();
         let value: U256 = candidates.iter().map(|c| c.value).sum();
         info!(target: "beatstream::keeper", batch = id, nonce, vouchers = candidates.len(), %value, ?trigger, simulated_gas = gas, wallet_checks, gas_limit, hash = %attempt.hash, "settling");
