@@ -14,6 +14,7 @@ use alloy::{
     providers::{DynProvider, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
+use beatstream_devkit::{Anvil, TestDb, deploy_to};
 use beatstream_primitives::{
     Deployment, SessionGrant, VoucherDomain,
     contracts::{
@@ -23,7 +24,6 @@ use beatstream_primitives::{
     units::format_usdc,
 };
 use beatstream_stream_relay::protocol::{ClientFrame, ServerFrame, Uint};
-use beatstream_testkit::{Anvil, TestDb, deploy_to};
 use clap::Args;
 use eyre::WrapErr;
 use futures_util::{SinkExt, StreamExt};

@@ -1,20 +1,13 @@
-//! Test support for the BeatStream crates: a fresh, migrated Postgres database per test
-//! ([`TestDb`]) and a private anvil per test ([`Anvil`]).
+//! Test support for the BeatStream crates: everything of `beatstream-devkit` (a fresh, migrated Postgres
+//! database per test ([`TestDb`]), a private anvil per test ([`Anvil`]), the real deploy script), plus what only
+//! tests need: [`scene`], a deployed chain with funded listeners, artists and players, and [`mirror`], comparing
+//! what two indexers wrote.
 //!
-//! Use it as a dev-dependency only. Postgres comes from `DATABASE_URL`, else a server on
-//! `127.0.0.1:5432`, else a throwaway cluster this crate starts with `initdb`/`pg_ctl`.
+//! Use it as a dev-dependency only; the shipped binary depends on `beatstream-devkit` alone.
 
-mod anvil;
-mod cleanup;
-mod cluster;
-mod deploy;
-mod error;
 pub mod mirror;
 pub mod scene;
-mod server;
-mod test_db;
 
-pub use anvil::{Anvil, anvil_path, foundry_tool, workspace_root};
-pub use deploy::{deploy, deploy_to};
-pub use error::{Error, Result};
-pub use test_db::TestDb;
+pub use beatstream_devkit::{
+    Anvil, Error, Result, TestDb, anvil_path, deploy, deploy_to, foundry_tool, workspace_root,
+};

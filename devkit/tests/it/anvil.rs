@@ -1,5 +1,5 @@
 use alloy::providers::{Provider, ProviderBuilder};
-use beatstream_testkit::{Anvil, Error, anvil_path};
+use beatstream_devkit::{Anvil, Error, anvil_path};
 
 #[tokio::test]
 async fn anvil_reports_its_chain_id() -> eyre::Result<()> {

@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 
-/// Everything that can stop a test fixture from starting.
+/// Everything that can stop a fixture (anvil, a deployment, a database) from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A Postgres query or connection failed.
     #[error("postgres: {0}")]
     Database(#[from] sqlx::Error),
-    /// Migrating the fresh database failed.
-    #[error("migrating test database: {0}")]
+    /// Connecting to or migrating the fresh database failed.
+    #[error("test database: {0}")]
     Migrate(#[from] beatstream_primitives::Error),
     /// A database URL could not be parsed.
     #[error("invalid database url: {0}")]

@@ -46,7 +46,7 @@ pub(crate) fn ensure_exit_hook() {
     HOOK.call_once(|| {
         // SAFETY: `on_exit` is a plain `extern "C"` function that never unwinds.
         if unsafe { libc::atexit(on_exit) } != 0 {
-            eprintln!("testkit: atexit failed; test databases may be left behind");
+            eprintln!("devkit: atexit failed; test databases may be left behind");
         }
     });
 }
@@ -70,19 +70,19 @@ fn start_worker() -> Worker {
     ensure_exit_hook();
     let (jobs, rx) = mpsc::channel::<Job>();
     let (done_tx, done) = mpsc::channel();
-    let spawned = std::thread::Builder::new().name("testkit-db-cleanup".into()).spawn(move || {
+    let spawned = std::thread::Builder::new().name("devkit-db-cleanup".into()).spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
         if let Ok(runtime) = runtime {
             for job in rx {
                 if let Err(e) = runtime.block_on(drop_now(&job)) {
-                    eprintln!("testkit: could not drop database {}: {e}", job.database);
+                    eprintln!("devkit: could not drop database {}: {e}", job.database);
                 }
             }
         }
         let _ = done_tx.send(());
     });
     if let Err(e) = spawned {
-        eprintln!("testkit: no cleanup thread ({e}); test databases will be left behind");
+        eprintln!("devkit: no cleanup thread ({e}); test databases will be left behind");
     }
     Worker { jobs: Mutex::new(Some(jobs)), done: Mutex::new(done) }
 }

@@ -135,7 +135,7 @@ rm -rf "$3""#;
             .process_group(0)
             .spawn();
         if let Err(e) = spawned {
-            eprintln!("testkit: no Postgres watchdog ({e}); a crash would leak the cluster");
+            eprintln!("devkit: no Postgres watchdog ({e}); a crash would leak the cluster");
         }
     }
 

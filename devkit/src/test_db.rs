@@ -1,11 +1,12 @@
-//! A fresh, migrated database per test.
+//! A fresh, migrated database per test or per `beatstream dev` run.
 
 use std::{
     sync::atomic::{AtomicU32, Ordering},
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use sqlx::{Connection, Executor, PgConnection, PgPool, postgres::PgPoolOptions};
+use beatstream_primitives::db::PoolBuilder;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
 
 use crate::{Result, cleanup, server};
 
@@ -37,7 +38,13 @@ impl TestDb {
 
         let mut url = admin.clone();
         url.set_path(&name);
-        match PgPoolOptions::new().max_connections(8).connect(url.as_str()).await {
+        // A test waits for a connection as long as sqlx's default (30 s): parallel tests share two cores.
+        let pool = PoolBuilder::new(url.as_str())
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect()
+            .await;
+        match pool {
             Ok(pool) => Ok(Self { pool, url: url.into(), name, admin_url: admin.to_string() }),
             Err(e) => {
                 cleanup::drop_database(admin.to_string(), name);

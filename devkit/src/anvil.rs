@@ -74,7 +74,7 @@ impl Anvil {
 
 /// The workspace root, found from this crate's manifest directory at compile time.
 pub fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("testkit lives inside the workspace")
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("devkit lives inside the workspace")
 }
 
 /// Path of the anvil binary installed by `make setup` under `node_modules/`.

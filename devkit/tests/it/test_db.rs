@@ -1,4 +1,4 @@
-use beatstream_testkit::TestDb;
+use beatstream_devkit::TestDb;
 
 #[tokio::test]
 async fn each_test_db_is_a_separate_database() -> eyre::Result<()> {
