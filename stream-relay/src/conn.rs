@@ -8,11 +8,11 @@ use std::{
     collections::{HashMap, VecDeque},
     pin::pin,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use alloy::primitives::{Address, B256, U256};
-use beatstream_primitives::SessionGrant;
+use beatstream_primitives::{SessionGrant, time::unix_now};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::{
     sync::{mpsc, oneshot},
@@ -25,10 +25,13 @@ use beatstream_yellow::{AppDefinition, Intent};
 
 use crate::{
     Error, Result,
-    guard::Revocation,
+    guard::{Refusal, Revocation},
     protocol::{self, ClientMessage, ServerFrame, VoucherMsg, YellowOpenMsg, YellowUpdateMsg},
     relay::Relay,
-    writer::{NewSession, Op, Outcome, Refusal, SessionUpdate, YellowOpenRow, YellowStateRow},
+    writer::{
+        CloseReason, NewSession, Op, Outcome, SessionStatus, SessionUpdate, YellowOpenRow,
+        YellowStateRow,
+    },
     yellow::{Unsubmitted, Yellow},
 };
 
@@ -247,8 +250,12 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             self.relay.metrics.closes.with_label_values(&[reason]).inc();
             info!(target: "beatstream::relay::conn", reason, sessions = self.sessions.len(), "closing connection");
         }
-        self.close_all(if matches!(end, End::Shutdown) { "shutdown" } else { "disconnected" })
-            .await;
+        self.close_all(if matches!(end, End::Shutdown) {
+            CloseReason::Shutdown
+        } else {
+            CloseReason::Disconnected
+        })
+        .await;
         if !matches!(end, End::PeerLeft) {
             // Let stored vouchers be acked and closed sessions be reported before the socket closes.
             let wait = tokio::time::sleep(self.relay.limits.shutdown_wait);
@@ -412,7 +419,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             return Err(Error::TooManySessions(self.relay.limits.max_sessions));
         }
         if let Some(old) = old {
-            self.close(old, "superseded").await;
+            self.close(old, CloseReason::Superseded).await;
         }
         let id = Uuid::new_v4();
         let pair = self.pairs.entry(key).or_default();
@@ -717,7 +724,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         if !self.sessions.contains_key(&session_id) {
             return Err(Error::UnknownSession(session_id.to_string()));
         }
-        self.close(session_id, "stopped").await;
+        self.close(session_id, CloseReason::Stopped).await;
         Ok(())
     }
 
@@ -845,7 +852,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             s.overtime += 1;
             s.next_beat = Instant::now() + beat;
             if pair.stored >= pair.owed || s.overtime > grace {
-                self.close(id, "ended").await;
+                self.close(id, CloseReason::Ended).await;
             }
             return;
         }
@@ -854,7 +861,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             s.next_beat = Instant::now() + beat;
             if !s.paused {
                 s.paused = true;
-                let update = update_of(s, "paused", None);
+                let update = update_of(s, SessionStatus::Paused, None);
                 self.relay.metrics.sessions_live.dec();
                 self.relay.metrics.sessions_paused.inc();
                 let reason = if node_behind { "node_unreachable" } else { "vouchers_behind" };
@@ -867,7 +874,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         if s.paused {
             // Caught up (vouchers, or the node took the backlog): play on.
             s.paused = false;
-            let update = update_of(s, "live", None);
+            let update = update_of(s, SessionStatus::Live, None);
             self.relay.metrics.sessions_paused.dec();
             self.relay.metrics.sessions_live.inc();
             let _ = self.relay.writers.submit(Op::Update { update, reply: None }).await;
@@ -898,7 +905,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         }
         s.paused = false;
         s.next_beat = Instant::now();
-        let update = update_of(s, "live", None);
+        let update = update_of(s, SessionStatus::Live, None);
         self.relay.metrics.sessions_paused.dec();
         self.relay.metrics.sessions_live.inc();
         let _ = self.relay.writers.submit(Op::Update { update, reply: None }).await;
@@ -926,12 +933,12 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             .map(|s| s.id)
             .collect();
         for id in ids {
-            self.close(id, "grant_revoked").await;
+            self.close(id, CloseReason::GrantRevoked).await;
         }
     }
 
     /// Ends a session; its `closed` frame follows once the close is stored.
-    async fn close(&mut self, id: Uuid, reason: &'static str) {
+    async fn close(&mut self, id: Uuid, reason: CloseReason) {
         let Some(s) = self.sessions.remove(&id) else { return };
         let pair = self.pairs.get_mut(&s.key).expect("a session's pair exists");
         pair.live_rate = U256::ZERO;
@@ -940,13 +947,13 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         } else {
             self.relay.metrics.sessions_live.dec();
         }
-        let update = update_of(&s, "closed", Some(reason));
+        let update = update_of(&s, SessionStatus::Closed, Some(reason));
         if s.yellow.is_some()
             && let Some(yellow) = &self.relay.yellow
         {
             yellow.wake();
         }
-        info!(target: "beatstream::relay::conn", session = %id, reason, seconds = s.seconds, "session closed");
+        info!(target: "beatstream::relay::conn", session = %id, reason = reason.as_str(), seconds = s.seconds, "session closed");
         let reply = (!self.gone).then(|| self.reply.clone());
         let expects_reply = reply.is_some();
         match self.relay.writers.submit(Op::Update { update, reply }).await {
@@ -958,7 +965,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         }
     }
 
-    async fn close_all(&mut self, reason: &'static str) {
+    async fn close_all(&mut self, reason: CloseReason) {
         let ids: Vec<Uuid> = self.sessions.keys().copied().collect();
         for id in ids {
             self.close(id, reason).await;
@@ -966,7 +973,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
     }
 }
 
-fn update_of(s: &Session, status: &'static str, reason: Option<&'static str>) -> SessionUpdate {
+fn update_of(s: &Session, status: SessionStatus, reason: Option<CloseReason>) -> SessionUpdate {
     SessionUpdate {
         session_id: s.id,
         grant_id: s.key.0,
@@ -983,14 +990,4 @@ fn update_of(s: &Session, status: &'static str, reason: Option<&'static str>) ->
 fn storage(e: Error) -> Error {
     warn!(target: "beatstream::relay::conn", error = %e, "storage read failed");
     Error::StorageUnavailable
-}
-
-/// Unix seconds.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Unix seconds with a fraction.
-pub(crate) fn unix_now_f64() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }

@@ -162,6 +162,14 @@ pub enum Error {
     /// Serving HTTP failed.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// A writer thread panicked: the relay stops, with the panic's message.
+    #[error("writer {shard} panicked: {cause}")]
+    WriterPanicked {
+        /// The writer's shard.
+        shard: usize,
+        /// The panic's message.
+        cause: String,
+    },
     /// A value read from Postgres is not what the schema promises.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -211,6 +219,7 @@ impl Error {
             | Self::Rpc(_)
             | Self::Bind { .. }
             | Self::Serve(_)
+            | Self::WriterPanicked { .. }
             | Self::Corrupt(_) => "internal",
         }
     }
@@ -231,6 +240,7 @@ impl Error {
                 | Self::Rpc(_)
                 | Self::Bind { .. }
                 | Self::Serve(_)
+                | Self::WriterPanicked { .. }
                 | Self::Corrupt(_)
         )
     }

@@ -1,9 +1,10 @@
 //! The balance guard and the revocation check, written once: what a listener may still spend, whether a grant is
 //! revoked, and the decision on one voucher.
 //!
-//! The state is read by one statement, [`read`], both at `hello` (by the [`crate::store`], for `ready`) and in
-//! every group commit (by the [`crate::writer`], under the listeners' advisory locks). The decision,
-//! [`check_voucher`], is a pure function of that state.
+//! The state is read by one statement, [`crate::db::state::read`], both at `hello` (by the [`crate::db::store`], for
+//! `ready`) and in every group commit (by the [`crate::writer`], under the listeners' advisory locks). The
+//! decisions, [`check_voucher`] and [`check_yellow_state`], are pure functions of that state: property tests drive
+//! them without Postgres.
 //!
 //! What may be spent is exactly the vault's `spendableOf`: the listener's `available` funds (the indexer's
 //! `listener_accounts.available`). Thawing funds still settle what was acked before the withdrawal request, but they
@@ -18,8 +19,6 @@
 use std::{collections::HashMap, fmt};
 
 use alloy::primitives::{Address, B256, U256};
-
-use crate::{Error, Result, store::parse_amount, writer::Refusal};
 
 /// Why the relay holds a grant revoked, as the indexer mirrors the vault's events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,7 +95,7 @@ impl Keys {
         dedup(&mut self.apps);
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pairs.is_empty()
             && self.listeners.is_empty()
             && self.grants.is_empty()
@@ -119,66 +118,37 @@ pub(crate) struct State {
     pub(crate) apps: HashMap<B256, (u64, bool)>,
 }
 
-/// Reads everything in `keys` in one statement. In a group commit it runs after the locks are taken, as a new
-/// statement, so its snapshot is taken under them.
-pub(crate) async fn read<'e, E: sqlx::PgExecutor<'e>>(
-    exec: E,
-    chain_id: i64,
-    keys: &Keys,
-) -> Result<State> {
-    let mut state = State::default();
-    if keys.is_empty() {
-        return Ok(state);
-    }
-    let rows: Vec<StateRow> = sqlx::query_as(READ_STATE)
-        .bind(chain_id)
-        .bind(keys.pairs.iter().map(|(g, _)| g.to_vec()).collect::<Vec<_>>())
-        .bind(keys.pairs.iter().map(|(_, p)| p.to_vec()).collect::<Vec<_>>())
-        .bind(keys.listeners.iter().map(|l| l.to_vec()).collect::<Vec<_>>())
-        .bind(keys.grants.iter().map(|(g, _, _)| g.to_vec()).collect::<Vec<_>>())
-        .bind(keys.apps.iter().map(|g| g.to_vec()).collect::<Vec<_>>())
-        .bind(keys.grants.iter().map(|(_, l, _)| l.to_vec()).collect::<Vec<_>>())
-        .bind(keys.grants.iter().map(|(_, _, n)| n.to_string()).collect::<Vec<_>>())
-        .fetch_all(exec)
-        .await?;
-    let amount = |v: Option<String>| -> Result<U256> {
-        Ok(v.as_deref().map(parse_amount).transpose()?.unwrap_or_default())
-    };
-    for (kind, key, payee, a, b) in rows {
-        match (kind.as_str(), payee) {
-            ("p", Some(payee)) => {
-                let pair = PairState { voucher: amount(a)?, settled: amount(b)? };
-                state.pairs.insert((B256::from_slice(&key), Address::from_slice(&payee)), pair);
-            }
-            ("l", _) => {
-                let funds = Funds { available: amount(a)?, owed: amount(b)? };
-                state.funds.insert(Address::from_slice(&key), funds);
-            }
-            ("g", _) => {
-                state.totals.insert(B256::from_slice(&key), amount(a)?);
-            }
-            ("r", _) => {
-                state.revoked.insert(B256::from_slice(&key), Revocation::Grant);
-            }
-            ("f", _) => {
-                let floor = a
-                    .as_deref()
-                    .and_then(|f| f.parse().ok())
-                    .ok_or_else(|| Error::Corrupt(format!("nonce floor {a:?} is not a uint64")))?;
-                // A revocation by id says more; either refuses the grant.
-                state
-                    .revoked
-                    .entry(B256::from_slice(&key))
-                    .or_insert(Revocation::NonceFloor { floor });
-            }
-            ("y", _) => {
-                let version = a.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
-                state.apps.insert(B256::from_slice(&key), (version, b.as_deref() == Some("open")));
-            }
-            _ => return Err(Error::Corrupt(format!("unexpected state row {kind}"))),
-        }
-    }
-    Ok(state)
+/// Why a voucher (or Yellow state) is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The pair already has this cumulative or more (stored by another relay, or settled).
+    Stale {
+        /// What the pair has.
+        stored: U256,
+    },
+    /// The listener cannot pay it.
+    InsufficientFunds {
+        /// Funds not yet owed.
+        available: U256,
+        /// The increase asked for.
+        needed: U256,
+    },
+    /// The grant's vouchers would pass its cap.
+    CapExceeded {
+        /// The cap.
+        cap: U256,
+        /// The total it would reach.
+        total: U256,
+    },
+    /// The grant is revoked (by id or by the listener's nonce floor), as the indexer mirrors it.
+    Revoked(Revocation),
+    /// The Yellow app session is not at the version before this state (or no longer open).
+    Version {
+        /// The version it expects next; zero when it is closed.
+        expected: u64,
+    },
+    /// The commit failed; nothing was stored.
+    Storage,
 }
 
 /// The guard's decision on a voucher raising a pair to `cumulative`: `Ok` with the increase it adds to what the
@@ -210,50 +180,18 @@ pub(crate) fn check_voucher(
     Ok(increase)
 }
 
-/// One row of the combined read: `p` (grant, payee, voucher, settled), `l` (listener, available, owed), `g` (grant,
-/// total), `r` (grant revoked by id), `f` (grant below its listener's nonce floor, the floor) or `y` (app session,
-/// version, status).
-type StateRow = (String, Vec<u8>, Option<Vec<u8>>, Option<String>, Option<String>);
-
-/// Everything the guard needs in one statement ($1 chain id; pairs $2/$3; listeners $4; grants $5 with their
-/// listeners $7 and nonces $8; app sessions $6). Settled amounts are looked up per pair, never hashed over the
-/// whole table. A revocation counts only when it is the grant's own listener's.
-const READ_STATE: &str = "
-    SELECT 'p', t.g, t.p,
-           coalesce((SELECT v.cumulative::text FROM vouchers v WHERE v.grant_id = t.g AND v.payee = t.p),
-                    (SELECT y.paid::text FROM yellow_app_sessions y WHERE y.app_session_id = t.g AND y.payee = t.p)),
-           (SELECT s.cumulative::text FROM settled_pairs s
-            WHERE s.chain_id = $1 AND s.grant_id = t.g AND s.payee = t.p)
-    FROM unnest($2::bytea[], $3::bytea[]) AS t(g, p)
-    UNION ALL
-    SELECT 'l', t.l, NULL,
-           (SELECT a.available::text FROM listener_accounts a WHERE a.chain_id = $1 AND a.listener = t.l),
-           (SELECT coalesce(sum(greatest(v.cumulative - coalesce(
-                       (SELECT s.cumulative FROM settled_pairs s
-                        WHERE s.chain_id = $1 AND s.grant_id = v.grant_id AND s.payee = v.payee), 0), 0)), 0)::text
-            FROM vouchers v WHERE v.listener = t.l)
-    FROM unnest($4::bytea[]) AS t(l)
-    UNION ALL
-    SELECT 'g', t.g, NULL,
-           (SELECT coalesce(sum(greatest(coalesce(v.cumulative, 0), coalesce(s.cumulative, 0))), 0)::text
-            FROM (SELECT payee, cumulative FROM vouchers WHERE grant_id = t.g) v
-            FULL JOIN (SELECT payee, cumulative FROM settled_pairs WHERE chain_id = $1 AND grant_id = t.g) s
-            USING (payee)),
-           NULL
-    FROM unnest($5::bytea[]) AS t(g)
-    UNION ALL
-    SELECT 'r', t.g, NULL, NULL, NULL
-    FROM unnest($5::bytea[], $7::bytea[]) AS t(g, l)
-    WHERE EXISTS (SELECT 1 FROM grant_revocations r
-                  WHERE r.chain_id = $1 AND r.grant_id = t.g AND r.listener = t.l)
-    UNION ALL
-    SELECT 'f', t.g, NULL, f.floor::text, NULL
-    FROM unnest($5::bytea[], $7::bytea[], $8::text[]) AS t(g, l, n)
-    JOIN listener_nonce_floors f ON f.chain_id = $1 AND f.listener = t.l
-    WHERE t.n::numeric < f.floor
-    UNION ALL
-    SELECT 'y', y.app_session_id, NULL, y.version::text, y.status
-    FROM yellow_app_sessions y WHERE y.app_session_id = ANY($6::bytea[])";
+/// The decision on a Yellow state of version `version` for an app session whose newest stored version and
+/// openness are `app`: only the next version of an open session is stored.
+pub(crate) fn check_yellow_state(
+    app: (u64, bool),
+    version: u64,
+) -> std::result::Result<(), Refusal> {
+    let (current, open) = app;
+    if !open || version != current + 1 {
+        return Err(Refusal::Version { expected: if open { current + 1 } else { 0 } });
+    }
+    Ok(())
+}
 
 fn dedup<T: Ord>(v: &mut Vec<T>) {
     v.sort_unstable();
@@ -347,6 +285,8 @@ mod tests {
             let (total, cap) = (U256::from(total), U256::from(cap));
             match check_voucher(None, p, f, total, cap, U256::from(cumulative)) {
                 Ok(increase) => {
+                    // Never lowers (nor repeats) a cumulative.
+                    prop_assert!(increase > U256::ZERO);
                     prop_assert_eq!(p.current() + increase, U256::from(cumulative));
                     prop_assert!(f.owed + increase <= f.available);
                     prop_assert!(total + increase <= cap);
@@ -357,6 +297,19 @@ mod tests {
                     prop_assert!(needed > available);
                 }
                 Err(Refusal::CapExceeded { total: t, .. }) => prop_assert!(t > cap),
+                Err(other) => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+
+        /// Only the next version of an open app session is stored; anything else says what is expected.
+        #[test]
+        fn yellow_states_only_advance_by_one(current in 0u64..1_000, open: bool, version in 0u64..1_002) {
+            match check_yellow_state((current, open), version) {
+                Ok(()) => prop_assert!(open && version == current + 1),
+                Err(Refusal::Version { expected }) => {
+                    prop_assert!(!open || version != current + 1);
+                    prop_assert_eq!(expected, if open { current + 1 } else { 0 });
+                }
                 Err(other) => prop_assert!(false, "unexpected {:?}", other),
             }
         }

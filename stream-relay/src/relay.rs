@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
 
 use crate::{
-    Config, metrics::Metrics, store::Store, verify::Verifier, writer::Writers, yellow::Yellow,
+    Config, db::store::Store, metrics::Metrics, verify::Verifier, writer::Writers, yellow::Yellow,
 };
 
 /// Per-connection limits and protocol timing, from [`Config`].

@@ -4,32 +4,34 @@
 //! batches grow with load and a quiet relay commits at once. Listeners are sharded across writers, so one
 //! listener's operations stay in order.
 //!
-//! The balance guard lives in the transaction: it takes a transaction-scoped advisory lock per listener (sorted, so
-//! two relays never deadlock), reads the listener's available funds, everything its stored vouchers owe and whether
-//! the grant is revoked ([`crate::guard`]), and accepts a voucher only while its grant is not revoked and
+//! The balance guard lives in the transaction: [`commit`] takes a transaction-scoped advisory lock per listener
+//! ([`lock_keys`], sorted, so two relays never deadlock), reads the listener's available funds, everything its stored
+//! vouchers owe and whether the grant is revoked ([`crate::db::state`]), then [`decide`]s every operation with the
+//! pure [`crate::guard`]: a voucher is accepted only while its grant is not revoked and
 //! `owed + increase <= available`. Every relay sharing the database takes the same locks, so one listener cannot
-//! overspend across relays, and a revocation the indexer stored before the commit stops the voucher. A voucher's
-//! outcome is reported after the commit.
+//! overspend across relays, and a revocation the indexer stored before the commit stops the voucher. The decided
+//! statements ([`crate::db::commit`]) follow, and a voucher's outcome is reported after the commit.
+//!
+//! A writer thread that panics cancels the relay's token and its cause is returned by [`join`], so the relay stops
+//! with it rather than serving on with a dead shard.
 
-use std::{
-    collections::{HashMap, HashSet},
-    time::Instant,
-};
+use std::{any::Any, thread::JoinHandle, time::Instant};
 
 use alloy::primitives::{Address, B256, U256};
-use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, warn};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
 use uuid::Uuid;
 
+pub use crate::db::rows::{
+    CloseReason, NewSession, SessionStatus, SessionUpdate, YellowOpenRow, YellowStateRow,
+};
 use crate::{
-    Result,
-    guard::{self, Keys, Revocation},
+    Error, Result,
+    db::commit::{Conn, Writes},
+    guard::{self, Keys, Refusal, State},
     metrics::Metrics,
 };
-
-/// Advisory lock class of the per-listener balance guard ("BSR1").
-const LOCK_CLASS: i32 = 0x4253_5231;
 
 /// Where a connection hears about its operations.
 pub type Reply = mpsc::UnboundedSender<Outcome>;
@@ -79,92 +81,6 @@ pub enum Op {
     },
 }
 
-/// A session row to insert.
-#[derive(Clone, Debug)]
-pub struct NewSession {
-    /// Its id.
-    pub session_id: Uuid,
-    /// The grant.
-    pub grant_id: B256,
-    /// The listener.
-    pub listener: Address,
-    /// The payee.
-    pub payee: Address,
-    /// The artist's node.
-    pub artist_node: B256,
-    /// The track.
-    pub track_id: U256,
-    /// Base units per second.
-    pub rate: U256,
-    /// The pair's cumulative when the session started.
-    pub base: U256,
-    /// The relay instance.
-    pub relay_id: String,
-    /// For a Yellow session, its app session (created and funded on the node) and deposit state.
-    pub yellow: Option<Box<YellowOpenRow>>,
-}
-
-/// A Yellow app session to record with its session.
-#[derive(Clone, Debug)]
-pub struct YellowOpenRow {
-    /// The operator wallet.
-    pub operator: Address,
-    /// Asset symbol.
-    pub asset: String,
-    /// The definition as JSON.
-    pub definition: String,
-    /// Deposit in base units.
-    pub deposit: U256,
-    /// The deposit state (version 2).
-    pub state: YellowStateRow,
-}
-
-/// One signed Yellow state.
-#[derive(Clone, Debug)]
-pub struct YellowStateRow {
-    /// The app session.
-    pub app_session_id: B256,
-    /// Its payee.
-    pub payee: Address,
-    /// Its listener (the writer shard key).
-    pub listener: Address,
-    /// The state's version.
-    pub version: u64,
-    /// 0 operate, 1 deposit.
-    pub intent: u8,
-    /// The update as JSON, exactly as signed.
-    pub update: String,
-    /// The payee's allocation in base units.
-    pub paid: U256,
-    /// The listener's quorum signature.
-    pub sig: [u8; 66],
-    /// The listener's signature of the close that follows.
-    pub close_sig: [u8; 66],
-}
-
-/// A change of a session row.
-#[derive(Clone, Debug)]
-pub struct SessionUpdate {
-    /// The session.
-    pub session_id: Uuid,
-    /// Its grant.
-    pub grant_id: B256,
-    /// Its payee.
-    pub payee: Address,
-    /// Its listener (the writer shard key).
-    pub listener: Address,
-    /// The pair's cumulative when it started.
-    pub base: U256,
-    /// Seconds played.
-    pub seconds: u32,
-    /// `live`, `paused` or `closed`.
-    pub status: &'static str,
-    /// Why it closed.
-    pub reason: Option<&'static str>,
-    /// A Yellow session: closing it stores the close of its app session.
-    pub yellow: bool,
-}
-
 /// What became of an operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -188,39 +104,6 @@ pub enum Outcome {
     },
 }
 
-/// Why the writer refused a voucher.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// The pair already has this cumulative or more (stored by another relay, or settled).
-    Stale {
-        /// What the pair has.
-        stored: U256,
-    },
-    /// The listener cannot pay it.
-    InsufficientFunds {
-        /// Funds not yet owed.
-        available: U256,
-        /// The increase asked for.
-        needed: U256,
-    },
-    /// The grant's vouchers would pass its cap.
-    CapExceeded {
-        /// The cap.
-        cap: U256,
-        /// The total it would reach.
-        total: U256,
-    },
-    /// The grant is revoked (by id or by the listener's nonce floor), as the indexer mirrors it.
-    Revoked(Revocation),
-    /// The Yellow app session is not at the version before this state (or no longer open).
-    Version {
-        /// The version it expects next; zero when it is closed.
-        expected: u64,
-    },
-    /// The commit failed; nothing was stored.
-    Storage,
-}
-
 /// Sends operations to the writers.
 #[derive(Clone, Debug)]
 pub struct Writers {
@@ -230,14 +113,15 @@ pub struct Writers {
 impl Writers {
     /// Starts `count` writers, each on its own thread with its own runtime and Postgres connection, so a commit's
     /// round trips never queue behind thousands of connection tasks. They run until every [`Writers`] clone is
-    /// dropped and their queues are drained.
+    /// dropped and their queues are drained; one that panics cancels `on_panic` (see [`join`]).
     pub fn spawn(
         database_url: String,
         chain_id: i64,
         count: usize,
         max_batch: usize,
         metrics: Metrics,
-    ) -> std::io::Result<(Self, Vec<std::thread::JoinHandle<()>>)> {
+        on_panic: CancellationToken,
+    ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
         let mut shards = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for shard in 0..count {
@@ -250,9 +134,10 @@ impl Writers {
                 shard,
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let thread = std::thread::Builder::new()
-                .name(format!("relay-writer-{shard}"))
-                .spawn(move || runtime.block_on(writer.run(rx)))?;
+            let thread =
+                spawn_thread(format!("relay-writer-{shard}"), on_panic.clone(), move || {
+                    runtime.block_on(writer.run(rx))
+                })?;
             threads.push(thread);
             shards.push(tx);
         }
@@ -282,13 +167,13 @@ struct Writer {
 
 impl Writer {
     async fn run(self, mut rx: mpsc::Receiver<Op>) {
-        let mut conn: Option<PgConnection> = None;
+        let mut conn: Option<Conn> = None;
         let mut batch = Vec::with_capacity(self.max_batch);
         while rx.recv_many(&mut batch, self.max_batch).await > 0 {
             let started = Instant::now();
             let result = match conn.as_mut() {
                 Some(c) => commit(c, self.chain_id, &batch).await,
-                None => match connect(&self.database_url).await {
+                None => match Conn::connect(&self.database_url).await {
                     Ok(c) => commit(conn.insert(c), self.chain_id, &batch).await,
                     Err(e) => Err(e),
                 },
@@ -322,15 +207,6 @@ impl Writer {
     }
 }
 
-/// A writer's connection. The hot statements (the state read and the voucher upsert) are equality lookups on
-/// primary keys and indexes whatever the table sizes, so they keep one generic plan instead of being planned on
-/// every commit. Statements on `sessions` are planned per commit (see [`commit`]).
-async fn connect(url: &str) -> Result<PgConnection> {
-    let mut conn = PgConnection::connect(url).await?;
-    sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut conn).await?;
-    Ok(conn)
-}
-
 fn report_failure(op: Op) {
     match op {
         Op::Voucher { grant_id, payee, cumulative, reply, .. } => {
@@ -359,39 +235,24 @@ fn report_failure(op: Op) {
     }
 }
 
-/// Stores the close of each Yellow app session in $1 that is still open: the newest state with intent close and
-/// version + 1, signed by the listener's pre-signed close (the operator co-signs at submission).
-pub(crate) const STORE_YELLOW_CLOSES: &str = "
-    WITH closing AS (
-        UPDATE yellow_app_sessions y SET status = 'closing', version = y.version + 1, updated_at = now()
-        FROM unnest($1::bytea[]) AS t(id)
-        WHERE y.app_session_id = t.id AND y.status = 'open'
-        RETURNING y.app_session_id, y.version)
-    INSERT INTO yellow_states (app_session_id, version, intent, \"update\", listener_sig)
-    SELECT s.app_session_id, c.version, 3,
-           jsonb_set(jsonb_set(s.\"update\", '{intent}', '3'), '{version}', to_jsonb(c.version::text)),
-           s.close_sig
-    FROM closing c JOIN yellow_states s ON s.app_session_id = c.app_session_id AND s.version = c.version - 1";
-
-/// The voucher upsert: never lowers a cumulative.
-const UPSERT_VOUCHERS: &str = "
-    INSERT INTO vouchers (grant_id, payee, listener, cumulative, signature)
-    SELECT g, p, l, c::numeric, s FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::bytea[])
-           AS u(g, p, l, c, s)
-    ON CONFLICT (grant_id, payee) DO UPDATE
-       SET cumulative = EXCLUDED.cumulative, signature = EXCLUDED.signature, updated_at = now()
-       WHERE vouchers.cumulative < EXCLUDED.cumulative";
-
-/// Runs one group commit and returns who to tell what.
+/// Runs one group commit and returns who to tell what: the locks, the state read under them, the pure decision,
+/// the statements, the commit.
 ///
 /// Four round trips in the steady state: `BEGIN` with the locks, the state read, the upsert, `COMMIT`; session
-/// changes add theirs. On any error the caller drops
-/// the connection, which rolls the transaction back.
-async fn commit(
-    conn: &mut PgConnection,
-    chain_id: i64,
-    batch: &[Op],
-) -> Result<Vec<(Reply, Outcome)>> {
+/// changes add theirs. On any error the caller drops the connection, which rolls the transaction back.
+async fn commit(conn: &mut Conn, chain_id: i64, batch: &[Op]) -> Result<Vec<(Reply, Outcome)>> {
+    let keys = keys_of(batch);
+    conn.begin_locked(&lock_keys(&keys.listeners)).await?;
+    let mut state = conn.read_state(chain_id, &keys).await?;
+    let (outcomes, writes) = decide(&mut state, batch);
+    let notify = !outcomes.is_empty() || !writes.opens.is_empty() || !writes.updates.is_empty();
+    conn.write(writes).await?;
+    conn.commit(notify).await?;
+    Ok(outcomes)
+}
+
+/// What the batch's state read must cover.
+fn keys_of(batch: &[Op]) -> Keys {
     let mut keys = Keys::default();
     for op in batch {
         match op {
@@ -411,33 +272,23 @@ async fn commit(
         }
     }
     keys.dedup();
+    keys
+}
 
-    // The balance guard: one lock per listener, always taken in ascending key order. The keys are integers, so
-    // they go into the simple-query text with BEGIN: one round trip.
+/// The balance guard's advisory lock keys: one per listener, ascending, without repeats.
+fn lock_keys(listeners: &[Address]) -> Vec<i32> {
     let mut locks: Vec<i32> =
-        keys.listeners.iter().map(|l| i32::from_be_bytes([l[16], l[17], l[18], l[19]])).collect();
+        listeners.iter().map(|l| i32::from_be_bytes([l[16], l[17], l[18], l[19]])).collect();
     locks.sort_unstable();
     locks.dedup();
-    let begin = if locks.is_empty() {
-        "BEGIN".to_owned()
-    } else {
-        let list: Vec<String> = locks.iter().map(i32::to_string).collect();
-        format!(
-            "BEGIN; SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, k)) FROM unnest('{{{}}}'::int4[]) AS k",
-            list.join(",")
-        )
-    };
-    sqlx::raw_sql(&begin).execute(&mut *conn).await?;
+    locks
+}
 
-    // State as of now, under the locks (a new statement, so a new snapshot): funds, debts, totals, revocations.
-    let mut state = guard::read(&mut *conn, chain_id, &keys).await?;
-
-    // Decide, in arrival order.
+/// Decides every operation of the batch in arrival order against `state` (which it advances as vouchers are
+/// accepted): who to tell what, and what to write. Pure: no I/O.
+fn decide<'a>(state: &mut State, batch: &'a [Op]) -> (Vec<(Reply, Outcome)>, Writes<'a>) {
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut upserts: HashMap<(B256, Address), (Address, U256, [u8; 65])> = HashMap::new();
-    let mut yellow_states: Vec<&YellowStateRow> = Vec::new();
-    let mut opens: Vec<&NewSession> = Vec::new();
-    let mut updates: HashMap<Uuid, (&SessionUpdate, U256)> = HashMap::new();
+    let mut writes = Writes::default();
     for op in batch {
         match op {
             Op::Voucher { grant_id, payee, listener, cap, cumulative, sig, reply, .. } => {
@@ -451,7 +302,9 @@ async fn commit(
                             funds.owed += increase;
                             *total += increase;
                             pair.voucher = *cumulative;
-                            upserts.insert((*grant_id, *payee), (*listener, *cumulative, *sig));
+                            writes
+                                .vouchers
+                                .insert((*grant_id, *payee), (*listener, *cumulative, *sig));
                         },
                     );
                 outcomes.push((
@@ -465,17 +318,13 @@ async fn commit(
                 ));
             }
             Op::YellowState { state: row, reply } => {
-                let (current, open) =
-                    state.apps.get(&row.app_session_id).copied().unwrap_or_default();
-                let result = if !open || row.version != current + 1 {
-                    Err(Refusal::Version { expected: if open { current + 1 } else { 0 } })
-                } else {
+                let app = state.apps.get(&row.app_session_id).copied().unwrap_or_default();
+                let result = guard::check_yellow_state(app, row.version).map(|()| {
                     state.apps.insert(row.app_session_id, (row.version, true));
                     state.pairs.entry((row.app_session_id, row.payee)).or_default().voucher =
                         row.paid;
-                    yellow_states.push(row);
-                    Ok(())
-                };
+                    writes.yellow_states.push(row);
+                });
                 outcomes.push((
                     reply.clone(),
                     Outcome::Voucher {
@@ -486,11 +335,11 @@ async fn commit(
                     },
                 ));
             }
-            Op::Open { session, .. } => opens.push(session),
+            Op::Open { session, .. } => writes.opens.push(session),
             Op::Update { update, reply } => {
                 let voucher = state.pairs.get(&(update.grant_id, update.payee)).map(|p| p.voucher);
                 let amount = voucher.unwrap_or_default().saturating_sub(update.base);
-                updates.insert(update.session_id, (update, amount));
+                writes.updates.insert(update.session_id, (update, amount));
                 if let Some(reply) = reply {
                     outcomes.push((
                         reply.clone(),
@@ -500,161 +349,187 @@ async fn commit(
             }
         }
     }
+    (outcomes, writes)
+}
 
-    if !upserts.is_empty() {
-        let rows: Vec<_> = upserts.into_iter().collect();
-        sqlx::query(UPSERT_VOUCHERS)
-            .bind(rows.iter().map(|((g, _), _)| g.to_vec()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|((_, p), _)| p.to_vec()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(_, (l, _, _))| l.to_vec()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(_, (_, c, _))| c.to_string()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(_, (_, _, s))| s.to_vec()).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-    }
-
-    let yellow_opens: Vec<&YellowOpenRow> =
-        opens.iter().filter_map(|s| s.yellow.as_deref()).collect();
-    if !yellow_opens.is_empty() {
-        sqlx::query(
-            "INSERT INTO yellow_app_sessions (app_session_id, listener, payee, operator, asset, definition, deposit,
-                                              version, submitted, relay_id)
-             SELECT i, l, p, o, a, d::jsonb, dep::numeric, 2, 2, r
-             FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[], $5::text[], $6::text[], $7::text[],
-                         $8::text[]) AS u(i, l, p, o, a, d, dep, r)
-             ON CONFLICT (app_session_id) DO NOTHING",
-        )
-        .bind(yellow_opens.iter().map(|y| y.state.app_session_id.to_vec()).collect::<Vec<_>>())
-        .bind(yellow_opens.iter().map(|y| y.state.listener.to_vec()).collect::<Vec<_>>())
-        .bind(yellow_opens.iter().map(|y| y.state.payee.to_vec()).collect::<Vec<_>>())
-        .bind(yellow_opens.iter().map(|y| y.operator.to_vec()).collect::<Vec<_>>())
-        .bind(yellow_opens.iter().map(|y| y.asset.clone()).collect::<Vec<_>>())
-        .bind(yellow_opens.iter().map(|y| y.definition.clone()).collect::<Vec<_>>())
-        .bind(yellow_opens.iter().map(|y| y.deposit.to_string()).collect::<Vec<_>>())
-        .bind(
-            opens
-                .iter()
-                .filter(|s| s.yellow.is_some())
-                .map(|s| s.relay_id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *conn)
-        .await?;
-        yellow_states.extend(yellow_opens.iter().map(|y| &y.state));
-    }
-    if !yellow_states.is_empty() {
-        // Newest per session first into the session row; every state into the submission queue.
-        let mut newest: HashMap<B256, &YellowStateRow> = HashMap::new();
-        for s in &yellow_states {
-            let e = newest.entry(s.app_session_id).or_insert(s);
-            if s.version > e.version {
-                *e = s;
+/// Runs `f` on a new thread named `name`; if it panics, `on_panic` is cancelled before the thread ends.
+fn spawn_thread(
+    name: String,
+    on_panic: CancellationToken,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    /// Cancels the token when dropped by an unwinding thread.
+    struct PanicGuard(CancellationToken);
+    impl Drop for PanicGuard {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.cancel();
             }
         }
-        let newest: Vec<&YellowStateRow> = newest.into_values().collect();
-        sqlx::query(
-            "UPDATE yellow_app_sessions y SET version = u.v, paid = u.p::numeric, updated_at = now()
-             FROM unnest($1::bytea[], $2::int8[], $3::text[]) AS u(i, v, p)
-             WHERE y.app_session_id = u.i AND y.version <= u.v",
-        )
-        .bind(newest.iter().map(|s| s.app_session_id.to_vec()).collect::<Vec<_>>())
-        .bind(newest.iter().map(|s| s.version as i64).collect::<Vec<_>>())
-        .bind(newest.iter().map(|s| s.paid.to_string()).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO yellow_states (app_session_id, version, intent, \"update\", listener_sig, close_sig)
-             SELECT i, v, n, u::jsonb, s, c
-             FROM unnest($1::bytea[], $2::int8[], $3::int2[], $4::text[], $5::bytea[], $6::bytea[])
-                  AS t(i, v, n, u, s, c)
-             ON CONFLICT (app_session_id, version) DO NOTHING",
-        )
-        .bind(yellow_states.iter().map(|s| s.app_session_id.to_vec()).collect::<Vec<_>>())
-        .bind(yellow_states.iter().map(|s| s.version as i64).collect::<Vec<_>>())
-        .bind(yellow_states.iter().map(|s| i16::from(s.intent)).collect::<Vec<_>>())
-        .bind(yellow_states.iter().map(|s| s.update.clone()).collect::<Vec<_>>())
-        .bind(yellow_states.iter().map(|s| s.sig.to_vec()).collect::<Vec<_>>())
-        .bind(yellow_states.iter().map(|s| s.close_sig.to_vec()).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
     }
-
-    if !opens.is_empty() || !updates.is_empty() {
-        // `sessions` grows from empty; a generic plan made then would scan every live session on each commit
-        // (seconds at 10,000 sessions) until autoanalyze. These rarer statements are planned afresh.
-        sqlx::raw_sql("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *conn).await?;
-    }
-    if !opens.is_empty() {
-        let live_pairs: HashSet<(B256, Address)> =
-            opens.iter().map(|s| (s.grant_id, s.payee)).collect();
-        sqlx::query(
-            "UPDATE sessions AS s
-             SET status = 'closed', close_reason = 'superseded', ended_at = now(), updated_at = now()
-             FROM unnest($1::bytea[], $2::bytea[]) AS t(g, p)
-             WHERE s.ended_at IS NULL AND s.grant_id = t.g AND s.payee = t.p",
-        )
-        .bind(live_pairs.iter().map(|(g, _)| g.to_vec()).collect::<Vec<_>>())
-        .bind(live_pairs.iter().map(|(_, p)| p.to_vec()).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO sessions (session_id, grant_id, listener, payee, artist_node, track_id, rate_per_second,
-                                   base_cumulative, status, relay_id, channel)
-             SELECT id::uuid, g, l, p, n, t::numeric, r::numeric, b::numeric, 'live', relay,
-                    CASE WHEN y THEN 'yellow' ELSE 'vault' END
-             FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::bool[]) AS u(id, g, l, p, n, t, r, b, relay, y)",
-        )
-        .bind(opens.iter().map(|s| s.session_id.to_string()).collect::<Vec<_>>())
-        .bind(opens.iter().map(|s| s.grant_id.to_vec()).collect::<Vec<_>>())
-        .bind(opens.iter().map(|s| s.listener.to_vec()).collect::<Vec<_>>())
-        .bind(opens.iter().map(|s| s.payee.to_vec()).collect::<Vec<_>>())
-        .bind(opens.iter().map(|s| s.artist_node.to_vec()).collect::<Vec<_>>())
-        .bind(opens.iter().map(|s| s.track_id.to_string()).collect::<Vec<_>>())
-        .bind(opens.iter().map(|s| s.rate.to_string()).collect::<Vec<_>>())
-        .bind(opens.iter().map(|s| s.base.to_string()).collect::<Vec<_>>())
-        .bind(opens.iter().map(|s| s.relay_id.clone()).collect::<Vec<_>>())
-        .bind(opens.iter().map(|s| s.yellow.is_some()).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-    }
-    let updates_empty = updates.is_empty();
-    if !updates.is_empty() {
-        let updates: Vec<_> = updates.into_values().collect();
-        let closes: Vec<Vec<u8>> = updates
-            .iter()
-            .filter(|(u, _)| u.yellow && u.status == "closed")
-            .map(|(u, _)| u.grant_id.to_vec())
-            .collect();
-        if !closes.is_empty() {
-            sqlx::query(STORE_YELLOW_CLOSES).bind(closes).execute(&mut *conn).await?;
-        }
-        sqlx::query(
-            "UPDATE sessions AS s
-             SET seconds = u.seconds, amount = u.amount::numeric, status = u.status, close_reason = u.reason,
-                 ended_at = CASE WHEN u.status = 'closed' THEN coalesce(s.ended_at, now()) END,
-                 updated_at = now()
-             FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[])
-                  AS u(id, seconds, amount, status, reason)
-             WHERE s.session_id = u.id::uuid",
-        )
-        .bind(updates.iter().map(|(u, _)| u.session_id.to_string()).collect::<Vec<_>>())
-        .bind(updates.iter().map(|(u, _)| u.seconds.min(i32::MAX as u32) as i32).collect::<Vec<_>>())
-        .bind(updates.iter().map(|(_, a)| a.to_string()).collect::<Vec<_>>())
-        .bind(updates.iter().map(|(u, _)| u.status.to_owned()).collect::<Vec<_>>())
-        .bind(updates.iter().map(|(u, _)| u.reason.map(str::to_owned)).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-    }
-
-    // Tell LISTENers (the GraphQL API's live sessions) once per commit; delivered at commit, coalesced by Postgres.
-    let wrote = !outcomes.is_empty() || !opens.is_empty() || !updates_empty;
-    sqlx::raw_sql(if wrote {
-        "SELECT pg_notify('beatstream_vouchers', ''); COMMIT"
-    } else {
-        "COMMIT"
+    std::thread::Builder::new().name(name).spawn(move || {
+        let _guard = PanicGuard(on_panic);
+        f();
     })
-    .execute(&mut *conn)
-    .await?;
-    Ok(outcomes)
+}
+
+/// Waits for the writer threads to end; the first one that panicked is returned as
+/// [`Error::WriterPanicked`] with its cause.
+pub fn join(threads: Vec<JoinHandle<()>>) -> Result<()> {
+    let mut first = None;
+    for (shard, thread) in threads.into_iter().enumerate() {
+        if let Err(payload) = thread.join() {
+            let cause = panic_message(payload.as_ref());
+            error!(target: "beatstream::relay::writer", shard, %cause, "writer panicked");
+            first.get_or_insert(Error::WriterPanicked { shard, cause });
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// The message a panic was raised with.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::guard::{Funds, PairState};
+
+    const LISTENER: Address = Address::repeat_byte(0x11);
+    const GRANT: B256 = B256::repeat_byte(0x22);
+
+    fn voucher(payee: u8, cumulative: u64, reply: &Reply) -> Op {
+        Op::Voucher {
+            grant_id: GRANT,
+            payee: Address::repeat_byte(payee),
+            listener: LISTENER,
+            nonce: 0,
+            cap: U256::from(1_000_000u64),
+            cumulative: U256::from(cumulative),
+            sig: [0; 65],
+            reply: reply.clone(),
+        }
+    }
+
+    fn state(available: u64, owed: u64, stored: &[(u8, u64)]) -> State {
+        let mut state = State::default();
+        state
+            .funds
+            .insert(LISTENER, Funds { available: U256::from(available), owed: U256::from(owed) });
+        for (payee, voucher) in stored {
+            let pair = PairState { voucher: U256::from(*voucher), settled: U256::ZERO };
+            state.pairs.insert((GRANT, Address::repeat_byte(*payee)), pair);
+        }
+        state.totals.insert(GRANT, stored.iter().map(|(_, v)| U256::from(*v)).sum());
+        state
+    }
+
+    #[test]
+    fn later_vouchers_of_a_batch_see_the_earlier_ones() {
+        let (reply, _rx) = mpsc::unbounded_channel();
+        // 100 available: 60 then 40 more on another payee fit, a third 1 does not.
+        let batch = [voucher(1, 60, &reply), voucher(2, 40, &reply), voucher(1, 61, &reply)];
+        let mut st = state(100, 0, &[]);
+        let (outcomes, writes) = decide(&mut st, &batch);
+        let results: Vec<_> = outcomes
+            .iter()
+            .map(|(_, o)| match o {
+                Outcome::Voucher { result, .. } => result.clone(),
+                Outcome::Closed { .. } => unreachable!(),
+            })
+            .collect();
+        assert_eq!(results[..2], [Ok(()), Ok(())]);
+        assert_eq!(
+            results[2],
+            Err(Refusal::InsufficientFunds { available: U256::ZERO, needed: U256::from(1) })
+        );
+        assert_eq!(writes.vouchers.len(), 2);
+        assert_eq!(st.funds[&LISTENER].owed, U256::from(100));
+    }
+
+    #[test]
+    fn a_closing_session_is_told_what_it_paid_in_this_batch() {
+        let (reply, mut rx) = mpsc::unbounded_channel();
+        let update = SessionUpdate {
+            session_id: Uuid::nil(),
+            grant_id: GRANT,
+            payee: Address::repeat_byte(1),
+            listener: LISTENER,
+            base: U256::from(10),
+            seconds: 3,
+            status: SessionStatus::Closed,
+            reason: Some(CloseReason::Stopped),
+            yellow: false,
+        };
+        let batch = [voucher(1, 40, &reply), Op::Update { update, reply: Some(reply.clone()) }];
+        let (outcomes, writes) = decide(&mut state(100, 10, &[(1, 10)]), &batch);
+        assert_eq!(
+            outcomes[1].1,
+            Outcome::Closed { session_id: Uuid::nil(), amount: Some(U256::from(30)) }
+        );
+        assert_eq!(writes.updates[&Uuid::nil()].1, U256::from(30));
+        assert!(rx.try_recv().is_err(), "nothing is sent before the commit");
+    }
+
+    #[test]
+    fn lock_keys_are_sorted_and_unique() {
+        let a = Address::repeat_byte(2);
+        let b = Address::repeat_byte(1);
+        assert_eq!(lock_keys(&[a, b, a]), vec![0x0101_0101, 0x0202_0202]);
+    }
+
+    #[test]
+    fn a_writer_panic_stops_the_relay_with_its_cause() {
+        let token = CancellationToken::new();
+        let quiet = spawn_thread("quiet".into(), token.clone(), || {}).unwrap();
+        let failing =
+            spawn_thread("failing".into(), token.clone(), || panic!("disk on fire")).unwrap();
+        let err = join(vec![quiet, failing]).unwrap_err();
+        assert!(token.is_cancelled());
+        assert!(
+            matches!(&err, Error::WriterPanicked { shard: 1, cause } if cause == "disk on fire"),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), "internal");
+    }
+
+    proptest! {
+        /// Whatever arrives in one batch, the accepted vouchers never owe more than the listener's available funds,
+        /// and no pair's stored cumulative ever goes down.
+        #[test]
+        fn a_batch_never_overspends_nor_lowers(
+            available in 0u64..2_000,
+            owed in 0u64..1_000,
+            stored in proptest::collection::vec((0u8..3, 0u64..500), 0..3),
+            ops in proptest::collection::vec((0u8..3, 0u64..1_500), 1..24),
+        ) {
+            let (reply, _rx) = mpsc::unbounded_channel();
+            let batch: Vec<Op> = ops.iter().map(|(p, c)| voucher(*p, *c, &reply)).collect();
+            let mut st = state(available, owed, &stored);
+            let before: HashMap<_, _> = st.pairs.iter().map(|(k, v)| (*k, v.current())).collect();
+            let (_, writes) = decide(&mut st, &batch);
+            let funds = st.funds[&LISTENER];
+            prop_assert!(funds.owed <= funds.available.max(U256::from(owed)));
+            let mut added = U256::ZERO;
+            for (key, (_, cumulative, _)) in &writes.vouchers {
+                let old = before.get(key).copied().unwrap_or_default();
+                prop_assert!(*cumulative > old);
+                added += *cumulative - old;
+            }
+            prop_assert_eq!(U256::from(owed) + added, funds.owed);
+            if added > U256::ZERO {
+                prop_assert!(funds.owed <= funds.available);
+            }
+        }
+    }
 }

@@ -83,11 +83,9 @@ async fn handle(socket: WebSocket, relay: Arc<Relay>) {
 }
 
 async fn health(State(state): State<AppState>) -> Response {
-    let db = tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(state.relay.store.pool()),
-    )
-    .await;
+    let db =
+        tokio::time::timeout(Duration::from_secs(2), crate::db::ping(state.relay.store.pool()))
+            .await;
     let body = |status: &str| {
         serde_json::json!({
             "status": status,

@@ -20,18 +20,27 @@ use alloy::{
     primitives::{Address, B256, U256},
     signers::local::PrivateKeySigner,
 };
+use beatstream_primitives::time::{unix_now, unix_now_f64};
 use beatstream_yellow::{
     Allocation, Amount, AppDefinition, AppStateUpdate, Client, ClientConfig, Intent, NodeErrorKind,
     QuorumSig, SignerKind, Status, U64String,
     methods::{CreateAppSession, SubmitAppState, SubmitDepositState},
 };
 use futures_util::StreamExt;
-use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::{Error, Result, config::YellowConfig, metrics::Metrics, verify::Verifier};
+use crate::{
+    Error, Result,
+    config::YellowConfig,
+    db::{
+        Pool,
+        yellow::{self as queue, Pending},
+    },
+    metrics::Metrics,
+    verify::Verifier,
+};
 
 /// Longest `session_data` the node accepts.
 pub const MAX_SESSION_DATA: usize = 1024;
@@ -314,7 +323,7 @@ impl Yellow {
         app_session_id: B256,
     ) -> Result<HashMap<Address, Address>> {
         let states = self.client.get_last_key_states(listener).await.map_err(node_error)?;
-        let now = crate::conn::unix_now();
+        let now = unix_now();
         let id = app_session_id.to_string();
         Ok(states
             .into_iter()
@@ -344,24 +353,11 @@ fn node_error(e: beatstream_yellow::Error) -> Error {
 #[derive(Debug)]
 pub struct Submitter {
     yellow: Arc<Yellow>,
-    pool: PgPool,
+    pool: Pool,
     relay_id: String,
     metrics: Metrics,
     /// Sessions whose last submission the node refused: when to try again, and the wait after that.
     backoff: Mutex<HashMap<B256, (Instant, Duration)>>,
-}
-
-/// (app session, version, intent, update JSON, listener signature, stored at) as read.
-type PendingRow = (Vec<u8>, i64, i16, String, Vec<u8>, f64);
-
-/// One stored state waiting for the node.
-struct Pending {
-    id: B256,
-    version: u64,
-    intent: i16,
-    update: String,
-    sig: Vec<u8>,
-    stored_at: f64,
 }
 
 /// What became of one session's pending states in one round.
@@ -383,7 +379,7 @@ const REFUSAL_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration:
 
 impl Submitter {
     /// A submitter for the sessions relay `relay_id` stores.
-    pub fn new(yellow: Arc<Yellow>, pool: PgPool, relay_id: String, metrics: Metrics) -> Self {
+    pub fn new(yellow: Arc<Yellow>, pool: Pool, relay_id: String, metrics: Metrics) -> Self {
         Self { yellow, pool, relay_id, metrics, backoff: Mutex::new(HashMap::new()) }
     }
 
@@ -416,31 +412,12 @@ impl Submitter {
     /// Takes over the unsubmitted states of a relay that died (no update for a minute), so they still reach the
     /// node.
     async fn adopt(&self) -> Result<()> {
-        sqlx::query(
-            "UPDATE yellow_app_sessions SET relay_id = $1
-             WHERE submitted < version AND relay_id <> $1 AND updated_at < now() - interval '60 seconds'
-               AND status IN ('open', 'closing')",
-        )
-        .bind(&self.relay_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        queue::adopt(&self.pool, &self.relay_id).await
     }
 
     /// One pass over everything behind.
     async fn round(&self) -> Result<()> {
-        let rows: Vec<PendingRow> = sqlx::query_as(
-            "SELECT s.app_session_id, s.version, s.intent, s.\"update\"::text, s.listener_sig,
-                    extract(epoch FROM s.created_at)::float8
-             FROM yellow_app_sessions y
-             JOIN yellow_states s ON s.app_session_id = y.app_session_id AND s.version > y.submitted
-             WHERE y.relay_id = $1 AND y.submitted < y.version AND y.status IN ('open', 'closing')
-             ORDER BY s.app_session_id, s.version
-             LIMIT 20000",
-        )
-        .bind(&self.relay_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = queue::pending(&self.pool, &self.relay_id).await?;
         self.metrics.yellow_backlog.set(rows.len() as i64);
         if rows.is_empty() {
             return Ok(());
@@ -451,19 +428,11 @@ impl Submitter {
             let backoff = self.backoff.lock().expect("not poisoned");
             backoff.iter().filter(|(_, (at, _))| *at > now).map(|(id, _)| *id).collect()
         };
-        for (id, version, intent, update, sig, stored_at) in rows {
-            let id = B256::from_slice(&id);
-            if waiting.contains(&id) {
+        for pending in rows {
+            if waiting.contains(&pending.id) {
                 continue;
             }
-            by_session.entry(id).or_default().push(Pending {
-                id,
-                version: version as u64,
-                intent,
-                update,
-                sig,
-                stored_at,
-            });
+            by_session.entry(pending.id).or_default().push(pending);
         }
         let progress: Vec<Progress> = futures_util::stream::iter(by_session.into_values())
             .map(|states| self.submit_session(states))
@@ -473,24 +442,7 @@ impl Submitter {
         // Everything the node took this round, recorded in one statement (one commit, not one per session).
         let accepted: Vec<(B256, u64, bool)> =
             progress.iter().filter_map(|p| p.accepted.map(|v| (p.id, v, p.closed))).collect();
-        if !accepted.is_empty() {
-            sqlx::query(
-                "WITH u AS (SELECT * FROM unnest($1::bytea[], $2::int8[], $3::bool[]) AS t(id, v, closed)),
-                 y AS (
-                     UPDATE yellow_app_sessions y
-                     SET submitted = greatest(y.submitted, u.v),
-                         status = CASE WHEN u.closed THEN 'closed' ELSE y.status END, updated_at = now()
-                     FROM u WHERE y.app_session_id = u.id
-                     RETURNING y.app_session_id, y.version, u.v)
-                 DELETE FROM yellow_states s USING y
-                 WHERE s.app_session_id = y.app_session_id AND s.version <= y.v AND s.version < y.version",
-            )
-            .bind(accepted.iter().map(|(id, _, _)| id.to_vec()).collect::<Vec<_>>())
-            .bind(accepted.iter().map(|(_, v, _)| *v as i64).collect::<Vec<_>>())
-            .bind(accepted.iter().map(|(_, _, c)| *c).collect::<Vec<_>>())
-            .execute(&self.pool)
-            .await?;
-        }
+        queue::record_accepted(&self.pool, &accepted).await?;
         for p in progress {
             if let Some(version) = p.accepted {
                 self.yellow.set_accepted(p.id, version);
@@ -507,25 +459,12 @@ impl Submitter {
                         .map_or(REFUSAL_BACKOFF.0, |(_, w)| (*w * 2).min(REFUSAL_BACKOFF.1));
                     backoff.insert(p.id, (Instant::now() + wait, wait));
                 }
-                sqlx::query(
-                    "UPDATE yellow_app_sessions SET last_error = $2, updated_at = now() WHERE app_session_id = $1",
-                )
-                .bind(p.id.as_slice())
-                .bind(&error)
-                .execute(&self.pool)
-                .await?;
+                queue::record_refusal(&self.pool, p.id, &error).await?;
             } else if p.accepted.is_some() {
                 self.backoff.lock().expect("not poisoned").remove(&p.id);
             }
             if let Some(error) = p.failed {
-                sqlx::query(
-                    "UPDATE yellow_app_sessions SET status = 'failed', last_error = $2, updated_at = now()
-                     WHERE app_session_id = $1",
-                )
-                .bind(p.id.as_slice())
-                .bind(&error)
-                .execute(&self.pool)
-                .await?;
+                queue::record_failure(&self.pool, p.id, &error).await?;
             }
         }
         Ok(())
@@ -592,7 +531,7 @@ impl Submitter {
                 }
             }
             self.metrics.yellow_submitted.with_label_values(&[intent]).inc();
-            let lag = crate::conn::unix_now_f64() - state.stored_at;
+            let lag = unix_now_f64() - state.stored_at;
             self.metrics.yellow_submit_lag.observe(lag.max(0.0));
             progress.accepted = Some(state.version);
             progress.closed = state.intent == 3;

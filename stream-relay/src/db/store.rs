@@ -1,8 +1,6 @@
 //! What the relay reads from Postgres: the grant's standing at `hello` (revoked or not, the listener's funds and
-//! debts, through [`crate::guard`]), track terms at `play`.
-//!
-//! Funds, settled amounts, tracks and artists are the indexer's tables (mirrors of the chain); grants, vouchers
-//! and sessions are the relay's voucher book. Writes go through the group-commit [`crate::writer`].
+//! debts, by the guard's own read, [`super::state`]), track terms at `play`; and the clean-up of a previous run's
+//! sessions at start. Writes go through the group-commit [`crate::writer`].
 
 use std::{
     collections::HashMap,
@@ -14,9 +12,15 @@ use alloy::primitives::{Address, B256, U256};
 use beatstream_primitives::SessionGrant;
 use sqlx::PgPool;
 
+use super::{
+    commit::STORE_YELLOW_CLOSES,
+    parse_amount,
+    state::{self, grant_pairs},
+};
 use crate::{
-    Error, Result,
-    guard::{self, Keys, Revocation},
+    Result,
+    db::rows::CloseReason,
+    guard::{Keys, Revocation},
 };
 
 /// How long track terms are cached: a rate change reaches new plays within this.
@@ -84,7 +88,7 @@ impl Store {
             ..Keys::default()
         };
         // The same read, and so the same rules, as the writer's guard.
-        let state = guard::read(&self.pool, self.chain_id, &keys).await?;
+        let state = state::read(&self.pool, self.chain_id, &keys).await?;
         if let Some(revocation) = state.revoked.get(&id) {
             return Ok(GrantStanding { revoked: Some(*revocation), ..GrantStanding::default() });
         }
@@ -105,12 +109,11 @@ impl Store {
         .execute(&self.pool)
         .await?;
 
-        let rows: Vec<(Vec<u8>, String)> = sqlx::query_as(
-            "SELECT payee, greatest(coalesce(v.cumulative, 0), coalesce(s.cumulative, 0))::text
-             FROM (SELECT payee, cumulative FROM vouchers WHERE grant_id = $2) v
-             FULL JOIN (SELECT payee, cumulative FROM settled_pairs WHERE chain_id = $1 AND grant_id = $2) s
-             USING (payee)",
-        )
+        let rows: Vec<(Vec<u8>, String)> = sqlx::query_as(concat!(
+            "SELECT gp.payee, gp.cumulative::text FROM (",
+            grant_pairs!("$2"),
+            ") gp"
+        ))
         .bind(self.chain_id)
         .bind(id.as_slice())
         .fetch_all(&self.pool)
@@ -180,17 +183,17 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         if !open.is_empty() {
-            sqlx::query(crate::writer::STORE_YELLOW_CLOSES)
+            sqlx::query(STORE_YELLOW_CLOSES)
                 .bind(open.into_iter().map(|(id,)| id).collect::<Vec<_>>())
                 .execute(&mut *tx)
                 .await?;
         }
         let done = sqlx::query(
-            "UPDATE sessions SET status = 'closed', close_reason = 'relay_restart', ended_at = now(),
-                    updated_at = now()
+            "UPDATE sessions SET status = 'closed', close_reason = $2, ended_at = now(), updated_at = now()
              WHERE relay_id = $1 AND ended_at IS NULL",
         )
         .bind(relay_id)
+        .bind(CloseReason::RelayRestart)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -200,9 +203,3 @@ impl Store {
 
 /// (artist node, payee, rate, duration) as read.
 type TrackRow = (Vec<u8>, Option<Vec<u8>>, String, i32);
-
-/// Parses a NUMERIC read as text.
-pub(crate) fn parse_amount(s: &str) -> Result<U256> {
-    U256::from_str_radix(s, 10)
-        .map_err(|_| Error::Corrupt(format!("amount {s:?} is not a uint256")))
-}

@@ -1,0 +1,257 @@
+//! The writer's connection and the statements of one group commit, in the order [`crate::writer`] issues them:
+//! `BEGIN` with the listeners' advisory locks, the guard's state read, the decided writes, `COMMIT`.
+
+use std::collections::{HashMap, HashSet};
+
+use alloy::primitives::{Address, B256, U256};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use super::{
+    rows::{CloseReason, NewSession, SessionStatus, SessionUpdate, YellowOpenRow, YellowStateRow},
+    state,
+};
+use crate::{
+    Result,
+    guard::{Keys, State},
+};
+
+/// Advisory lock class of the per-listener balance guard ("BSR1").
+const LOCK_CLASS: i32 = 0x4253_5231;
+
+/// What one group commit writes, as the writer decided it.
+#[derive(Debug, Default)]
+pub(crate) struct Writes<'a> {
+    /// Accepted vouchers, the newest per pair: (grant, payee) → (listener, cumulative, signature).
+    pub(crate) vouchers: HashMap<(B256, Address), (Address, U256, [u8; 65])>,
+    /// Accepted Yellow states.
+    pub(crate) yellow_states: Vec<&'a YellowStateRow>,
+    /// New sessions.
+    pub(crate) opens: Vec<&'a NewSession>,
+    /// Session changes, the last per session, with the amount paid in it.
+    pub(crate) updates: HashMap<Uuid, (&'a SessionUpdate, U256)>,
+}
+
+/// A writer's connection. The hot statements (the state read and the voucher upsert) are equality lookups on
+/// primary keys and indexes whatever the table sizes, so they keep one generic plan instead of being planned on
+/// every commit. Statements on `sessions` are planned per commit (see [`Conn::write`]).
+#[derive(Debug)]
+pub(crate) struct Conn(PgConnection);
+
+impl Conn {
+    /// Connects to `url`.
+    pub(crate) async fn connect(url: &str) -> Result<Self> {
+        let mut conn = PgConnection::connect(url).await?;
+        sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut conn).await?;
+        Ok(Self(conn))
+    }
+
+    /// Opens the transaction and takes the advisory locks `locks` (sorted and without repeats, so two relays never
+    /// deadlock). The keys are integers, so they go into the simple-query text with `BEGIN`: one round trip.
+    pub(crate) async fn begin_locked(&mut self, locks: &[i32]) -> Result<()> {
+        let begin = if locks.is_empty() {
+            "BEGIN".to_owned()
+        } else {
+            let list: Vec<String> = locks.iter().map(i32::to_string).collect();
+            format!(
+                "BEGIN; SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, k)) FROM unnest('{{{}}}'::int4[]) AS k",
+                list.join(",")
+            )
+        };
+        sqlx::raw_sql(&begin).execute(&mut self.0).await?;
+        Ok(())
+    }
+
+    /// The guard's state as of now: a new statement after the locks, so its snapshot is taken under them.
+    pub(crate) async fn read_state(&mut self, chain_id: i64, keys: &Keys) -> Result<State> {
+        state::read(&mut self.0, chain_id, keys).await
+    }
+
+    /// Issues the decided writes.
+    pub(crate) async fn write(&mut self, mut writes: Writes<'_>) -> Result<()> {
+        if !writes.vouchers.is_empty() {
+            let rows: Vec<_> = writes.vouchers.into_iter().collect();
+            sqlx::query(UPSERT_VOUCHERS)
+                .bind(rows.iter().map(|((g, _), _)| g.to_vec()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|((_, p), _)| p.to_vec()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|(_, (l, _, _))| l.to_vec()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|(_, (_, c, _))| c.to_string()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|(_, (_, _, s))| s.to_vec()).collect::<Vec<_>>())
+                .execute(&mut self.0)
+                .await?;
+        }
+
+        let yellow_opens: Vec<&YellowOpenRow> =
+            writes.opens.iter().filter_map(|s| s.yellow.as_deref()).collect();
+        if !yellow_opens.is_empty() {
+            sqlx::query(
+                "INSERT INTO yellow_app_sessions (app_session_id, listener, payee, operator, asset, definition, deposit,
+                                                  version, submitted, relay_id)
+                 SELECT i, l, p, o, a, d::jsonb, dep::numeric, 2, 2, r
+                 FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[], $5::text[], $6::text[], $7::text[],
+                             $8::text[]) AS u(i, l, p, o, a, d, dep, r)
+                 ON CONFLICT (app_session_id) DO NOTHING",
+            )
+            .bind(yellow_opens.iter().map(|y| y.state.app_session_id.to_vec()).collect::<Vec<_>>())
+            .bind(yellow_opens.iter().map(|y| y.state.listener.to_vec()).collect::<Vec<_>>())
+            .bind(yellow_opens.iter().map(|y| y.state.payee.to_vec()).collect::<Vec<_>>())
+            .bind(yellow_opens.iter().map(|y| y.operator.to_vec()).collect::<Vec<_>>())
+            .bind(yellow_opens.iter().map(|y| y.asset.clone()).collect::<Vec<_>>())
+            .bind(yellow_opens.iter().map(|y| y.definition.clone()).collect::<Vec<_>>())
+            .bind(yellow_opens.iter().map(|y| y.deposit.to_string()).collect::<Vec<_>>())
+            .bind(
+                writes
+                    .opens
+                    .iter()
+                    .filter(|s| s.yellow.is_some())
+                    .map(|s| s.relay_id.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut self.0)
+            .await?;
+            writes.yellow_states.extend(yellow_opens.iter().map(|y| &y.state));
+        }
+        if !writes.yellow_states.is_empty() {
+            // Newest per session first into the session row; every state into the submission queue.
+            let mut newest: HashMap<B256, &YellowStateRow> = HashMap::new();
+            for s in &writes.yellow_states {
+                let e = newest.entry(s.app_session_id).or_insert(s);
+                if s.version > e.version {
+                    *e = s;
+                }
+            }
+            let newest: Vec<&YellowStateRow> = newest.into_values().collect();
+            sqlx::query(
+                "UPDATE yellow_app_sessions y SET version = u.v, paid = u.p::numeric, updated_at = now()
+                 FROM unnest($1::bytea[], $2::int8[], $3::text[]) AS u(i, v, p)
+                 WHERE y.app_session_id = u.i AND y.version <= u.v",
+            )
+            .bind(newest.iter().map(|s| s.app_session_id.to_vec()).collect::<Vec<_>>())
+            .bind(newest.iter().map(|s| s.version as i64).collect::<Vec<_>>())
+            .bind(newest.iter().map(|s| s.paid.to_string()).collect::<Vec<_>>())
+            .execute(&mut self.0)
+            .await?;
+            sqlx::query(
+                "INSERT INTO yellow_states (app_session_id, version, intent, \"update\", listener_sig, close_sig)
+                 SELECT i, v, n, u::jsonb, s, c
+                 FROM unnest($1::bytea[], $2::int8[], $3::int2[], $4::text[], $5::bytea[], $6::bytea[])
+                      AS t(i, v, n, u, s, c)
+                 ON CONFLICT (app_session_id, version) DO NOTHING",
+            )
+            .bind(writes.yellow_states.iter().map(|s| s.app_session_id.to_vec()).collect::<Vec<_>>())
+            .bind(writes.yellow_states.iter().map(|s| s.version as i64).collect::<Vec<_>>())
+            .bind(writes.yellow_states.iter().map(|s| i16::from(s.intent)).collect::<Vec<_>>())
+            .bind(writes.yellow_states.iter().map(|s| s.update.clone()).collect::<Vec<_>>())
+            .bind(writes.yellow_states.iter().map(|s| s.sig.to_vec()).collect::<Vec<_>>())
+            .bind(writes.yellow_states.iter().map(|s| s.close_sig.to_vec()).collect::<Vec<_>>())
+            .execute(&mut self.0)
+            .await?;
+        }
+
+        if !writes.opens.is_empty() || !writes.updates.is_empty() {
+            // `sessions` grows from empty; a generic plan made then would scan every live session on each commit
+            // (seconds at 10,000 sessions) until autoanalyze. These rarer statements are planned afresh.
+            sqlx::raw_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+                .execute(&mut self.0)
+                .await?;
+        }
+        if !writes.opens.is_empty() {
+            let live_pairs: HashSet<(B256, Address)> =
+                writes.opens.iter().map(|s| (s.grant_id, s.payee)).collect();
+            sqlx::query(
+                "UPDATE sessions AS s
+                 SET status = 'closed', close_reason = 'superseded', ended_at = now(), updated_at = now()
+                 FROM unnest($1::bytea[], $2::bytea[]) AS t(g, p)
+                 WHERE s.ended_at IS NULL AND s.grant_id = t.g AND s.payee = t.p",
+            )
+            .bind(live_pairs.iter().map(|(g, _)| g.to_vec()).collect::<Vec<_>>())
+            .bind(live_pairs.iter().map(|(_, p)| p.to_vec()).collect::<Vec<_>>())
+            .execute(&mut self.0)
+            .await?;
+            sqlx::query(
+                "INSERT INTO sessions (session_id, grant_id, listener, payee, artist_node, track_id, rate_per_second,
+                                       base_cumulative, status, relay_id, channel)
+                 SELECT id::uuid, g, l, p, n, t::numeric, r::numeric, b::numeric, 'live', relay,
+                        CASE WHEN y THEN 'yellow' ELSE 'vault' END
+                 FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::text[], $7::text[],
+                             $8::text[], $9::text[], $10::bool[]) AS u(id, g, l, p, n, t, r, b, relay, y)",
+            )
+            .bind(writes.opens.iter().map(|s| s.session_id.to_string()).collect::<Vec<_>>())
+            .bind(writes.opens.iter().map(|s| s.grant_id.to_vec()).collect::<Vec<_>>())
+            .bind(writes.opens.iter().map(|s| s.listener.to_vec()).collect::<Vec<_>>())
+            .bind(writes.opens.iter().map(|s| s.payee.to_vec()).collect::<Vec<_>>())
+            .bind(writes.opens.iter().map(|s| s.artist_node.to_vec()).collect::<Vec<_>>())
+            .bind(writes.opens.iter().map(|s| s.track_id.to_string()).collect::<Vec<_>>())
+            .bind(writes.opens.iter().map(|s| s.rate.to_string()).collect::<Vec<_>>())
+            .bind(writes.opens.iter().map(|s| s.base.to_string()).collect::<Vec<_>>())
+            .bind(writes.opens.iter().map(|s| s.relay_id.clone()).collect::<Vec<_>>())
+            .bind(writes.opens.iter().map(|s| s.yellow.is_some()).collect::<Vec<_>>())
+            .execute(&mut self.0)
+            .await?;
+        }
+        if !writes.updates.is_empty() {
+            let updates: Vec<_> = writes.updates.into_values().collect();
+            let closes: Vec<Vec<u8>> = updates
+                .iter()
+                .filter(|(u, _)| u.yellow && u.status == SessionStatus::Closed)
+                .map(|(u, _)| u.grant_id.to_vec())
+                .collect();
+            if !closes.is_empty() {
+                sqlx::query(STORE_YELLOW_CLOSES).bind(closes).execute(&mut self.0).await?;
+            }
+            sqlx::query(
+                "UPDATE sessions AS s
+                 SET seconds = u.seconds, amount = u.amount::numeric, status = u.status, close_reason = u.reason,
+                     ended_at = CASE WHEN u.status = 'closed' THEN coalesce(s.ended_at, now()) END,
+                     updated_at = now()
+                 FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[])
+                      AS u(id, seconds, amount, status, reason)
+                 WHERE s.session_id = u.id::uuid",
+            )
+            .bind(updates.iter().map(|(u, _)| u.session_id.to_string()).collect::<Vec<_>>())
+            .bind(updates.iter().map(|(u, _)| u.seconds.min(i32::MAX as u32) as i32).collect::<Vec<_>>())
+            .bind(updates.iter().map(|(_, a)| a.to_string()).collect::<Vec<_>>())
+            .bind(updates.iter().map(|(u, _)| u.status.as_str()).collect::<Vec<_>>())
+            .bind(updates.iter().map(|(u, _)| u.reason.map(CloseReason::as_str)).collect::<Vec<_>>())
+            .execute(&mut self.0)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Commits; with `notify`, tells LISTENers (the GraphQL API's live sessions) once, delivered at commit and
+    /// coalesced by Postgres.
+    pub(crate) async fn commit(&mut self, notify: bool) -> Result<()> {
+        sqlx::raw_sql(if notify {
+            "SELECT pg_notify('beatstream_vouchers', ''); COMMIT"
+        } else {
+            "COMMIT"
+        })
+        .execute(&mut self.0)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Stores the close of each Yellow app session in $1 that is still open: the newest state with intent close and
+/// version + 1, signed by the listener's pre-signed close (the operator co-signs at submission).
+pub(crate) const STORE_YELLOW_CLOSES: &str = "
+    WITH closing AS (
+        UPDATE yellow_app_sessions y SET status = 'closing', version = y.version + 1, updated_at = now()
+        FROM unnest($1::bytea[]) AS t(id)
+        WHERE y.app_session_id = t.id AND y.status = 'open'
+        RETURNING y.app_session_id, y.version)
+    INSERT INTO yellow_states (app_session_id, version, intent, \"update\", listener_sig)
+    SELECT s.app_session_id, c.version, 3,
+           jsonb_set(jsonb_set(s.\"update\", '{intent}', '3'), '{version}', to_jsonb(c.version::text)),
+           s.close_sig
+    FROM closing c JOIN yellow_states s ON s.app_session_id = c.app_session_id AND s.version = c.version - 1";
+
+/// The voucher upsert: never lowers a cumulative.
+const UPSERT_VOUCHERS: &str = "
+    INSERT INTO vouchers (grant_id, payee, listener, cumulative, signature)
+    SELECT g, p, l, c::numeric, s FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::bytea[])
+           AS u(g, p, l, c, s)
+    ON CONFLICT (grant_id, payee) DO UPDATE
+       SET cumulative = EXCLUDED.cumulative, signature = EXCLUDED.signature, updated_at = now()
+       WHERE vouchers.cumulative < EXCLUDED.cumulative";
