@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use alloy::primitives::Address;
 use url::Url;
 
-use crate::{Error, Result};
+use crate::{Error, FailPoint, Result};
 
 /// Default of `--deployment`: the dev chain's deployment file.
 pub const DEFAULT_DEPLOYMENT: &str = "deployments/31337.json";
@@ -188,15 +188,6 @@ impl Default for Options {
             fail_point: None,
         }
     }
-}
-
-/// Where a test makes the keeper stop as if the process were killed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum FailPoint {
-    /// The batch is signed and journaled, nothing was broadcast.
-    AfterJournal,
-    /// The transaction was broadcast, the journal still says pending.
-    AfterBroadcast,
 }
 
 impl Options {

@@ -1,4 +1,4 @@
-//! The error type of this crate.
+//! The error type of this crate. A leaf: it names no other module of the crate (`db/` converts its own errors).
 
 use alloy::primitives::Address;
 
@@ -14,9 +14,9 @@ pub enum Error {
     /// The deployment file could not be read.
     #[error(transparent)]
     Deployment(#[from] beatstream_primitives::Error),
-    /// A Postgres query failed.
+    /// A Postgres query failed (the database's own error; only `db/` produces it).
     #[error("database: {0}")]
-    Database(#[from] crate::db::DbError),
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A JSON-RPC request failed or timed out.
     #[error("rpc: {0}")]
     Rpc(String),
@@ -47,10 +47,19 @@ pub enum Error {
     LostLease(i64),
     /// A test's fail point was reached.
     #[error("fail point {0:?} reached")]
-    FailPoint(crate::FailPoint),
+    FailPoint(FailPoint),
     /// The HTTP endpoint could not be served.
     #[error("http endpoint: {0}")]
     Http(#[from] std::io::Error),
+}
+
+/// Where a test makes the keeper stop as if the process were killed ([`Error::FailPoint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailPoint {
+    /// The batch is signed and journaled, nothing was broadcast.
+    AfterJournal,
+    /// The transaction was broadcast, the journal still says pending.
+    AfterBroadcast,
 }
 
 /// Result alias for this crate.

@@ -23,7 +23,7 @@ mod service;
 mod signer;
 mod step;
 
-pub use config::{Config, FailPoint, Options, SignerArgs};
-pub use error::{Error, Result};
+pub use config::{Config, Options, SignerArgs};
+pub use error::{Error, FailPoint, Result};
 pub use metrics::Metrics;
 pub use service::{run, run_with_metrics};

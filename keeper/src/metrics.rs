@@ -2,12 +2,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
+use beatstream_primitives::MetricsRegistry;
+use prometheus::{Histogram, IntCounter, IntGauge};
 
 /// The keeper's metrics.
 #[derive(Clone, Debug)]
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     /// 1 while this keeper is the active one.
     pub leader: IntGauge,
     /// Value of settleable vouchers not yet in a transaction, in token base units.
@@ -62,24 +63,11 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh registry with every metric.
     pub fn new() -> Self {
-        let registry =
-            Registry::new_custom(Some("beatstream_keeper".into()), None).expect("valid prefix");
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
-            g
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
-            c
-        };
-        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                .expect("valid metric");
-            registry.register(Box::new(h.clone())).expect("unique metric");
-            h
-        };
+        let registry = MetricsRegistry::new("beatstream_keeper");
+        let gauge = |name: &str, help: &str| registry.gauge(name, help);
+        let counter = |name: &str, help: &str| registry.counter(name, help);
+        let histogram =
+            |name: &str, help: &str, buckets: Vec<f64>| registry.histogram(name, help, buckets);
         Self {
             leader: gauge("leader", "1 while this keeper is the active one"),
             unsettled_value: gauge(
@@ -160,6 +148,6 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+        self.registry.render()
     }
 }

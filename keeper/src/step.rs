@@ -21,7 +21,7 @@ use tracing::{Span, debug, field, info, instrument, warn};
 
 use crate::{
     Error, FailPoint, Metrics, Options, Result,
-    book::{self, Candidate},
+    book::Candidate,
     chain::{self, Chain, Sent, TxParams},
     config::Target,
     db::{
@@ -345,7 +345,7 @@ impl Keeper {
             for latency in latencies {
                 self.metrics.settlement_latency.observe(latency.max(0.0));
             }
-            self.metrics.last_settlement_time.set(book::unix_now() as i64);
+            self.metrics.last_settlement_time.set(beatstream_primitives::unix_now() as i64);
             info!(target: "beatstream::keeper", batch = id, hash = %attempt.hash, settled, gas_used = receipt.gas_used, "settlement confirmed");
         } else if status != BatchStatus::Confirmed {
             warn!(target: "beatstream::keeper", batch = id, ?status, "batch ended without settling");

@@ -4,11 +4,7 @@ use alloy::primitives::{Address, B256, U256};
 use beatstream_primitives::contracts::BeatStreamVault::SessionGrant;
 
 use super::{Db, SkipReason};
-use crate::{
-    Result,
-    book::{Candidate, unix_now},
-    config::Target,
-};
+use crate::{Result, book::Candidate, config::Target};
 
 /// Vouchers above what is settled, not in an open transaction and not held. "Settled" is the indexer's
 /// `settled_pairs`, or a confirmed transaction of ours the indexer has not reached yet.
@@ -74,7 +70,7 @@ impl Db {
             .bind(SkipReason::GrantRevoked)
             .fetch_all(&self.pool)
             .await?;
-        let now = unix_now();
+        let now = beatstream_primitives::unix_now();
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let (grant_id, payee, cumulative, signature, voucher_at) =

@@ -13,16 +13,20 @@ mod types;
 
 use std::time::Duration;
 
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use beatstream_primitives::db::PoolBuilder;
+use sqlx::PgPool;
 
 pub(crate) use journal::{Attempt, Journal, Mined, NewBatch, OpenBatch};
 pub(crate) use lease::LockConnection;
 pub(crate) use types::{AttemptKind, BatchKind, BatchStatus, Outcome, SkipReason};
 
-/// The error of a database operation.
-pub(crate) use sqlx::Error as DbError;
+use crate::{Error, Result};
 
-use crate::Result;
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(Box::new(e))
+    }
+}
 
 /// The keeper's connection pool.
 #[derive(Clone, Debug)]
@@ -33,10 +37,11 @@ pub(crate) struct Db {
 impl Db {
     /// Connects and applies the workspace's migrations.
     pub(crate) async fn connect(database_url: &str) -> Result<Self> {
-        let pool = PgPoolOptions::new()
+        let pool = PoolBuilder::new(database_url)
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(database_url)
+            .application_name("beatstream-keeper")
+            .connect()
             .await?;
         beatstream_primitives::db::migrate(&pool).await?;
         Ok(Self { pool })
