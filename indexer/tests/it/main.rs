@@ -6,3 +6,4 @@ mod mirror;
 mod names;
 mod reorg;
 mod revocations;
+mod spans;
