@@ -101,6 +101,11 @@ impl Server {
         Ok(Self { relay, listener, writer_tasks, submitter, pool, config })
     }
 
+    /// The state every connection shares, for driving [`crate::conn::serve`] without a socket (tests).
+    pub fn relay(&self) -> Arc<Relay> {
+        self.relay.clone()
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> Result<SocketAddr> {
         self.listener.local_addr().map_err(Error::Serve)
