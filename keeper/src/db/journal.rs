@@ -415,3 +415,134 @@ async fn store_attempt(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Bytes, U256};
+    use beatstream_primitives::contracts::BeatStreamVault::SessionGrant;
+    use beatstream_testkit::TestDb;
+
+    use super::*;
+    use crate::db::{Db, LockConnection, SkipReason};
+
+    fn attempt(n: u8, kind: AttemptKind) -> Attempt {
+        Attempt {
+            hash: B256::repeat_byte(n),
+            attempt: n.into(),
+            kind,
+            max_fee: 2_000_000_000,
+            priority_fee: 1_000_000_000,
+            raw: vec![n; 8],
+            gas_limit: 100_000,
+            age: 0.0,
+        }
+    }
+
+    fn voucher(payee: u8) -> Candidate {
+        Candidate {
+            grant_id: B256::repeat_byte(9),
+            grant: SessionGrant {
+                listener: Address::repeat_byte(8),
+                sessionKey: Address::ZERO,
+                cap: U256::MAX,
+                expiresAt: 0,
+                nonce: 0,
+            },
+            grant_signature: Bytes::new(),
+            registered: true,
+            payee: Address::repeat_byte(payee),
+            cumulative: U256::from(1_000),
+            signature: Bytes::new(),
+            value: U256::from(1_000),
+            voucher_at: 1.0,
+            urgent: false,
+            wallet: false,
+        }
+    }
+
+    /// The journal's states come back as written, and a keeper whose lease epoch moved on writes nothing.
+    #[tokio::test]
+    async fn states_round_trip_and_a_stale_epoch_writes_nothing() -> eyre::Result<()> {
+        let test_db = TestDb::new().await?;
+        let db = Db::connect(test_db.url()).await?;
+        let mut lock = LockConnection::open(test_db.url()).await?;
+        let epoch = lock.take_lease("first", std::time::Duration::from_secs(60)).await?;
+        let journal = Journal::new(&db, 31337, Address::repeat_byte(7), "first".into());
+
+        let items = [voucher(1), voucher(2)];
+        let first = attempt(1, AttemptKind::Settle);
+        let batch = NewBatch {
+            nonce: 5,
+            kind: BatchKind::Settle,
+            urgent: false,
+            items: &items,
+            attempt: &first,
+        };
+        let id = journal.insert_batch(epoch, batch).await?;
+        let open = journal.open_batches().await?;
+        assert_eq!(open.len(), 1);
+        assert_eq!((open[0].id, open[0].nonce), (id, 5));
+        assert_eq!((open[0].status, open[0].kind), (BatchStatus::Pending, BatchKind::Settle));
+        journal.mark_broadcast(epoch, id, first.hash).await?;
+        assert_eq!(journal.open_batches().await?[0].status, BatchStatus::Broadcast);
+        journal.insert_attempt(epoch, id, &attempt(2, AttemptKind::Cancel)).await?;
+        let kinds: Vec<_> = journal.attempts(id).await?.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, [AttemptKind::Settle, AttemptKind::Cancel]);
+
+        let outcomes = vec![
+            (items[0].grant_id, items[0].payee, Outcome::Settled),
+            (items[1].grant_id, items[1].payee, Outcome::Skipped(SkipReason::GrantRevoked)),
+        ];
+        let mined = Mined { hash: first.hash, block: 10, gas_used: 50_000, outcomes };
+        journal.record_mined(epoch, id, mined).await?;
+        let stored: Vec<Outcome> = sqlx::query_scalar(
+            "SELECT outcome FROM keeper_batch_items WHERE batch_id = $1 ORDER BY payee",
+        )
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await?;
+        assert_eq!(stored, [Outcome::Settled, Outcome::Skipped(SkipReason::GrantRevoked)]);
+        let text: Vec<String> = sqlx::query_scalar(
+            "SELECT outcome FROM keeper_batch_items WHERE batch_id = $1 ORDER BY payee",
+        )
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await?;
+        assert_eq!(text, ["settled", "skipped:grant_revoked"]);
+        assert_eq!(journal.settled_latencies(id).await?.len(), 1);
+        assert_eq!(journal.open_batches().await?[0].mined_hash, Some(first.hash));
+
+        // Another keeper takes the lease: every write under the old epoch fails and changes nothing.
+        let mut other = LockConnection::open(test_db.url()).await?;
+        let next = other.take_lease("second", std::time::Duration::from_secs(60)).await?;
+        assert!(next > epoch);
+        let stale = journal.record_confirmed(epoch, id, BatchStatus::Confirmed).await;
+        assert!(matches!(stale, Err(Error::LostLease(e)) if e == epoch), "{stale:?}");
+        let second = attempt(3, AttemptKind::Settle);
+        let batch = NewBatch {
+            nonce: 6,
+            kind: BatchKind::Noop,
+            urgent: false,
+            items: &[],
+            attempt: &second,
+        };
+        assert!(matches!(journal.insert_batch(epoch, batch).await, Err(Error::LostLease(_))));
+        let open = journal.open_batches().await?;
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].status, BatchStatus::Mined);
+
+        // The new leader's writes go through.
+        journal.record_confirmed(next, id, BatchStatus::Confirmed).await?;
+        assert!(journal.open_batches().await?.is_empty());
+        let status: BatchStatus =
+            sqlx::query_scalar("SELECT status FROM keeper_batches WHERE id = $1")
+                .bind(id)
+                .fetch_one(&db.pool)
+                .await?;
+        assert_eq!(status, BatchStatus::Confirmed);
+        db.close().await;
+        lock.close().await;
+        other.close().await;
+        Ok(())
+    }
+}
