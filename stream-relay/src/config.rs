@@ -1,4 +1,5 @@
-//! Command-line and environment settings.
+//! Command-line and environment settings; each default is declared once, as a `DEFAULT_*` constant that both clap
+//! and [`Config::new`] / [`YellowConfig::default`] use.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -6,6 +7,43 @@ use alloy::primitives::Address;
 use url::Url;
 
 use crate::{Error, Result};
+
+/// Default listen address of the relay.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
+/// Default `--beat-ms`: one second.
+pub const DEFAULT_BEAT_MS: u64 = 1000;
+/// Default `--grace-beats`.
+pub const DEFAULT_GRACE_BEATS: u32 = 3;
+/// Default `--writers`.
+pub const DEFAULT_WRITERS: usize = 2;
+/// Default `--commit-max`.
+pub const DEFAULT_COMMIT_MAX: usize = 4096;
+/// Default `--max-frame-bytes`.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 16384;
+/// Default `--max-frames-per-sec`.
+pub const DEFAULT_MAX_FRAMES_PER_SEC: u32 = 20;
+/// Default `--max-errors`.
+pub const DEFAULT_MAX_ERRORS: u32 = 10;
+/// Default `--idle-timeout-secs`.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 30;
+/// Default `--max-sessions`.
+pub const DEFAULT_MAX_SESSIONS: usize = 4;
+/// Default `--max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
+/// Default `--shutdown-secs`.
+pub const DEFAULT_SHUTDOWN_SECS: u64 = 10;
+/// Default `--db-connections`.
+pub const DEFAULT_DB_CONNECTIONS: u32 = 8;
+/// Default `--yellow-app-id`.
+pub const DEFAULT_YELLOW_APP_ID: &str = "beatstream";
+/// Default `--yellow-asset`.
+pub const DEFAULT_YELLOW_ASSET: &str = "usdc";
+/// Default `--yellow-asset-decimals` (USDC).
+pub const DEFAULT_YELLOW_ASSET_DECIMALS: u8 = 6;
+/// Default `--yellow-submit-grace-secs`.
+pub const DEFAULT_YELLOW_SUBMIT_GRACE_SECS: u64 = 10;
+/// Default `--yellow-request-secs`.
+pub const DEFAULT_YELLOW_REQUEST_SECS: u64 = 10;
 
 /// Settings of the stream relay; every flag can also come from its `BEATSTREAM_*` variable.
 #[derive(Clone, Debug, clap::Args)]
@@ -33,41 +71,41 @@ pub struct Config {
     #[arg(long, env = "BEATSTREAM_RELAY_ID")]
     pub relay_id: Option<String>,
     /// Length of a beat, in milliseconds (one second in production; tests shorten it).
-    #[arg(long, env = "BEATSTREAM_RELAY_BEAT_MS", default_value_t = 1000)]
+    #[arg(long, env = "BEATSTREAM_RELAY_BEAT_MS", default_value_t = DEFAULT_BEAT_MS)]
     pub beat_ms: u64,
     /// How many beats vouchers may fall behind what is owed before the session pauses.
-    #[arg(long, env = "BEATSTREAM_RELAY_GRACE_BEATS", default_value_t = 3)]
+    #[arg(long, env = "BEATSTREAM_RELAY_GRACE_BEATS", default_value_t = DEFAULT_GRACE_BEATS)]
     pub grace_beats: u32,
     /// Group-commit writers, each on its own thread with its own Postgres connection; listeners are sharded across
     /// them, so one listener's vouchers stay in order.
-    #[arg(long, env = "BEATSTREAM_RELAY_WRITERS", default_value_t = 2)]
+    #[arg(long, env = "BEATSTREAM_RELAY_WRITERS", default_value_t = DEFAULT_WRITERS)]
     pub writers: usize,
     /// Most vouchers and session changes in one group commit.
-    #[arg(long, env = "BEATSTREAM_RELAY_COMMIT_MAX", default_value_t = 4096)]
+    #[arg(long, env = "BEATSTREAM_RELAY_COMMIT_MAX", default_value_t = DEFAULT_COMMIT_MAX)]
     pub commit_max: usize,
     /// Largest text frame answered with an error rather than a closed connection, in bytes.
-    #[arg(long, env = "BEATSTREAM_RELAY_MAX_FRAME_BYTES", default_value_t = 16384)]
+    #[arg(long, env = "BEATSTREAM_RELAY_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
     /// Frames per second a connection may send (a burst of twice this is allowed).
-    #[arg(long, env = "BEATSTREAM_RELAY_MAX_FRAMES_PER_SEC", default_value_t = 20)]
+    #[arg(long, env = "BEATSTREAM_RELAY_MAX_FRAMES_PER_SEC", default_value_t = DEFAULT_MAX_FRAMES_PER_SEC)]
     pub max_frames_per_sec: u32,
     /// Rejected frames within ten seconds after which the connection is closed.
-    #[arg(long, env = "BEATSTREAM_RELAY_MAX_ERRORS", default_value_t = 10)]
+    #[arg(long, env = "BEATSTREAM_RELAY_MAX_ERRORS", default_value_t = DEFAULT_MAX_ERRORS)]
     pub max_errors: u32,
     /// Seconds without any frame from the client after which the connection is closed.
-    #[arg(long, env = "BEATSTREAM_RELAY_IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "BEATSTREAM_RELAY_IDLE_TIMEOUT_SECS", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
     pub idle_timeout_secs: u64,
     /// Sessions one connection may hold at once.
-    #[arg(long, env = "BEATSTREAM_RELAY_MAX_SESSIONS", default_value_t = 4)]
+    #[arg(long, env = "BEATSTREAM_RELAY_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS)]
     pub max_sessions: usize,
     /// Connections this relay accepts at once; more are refused with HTTP 503.
-    #[arg(long, env = "BEATSTREAM_RELAY_MAX_CONNECTIONS", default_value_t = 50_000)]
+    #[arg(long, env = "BEATSTREAM_RELAY_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
     /// Seconds a graceful shutdown waits for sessions to close and vouchers to be stored.
-    #[arg(long, env = "BEATSTREAM_RELAY_SHUTDOWN_SECS", default_value_t = 10)]
+    #[arg(long, env = "BEATSTREAM_RELAY_SHUTDOWN_SECS", default_value_t = DEFAULT_SHUTDOWN_SECS)]
     pub shutdown_secs: u64,
     /// Postgres connections for reads (`hello`, `play`, health); each writer has one of its own besides.
-    #[arg(long, env = "BEATSTREAM_RELAY_DB_CONNECTIONS", default_value_t = 8)]
+    #[arg(long, env = "BEATSTREAM_RELAY_DB_CONNECTIONS", default_value_t = DEFAULT_DB_CONNECTIONS)]
     pub db_connections: u32,
     /// Yellow Network transport (off unless `--yellow-url` is given).
     #[command(flatten)]
@@ -86,19 +124,19 @@ pub struct YellowConfig {
     #[arg(long, env = "BEATSTREAM_YELLOW_OPERATOR_KEY", hide_env_values = true)]
     pub yellow_operator_key: Option<String>,
     /// Application id app sessions must carry (registered on the node when its app registry is on).
-    #[arg(long, env = "BEATSTREAM_YELLOW_APP_ID", default_value = "beatstream")]
+    #[arg(long, env = "BEATSTREAM_YELLOW_APP_ID", default_value = DEFAULT_YELLOW_APP_ID)]
     pub yellow_app_id: String,
     /// Asset symbol payments use, as the node lists it (lower-case).
-    #[arg(long, env = "BEATSTREAM_YELLOW_ASSET", default_value = "usdc")]
+    #[arg(long, env = "BEATSTREAM_YELLOW_ASSET", default_value = DEFAULT_YELLOW_ASSET)]
     pub yellow_asset: String,
     /// Decimals of the asset's base unit; track rates are read in these base units.
-    #[arg(long, env = "BEATSTREAM_YELLOW_ASSET_DECIMALS", default_value_t = 6)]
+    #[arg(long, env = "BEATSTREAM_YELLOW_ASSET_DECIMALS", default_value_t = DEFAULT_YELLOW_ASSET_DECIMALS)]
     pub yellow_asset_decimals: u8,
     /// Seconds an acked update may wait for the node before its session pauses (`node_unreachable`).
-    #[arg(long, env = "BEATSTREAM_YELLOW_SUBMIT_GRACE_SECS", default_value_t = 10)]
+    #[arg(long, env = "BEATSTREAM_YELLOW_SUBMIT_GRACE_SECS", default_value_t = DEFAULT_YELLOW_SUBMIT_GRACE_SECS)]
     pub yellow_submit_grace_secs: u64,
     /// Seconds a request to the node may take.
-    #[arg(long, env = "BEATSTREAM_YELLOW_REQUEST_SECS", default_value_t = 10)]
+    #[arg(long, env = "BEATSTREAM_YELLOW_REQUEST_SECS", default_value_t = DEFAULT_YELLOW_REQUEST_SECS)]
     pub yellow_request_secs: u64,
 }
 
@@ -107,17 +145,14 @@ impl Default for YellowConfig {
         Self {
             yellow_url: None,
             yellow_operator_key: None,
-            yellow_app_id: "beatstream".into(),
-            yellow_asset: "usdc".into(),
-            yellow_asset_decimals: 6,
-            yellow_submit_grace_secs: 10,
-            yellow_request_secs: 10,
+            yellow_app_id: DEFAULT_YELLOW_APP_ID.into(),
+            yellow_asset: DEFAULT_YELLOW_ASSET.into(),
+            yellow_asset_decimals: DEFAULT_YELLOW_ASSET_DECIMALS,
+            yellow_submit_grace_secs: DEFAULT_YELLOW_SUBMIT_GRACE_SECS,
+            yellow_request_secs: DEFAULT_YELLOW_REQUEST_SECS,
         }
     }
 }
-
-/// Default listen address of the relay.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 
 impl Config {
     /// Defaults for everything but the database and the chain (what `beatstream node` passes).
@@ -130,18 +165,18 @@ impl Config {
             vault: None,
             deployment: None,
             relay_id: None,
-            beat_ms: 1000,
-            grace_beats: 3,
-            writers: 2,
-            commit_max: 4096,
-            max_frame_bytes: 16384,
-            max_frames_per_sec: 20,
-            max_errors: 10,
-            idle_timeout_secs: 30,
-            max_sessions: 4,
-            max_connections: 50_000,
-            shutdown_secs: 10,
-            db_connections: 8,
+            beat_ms: DEFAULT_BEAT_MS,
+            grace_beats: DEFAULT_GRACE_BEATS,
+            writers: DEFAULT_WRITERS,
+            commit_max: DEFAULT_COMMIT_MAX,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_frames_per_sec: DEFAULT_MAX_FRAMES_PER_SEC,
+            max_errors: DEFAULT_MAX_ERRORS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_secs: DEFAULT_SHUTDOWN_SECS,
+            db_connections: DEFAULT_DB_CONNECTIONS,
             yellow: YellowConfig::default(),
         }
     }
@@ -199,7 +234,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::{CommandFactory, FromArgMatches, Parser};
 
     #[derive(clap::Parser)]
     struct Cli {
@@ -223,5 +258,16 @@ mod tests {
         let built = Config::new("postgres://x".into(), "http://x".parse().unwrap());
         assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
         built.validate().unwrap();
+    }
+    #[derive(clap::Parser)]
+    struct YellowCli {
+        #[command(flatten)]
+        yellow: YellowConfig,
+    }
+
+    #[test]
+    fn parsing_no_yellow_flags_equals_the_default() {
+        let parsed = YellowCli::try_parse_from(["relay"]).unwrap().yellow;
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", YellowConfig::default()));
     }
 }

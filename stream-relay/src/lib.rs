@@ -10,7 +10,7 @@
 //! crate. `docs/PROTOCOL.md` documents the wire protocol.
 
 pub mod chain;
-mod config;
+pub mod config;
 pub mod conn;
 pub mod db;
 mod error;
