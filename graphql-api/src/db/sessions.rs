@@ -8,21 +8,36 @@ use super::{
     s,
 };
 
+/// `sessions.status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub(crate) enum SessionState {
+    Live,
+    Paused,
+    Closed,
+}
+
+/// `sessions.channel`: how the session is paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub(crate) enum Channel {
+    Vault,
+    Yellow,
+}
+
 /// A `sessions` row; a live session's `seconds` and `amount` are as of the pair's newest stored voucher.
 #[derive(Clone, Debug)]
 pub(crate) struct SessionRow {
     pub(crate) id: String,
     pub(crate) grant_id: Vec<u8>,
-    /// `vault` or `yellow`.
-    pub(crate) channel: String,
+    pub(crate) channel: Channel,
     pub(crate) listener: Vec<u8>,
     pub(crate) payee: Vec<u8>,
     pub(crate) track_id: String,
     pub(crate) rate: String,
     pub(crate) seconds: i64,
     pub(crate) amount: String,
-    /// `live`, `paused` or `closed`.
-    pub(crate) status: String,
+    pub(crate) status: SessionState,
     pub(crate) close_reason: Option<String>,
     pub(crate) started_at: i64,
     pub(crate) ended_at: Option<i64>,
@@ -90,14 +105,14 @@ fn node(row: &PgRow) -> sqlx::Result<(SessionRow, Vec<String>)> {
     let node = SessionRow {
         id: id.clone(),
         grant_id: b(row, "grant_id")?,
-        channel: s(row, "channel")?,
+        channel: row.try_get("channel")?,
         listener: b(row, "listener")?,
         payee: b(row, "payee")?,
         track_id: s(row, "track_id")?,
         rate: s(row, "rate")?,
         seconds: i(row, "seconds")?,
         amount: s(row, "amount")?,
-        status: s(row, "status")?,
+        status: row.try_get("status")?,
         close_reason: row.try_get("close_reason")?,
         started_at: i(row, "started_at")?,
         ended_at: row.try_get("ended_at")?,

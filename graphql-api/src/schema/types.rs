@@ -729,18 +729,18 @@ impl From<db::settlements::SettlementRow> for Settlement {
 
 impl From<db::sessions::SessionRow> for Session {
     fn from(r: db::sessions::SessionRow) -> Self {
-        let status = match r.status.as_str() {
-            "live" => SessionStatus::Live,
-            "paused" => SessionStatus::Paused,
-            _ => SessionStatus::Closed,
+        use db::sessions::{Channel, SessionState};
+        let status = match r.status {
+            SessionState::Live => SessionStatus::Live,
+            SessionState::Paused => SessionStatus::Paused,
+            SessionState::Closed => SessionStatus::Closed,
         };
         Self {
             id: r.id,
             grant_id: hex(&r.grant_id),
-            channel: if r.channel == "yellow" {
-                PaymentChannel::Yellow
-            } else {
-                PaymentChannel::Vault
+            channel: match r.channel {
+                Channel::Vault => PaymentChannel::Vault,
+                Channel::Yellow => PaymentChannel::Yellow,
             },
             listener: address(&r.listener),
             payee: address(&r.payee),
