@@ -144,7 +144,7 @@ pub enum Error {
     Config(String),
     /// Postgres failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] crate::db::DbError),
     /// Connecting, migrating or reading the deployment file failed.
     #[error(transparent)]
     Primitives(#[from] beatstream_primitives::Error),
