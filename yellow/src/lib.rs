@@ -7,12 +7,12 @@
 //! - [`app`]: app-session definitions and updates, the hashes quorum signatures sign, `0xA1`/`0xA2` signatures.
 //! - [`keys`]: app session key states, the delegations behind `0xA2` signatures.
 //! - [`Amount`]: exact human-unit decimal amounts, printed in the shortest form the node hashes.
-//! - `double` (feature `double`): an in-process node that enforces the same rules, for tests.
+//! - `double` (feature `test-utils`): an in-process node that enforces the same rules, for tests.
 
 pub mod amount;
 pub mod app;
 pub mod client;
-#[cfg(feature = "double")]
+#[cfg(feature = "test-utils")]
 pub mod double;
 pub mod keys;
 pub mod methods;
