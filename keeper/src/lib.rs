@@ -6,7 +6,7 @@
 //! most valuable vouchers that fit the gas budget, drops what a simulation says the vault would skip, journals the
 //! signed transaction and only then broadcasts it. `docs/KEEPER.md` explains the design and its operation.
 //!
-//! Where things are: `service.rs` (start-up and the leader loop), `step.rs` (one step's I/O), `policy/` (what to
+//! Where things are: `service.rs` (start-up and the leader loop), `step/` (one step's I/O), `policy/` (what to
 //! batch, when, and at what fees, as pure functions), `db/` (all SQL: the epoch-fenced journal, the book, the
 //! lease), `chain.rs` (RPC), `leader.rs` (the election), `http.rs` and `metrics.rs` (operations).
 

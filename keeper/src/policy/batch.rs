@@ -1,6 +1,6 @@
 //! The batching decision as pure functions of the book: whether a batch is due (thresholds, the interval, urgency),
 //! which vouchers go in it (value first, within the gas budget and item limit, wallet allowances counted), in what
-//! order, with what gas limit, and what to do with what a simulation says. No I/O: `step.rs` feeds these the book
+//! order, with what gas limit, and what to do with what a simulation says. No I/O: `step/` feeds these the book
 //! and the chain's answers, and the property tests below drive them directly.
 
 use std::{

@@ -1,0 +1,177 @@
+//! New batches: load the book, decide whether a batch is due and what goes in it (`policy::batch`), find the
+//! smart wallets among the listeners, simulate, hold what the vault would skip, journal, then broadcast.
+
+use std::{collections::HashMap, time::Instant};
+
+use alloy::{
+    primitives::{Address, Bytes, U256},
+    sol_types::SolCall,
+};
+use beatstream_primitives::contracts::BeatStreamVault;
+use tracing::{Span, debug, field, info, instrument, warn};
+
+use super::Keeper;
+use crate::{
+    Error, FailPoint, Result,
+    book::Candidate,
+    db::{AttemptKind, BatchKind, NewBatch, SkipReason},
+    policy::batch::{self, Policy, Triage, Trigger},
+};
+
+impl Keeper {
+    /// Settles what is due, if anything: plan, simulate, journal, broadcast. The span gets the batch's nonce and id
+    /// once they are known.
+    #[instrument(
+        target = "beatstream::keeper",
+        name = "batch",
+        skip_all,
+        fields(batch = field::Empty, nonce = field::Empty, epoch = epoch, kind = "settle")
+    )]
+    pub(super) async fn settle(&mut self, epoch: i64) -> Result<()> {
+        let book = self.db.candidates(self.target, self.options.urgent_window_secs).await?;
+        let total: U256 = book.iter().map(|c| c.value).sum();
+        self.metrics.unsettled_vouchers.set(book.len() as i64);
+        self.metrics.unsettled_value.set(i64::try_from(total).unwrap_or(i64::MAX));
+        if book.is_empty() {
+            self.due_since = None;
+            return Ok(());
+        }
+        // The fee is needed before planning only when the dust line depends on the gas price.
+        let mut fees = None;
+        if self.options.gas_token_price > 0 {
+            fees = Some(self.fees().await?);
+        }
+        let policy = Policy::new(
+            &self.options,
+            self.last_batch_at.elapsed(),
+            fees.map_or(0, |(max_fee, _)| max_fee),
+        );
+        let Some((trigger, mut chosen)) = batch::plan(book, &policy) else {
+            self.due_since = None;
+            return Ok(());
+        };
+        self.due_since.get_or_insert_with(Instant::now);
+        // Wallet checks need their allowance within the budget: find the wallets, then fit the batch again.
+        self.find_wallets(&mut chosen).await?;
+        let chosen = batch::fit(chosen, &policy);
+
+        let Some((items, gas)) = self.simulate(chosen).await? else {
+            return Ok(());
+        };
+        let (max_fee, priority) = match fees {
+            Some(fees) => fees,
+            None => self.fees().await?,
+        };
+        let wallet_checks = batch::wallet_checks(&items);
+        let gas_limit = batch::gas_limit(gas, wallet_checks, self.options.gas_budget);
+        let nonce = self.next_nonce().await?;
+        Span::current().record("nonce", nonce);
+        let input: Bytes = BeatStreamVault::settleBatchCall {
+            items: items.iter().map(|(_, item)| item.clone()).collect(),
+        }
+        .abi_encode()
+        .into();
+        let attempt = self.sign_attempt(
+            0,
+            AttemptKind::Settle,
+            nonce,
+            self.target.vault,
+            input,
+            gas_limit,
+            (max_fee, priority),
+        )?;
+        let candidates: Vec<Candidate> = items.into_iter().map(|(c, _)| c).collect();
+        let urgent = trigger == Trigger::Urgent;
+        let batch = NewBatch {
+            nonce,
+            kind: BatchKind::Settle,
+            urgent,
+            items: &candidates,
+            attempt: &attempt,
+        };
+        let id = self.journal.insert_batch(epoch, batch).await?;
+        Span::current().record("batch", id);
+        self.metrics.attempts.inc();
+        let value: U256 = candidates.iter().map(|c| c.value).sum();
+        info!(target: "beatstream::keeper", batch = id, nonce, vouchers = candidates.len(), %value, ?trigger, simulated_gas = gas, wallet_checks, gas_limit, hash = %attempt.hash, "settling");
+        self.last_batch_at = Instant::now();
+        self.due_since = None;
+        if self.fail_point == Some(FailPoint::AfterJournal) {
+            self.fail_point = None;
+            return Err(Error::FailPoint(FailPoint::AfterJournal));
+        }
+        self.broadcast(epoch, id, &attempt).await
+    }
+
+    /// Runs the batch against the latest state and keeps only what the vault would settle. Vouchers it would skip
+    /// are held (until a newer voucher or a retry time) so they never block the rest. Returns the items in order
+    /// and the gas the simulation used, or `None` when nothing is left.
+    async fn simulate(
+        &mut self,
+        mut chosen: Vec<Candidate>,
+    ) -> Result<Option<(Vec<(Candidate, BeatStreamVault::SettlementItem)>, u64)>> {
+        for _round in 0..4 {
+            if chosen.is_empty() {
+                return Ok(None);
+            }
+            let items = batch::order(&chosen);
+            let calls: Vec<_> = items.iter().map(|(_, i)| i.clone()).collect();
+            let (outcomes, gas) =
+                self.chain.simulate(self.sender(), self.target.vault, &calls).await?;
+            let Triage { keep, held, deferred } = batch::triage(&items, &outcomes);
+            if deferred > 0 {
+                info!(target: "beatstream::keeper", deferred, "the simulation ran short of gas; leaving vouchers for a later batch");
+            }
+            if held.is_empty() && keep.len() == items.len() {
+                let wallet_checks = batch::wallet_checks(&items);
+                if !batch::within_budget(gas, wallet_checks, self.options.gas_budget, items.len()) {
+                    // The estimate per item was too low: drop the least valuable tenth and try again.
+                    chosen = batch::shrink(chosen);
+                    continue;
+                }
+                return Ok(Some((items, gas)));
+            }
+            self.hold(&held).await?;
+            chosen = keep;
+        }
+        Ok(None)
+    }
+
+    /// Marks the chosen vouchers whose grant is not registered and whose listener is a contract (`eth_getCode`).
+    async fn find_wallets(&mut self, chosen: &mut [Candidate]) -> Result<()> {
+        let mut asked: HashMap<Address, bool> = HashMap::new();
+        for c in chosen.iter_mut().filter(|c| !c.registered) {
+            let listener = c.grant.listener;
+            c.wallet = if self.wallets.contains(&listener) {
+                true
+            } else if let Some(&known) = asked.get(&listener) {
+                known
+            } else {
+                let has_code = self.chain.has_code(listener).await?;
+                asked.insert(listener, has_code);
+                if has_code {
+                    debug!(target: "beatstream::keeper", %listener, "listener is a contract; its grant gets the wallet-check allowance");
+                    self.wallets.insert(listener);
+                }
+                has_code
+            };
+        }
+        Ok(())
+    }
+
+    async fn hold(&self, held: &[(Candidate, SkipReason)]) -> Result<()> {
+        for (c, reason) in held {
+            warn!(target: "beatstream::keeper", grant = %c.grant_id, payee = %c.payee, cumulative = %c.cumulative, %reason, "the vault would skip this voucher; holding it");
+            self.metrics.vouchers_held.inc();
+            self.db.hold(c, *reason, batch::retry_secs(*reason)).await?;
+        }
+        Ok(())
+    }
+
+    /// The next nonce: past everything the chain has (included or pooled without a gap) and everything journaled.
+    async fn next_nonce(&self) -> Result<u64> {
+        let pending = self.chain.nonce_pending(self.sender()).await?;
+        let journaled = self.journal.highest_open_nonce().await?;
+        Ok(pending.max(journaled.map_or(0, |n| n + 1)))
+    }
+}
