@@ -1,0 +1,3 @@
+//! The simulator's player API against a real relay over a fresh database seeded with the benchmark fixture.
+
+mod client;
