@@ -12,14 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    Config, Error, Metrics, Result,
-    chain::Chain,
-    config::Target,
-    db::{Db, Journal},
-    http::Http,
-    leader::Leader,
-    signer,
-    step::Keeper,
+    Config, Error, Metrics, Result, chain::Chain, config::Target, db::Db, http::Http,
+    leader::Leader, signer, step::Keeper,
 };
 
 /// Runs the keeper until `shutdown` is cancelled.
@@ -75,23 +69,12 @@ pub async fn run_with_metrics(
         Duration::from_secs(options.lease_secs),
     );
     let poll = options.poll();
-    let mut keeper = Keeper {
-        journal: Journal::new(&db, target.chain_id, sender, keeper_id),
-        db: db.clone(),
-        chain,
-        signer,
-        target,
-        fail_point: options.fail_point,
-        options,
-        metrics: metrics.clone(),
-        last_batch_at: Instant::now(),
-        due_since: None,
-        wallets: Default::default(),
-    };
+    let stall_after = Duration::from_secs(options.stall_secs);
+    let mut keeper =
+        Keeper::new(db.clone(), chain, signer, target, options, keeper_id, metrics.clone());
 
     let mut failures = 0u32;
     let mut failing_since: Option<Instant> = None;
-    let stall_after = Duration::from_secs(keeper.options.stall_secs);
     let result = loop {
         let step = match leader.ensure().await {
             Ok(Some(epoch)) => {

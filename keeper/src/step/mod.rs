@@ -27,24 +27,49 @@ use crate::{
 
 /// The active keeper's state between steps.
 pub(crate) struct Keeper {
-    pub(crate) db: Db,
-    pub(crate) journal: Journal,
-    pub(crate) chain: Chain,
-    pub(crate) signer: PrivateKeySigner,
-    pub(crate) target: Target,
-    pub(crate) options: Options,
-    pub(crate) metrics: Metrics,
-    pub(crate) last_batch_at: Instant,
+    db: Db,
+    journal: Journal,
+    chain: Chain,
+    signer: PrivateKeySigner,
+    target: Target,
+    options: Options,
+    metrics: Metrics,
+    last_batch_at: Instant,
     /// Since when settleable value has been due without a batch taking it.
-    pub(crate) due_since: Option<Instant>,
-    pub(crate) fail_point: Option<FailPoint>,
+    due_since: Option<Instant>,
+    fail_point: Option<FailPoint>,
     /// Listeners known to be contracts. Code does not go away, so a contract is asked once; an address without code
     /// is asked again each time (an EOA can gain code: an EIP-7702 delegation, a wallet deployed at a precomputed
     /// address), which costs one call per new grant.
-    pub(crate) wallets: HashSet<Address>,
+    wallets: HashSet<Address>,
 }
 
 impl Keeper {
+    /// A keeper settling on `target` with `signer`'s account, journaling as `keeper_id`; the interval starts now.
+    pub(crate) fn new(
+        db: Db,
+        chain: Chain,
+        signer: PrivateKeySigner,
+        target: Target,
+        options: Options,
+        keeper_id: String,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            journal: Journal::new(&db, target.chain_id, signer.address(), keeper_id),
+            db,
+            chain,
+            signer,
+            target,
+            fail_point: options.fail_point,
+            options,
+            metrics,
+            last_batch_at: Instant::now(),
+            due_since: None,
+            wallets: HashSet::new(),
+        }
+    }
+
     fn sender(&self) -> Address {
         self.signer.address()
     }
