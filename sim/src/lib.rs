@@ -13,7 +13,7 @@
 
 pub mod ceiling;
 pub mod client;
-mod config;
+pub mod config;
 mod error;
 pub mod fixture;
 pub mod keys;
