@@ -10,26 +10,24 @@ use std::{io::IsTerminal, net::SocketAddr, time::Duration};
 
 use alloy::{
     network::EthereumWallet,
-    primitives::{Address, U256, keccak256},
+    primitives::{U256, keccak256},
     providers::{DynProvider, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
 use beatstream_devkit::{Anvil, TestDb, deploy_to};
 use beatstream_primitives::{
-    Deployment, SessionGrant, VoucherDomain,
+    Deployment, VoucherDomain,
     contracts::{
         BeatStreamRegistry::{self, TextRecord, TrackInput},
         BeatStreamVault, MockUSDC,
     },
     units::format_usdc,
 };
-use beatstream_stream_relay::protocol::{ClientFrame, ServerFrame, Uint};
+use beatstream_sim::keys::Identity;
 use clap::Args;
 use eyre::WrapErr;
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 use url::Url;
 
 use crate::tasks::Supervisor;
@@ -45,6 +43,8 @@ const DEV_KEYS: [&str; 4] = [
 const USDC: u64 = 1_000_000;
 /// The demo artist's rate: 0.001 USDC a second.
 const DEMO_RATE: u64 = 1_000;
+/// Paid seconds per play of a simulated listener before it stops and plays again.
+const BEATS_PER_PLAY: u64 = 60;
 /// How long the services get to stop after Ctrl-C before they are aborted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
@@ -294,14 +294,15 @@ impl Demo {
                 .fund_players(args.listeners)
                 .await
                 .wrap_err("funding the simulated listeners")?;
-            let relay_url = format!("ws://{}/ws/stream", args.relay_listen);
-            for (i, player) in players.into_iter().enumerate() {
-                let domain = self.domain.clone();
-                tokio::spawn(play(
+            let relay_url: Url = format!("ws://{}/ws/stream", args.relay_listen).parse()?;
+            // The sim crate's player: plays a minute at a time, paying every beat, and reconnects after errors.
+            for (i, identity) in players.into_iter().enumerate() {
+                tokio::spawn(beatstream_sim::client::stream(
                     relay_url.clone(),
-                    domain,
-                    player,
+                    self.domain.clone(),
+                    identity,
                     (i % 3) as u64 + 1,
+                    BEATS_PER_PLAY,
                     shutdown.clone(),
                 ));
             }
@@ -353,29 +354,23 @@ impl Demo {
     }
 
     /// Fresh wallets with 10 USDC each deposited by account 0, and a grant and session key each.
-    async fn fund_players(&self, n: usize) -> eyre::Result<Vec<Player>> {
+    async fn fund_players(&self, n: usize) -> eyre::Result<Vec<Identity>> {
         let per = U256::from(10 * USDC);
         let usdc = MockUSDC::new(self.deployment.contracts.usdc, &self.admin);
         let total = per * U256::from(n);
         ensure(usdc.mint(self.keys[0].address(), total).send().await?).await?;
         ensure(usdc.approve(self.deployment.contracts.vault, total).send().await?).await?;
         let vault = BeatStreamVault::new(self.deployment.contracts.vault, &self.admin);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let expires_at = beatstream_primitives::unix_now() + 7 * 86_400;
+        // A fresh seed per run: new wallets and keys every time, as random keys would be.
+        let seed = format!("dev/{}", PrivateKeySigner::random().address());
+        let secp = secp256k1::Secp256k1::signing_only();
         let mut players = Vec::with_capacity(n);
         let mut pending = Vec::new();
         for i in 0..n {
-            let wallet = PrivateKeySigner::random();
-            pending.push(vault.depositFor(wallet.address(), per).send().await?);
-            let key = PrivateKeySigner::random();
-            let grant = SessionGrant {
-                listener: wallet.address(),
-                sessionKey: key.address(),
-                cap: per,
-                expiresAt: now + 7 * 86_400,
-                nonce: i as u64,
-            };
-            let grant_sig = self.domain.sign_grant(&wallet, &grant)?;
-            players.push(Player { key, grant, grant_sig });
+            let identity = Identity::new(&secp, &self.domain, &seed, 0, i, per, expires_at);
+            pending.push(vault.depositFor(identity.wallet.address, per).send().await?);
+            players.push(identity);
         }
         for tx in pending {
             ensure(tx).await?;
@@ -390,71 +385,4 @@ async fn ensure(
     let receipt = pending.get_receipt().await?;
     eyre::ensure!(receipt.status(), "transaction {} reverted", receipt.transaction_hash);
     Ok(())
-}
-
-/// A simulated listener's player.
-struct Player {
-    key: PrivateKeySigner,
-    grant: SessionGrant,
-    grant_sig: [u8; 65],
-}
-
-/// Plays `track` over and over (a minute each), paying every beat, until `shutdown`; reconnects after errors.
-async fn play(
-    relay: String,
-    domain: VoucherDomain,
-    player: Player,
-    track: u64,
-    shutdown: CancellationToken,
-) {
-    while !shutdown.is_cancelled() {
-        let result = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = session(&relay, &domain, &player, track) => r,
-        };
-        if let Err(e) = result {
-            warn!(target: "beatstream::dev", error = %e, "simulated player: reconnecting");
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-    }
-}
-
-async fn session(
-    relay: &str,
-    domain: &VoucherDomain,
-    player: &Player,
-    track: u64,
-) -> eyre::Result<()> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(relay).await?;
-    let send = |f: ClientFrame| Message::text(f.to_json());
-    ws.send(send(ClientFrame::hello(&player.grant, &player.grant_sig))).await?;
-    let grant_id = player.grant.id();
-    let mut session = None;
-    let mut beats = 0;
-    loop {
-        let Some(msg) = ws.next().await else { eyre::bail!("relay closed the connection") };
-        let Message::Text(text) = msg? else { continue };
-        match serde_json::from_str::<ServerFrame>(text.as_str())? {
-            ServerFrame::Ready { .. } => {
-                ws.send(send(ClientFrame::Play { track_id: Uint(track.to_string()) })).await?;
-            }
-            ServerFrame::Session { session_id, payee, .. } => {
-                session = Some((session_id, payee.parse::<Address>()?))
-            }
-            ServerFrame::Beat { owed, .. } => {
-                let Some((id, payee)) = &session else { continue };
-                beats += 1;
-                if beats > 60 {
-                    ws.send(send(ClientFrame::Stop { session_id: id.clone() })).await?;
-                    continue;
-                }
-                let owed: U256 = owed.parse()?;
-                let sig = domain.sign_voucher(&player.key, grant_id, *payee, owed)?;
-                ws.send(send(ClientFrame::voucher(grant_id, *payee, owed, &sig))).await?;
-            }
-            ServerFrame::Closed { .. } => return Ok(()),
-            ServerFrame::Error { code, message } => eyre::bail!("relay error {code}: {message}"),
-            _ => {}
-        }
-    }
 }
