@@ -1,7 +1,16 @@
 //! Command-line interface. Every flag can also be set from a `BEATSTREAM_*` variable.
 
+use std::net::SocketAddr;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use url::Url;
+
+/// Default `beatstream dev --listeners`: no simulated players.
+pub(crate) const DEFAULT_DEV_LISTENERS: usize = 0;
+/// Default `beatstream dev --api-listen`: the API's own default.
+pub(crate) const DEFAULT_DEV_API_LISTEN: &str = beatstream_graphql_api::DEFAULT_LISTEN;
+/// Default `beatstream dev --relay-listen`: the relay's own default.
+pub(crate) const DEFAULT_DEV_RELAY_LISTEN: &str = beatstream_stream_relay::DEFAULT_LISTEN;
 
 /// BeatStream node: pay artists per second of listening.
 #[derive(Debug, Parser)]
@@ -43,7 +52,7 @@ pub(crate) enum Command {
     /// Run only the GraphQL API.
     Api(beatstream_graphql_api::Config),
     /// Zero-config demo: anvil, contracts, Postgres, every service and demo data.
-    Dev(crate::dev::DevArgs),
+    Dev(DevArgs),
 }
 
 /// Arguments of `beatstream migrate`.
@@ -92,6 +101,34 @@ pub(crate) struct NodeArgs {
     pub(crate) no_api: bool,
 }
 
+/// Arguments of `beatstream dev`.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub(crate) struct DevArgs {
+    /// Use this dev chain (whose default accounts are funded) instead of starting anvil.
+    #[arg(long = "rpc-url", env = "BEATSTREAM_DEV_RPC_URL")]
+    pub(crate) rpc_url: Option<Url>,
+    /// Simulated players streaming real signed vouchers to the relay.
+    #[arg(long, env = "BEATSTREAM_DEV_LISTENERS", default_value_t = DEFAULT_DEV_LISTENERS)]
+    pub(crate) listeners: usize,
+    /// Where the GraphQL API listens.
+    #[arg(long, env = "BEATSTREAM_DEV_API_LISTEN", default_value = DEFAULT_DEV_API_LISTEN)]
+    pub(crate) api_listen: SocketAddr,
+    /// Where the relay listens.
+    #[arg(long, env = "BEATSTREAM_DEV_RELAY_LISTEN", default_value = DEFAULT_DEV_RELAY_LISTEN)]
+    pub(crate) relay_listen: SocketAddr,
+}
+
+impl Default for DevArgs {
+    fn default() -> Self {
+        Self {
+            rpc_url: None,
+            listeners: DEFAULT_DEV_LISTENERS,
+            api_listen: DEFAULT_DEV_API_LISTEN.parse().expect("a valid default address"),
+            relay_listen: DEFAULT_DEV_RELAY_LISTEN.parse().expect("a valid default address"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +138,40 @@ mod tests {
     fn cli_definition_is_consistent() {
         // Catches duplicate flags and bad defaults, which clap only reports at run time.
         Cli::command().debug_assert();
+    }
+
+    /// Parses `args` with no `BEATSTREAM_*` variable in the way (clap reads them for every flag).
+    fn parse(args: &[&str]) -> Cli {
+        let set: Vec<_> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("BEATSTREAM_"))
+            .map(|(k, _)| k)
+            .collect();
+        assert!(set.is_empty(), "run the CLI tests without {set:?} set");
+        Cli::try_parse_from(args).expect("parses")
+    }
+
+    #[test]
+    fn dev_without_flags_is_the_default() {
+        let cli = parse(&["beatstream", "dev"]);
+        let Command::Dev(args) = cli.command else { panic!("not dev") };
+        assert_eq!(args, DevArgs::default());
+        assert_eq!(cli.log_format, LogFormat::default());
+    }
+
+    #[test]
+    fn node_without_flags_uses_the_services_defaults() {
+        let cli = parse(&[
+            "beatstream",
+            "node",
+            "--database-url",
+            "postgres://x",
+            "--rpc-url",
+            "http://x",
+        ]);
+        let Command::Node(args) = cli.command else { panic!("not node") };
+        assert_eq!(args.relay_listen.to_string(), beatstream_stream_relay::DEFAULT_LISTEN);
+        assert_eq!(args.api_listen.to_string(), beatstream_graphql_api::DEFAULT_LISTEN);
+        assert!(!(args.no_indexer || args.no_relay || args.no_keeper || args.no_api));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! tracks and a funded listener, prints where to look, and with `--listeners N` runs N simulated players streaming
 //! real signed vouchers. Ctrl-C stops everything it started and removes the database and chain it created.
 
-use std::{io::IsTerminal, net::SocketAddr, time::Duration};
+use std::{io::IsTerminal, time::Duration};
 
 use alloy::{
     network::EthereumWallet,
@@ -24,13 +24,12 @@ use beatstream_primitives::{
     units::format_usdc,
 };
 use beatstream_sim::keys::Identity;
-use clap::Args;
 use eyre::WrapErr;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use url::Url;
 
-use crate::tasks::Supervisor;
+use crate::{cli::DevArgs, tasks::Supervisor};
 
 /// The well-known keys of the default anvil/hardhat dev accounts: 0 deploys and funds, 1 is the demo artist, 2 the
 /// demo listener, 9 the keeper.
@@ -47,23 +46,6 @@ const DEMO_RATE: u64 = 1_000;
 const BEATS_PER_PLAY: u64 = 60;
 /// How long the services get to stop after Ctrl-C before they are aborted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
-
-/// Arguments of `beatstream dev`.
-#[derive(Debug, Args)]
-pub(crate) struct DevArgs {
-    /// Use this dev chain (whose default accounts are funded) instead of starting anvil.
-    #[arg(long = "rpc-url", env = "BEATSTREAM_DEV_RPC_URL")]
-    pub(crate) rpc_url: Option<Url>,
-    /// Simulated players streaming real signed vouchers to the relay.
-    #[arg(long, default_value_t = 0)]
-    pub(crate) listeners: usize,
-    /// Where the GraphQL API listens.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub(crate) api_listen: SocketAddr,
-    /// Where the relay listens.
-    #[arg(long, default_value = "127.0.0.1:8090")]
-    pub(crate) relay_listen: SocketAddr,
-}
 
 /// Runs the demo until `shutdown`.
 pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> eyre::Result<()> {
