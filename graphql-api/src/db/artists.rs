@@ -3,8 +3,8 @@
 use sqlx::{FromRow, postgres::PgRow};
 
 use super::{
-    Db,
     list::{List, ListQuery},
+    pool::Db,
 };
 use crate::Result;
 

@@ -3,9 +3,8 @@
 use sqlx::{Row, postgres::PgRow};
 
 use super::{
-    Db, i,
     list::{Bind, Filter, List, ListQuery},
-    s,
+    pool::{Db, i, s},
 };
 
 /// A `keeper_batches` row with its counts.

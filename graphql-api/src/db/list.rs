@@ -3,7 +3,7 @@
 
 use sqlx::{Postgres, QueryBuilder, postgres::PgRow};
 
-use super::Db;
+use super::pool::Db;
 use crate::Result;
 
 /// A value bound into a filter.

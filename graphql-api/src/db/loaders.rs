@@ -4,7 +4,11 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::Loader;
 
-use super::{ArtistRow, Db, TrackRow, artists::COLUMNS as ARTIST_COLUMNS, tracks};
+use super::{
+    artists::{ArtistRow, COLUMNS as ARTIST_COLUMNS},
+    pool::Db,
+    tracks::{self, TrackRow},
+};
 
 /// Loads by key from Postgres; one loader per kind of lookup.
 pub(crate) struct Loaders {

@@ -2,7 +2,7 @@
 
 use sqlx::postgres::PgListener;
 
-use super::Db;
+use super::pool::Db;
 use crate::Result;
 
 /// A connection `LISTEN`ing on some channels.

@@ -3,9 +3,8 @@
 use sqlx::postgres::PgRow;
 
 use super::{
-    Db, b, i,
     list::{Bind, Filter, List, ListQuery},
-    s,
+    pool::{Db, b, i, s},
 };
 use crate::Result;
 

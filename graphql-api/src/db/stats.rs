@@ -1,6 +1,6 @@
 //! Global totals.
 
-use super::{Db, i, s};
+use super::pool::{Db, i, s};
 use crate::Result;
 
 /// Counts and sums over the whole mirror.

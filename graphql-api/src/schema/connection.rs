@@ -7,7 +7,7 @@ use async_graphql::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use super::{
-    Api,
+    api::Api,
     error::{ApiError, Result},
 };
 use crate::db::{List, ListQuery};

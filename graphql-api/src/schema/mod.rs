@@ -1,6 +1,7 @@
 //! The GraphQL schema: read-only queries, Relay connections, subscriptions. Resolvers read through [`crate::db`]
 //! and turn its rows into the objects of [`types`]; their errors get their codes in [`error`].
 
+mod api;
 mod connection;
 mod error;
 mod query;
@@ -8,35 +9,12 @@ mod request;
 mod subscription;
 mod types;
 
-use std::sync::Arc;
+use async_graphql::{EmptyMutation, Schema};
 
-use async_graphql::{EmptyMutation, Schema, dataloader::DataLoader};
-use tokio_util::sync::CancellationToken;
-
-use crate::{
-    db::{Db, Loaders},
-    live::Hub,
-};
+pub(crate) use api::Api;
 
 /// The schema type.
 pub(crate) type ApiSchema = Schema<query::QueryRoot, EmptyMutation, subscription::SubscriptionRoot>;
-
-/// What resolvers read from.
-#[derive(Clone)]
-pub(crate) struct Api {
-    pub(crate) db: Db,
-    pub(crate) loader: Arc<DataLoader<Loaders>>,
-    pub(crate) hub: Hub,
-    /// Cancelled at shutdown: subscriptions end.
-    pub(crate) shutdown: CancellationToken,
-}
-
-impl Api {
-    pub(crate) fn new(db: Db, hub: Hub, shutdown: CancellationToken) -> Self {
-        let loader = Arc::new(DataLoader::new(Loaders::new(db.clone()), tokio::spawn));
-        Self { db, loader, hub, shutdown }
-    }
-}
 
 /// Builds the schema with its limits.
 pub(crate) fn build(api: Api, max_depth: usize, max_complexity: usize) -> ApiSchema {

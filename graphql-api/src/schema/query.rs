@@ -3,7 +3,7 @@
 use async_graphql::{Context, Enum, InputObject, Object};
 
 use super::{
-    Api,
+    api::Api,
     connection::{Page, Window, page},
     error::{ApiError, Result},
     types::*,

@@ -7,7 +7,7 @@ use futures_util::{Stream, stream};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 use super::{
-    Api,
+    api::Api,
     error::{ApiError, Result},
     types::*,
 };

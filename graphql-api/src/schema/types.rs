@@ -5,7 +5,7 @@ use async_graphql::{ComplexObject, Context, Enum, SimpleObject, dataloader::Data
 use beatstream_primitives::units::format_usdc;
 
 use super::{
-    Api,
+    api::Api,
     connection::{Page, page},
     error::{ApiError, Result},
 };

@@ -9,10 +9,10 @@ use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{Postgres, Transaction};
 
 use super::{
-    BatchTx,
     sql::{
         Columns, Kind, Schema, Value, copy_in, insert_unnest, read_row, select_list, unnest_select,
     },
+    tx::BatchTx,
 };
 
 /// A derived table. Rows are keyed by `(chain_id, KEY...)`.

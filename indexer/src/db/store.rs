@@ -1,10 +1,9 @@
-//! The batch's bookkeeping statements (headers, cursor, pruning, notifications), the reads of the loop (cursor,
-//! stored hashes) and the rollback to a common ancestor.
+//! The batch's bookkeeping statements (headers, cursor, pruning, notifications) and the loop's reads (cursor,
+//! stored hashes).
 
 use alloy::primitives::B256;
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 
-use super::{Db, entities::*, entity, raw::TABLES};
 use crate::{
     Error,
     chain::{BlockRef, Cursor},
@@ -24,65 +23,37 @@ pub(crate) struct Changed {
 }
 
 /// Reads the cursor of `chain_id`, if the chain was indexed before.
-pub(crate) async fn cursor(db: &Db, chain_id: i64) -> sqlx::Result<Option<Cursor>> {
+pub(crate) async fn cursor(pool: &PgPool, chain_id: i64) -> sqlx::Result<Option<Cursor>> {
     let row: Option<(i64, Vec<u8>)> =
         sqlx::query_as("SELECT block_number, block_hash FROM chain_cursor WHERE chain_id = $1")
             .bind(chain_id)
-            .fetch_optional(&db.0)
+            .fetch_optional(pool)
             .await?;
     Ok(row.map(|(n, h)| Cursor { number: n as u64, hash: B256::from_slice(&h) }))
 }
 
 /// The stored hash of block `number`, if it is inside the kept window.
-pub(crate) async fn block_hash(db: &Db, chain_id: i64, number: u64) -> sqlx::Result<Option<B256>> {
+pub(crate) async fn block_hash(
+    pool: &PgPool,
+    chain_id: i64,
+    number: u64,
+) -> sqlx::Result<Option<B256>> {
     let hash: Option<Vec<u8>> =
         sqlx::query_scalar("SELECT hash FROM blocks WHERE chain_id = $1 AND number = $2")
             .bind(chain_id)
             .bind(number as i64)
-            .fetch_optional(&db.0)
+            .fetch_optional(pool)
             .await?;
     Ok(hash.map(|h| B256::from_slice(&h)))
 }
 
 /// The lowest block still kept for reorg detection.
-pub(crate) async fn lowest_kept_block(db: &Db, chain_id: i64) -> sqlx::Result<Option<u64>> {
+pub(crate) async fn lowest_kept_block(pool: &PgPool, chain_id: i64) -> sqlx::Result<Option<u64>> {
     let n: Option<i64> = sqlx::query_scalar("SELECT min(number) FROM blocks WHERE chain_id = $1")
         .bind(chain_id)
-        .fetch_one(&db.0)
+        .fetch_one(pool)
         .await?;
     Ok(n.map(|n| n as u64))
-}
-
-/// Rolls everything above `ancestor` back: raw events, derived rows (from the undo log), headers; moves the cursor
-/// from `from` back to `ancestor`. One transaction.
-pub(crate) async fn rollback(
-    db: &Db,
-    chain_id: i64,
-    from: Cursor,
-    ancestor: Cursor,
-) -> crate::Result<usize> {
-    let mut tx = db.0.begin().await?;
-    let restored = rollback_derived(&mut tx, chain_id, ancestor.number).await?;
-    let a = ancestor.number as i64;
-    for table in TABLES.iter().copied().chain(["indexer_undo"]) {
-        sqlx::query(&format!("DELETE FROM {table} WHERE chain_id = $1 AND block_number > $2"))
-            .bind(chain_id)
-            .bind(a)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query("DELETE FROM blocks WHERE chain_id = $1 AND number > $2")
-        .bind(chain_id)
-        .bind(a)
-        .execute(&mut *tx)
-        .await?;
-    move_cursor(&mut tx, chain_id, Some(from), ancestor).await?;
-    sqlx::query("SELECT pg_notify('beatstream_reorg', $1)")
-        .bind(serde_json::json!({ "ancestor": ancestor.number }).to_string())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(restored)
 }
 
 pub(super) async fn insert_headers(
@@ -196,22 +167,4 @@ pub(super) async fn notify(
         }
     }
     Ok(())
-}
-
-/// Restores every derived table to its state at `ancestor` from the undo log; returns the rows restored.
-async fn rollback_derived(
-    tx: &mut Transaction<'_, Postgres>,
-    chain_id: i64,
-    ancestor: u64,
-) -> sqlx::Result<usize> {
-    Ok(entity::rollback::<ListenerAccount>(tx, chain_id, ancestor).await?
-        + entity::rollback::<PayeeEarnings>(tx, chain_id, ancestor).await?
-        + entity::rollback::<GrantSpend>(tx, chain_id, ancestor).await?
-        + entity::rollback::<SettledPair>(tx, chain_id, ancestor).await?
-        + entity::rollback::<Artist>(tx, chain_id, ancestor).await?
-        + entity::rollback::<ArtistText>(tx, chain_id, ancestor).await?
-        + entity::rollback::<Track>(tx, chain_id, ancestor).await?
-        + entity::rollback::<SettlementHourly>(tx, chain_id, ancestor).await?
-        + entity::rollback::<GrantRevocation>(tx, chain_id, ancestor).await?
-        + entity::rollback::<NonceFloor>(tx, chain_id, ancestor).await?)
 }
