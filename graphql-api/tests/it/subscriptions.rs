@@ -140,5 +140,17 @@ async fn a_live_session_streams_its_beats() -> eyre::Result<()> {
         assert_eq!(beat["sessionBeats"]["seconds"], seconds);
         assert_eq!(beat["sessionBeats"]["amount"]["raw"], cumulative.to_string());
     }
+
+    // A session that does not exist: NOT_FOUND, saying which.
+    let unknown = "00000000-0000-4000-8000-0000000000ff";
+    let query = format!("subscription {{ sessionBeats(id: \"{unknown}\") {{ seconds }} }}");
+    let reply = Sub::open(&env, &query).await?.next_message().await?;
+    let error = if reply["type"] == "error" {
+        &reply["payload"][0]
+    } else {
+        &reply["payload"]["errors"][0]
+    };
+    assert_eq!(error["extensions"]["code"], "NOT_FOUND", "{reply}");
+    assert_eq!(error["message"], format!("no session {unknown}"), "{reply}");
     env.stop().await
 }
