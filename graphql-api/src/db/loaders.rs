@@ -19,6 +19,7 @@ pub(crate) struct Loaders {
 }
 
 impl Loaders {
+    /// Loaders over `db`, with an empty pending-earnings cache.
     pub(crate) fn new(db: Db) -> Self {
         Self { db, pending: Default::default() }
     }

@@ -158,7 +158,7 @@ pub(crate) async fn track_by_id(api: &Api, id: &str) -> Result<Option<Track>> {
     Ok(api.loader.load_one(TrackById(id.to_owned())).await?.map(Track::from))
 }
 
-/// The artist paid at `payee`, if the payee is one, through the loader.
+/// The loader key of the artist whose `addr` record is `payee`.
 pub(crate) fn by_addr(payee: &[u8]) -> ByAddr {
     ByAddr(payee.try_into().unwrap_or([0; 20]))
 }
