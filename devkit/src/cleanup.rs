@@ -15,8 +15,6 @@ use std::{
 
 use sqlx::{Connection, Executor, PgConnection};
 
-use crate::cluster;
-
 /// Longest the exit hook waits for queued drops.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -32,6 +30,10 @@ struct Worker {
 
 static WORKER: OnceLock<Worker> = OnceLock::new();
 
+/// What the exit hook runs once the queued drops are done: stopping the private cluster, set by `cluster` (which
+/// this module does not name, so the two do not depend on each other).
+static AFTER_DROPS: OnceLock<fn()> = OnceLock::new();
+
 /// Queues `DROP DATABASE` for a test database; returns at once.
 pub(crate) fn drop_database(admin_url: String, database: String) {
     let worker = WORKER.get_or_init(start_worker);
@@ -40,8 +42,14 @@ pub(crate) fn drop_database(admin_url: String, database: String) {
     }
 }
 
+/// Registers the exit hook, which will run `then` after the queued drops (only the first `then` counts).
+pub(crate) fn ensure_exit_hook_then(then: fn()) {
+    let _ = AFTER_DROPS.set(then);
+    ensure_exit_hook();
+}
+
 /// Registers the exit hook once per process.
-pub(crate) fn ensure_exit_hook() {
+fn ensure_exit_hook() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         // SAFETY: `on_exit` is a plain `extern "C"` function that never unwinds.
@@ -55,7 +63,9 @@ extern "C" fn on_exit() {
     // A panic must not unwind across the C boundary.
     let _ = std::panic::catch_unwind(|| {
         flush();
-        cluster::stop();
+        if let Some(then) = AFTER_DROPS.get() {
+            then();
+        }
     });
 }
 

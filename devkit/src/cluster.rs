@@ -51,7 +51,7 @@ pub(crate) fn start() -> Result<u16> {
     let data = root.join("data");
     let cluster = CLUSTER.get_or_init(|| Cluster { root, data, pg_ctl: bin.join("pg_ctl"), owner });
     // Both before initdb, so even a crash during initdb leaves nothing behind.
-    cleanup::ensure_exit_hook();
+    cleanup::ensure_exit_hook_then(stop);
     cluster.spawn_watchdog();
     let initdb = command(&bin.join("initdb"), owner, &cluster.root)
         .arg("-D")

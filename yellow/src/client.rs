@@ -28,6 +28,9 @@ use crate::{
     rpc::{Kind, MAX_FRAME_BYTES, Message},
 };
 
+/// `node.v1.ping`, the keepalive request (also one of the typed methods).
+pub const PING: &str = "node.v1.ping";
+
 /// Connection settings.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -284,7 +287,7 @@ async fn session(
             }
             _ = keepalive.tick() => {
                 ping_id = ping_id.wrapping_sub(1).max(u64::MAX / 2);
-                let ping = Message::request(ping_id, crate::methods::PING, serde_json::json!({}));
+                let ping = Message::request(ping_id, PING, serde_json::json!({}));
                 if let Err(e) = ws.send(tungstenite::Message::text(ping.to_json())).await {
                     fail_all(&mut pending);
                     return SessionEnd::Dropped(e.to_string());

@@ -11,8 +11,7 @@ use crate::{
     Amount, AppDefinition, AppStateUpdate, Client, QuorumSig, Result, U64String, app::lower_address,
 };
 
-/// `node.v1.ping`.
-pub const PING: &str = "node.v1.ping";
+pub use crate::client::PING;
 /// `node.v1.get_config`.
 pub const GET_CONFIG: &str = "node.v1.get_config";
 /// `node.v1.get_assets`.
