@@ -3,7 +3,7 @@
 use alloy::primitives::{Address, B256, U256};
 use beatstream_primitives::contracts::BeatStreamVault::SessionGrant;
 
-use super::{Db, SkipReason};
+use super::{pool::Db, types::SkipReason};
 use crate::{Result, book::Candidate, config::Target};
 
 /// Vouchers above what is settled, not in an open transaction and not held. "Settled" is the indexer's

@@ -11,7 +11,10 @@ use std::{future::Future, pin::Pin};
 use alloy::primitives::{Address, B256};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::{AttemptKind, BatchKind, BatchStatus, Outcome};
+use super::{
+    pool::Db,
+    types::{AttemptKind, BatchKind, BatchStatus, Outcome},
+};
 use crate::{Error, Result, book::Candidate};
 
 /// An open batch of the journal (`pending`, `broadcast` or `mined`).
@@ -72,7 +75,7 @@ pub(crate) struct Journal {
 type Write<'t, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 't>>;
 
 impl Journal {
-    pub(crate) fn new(db: &super::Db, chain_id: u64, sender: Address, keeper_id: String) -> Self {
+    pub(crate) fn new(db: &Db, chain_id: u64, sender: Address, keeper_id: String) -> Self {
         Self { pool: db.pool.clone(), chain_id: chain_id as i64, sender, keeper_id }
     }
 
@@ -423,7 +426,7 @@ mod tests {
     use beatstream_testkit::TestDb;
 
     use super::*;
-    use crate::db::{Db, LockConnection, SkipReason};
+    use crate::db::{lease::LockConnection, types::SkipReason};
 
     fn attempt(n: u8, kind: AttemptKind) -> Attempt {
         Attempt {

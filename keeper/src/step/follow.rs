@@ -7,7 +7,7 @@ use alloy::{primitives::Bytes, rpc::types::TransactionReceipt, sol_types::SolCal
 use beatstream_primitives::contracts::BeatStreamVault;
 use tracing::{Span, field, info, instrument, warn};
 
-use super::{Keeper, decode_input};
+use super::state::{Keeper, decode_input};
 use crate::{
     Error, Result,
     chain::{self, Chain},

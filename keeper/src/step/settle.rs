@@ -10,7 +10,7 @@ use alloy::{
 use beatstream_primitives::contracts::BeatStreamVault;
 use tracing::{Span, debug, field, info, instrument, warn};
 
-use super::Keeper;
+use super::state::Keeper;
 use crate::{
     Error, FailPoint, Result,
     book::Candidate,
