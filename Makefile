@@ -71,12 +71,14 @@ fmt: setup
 	$(CARGO) fmt --all
 	forge fmt
 
-## lint: rustfmt and forge fmt checks, sqlx only under db/ in the services, no module cycles, clippy with warnings denied
+## lint: rustfmt and forge fmt checks, sqlx only under db/ in the services, no module cycles, no test tools in the
+## shipped binary, clippy with warnings denied
 lint: contracts
 	$(CARGO) fmt --all -- --check
 	forge fmt --check
 	./script/check-sqlx.sh
 	node script/check-module-cycles.mjs
+	./script/check-product-deps.sh
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 clean:
