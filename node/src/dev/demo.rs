@@ -1,0 +1,197 @@
+//! The demo's chain side: `demo.beatstream.eth` with three tracks and a funded listener, simulated listeners (the
+//! sim crate's players), and what `beatstream dev` prints while it runs.
+
+use alloy::{
+    network::EthereumWallet,
+    primitives::{U256, keccak256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use beatstream_primitives::{
+    Deployment, VoucherDomain,
+    contracts::{
+        BeatStreamRegistry::{self, TextRecord, TrackInput},
+        BeatStreamVault, MockUSDC,
+    },
+};
+use beatstream_sim::keys::Identity;
+use eyre::WrapErr;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::totals::{totals, wait_indexed};
+use crate::cli::DevArgs;
+
+const USDC: u64 = 1_000_000;
+/// The demo artist's rate: 0.001 USDC a second.
+const DEMO_RATE: u64 = 1_000;
+/// Paid seconds per play of a simulated listener before it stops and plays again.
+const BEATS_PER_PLAY: u64 = 60;
+
+/// The demo's chain side.
+pub(super) struct Demo {
+    deployment: Deployment,
+    domain: VoucherDomain,
+    admin: DynProvider,
+    artist: DynProvider,
+    listener: DynProvider,
+    keys: Vec<PrivateKeySigner>,
+}
+
+impl Demo {
+    pub(super) fn new(rpc: &Url, deployment: &Deployment, keys: &[PrivateKeySigner]) -> Self {
+        let as_ = |k: &PrivateKeySigner| {
+            ProviderBuilder::new()
+                .wallet(EthereumWallet::from(k.clone()))
+                .connect_http(rpc.clone())
+                .erased()
+        };
+        Self {
+            deployment: *deployment,
+            domain: VoucherDomain::new(deployment.chain_id, deployment.contracts.vault),
+            admin: as_(&keys[0]),
+            artist: as_(&keys[1]),
+            listener: as_(&keys[2]),
+            keys: keys.to_vec(),
+        }
+    }
+
+    /// Seeds the demo, prints where to look, starts the simulated players and prints totals until `shutdown`.
+    pub(super) async fn run(
+        self,
+        args: DevArgs,
+        rpc: Url,
+        database_url: String,
+        shutdown: CancellationToken,
+    ) -> eyre::Result<()> {
+        let seeded = async {
+            self.seed().await.wrap_err("seeding the demo artist and listener")?;
+            wait_indexed(&database_url, &rpc).await
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            seeded = seeded => seeded?,
+        }
+        let keys = &self.keys;
+        let deployment = &self.deployment;
+
+        println!();
+        println!("BeatStream dev node is ready.");
+        println!("  GraphiQL:   http://{}/graphql", args.api_listen);
+        println!("  Subscriptions: ws://{}/graphql/ws", args.api_listen);
+        println!("  Relay:      ws://{}/ws/stream", args.relay_listen);
+        println!(
+            "  Chain:      {rpc} (chain {}), vault {}",
+            deployment.chain_id, deployment.contracts.vault
+        );
+        println!("  Postgres:   {database_url}");
+        println!(
+            "  Demo:       demo.beatstream.eth (artist {}), listener {}",
+            keys[1].address(),
+            keys[2].address()
+        );
+        println!();
+        println!("Paste into GraphiQL:");
+        println!(
+            "  {{ artist(name: \"demo\") {{ name earnings {{ earned {{ usdc }} pending {{ usdc }} }} stats {{ streams seconds \
+             uniqueListeners }} tracks {{ edges {{ node {{ id title }} }} }} }} stats {{ liveSessions settled {{ usdc }} }} }}"
+        );
+        println!();
+        if args.listeners > 0 {
+            println!("Starting {} simulated listeners; Ctrl-C stops everything.", args.listeners);
+            let players = self
+                .fund_players(args.listeners)
+                .await
+                .wrap_err("funding the simulated listeners")?;
+            let relay_url: Url = format!("ws://{}/ws/stream", args.relay_listen).parse()?;
+            // The sim crate's player: plays a minute at a time, paying every beat, and reconnects after errors.
+            for (i, identity) in players.into_iter().enumerate() {
+                tokio::spawn(beatstream_sim::client::stream(
+                    relay_url.clone(),
+                    self.domain.clone(),
+                    identity,
+                    (i % 3) as u64 + 1,
+                    BEATS_PER_PLAY,
+                    shutdown.clone(),
+                ));
+            }
+        } else {
+            println!(
+                "Ctrl-C stops everything. `--listeners N` (make dev ARGS=\"--listeners 10\") adds simulated players."
+            );
+        }
+        totals(&database_url, shutdown).await
+    }
+
+    /// `demo.beatstream.eth` with records and three tracks; a listener with 100 USDC deposited.
+    async fn seed(&self) -> eyre::Result<()> {
+        let registry = BeatStreamRegistry::new(self.deployment.contracts.registry, &self.artist);
+        let records = vec![
+            TextRecord {
+                key: "avatar".into(),
+                value: "https://beatstream.example/demo.png".into(),
+            },
+            TextRecord { key: "description".into(), value: "The BeatStream demo artist".into() },
+            TextRecord { key: "genre".into(), value: "electronic".into() },
+        ];
+        let node = beatstream_primitives::register_artist(
+            &registry,
+            self.keys[1].address(),
+            "demo",
+            U256::from(DEMO_RATE),
+            records,
+        )
+        .await?;
+        for (title, duration) in [("Genesis Block", 180u32), ("Gas Lights", 210), ("Finality", 240)]
+        {
+            let input = TrackInput {
+                title: title.into(),
+                duration,
+                ratePerSecond: 0,
+                contentHash: keccak256(title),
+                metadataURI: format!("ipfs://demo/{}", title.to_lowercase().replace(' ', "-")),
+            };
+            ensure(registry.publishTrack(node, input).send().await?).await?;
+        }
+        let amount = U256::from(100 * USDC);
+        let usdc = MockUSDC::new(self.deployment.contracts.usdc, &self.listener);
+        ensure(usdc.mint(self.keys[2].address(), amount).send().await?).await?;
+        ensure(usdc.approve(self.deployment.contracts.vault, amount).send().await?).await?;
+        let vault = BeatStreamVault::new(self.deployment.contracts.vault, &self.listener);
+        ensure(vault.deposit(amount).send().await?).await?;
+        Ok(())
+    }
+
+    /// Fresh wallets with 10 USDC each deposited by account 0, and a grant and session key each.
+    async fn fund_players(&self, n: usize) -> eyre::Result<Vec<Identity>> {
+        let per = U256::from(10 * USDC);
+        let usdc = MockUSDC::new(self.deployment.contracts.usdc, &self.admin);
+        let total = per * U256::from(n);
+        ensure(usdc.mint(self.keys[0].address(), total).send().await?).await?;
+        ensure(usdc.approve(self.deployment.contracts.vault, total).send().await?).await?;
+        let vault = BeatStreamVault::new(self.deployment.contracts.vault, &self.admin);
+        let expires_at = beatstream_primitives::unix_now() + 7 * 86_400;
+        // A fresh seed per run: new wallets and keys every time, as random keys would be.
+        let seed = format!("dev/{}", PrivateKeySigner::random().address());
+        let secp = secp256k1::Secp256k1::signing_only();
+        let mut players = Vec::with_capacity(n);
+        let mut pending = Vec::new();
+        for i in 0..n {
+            let identity = Identity::new(&secp, &self.domain, &seed, 0, i, per, expires_at);
+            pending.push(vault.depositFor(identity.wallet.address, per).send().await?);
+            players.push(identity);
+        }
+        for tx in pending {
+            ensure(tx).await?;
+        }
+        Ok(players)
+    }
+}
+
+async fn ensure(
+    pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+) -> eyre::Result<()> {
+    let receipt = pending.get_receipt().await?;
+    eyre::ensure!(receipt.status(), "transaction {} reverted", receipt.transaction_hash);
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! `beatstream dev`: the whole node on a laptop with nothing configured.
+//!
+//! Starts anvil (from the npm-pinned Foundry toolchain, one-second blocks) unless `--rpc-url` is given, deploys the
+//! contracts with the real deploy script, takes a fresh database (`DATABASE_URL`, else a local server, else a private
+//! throwaway cluster), runs indexer, relay, keeper and API in this process, seeds `demo.beatstream.eth` with three
+//! tracks and a funded listener, prints where to look, and with `--listeners N` runs N simulated players streaming
+//! real signed vouchers. Ctrl-C stops everything it started and removes the database and chain it created.
+
+use std::time::Duration;
+
+use alloy::signers::local::PrivateKeySigner;
+use beatstream_devkit::{Anvil, TestDb, deploy_to};
+use eyre::WrapErr;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::{cli::DevArgs, tasks::Supervisor};
+
+mod demo;
+mod totals;
+
+/// The well-known keys of the default anvil/hardhat dev accounts: 0 deploys and funds, 1 is the demo artist, 2 the
+/// demo listener, 9 the keeper.
+const DEV_KEYS: [&str; 4] = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+];
+/// How long the services get to stop after Ctrl-C before they are aborted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+/// Runs the demo until `shutdown`.
+pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> eyre::Result<()> {
+    // ----- Chain -----
+    let anvil = match &args.rpc_url {
+        Some(_) => None,
+        None => Some(start_anvil().wrap_err("starting anvil (run `make setup` first)")?),
+    };
+    let rpc = match (&args.rpc_url, &anvil) {
+        (Some(url), _) => url.clone(),
+        (None, Some(anvil)) => anvil.endpoint_url(),
+        (None, None) => unreachable!("anvil started above"),
+    };
+    let keys: Vec<PrivateKeySigner> =
+        DEV_KEYS.iter().map(|k| k.parse().expect("valid dev key")).collect();
+    info!(target: "beatstream::dev", %rpc, "deploying the contracts");
+    let deployment = deploy_to(
+        rpc.as_str(),
+        DEV_KEYS[0],
+        &format!("dev-{}", std::process::id()),
+        &[("BEATSTREAM_WITHDRAWAL_DELAY", "300")],
+    )
+    .await
+    .wrap_err("deploying the contracts (run `make contracts` first)")?;
+    let deployment_file = tempfile::NamedTempFile::new()?;
+    std::fs::write(deployment_file.path(), serde_json::to_string_pretty(&deployment)?)?;
+
+    // ----- Database -----
+    let db = TestDb::new().await.wrap_err("getting a Postgres database")?;
+    let database_url = db.url().to_owned();
+
+    // ----- Services -----
+    let path = deployment_file.path().to_owned();
+    let indexer = beatstream_indexer::Config {
+        database_url: database_url.clone(),
+        rpc_url: rpc.clone(),
+        options: beatstream_indexer::Options {
+            poll_interval_ms: 250,
+            ..beatstream_indexer::Options::new(path.clone())
+        },
+    };
+    let mut relay = beatstream_stream_relay::Config::new(database_url.clone(), rpc.clone());
+    relay.listen = args.relay_listen;
+    relay.deployment = Some(path.clone());
+    relay.relay_id = Some("dev".into());
+    let mut keeper = beatstream_keeper::Options::new(path.clone());
+    keeper.signer.private_key = Some(DEV_KEYS[3].into());
+    keeper.confirmations = 0;
+    keeper.payee_threshold = 10_000; // settle every 0.01 USDC a payee earns: money visibly moves
+    keeper.max_interval_secs = 15;
+    let keeper = beatstream_keeper::Config {
+        database_url: database_url.clone(),
+        rpc_url: rpc.clone(),
+        options: keeper,
+    };
+    let mut api = beatstream_graphql_api::Options::new(path.clone());
+    api.listen = args.api_listen;
+    let api = beatstream_graphql_api::Config {
+        database_url: database_url.clone(),
+        rpc_url: None,
+        options: api,
+    };
+
+    let mut tasks = Supervisor::new(shutdown).with_grace(SHUTDOWN_GRACE);
+    let relay_server = beatstream_stream_relay::Server::bind(relay, tasks.token())
+        .await
+        .wrap_err_with(|| format!("binding the relay to {}", args.relay_listen))?;
+    let api_server = beatstream_graphql_api::Server::bind(api, tasks.token())
+        .await
+        .wrap_err_with(|| format!("binding the API to {}", args.api_listen))?;
+    tasks.spawn_critical("indexer", beatstream_indexer::run(indexer, tasks.token()));
+    tasks.spawn_critical("relay", relay_server.serve());
+    tasks.spawn_critical("keeper", beatstream_keeper::run(keeper, tasks.token()));
+    tasks.spawn_critical("api", api_server.serve());
+    let demo = demo::Demo::new(&rpc, &deployment, &keys);
+    tasks.spawn_critical("demo", demo.run(args, rpc, database_url, tasks.token()));
+
+    let stopped = tasks.wait().await;
+    println!();
+    info!(target: "beatstream::dev", "stopped");
+    // The chain and database this run created go only once every service has let go of them.
+    drop(anvil);
+    drop(db);
+    drop(deployment_file);
+    Ok(stopped?)
+}
+
+/// Anvil with one-second blocks, on 8545 when it is free.
+fn start_anvil() -> eyre::Result<Anvil> {
+    let preferred = std::net::TcpListener::bind("127.0.0.1:8545").is_ok();
+    Ok(Anvil::spawn_with(|b| {
+        let b = b.block_time(1u64);
+        if preferred { b.port(8545u16) } else { b }
+    })?)
+}
