@@ -10,7 +10,7 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
 /// How a critical task ended when it should not have.
 #[derive(Debug)]
@@ -38,7 +38,17 @@ impl fmt::Display for CriticalTaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.name;
         match &self.failure {
-            TaskFailure::Failed(e) => write!(f, "{name} stopped: {e:#}"),
+            TaskFailure::Failed(e) => {
+                // The cause's chain, leaving out a source whose text its error already printed.
+                let mut message = e.to_string();
+                for cause in e.chain().skip(1) {
+                    let cause = cause.to_string();
+                    if !message.contains(&cause) {
+                        message = format!("{message}: {cause}");
+                    }
+                }
+                write!(f, "{name} stopped: {message}")
+            }
             TaskFailure::Panicked(message) => write!(f, "{name} panicked: {message}"),
             TaskFailure::ExitedEarly => write!(f, "{name} exited while the node was running"),
             TaskFailure::Hung(grace) => {
@@ -86,13 +96,16 @@ impl Supervisor {
         E: Into<eyre::Report> + Send + 'static,
     {
         let shutdown = self.shutdown.clone();
-        let handle = self.tasks.spawn(async move {
+        // Every event of the task carries its name, so `RUST_LOG` output of one service can be told apart.
+        let span = info_span!(target: "beatstream::node", "task", name);
+        let task = async move {
             match task.await {
                 Err(e) => Err(TaskFailure::Failed(e.into())),
                 Ok(()) if !shutdown.is_cancelled() => Err(TaskFailure::ExitedEarly),
                 Ok(()) => Ok(()),
             }
-        });
+        };
+        let handle = self.tasks.spawn(task.instrument(span));
         self.names.push((handle.id(), name));
     }
 
@@ -232,6 +245,24 @@ mod tests {
         assert_eq!(err.name, "indexer");
         assert_eq!(err.to_string(), "indexer stopped: connection refused");
         assert!(token.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn the_cause_chain_is_printed_once() {
+        let mut tasks = Supervisor::new(CancellationToken::new());
+        tasks.spawn_critical("api", async {
+            let io = std::io::Error::other("no such file");
+            Err::<(), _>(
+                eyre::Report::new(io)
+                    .wrap_err("reading /x.json")
+                    .wrap_err("loading the deployment"),
+            )
+        });
+        let err = tasks.wait().await.expect_err("an error must stop the node");
+        assert_eq!(
+            err.to_string(),
+            "api stopped: loading the deployment: reading /x.json: no such file"
+        );
     }
 
     #[tokio::test]
