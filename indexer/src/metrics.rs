@@ -5,12 +5,13 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use prometheus::{IntCounter, IntGauge, Registry, TextEncoder};
+use beatstream_primitives::MetricsRegistry;
+use prometheus::{IntCounter, IntGauge};
 
 /// The indexer's metrics.
 #[derive(Clone, Debug)]
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     /// Latest block the RPC reported.
     pub head: IntGauge,
     /// Last block written.
@@ -42,18 +43,9 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh registry with every metric.
     pub fn new() -> Self {
-        let registry =
-            Registry::new_custom(Some("beatstream_indexer".into()), None).expect("valid prefix");
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
-            g
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
-            c
-        };
+        let registry = MetricsRegistry::new("beatstream_indexer");
+        let gauge = |name: &str, help: &str| registry.gauge(name, help);
+        let counter = |name: &str, help: &str| registry.counter(name, help);
         Self {
             head: gauge("head_block", "Latest block number the RPC reported"),
             indexed: gauge("indexed_block", "Last block whose logs are written"),
@@ -96,6 +88,6 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+        self.registry.render()
     }
 }

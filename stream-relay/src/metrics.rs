@@ -1,13 +1,12 @@
 //! Prometheus metrics of one relay, served at `/metrics`.
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use beatstream_primitives::MetricsRegistry;
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
 
 /// The relay's metrics, registered in their own registry.
 #[derive(Clone, Debug)]
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     /// Open WebSocket connections.
     pub connections: IntGauge,
     /// Sessions playing (not paused, not closed).
@@ -41,29 +40,13 @@ pub struct Metrics {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("beatstream_relay".into()), None)
-            .expect("static prefix is valid");
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("registered once");
-            g
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("registered once");
-            c
-        };
-        let counter_vec = |name: &str, help: &str, label: &str| {
-            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("registered once");
-            c
-        };
-        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                .expect("valid metric");
-            registry.register(Box::new(h.clone())).expect("registered once");
-            h
-        };
+        let registry = MetricsRegistry::new("beatstream_relay");
+        let gauge = |name: &str, help: &str| registry.gauge(name, help);
+        let counter = |name: &str, help: &str| registry.counter(name, help);
+        let counter_vec =
+            |name: &str, help: &str, label: &str| registry.counter_vec(name, help, label);
+        let histogram =
+            |name: &str, help: &str, buckets: Vec<f64>| registry.histogram(name, help, buckets);
         let latency = vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0];
         Self {
             connections: gauge("connections", "Open WebSocket connections."),
@@ -116,7 +99,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+        self.registry.render()
     }
 }
 

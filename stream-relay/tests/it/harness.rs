@@ -270,9 +270,7 @@ impl Player {
     }
 }
 
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-}
+pub(crate) use beatstream_primitives::unix_now;
 
 fn rand_nonce() -> u64 {
     u64::from_be_bytes(PrivateKeySigner::random().address()[..8].try_into().unwrap())
