@@ -40,6 +40,7 @@ test-contracts: contracts
 	FORGE_SNAPSHOT_CHECK=true forge test
 
 test-rust: contracts
+	./script/check-sqlx.sh
 	$(CARGO) $(NEXTEST) --workspace --no-fail-fast
 
 ## gas: re-measure and rewrite the gas snapshots in snapshots/

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make lint`: in each service crate, only `src/db/` may use sqlx (the crate's SQL and row types live there; the rest
+# `make lint` and `make test`: in each service crate, only `src/db/` may use sqlx (the crate's SQL and row types live there; the rest
 # speaks in domain types). A crate is checked once it has a `src/db/` directory, so the rule holds for each crate as
 # it lands. Exempt: comments, unit tests (from a file's first top-level `#[cfg(test)]` on), `tests/`, `benches/`,
 # and the shared crates (primitives, devkit, testkit).

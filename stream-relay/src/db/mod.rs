@@ -51,33 +51,3 @@ pub(crate) fn parse_amount(s: &str) -> Result<U256> {
     U256::from_str_radix(s, 10)
         .map_err(|_| Error::Corrupt(format!("amount {s:?} is not a uint256")))
 }
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    /// Every `.rs` file under `dir`.
-    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                sources(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-
-    #[test]
-    fn only_db_speaks_sql() {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut files = Vec::new();
-        sources(&src, &mut files);
-        let outside: Vec<_> = files
-            .iter()
-            .filter(|f| !f.starts_with(src.join("db")))
-            .filter(|f| std::fs::read_to_string(f).unwrap().contains("sqlx"))
-            .collect();
-        assert!(outside.is_empty(), "sqlx used outside db/: {outside:?}");
-    }
-}
