@@ -43,6 +43,11 @@ test-rust: contracts
 	./script/check-sqlx.sh
 	$(CARGO) $(NEXTEST) --workspace --no-fail-fast
 
+## guarantees: remove each promised mechanism (guarantees/*.patch) in a scratch copy and check its tests catch it
+## (MUTATIONS="name ..." for some; prints caught/SURVIVED per mutation; docs/TESTING.md has the last result)
+guarantees: contracts
+	./script/guarantees.sh $(MUTATIONS)
+
 ## gas: re-measure and rewrite the gas snapshots in snapshots/
 gas: contracts
 	forge test --match-path 'contracts/test/gas/*'
