@@ -8,7 +8,7 @@ CARGO ?= cargo
 # nextest runs each test in its own process (parallel across both cores); plain `cargo test` where it is missing.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: all setup contracts abi build dev test test-contracts test-rust fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow clean
+.PHONY: all setup contracts abi build dev test test-contracts test-rust fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow guarantees clean
 
 all: build
 
