@@ -24,6 +24,13 @@ export PATH="$root/node_modules/.beatstream/bin:$root/node_modules/.bin:$PATH"
 log_dir="$root/target/guarantees/logs"
 mkdir -p "$scratch" "$log_dir"
 
+# One run at a time: the scratch copy is shared.
+exec 9>"$root/target/guarantees/lock"
+if ! flock -n 9; then
+    echo "another make guarantees is running; waiting for it" >&2
+    flock 9
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then nextest=1; else nextest=0; fi
 
 # The scratch copy: the working tree as it is (committed or not), without build outputs. Times are preserved so
