@@ -9,11 +9,16 @@ import {VaultHandler} from "./handlers/VaultHandler.sol";
 /// @notice The vault's accounting, settlement and funding-rule invariants under random sequences of listener, relay,
 /// keeper, payee and owner actions (see {VaultHandler}).
 contract Vault_Invariant_Test is Base_Test {
+    /// @dev The fee the vault starts with, so that every run's settlements take one (the owner may schedule others).
+    uint16 internal constant INITIAL_FEE_BPS = 250;
+
     VaultHandler internal handler;
 
     function setUp() public override {
         super.setUp();
-        handler = new VaultHandler(vault, usdc, owner, keeper);
+        vault = _deployVault(usdc, WITHDRAWAL_DELAY, SETTLEMENT_WINDOW, owner, treasury, INITIAL_FEE_BPS);
+        vm.label(address(vault), "vault");
+        handler = new VaultHandler(vault, usdc, owner, keeper, INITIAL_FEE_BPS);
         vm.label(address(handler), "handler");
 
         bytes4[] memory selectors = new bytes4[](24);
@@ -104,6 +109,54 @@ contract Vault_Invariant_Test is Base_Test {
         vm.assertLe(handler.itemsSettled(), handler.acks(), "no more settlements than acks");
     }
 
+    /// @dev The vault's state is the model's (see {VaultHandler}): each listener's available, thawing and thaw end,
+    /// each pair's settled cumulative, each grant's spend, each payee's earnings, the accrued fees and the fee in
+    /// force. The model settles every item the vault must accept, so a vault that settles nothing, skips a valid item,
+    /// pays a wrong amount or takes a wrong fee leaves it behind.
+    function invariant_VaultStateMatchesModel() public view {
+        for (uint256 i; i < handler.listenerCount(); ++i) {
+            address listener = handler.listeners(i);
+            (uint256 available, uint256 thawing, uint256 thawEnd) = vault.accountOf(listener);
+            (uint256 gAvailable, uint256 gThawing, uint256 gThawEnd) = handler.ghostAccount(listener);
+            vm.assertEq(available, gAvailable, "available == model");
+            vm.assertEq(thawing, gThawing, "thawing == model");
+            vm.assertEq(thawEnd, gThawEnd, "thawEnd == model");
+        }
+        for (uint256 g; g < handler.grantCount(); ++g) {
+            bytes32 id = handler.grantIds(g);
+            vm.assertEq(vault.grantSpent(id), handler.ghostSpent(id), "grantSpent == model");
+            for (uint256 p; p < handler.payeeCount(); ++p) {
+                address payee = handler.payees(p);
+                vm.assertEq(vault.settled(id, payee), handler.ghostSettled(id, payee), "settled == model");
+            }
+        }
+        for (uint256 p; p < handler.payeeCount(); ++p) {
+            address payee = handler.payees(p);
+            vm.assertEq(vault.earningsOf(payee), handler.ghostEarnings(payee), "earnings == model");
+        }
+        vm.assertEq(vault.accruedFees(), handler.ghostAccruedFees(), "accruedFees == model");
+        vm.assertEq(uint256(vault.feeBps()), handler.ghostFeeNow(), "fee in force == model");
+    }
+
+    /// @dev Item by item: every item sent to settleBatch that the vault must accept (by its rules, judged on the model
+    /// before the batch) was settled with exactly the model's amount, cumulative and fee (`amount * feeBps / 10_000`,
+    /// rounded down, with the fee in force), and every item it must refuse was skipped with the model's reason; the
+    /// sums of the `Settled` amounts and fees are the model's.
+    function invariant_MustAcceptItemsSettleExactly() public view {
+        vm.assertEq(
+            handler.mustAcceptSettledExactly(),
+            handler.mustAcceptSubmitted(),
+            "every must-accept item settled, exactly"
+        );
+        vm.assertEq(
+            handler.mustRefuseSkippedAsExpected(),
+            handler.mustRefuseSubmitted(),
+            "every must-refuse item skipped, for the expected reason"
+        );
+        vm.assertEq(handler.ghostSettledSum(), handler.ghostExpectedSettledSum(), "settled amounts == model");
+        vm.assertEq(handler.ghostFeeSum(), handler.ghostExpectedFeeSum(), "fees == amount * feeBps / 10000");
+    }
+
     /// @dev The funding rule: every voucher the relay's guard accepted at time t settles in full at any time before
     /// t + the withdrawal delay, whatever the listener, owner, payees and keeper did since. Checked by settling, as
     /// the keeper, every such voucher not yet settled, in a snapshot that is then thrown away.
@@ -125,8 +178,19 @@ contract Vault_Invariant_Test is Base_Test {
     }
 
     /// @dev At the end of each run: the listener's self-dealing attempts were all refused (each also fails the run at
-    /// once if it is not), and no withdrawal went through before its thaw ended.
-    function afterInvariant() external view {
+    /// once if it is not), and no withdrawal went through before its thaw ended. Then, in whatever state the run left,
+    /// a fresh acked voucher is settled ({VaultHandler.probe}), so that every run has settled something the vault
+    /// must accept: the item checks and the model must still agree, and the settled amount is not zero.
+    function afterInvariant() external {
+        handler.probe();
+        invariant_MustAcceptItemsSettleExactly();
+        invariant_VaultStateMatchesModel();
+        vm.assertGt(handler.mustAcceptSubmitted(), 0, "every run submits an item the vault must accept");
+        vm.assertGt(handler.ghostSettledSum(), 0, "every run settles something");
+        // The probe settled 3.001234 USDC under the fee in force: with any fee above zero, the fee is not zero.
+        if (handler.ghostFeeNow() != 0) {
+            vm.assertGt(handler.ghostFeeSum(), 0, "a nonzero fee takes something");
+        }
         vm.assertEq(
             handler.calls("selfDeal"), handler.selfDealingRefused(), "every self-dealing attempt was refused"
         );

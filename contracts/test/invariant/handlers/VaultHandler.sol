@@ -2,7 +2,7 @@
 pragma solidity 0.8.30;
 
 import {IBeatStreamVault} from "../../../src/interfaces/IBeatStreamVault.sol";
-import {SessionGrant, SettlementItem} from "../../../src/types/DataTypes.sol";
+import {SessionGrant, SettlementItem, SkipReason} from "../../../src/types/DataTypes.sol";
 import {IBeatStreamVaultFull, IMockUSDC} from "../../utils/Interfaces.sol";
 import {VM, Vm} from "../../utils/Vm.sol";
 
@@ -17,6 +17,16 @@ import {VM, Vm} from "../../utils/Vm.sol";
 /// Σ over the listener's acked pairs (acked cumulative − settled) + increase ≤ `vault.spendableOf(listener)`.
 /// The handler records, per (grant, payee), the newest acked cumulative and when it was acked. Only acked vouchers
 /// count as signed: every other voucher it sends is one the vault must refuse.
+///
+/// Beside the relay's view, the handler keeps a ghost model of the vault, following the vault's own rules
+/// (`BeatStreamVault._settle`): accounts, settled cumulatives, grant spend and registration, revocations and nonce
+/// floors, the fee schedule, earnings and fees. For every item it sends to `settleBatch` it decides, from the model
+/// alone, whether the vault must accept it (payee and listener set, inside the settlement window, above the settled
+/// cumulative, within the cap, grant signed by the listener unless registered, voucher signed by the session key,
+/// revocation not in effect, available + thawing funds cover it) and with what amount and fee
+/// (`amount * feeBps / 10_000`, rounded down per item, with the fee in force), or which `SkipReason` it must give.
+/// Only what the vault must accept is counted as owed and settled in the model; the vault's events are compared item
+/// by item, and the invariants compare the vault's state with the model's.
 contract VaultHandler {
     Vm internal constant vm = VM;
 
@@ -30,12 +40,16 @@ contract VaultHandler {
     uint64 internal constant MAX_FLOOR = 7;
     /// @dev A session key a listener holds for its self-dealing attempts: its grants are never acked.
     uint256 internal constant OWN_SESSION_KEY = 0x0575E55;
+    /// @dev The session key of the grant `probe` settles under at the end of each run.
+    uint256 internal constant PROBE_SESSION_KEY = 0x960BE;
+    uint256 internal constant BPS = 10_000;
 
     IBeatStreamVaultFull public immutable vault;
     IMockUSDC public immutable usdc;
     address public immutable owner;
     address public immutable keeper;
     uint256 public immutable withdrawalDelay;
+    uint256 public immutable settlementWindow;
 
     uint256[] internal _listenerKeys;
     address[] public listeners;
@@ -61,13 +75,74 @@ contract VaultHandler {
     uint256 public earlyWithdrawals;
     /// @notice Σ of the `amount` of every `Settled` event the vault emitted: what the vault says it moved.
     uint256 public ghostSettledSum;
+    /// @notice Σ of the `fee` of every `Settled` event the vault emitted.
+    uint256 public ghostFeeSum;
 
-    constructor(IBeatStreamVaultFull vault_, IMockUSDC usdc_, address owner_, address keeper_) {
+    /*//////////////////////////////////////////////////////////////
+                    THE MODEL: WHAT THE VAULT MUST DO
+    //////////////////////////////////////////////////////////////*/
+
+    struct GhostAccount {
+        uint256 available;
+        uint256 thawing;
+        uint256 thawEnd;
+    }
+
+    struct GhostFloor {
+        uint64 floor;
+        uint64 previous;
+        uint256 floorFrom;
+    }
+
+    /// @notice The model's outcome for one item sent to `settleBatch`.
+    struct Expected {
+        bool settles;
+        SkipReason reason;
+        uint256 amount;
+        uint256 fee;
+    }
+
+    mapping(address listener => GhostAccount) public ghostAccount;
+    /// @notice The settled cumulative of (grant, payee) as the vault's rules make it.
+    mapping(bytes32 grantId => mapping(address payee => uint256)) public ghostSettled;
+    mapping(bytes32 grantId => uint256) public ghostSpent;
+    mapping(bytes32 grantId => bool) public ghostRegistered;
+    mapping(address payee => uint256) public ghostEarnings;
+    uint256 public ghostAccruedFees;
+    mapping(address listener => mapping(bytes32 grantId => uint256)) internal _ghostRevokedAt;
+    mapping(address listener => GhostFloor) internal _ghostFloor;
+    uint256 internal _feeCurrent;
+    uint256 internal _feeNext;
+    uint256 internal _feeNextFrom;
+
+    /// @notice Items sent to `settleBatch` that the vault must accept, and how many of them it settled exactly
+    /// (a `Settled` with the model's amount, cumulative and fee).
+    uint256 public mustAcceptSubmitted;
+    uint256 public mustAcceptSettledExactly;
+    /// @notice Items the vault must refuse, and how many it skipped with the model's reason.
+    uint256 public mustRefuseSubmitted;
+    uint256 public mustRefuseSkippedAsExpected;
+    /// @notice Σ of the model's amounts and fees for the items the vault must accept.
+    uint256 public ghostExpectedSettledSum;
+    uint256 public ghostExpectedFeeSum;
+    /// @notice Whether `probe` ran, and what it settled.
+    bool public probed;
+
+    /// @param feeBps_ The fee the vault was deployed with: the model's fee in force until the owner schedules another.
+    constructor(
+        IBeatStreamVaultFull vault_,
+        IMockUSDC usdc_,
+        address owner_,
+        address keeper_,
+        uint256 feeBps_
+    ) {
         vault = vault_;
         usdc = usdc_;
         owner = owner_;
         keeper = keeper_;
         withdrawalDelay = vault_.withdrawalDelay();
+        settlementWindow = vault_.settlementWindow();
+        _feeCurrent = feeBps_;
         uint256 now_ = vm.getBlockTimestamp();
         for (uint256 i; i < LISTENERS; ++i) {
             uint256 key = 0x1157E + i;
@@ -133,7 +208,7 @@ contract VaultHandler {
         item.grant = _grants[g];
         item.payee = payees[p];
         item.cumulative = newestSigned[grantIds[g]][item.payee];
-        if (vault.grantSpent(grantIds[g]) == 0) {
+        if (!ghostRegistered[grantIds[g]]) {
             item.grantSignature = _sign(_grantListenerKey[g], vault.grantDigest(item.grant));
         }
         item.voucherSignature =
@@ -167,6 +242,20 @@ contract VaultHandler {
         }
     }
 
+    /// @notice The fee in force now, as the model has the schedule.
+    function ghostFeeNow() public view returns (uint256) {
+        return _feeNextFrom != 0 && vm.getBlockTimestamp() >= _feeNextFrom ? _feeNext : _feeCurrent;
+    }
+
+    /// @notice Whether the listener's revocation of the grant (by id, or by the nonce floor in force) is in effect.
+    function ghostRevoked(address listener, bytes32 id, uint64 nonce) public view returns (bool) {
+        uint256 now_ = vm.getBlockTimestamp();
+        uint256 revokedAt = _ghostRevokedAt[listener][id];
+        if (revokedAt != 0 && now_ >= revokedAt) return true;
+        GhostFloor memory f = _ghostFloor[listener];
+        return nonce < (now_ >= f.floorFrom ? f.floor : f.previous);
+    }
+
     /*//////////////////////////////////////////////////////////////
                                LISTENERS
     //////////////////////////////////////////////////////////////*/
@@ -180,6 +269,7 @@ contract VaultHandler {
         usdc.approve(address(vault), amount);
         vault.deposit(amount);
         vm.stopPrank();
+        ghostAccount[who].available += amount;
     }
 
     function depositFor(uint256 listenerSeed, uint256 amount) external {
@@ -189,25 +279,30 @@ contract VaultHandler {
         usdc.mint(address(this), amount);
         usdc.approve(address(vault), amount);
         vault.depositFor(who, amount);
+        ghostAccount[who].available += amount;
     }
 
     function requestWithdrawal(uint256 listenerSeed, uint256 amount) external {
         address who = listeners[listenerSeed % LISTENERS];
-        (uint256 available,,) = vault.accountOf(who);
-        if (available == 0) return;
+        GhostAccount storage acc = ghostAccount[who];
+        if (acc.available == 0) return;
         calls["requestWithdrawal"]++;
-        amount = _bound(amount, 1, available);
+        amount = _bound(amount, 1, acc.available);
         vm.prank(who);
         vault.requestWithdrawal(amount);
+        acc.available -= amount;
+        acc.thawing += amount;
+        acc.thawEnd = vm.getBlockTimestamp() + withdrawalDelay;
     }
 
     function cancelWithdrawal(uint256 listenerSeed) external {
         address who = listeners[listenerSeed % LISTENERS];
-        (, uint256 thawing,) = vault.accountOf(who);
-        if (thawing == 0) return;
+        GhostAccount storage acc = ghostAccount[who];
+        if (acc.thawing == 0) return;
         calls["cancelWithdrawal"]++;
         vm.prank(who);
         vault.cancelWithdrawal();
+        (acc.available, acc.thawing, acc.thawEnd) = (acc.available + acc.thawing, 0, 0);
     }
 
     /// @dev Withdraws thawed funds; with `waitOut`, waits for the thaw to end first, as a patient listener would.
@@ -216,13 +311,15 @@ contract VaultHandler {
     /// by `afterInvariant`), and the funds it took are then missing for the invariants to find.
     function withdraw(uint256 listenerSeed, uint256 toSeed, bool waitOut) external {
         address who = listeners[listenerSeed % LISTENERS];
-        (, uint256 thawing, uint256 thawEnd) = vault.accountOf(who);
-        if (thawing == 0) return;
+        GhostAccount storage acc = ghostAccount[who];
+        uint256 thawEnd = acc.thawEnd;
+        if (acc.thawing == 0) return;
         if (waitOut && vm.getBlockTimestamp() < thawEnd) vm.warp(thawEnd);
         vm.prank(who);
         if (vm.getBlockTimestamp() >= thawEnd) {
             calls["withdraw"]++;
             vault.withdraw(_sink(toSeed));
+            (acc.thawing, acc.thawEnd) = (0, 0);
             return;
         }
         try vault.withdraw(_sink(toSeed)) returns (uint256) {
@@ -247,6 +344,7 @@ contract VaultHandler {
         calls["revokeGrant"]++;
         vm.prank(who);
         vault.revokeGrant(grantIds[g]);
+        _ghostRevokedAt[who][grantIds[g]] = vm.getBlockTimestamp() + withdrawalDelay;
     }
 
     /// @dev Raises the floor by one or two, so that a listener's grants are revoked one at a time over a run.
@@ -255,8 +353,14 @@ contract VaultHandler {
         (uint64 floor,,) = vault.nonceFloorOf(who);
         if (floor >= MAX_FLOOR) return;
         calls["revokeGrantsBelow"]++;
+        uint64 newFloor = floor + 1 + uint64(floorSeed % 2);
         vm.prank(who);
-        vault.revokeGrantsBelow(floor + 1 + uint64(floorSeed % 2));
+        vault.revokeGrantsBelow(newFloor);
+        GhostFloor storage f = _ghostFloor[who];
+        // A pending raise not yet in effect is replaced; the floor in force stays the one before it.
+        if (vm.getBlockTimestamp() >= f.floorFrom) f.previous = f.floor;
+        f.floor = newFloor;
+        f.floorFrom = vm.getBlockTimestamp() + withdrawalDelay;
     }
 
     /// @dev A listener (or an accomplice payee) tries to settle a voucher it wrote itself, paying itself, a payee or
@@ -380,23 +484,22 @@ contract VaultHandler {
 
         // The vouchers the vault must refuse go first, so that no acked item of the batch registers their grant.
         SettlementItem[] memory items = new SettlementItem[](junk + n);
+        bool[] memory grantSigOk = new bool[](junk + n);
+        bool[] memory voucherSigOk = new bool[](junk + n);
         for (uint256 j; j < junk; ++j) {
-            items[j] = _junkItem(uint256(keccak256(abi.encode(junkSeed, j))));
+            (items[j], grantSigOk[j], voucherSigOk[j]) =
+                _junkItem(uint256(keccak256(abi.encode(junkSeed, j))));
         }
         for (uint256 j; j < n; ++j) {
             items[junk + j] = ackedItem(chosen[j] / PAYEES, chosen[j] % PAYEES);
+            (grantSigOk[junk + j], voucherSigOk[junk + j]) = (true, true);
         }
         uint256[] memory before = new uint256[](items.length);
         for (uint256 j; j < items.length; ++j) {
             before[j] = vault.settled(vault.grantId(items[j].grant), items[j].payee);
         }
 
-        vm.recordLogs();
-        vm.prank(keeper);
-        uint256 settledCount = vault.settleBatch(items);
-        _addSettledEvents(vm.getRecordedLogs());
-        itemsSettled += settledCount;
-        itemsSkipped += items.length - settledCount;
+        _submit(items, grantSigOk, voucherSigOk);
 
         for (uint256 j; j < items.length; ++j) {
             uint256 after_ = vault.settled(vault.grantId(items[j].grant), items[j].payee);
@@ -410,22 +513,67 @@ contract VaultHandler {
         }
     }
 
+    /// @notice Run once at the end of a run (from `afterInvariant`, not by the fuzzer): whatever state the run left
+    /// (fees scheduled, time passed, revocations, thawing funds), a listener who deposits and streams under a fresh
+    /// grant is acked and settled, and the vault must pay the voucher exactly. So every run settles at least one item
+    /// the vault must accept, and a vault that pays nothing cannot pass a run that happened to ack nothing.
+    function probe() external {
+        require(!probed, "probe runs once");
+        probed = true;
+        address who = listeners[0];
+        uint256 amount = 3 * ONE_USDC + 1234;
+        usdc.mint(who, amount);
+        vm.startPrank(who);
+        usdc.approve(address(vault), amount);
+        vault.deposit(amount);
+        vm.stopPrank();
+        ghostAccount[who].available += amount;
+
+        // Above every nonce floor a listener raises (MAX_FLOOR), and a session key no other grant uses.
+        SessionGrant memory grant = SessionGrant({
+            listener: who,
+            sessionKey: vm.addr(PROBE_SESSION_KEY),
+            cap: 10 * ONE_USDC,
+            expiresAt: uint64(vm.getBlockTimestamp() + 1 days),
+            nonce: MAX_FLOOR + 1
+        });
+        bytes32 id = vault.grantId(grant);
+        SettlementItem[] memory items = new SettlementItem[](1);
+        items[0].grant = grant;
+        items[0].grantSignature = _sign(_listenerKeys[0], vault.grantDigest(grant));
+        items[0].payee = payees[0];
+        items[0].cumulative = amount;
+        items[0].voucherSignature = _sign(PROBE_SESSION_KEY, vault.voucherDigest(id, payees[0], amount));
+        // The relay acks it: the listener's own funds back it whole.
+        newestSigned[id][payees[0]] = amount;
+        acks++;
+        bool[] memory yes = new bool[](1);
+        yes[0] = true;
+        uint256 accepted = mustAcceptSubmitted;
+        _submit(items, yes, yes);
+        if (mustAcceptSubmitted != accepted + 1) revert("the model refused the probe's voucher");
+    }
+
     /// @dev One of: a stale voucher, one past the cap, a huge one, one signed by the wrong key, one for the zero
     /// payee, one under a new grant signed by the wrong key. None was acked, and the vault must refuse each.
-    function _junkItem(uint256 r) internal view returns (SettlementItem memory item) {
+    function _junkItem(uint256 r)
+        internal
+        view
+        returns (SettlementItem memory item, bool grantSigOk, bool voucherSigOk)
+    {
         uint256 g = r % GRANTS;
         uint256 mode = (r >> 8) % 6;
         uint256 noise = r >> 16;
         bytes32 id = grantIds[g];
         item.grant = _grants[g];
         item.payee = payees[(r >> 4) % PAYEES];
-        uint256 prior = vault.settled(id, item.payee);
+        uint256 prior = ghostSettled[id][item.payee];
         uint256 signingKey = _grantSessionKey[g];
         uint256 grantKey = _grantListenerKey[g];
         if (mode == 0) {
             item.cumulative = noise % (prior + 1); // stale or equal
         } else if (mode == 1) {
-            item.cumulative = prior + (effectiveCap(g) - vault.grantSpent(id)) + 1 + noise % 1000; // past the cap
+            item.cumulative = prior + (effectiveCap(g) - ghostSpent[id]) + 1 + noise % 1000; // past the cap
         } else if (mode == 2) {
             item.cumulative = type(uint256).max - noise % 3; // huge
         } else if (mode == 3) {
@@ -443,6 +591,114 @@ contract VaultHandler {
         }
         item.grantSignature = _sign(grantKey, vault.grantDigest(item.grant));
         item.voucherSignature = _sign(signingKey, vault.voucherDigest(id, item.payee, item.cumulative));
+        grantSigOk = grantKey == _grantListenerKey[g];
+        voucherSigOk = signingKey == _grantSessionKey[g];
+    }
+
+    /// @dev Sends `items` as the keeper, with the model's outcome for each worked out first, in order (items of one
+    /// batch share funds, caps and registration). `grantSigOk[j]` / `voucherSigOk[j]`: whether item j's grant was
+    /// signed by its listener and its voucher by its session key (the handler knows which key it signed with).
+    /// Each item's event is compared with the model's outcome and counted; the model then holds the vault's state as
+    /// its rules make it, which the invariants compare with the vault's.
+    function _submit(SettlementItem[] memory items, bool[] memory grantSigOk, bool[] memory voucherSigOk)
+        internal
+    {
+        Expected[] memory expected = new Expected[](items.length);
+        for (uint256 j; j < items.length; ++j) {
+            expected[j] = _expectAndApply(items[j], grantSigOk[j], voucherSigOk[j]);
+        }
+        vm.recordLogs();
+        vm.prank(keeper);
+        uint256 settledCount = vault.settleBatch(items);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        _addSettledEvents(logs);
+        _compareOutcomes(items, expected, logs);
+        itemsSettled += settledCount;
+        itemsSkipped += items.length - settledCount;
+    }
+
+    /// @dev The vault's rules for one item, in the vault's order, against the model; applies the outcome to the model.
+    function _expectAndApply(SettlementItem memory item, bool grantSigOk, bool voucherSigOk)
+        internal
+        returns (Expected memory e)
+    {
+        SessionGrant memory grant = item.grant;
+        bytes32 id = vault.grantId(grant);
+        address payee = item.payee;
+        uint256 now_ = vm.getBlockTimestamp();
+        e.settles = false;
+        if (payee == address(0) || grant.listener == address(0)) {
+            e.reason = SkipReason.Malformed;
+        } else if (now_ > uint256(grant.expiresAt) + settlementWindow) {
+            e.reason = SkipReason.GrantExpired;
+        } else if (item.cumulative <= ghostSettled[id][payee]) {
+            e.reason = SkipReason.StaleVoucher;
+        } else {
+            uint256 amount = item.cumulative - ghostSettled[id][payee];
+            uint256 cap = grant.cap < MAX_SPEND ? grant.cap : MAX_SPEND;
+            GhostAccount storage acc = ghostAccount[grant.listener];
+            if (amount > cap - ghostSpent[id]) {
+                e.reason = SkipReason.CapExceeded;
+            } else if (!ghostRegistered[id] && !grantSigOk) {
+                e.reason = SkipReason.InvalidGrantSignature;
+            } else if (!voucherSigOk) {
+                e.reason = SkipReason.InvalidVoucherSignature;
+            } else if (ghostRevoked(grant.listener, id, grant.nonce)) {
+                e.reason = SkipReason.GrantRevoked;
+            } else if (amount > acc.available + acc.thawing) {
+                e.reason = SkipReason.InsufficientFunds;
+            } else {
+                e.settles = true;
+                e.amount = amount;
+                e.fee = amount * ghostFeeNow() / BPS;
+                // Available funds first, then thawing ones.
+                if (amount <= acc.available) {
+                    acc.available -= amount;
+                } else {
+                    (acc.available, acc.thawing) = (0, acc.thawing - (amount - acc.available));
+                }
+                ghostSpent[id] += amount;
+                ghostSettled[id][payee] = item.cumulative;
+                ghostRegistered[id] = true;
+                ghostEarnings[payee] += amount - e.fee;
+                ghostAccruedFees += e.fee;
+            }
+        }
+        if (e.settles) {
+            mustAcceptSubmitted++;
+            ghostExpectedSettledSum += e.amount;
+            ghostExpectedFeeSum += e.fee;
+        } else {
+            mustRefuseSubmitted++;
+        }
+    }
+
+    /// @dev Matches the batch's per-item events (`Settled` or `SettlementSkipped`, one per item, in order) with the
+    /// model's outcomes and counts those that agree exactly. A batch cut short leaves its last items without an event
+    /// and so without a match.
+    function _compareOutcomes(SettlementItem[] memory items, Expected[] memory expected, Vm.Log[] memory logs)
+        internal
+    {
+        uint256 j;
+        for (uint256 i; i < logs.length && j < items.length; ++i) {
+            if (logs[i].emitter != address(vault)) continue;
+            bytes32 topic = logs[i].topics[0];
+            if (topic == IBeatStreamVault.Settled.selector) {
+                (uint256 amount, uint256 cumulative, uint256 fee) =
+                    abi.decode(logs[i].data, (uint256, uint256, uint256));
+                Expected memory e = expected[j];
+                if (
+                    e.settles && logs[i].topics[1] == vault.grantId(items[j].grant)
+                        && address(uint160(uint256(logs[i].topics[3]))) == items[j].payee
+                        && amount == e.amount && cumulative == items[j].cumulative && fee == e.fee
+                ) mustAcceptSettledExactly++;
+                ++j;
+            } else if (topic == IBeatStreamVault.SettlementSkipped.selector) {
+                (, SkipReason reason) = abi.decode(logs[i].data, (uint256, SkipReason));
+                if (!expected[j].settles && reason == expected[j].reason) mustRefuseSkippedAsExpected++;
+                ++j;
+            }
+        }
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -457,12 +713,14 @@ contract VaultHandler {
         amount = _bound(amount, 1, earnings);
         vm.prank(payee);
         vault.withdrawEarnings(_sink(toSeed), amount);
+        ghostEarnings[payee] -= amount;
     }
 
     function collectFees() external {
         if (vault.accruedFees() == 0) return;
         calls["collectFees"]++;
         vault.collectFees();
+        ghostAccruedFees = 0;
     }
 
     function scheduleFee(uint256 fee) external {
@@ -470,6 +728,9 @@ contract VaultHandler {
         fee = _bound(fee, 0, vault.MAX_FEE_BPS());
         vm.prank(owner);
         vault.scheduleFee(uint16(fee));
+        _feeCurrent = ghostFeeNow();
+        _feeNext = fee;
+        _feeNextFrom = vm.getBlockTimestamp() + withdrawalDelay;
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -507,12 +768,14 @@ contract VaultHandler {
     function _addSettledEvents(Vm.Log[] memory logs) internal {
         for (uint256 i; i < logs.length; ++i) {
             if (logs[i].emitter == address(vault) && logs[i].topics[0] == IBeatStreamVault.Settled.selector) {
-                (uint256 amount, uint256 cumulative,) = abi.decode(logs[i].data, (uint256, uint256, uint256));
+                (uint256 amount, uint256 cumulative, uint256 fee) =
+                    abi.decode(logs[i].data, (uint256, uint256, uint256));
                 address payee = address(uint160(uint256(logs[i].topics[3])));
                 if (cumulative != newestSigned[logs[i].topics[1]][payee]) {
                     revert("the vault settled a voucher no relay acked");
                 }
                 ghostSettledSum += amount;
+                ghostFeeSum += fee;
             }
         }
     }
