@@ -34,7 +34,7 @@ pub const DEFAULT_RANGE_MAX: u64 = 50_000;
 pub const DEFAULT_BATCH_EVENTS: usize = 100_000;
 /// Default `--rpc-concurrency`.
 pub const DEFAULT_RPC_CONCURRENCY: usize = 2;
-/// Default `--rpc-timeout`, in seconds.
+/// Default `--rpc-timeout-secs`.
 pub const DEFAULT_RPC_TIMEOUT_SECS: u64 = 30;
 /// Default `--poll-interval-ms`.
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;

@@ -3,6 +3,8 @@
 //! Thin on purpose: parse arguments, set up logging and shutdown, call the libraries.
 
 mod cli;
+#[cfg(test)]
+mod cli_docs;
 mod commands;
 mod dev;
 mod logging;
