@@ -5,5 +5,6 @@ mod harness;
 mod mirror;
 mod names;
 mod reorg;
+mod reorg_names;
 mod revocations;
 mod spans;
