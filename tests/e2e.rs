@@ -233,8 +233,7 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
     assert_eq!(total, (10 * RATE).to_string());
 
     // ----- The keeper settles; the indexer mirrors it. -----
-    // All ten seconds settle, in one or more batches (the keeper decides when); the fee is rounded down per
-    // settlement, so the artist's share is what is left after the fees the vault actually took.
+    // All ten seconds settle, in one or more batches (the keeper decides when).
     let total = U256::from(10 * RATE);
     for _ in 0..300 {
         if chain.vault(&artist).settled(grant.id(), payee).call().await? == total {
@@ -243,10 +242,30 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(chain.vault(&artist).settled(grant.id(), payee).call().await?, total);
+    // The vault's fee rule, exactly: each settlement of `amount` takes `amount * feeBps / 10_000`, rounded down per
+    // settlement, with the fee in force (250 bps from the deployment; none is scheduled here). The settled amounts
+    // are the `Settled` events'.
+    let fee_bps = chain.vault(&artist).feeBps().call().await?;
+    assert_eq!(fee_bps, 250, "the deployment's fee is in force");
+    let settlements = chain.vault(&artist).Settled_filter().from_block(0).query().await?;
+    assert!(!settlements.is_empty(), "no Settled event");
+    let (mut settled_sum, mut expected_fees) = (U256::ZERO, U256::ZERO);
+    for (event, _) in &settlements {
+        assert_eq!(
+            (event.grantId, event.listener, event.payee),
+            (grant.id(), listener.address(), payee)
+        );
+        let fee = event.amount * U256::from(fee_bps) / U256::from(10_000);
+        assert_eq!(event.fee, fee, "fee of a settlement of {}", event.amount);
+        settled_sum += event.amount;
+        expected_fees += fee;
+    }
+    assert_eq!(settled_sum, total, "the settlements add up to the stream");
+    assert!(expected_fees > U256::ZERO, "a 250 bps fee on {total} is not zero");
     let fees = chain.vault(&artist).accruedFees().call().await?;
     let earned = chain.vault(&artist).earningsOf(artist.address()).call().await?;
-    assert_eq!(earned + fees, total);
-    assert!(fees <= total * U256::from(250) / U256::from(10_000), "fees {fees}");
+    assert_eq!(fees, expected_fees, "the vault accrued exactly the fees its rule takes");
+    assert_eq!(earned, total - expected_fees, "the artist got exactly the total less the fees");
     assert!(keeper_metrics.batches_confirmed.get() >= 1);
     indexed().await?;
 
