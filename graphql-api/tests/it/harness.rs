@@ -182,7 +182,17 @@ impl Env {
 
     /// Settles `cumulative` of the scene's grant for `payee` on-chain, as the keeper would.
     pub(crate) async fn settle(&self, payee: Address, cumulative: u64) -> eyre::Result<()> {
-        store_voucher(&self.pool, &self.chain, &self.player, payee, cumulative).await?;
+        self.settle_with(&self.pool, payee, cumulative).await
+    }
+
+    /// [`settle`](Self::settle), storing the voucher through `pool`.
+    pub(crate) async fn settle_with(
+        &self,
+        pool: &PgPool,
+        payee: Address,
+        cumulative: u64,
+    ) -> eyre::Result<()> {
+        store_voucher(pool, &self.chain, &self.player, payee, cumulative).await?;
         let item = self.player.item(&self.chain, payee, cumulative)?;
         let vault = self.chain.vault(&self.chain.anvil.signer(KEEPER));
         let receipt = vault

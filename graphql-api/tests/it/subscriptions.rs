@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use sqlx::{Connection, PgPool, postgres::PgPoolOptions};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
     tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
@@ -109,6 +110,137 @@ async fn settlements_and_earnings_arrive_even_across_a_lost_listen_connection() 
     let got = settlements.next().await?;
     assert_eq!(got["settlements"]["cumulative"]["raw"], "6000");
     earnings.next_until(|d| d["artistEarnings"]["earned"]["raw"] == "5850").await?;
+    env.stop().await
+}
+
+/// The API's connections to the test database (the pool's and the `LISTEN` one), by `application_name`.
+const API_BACKENDS: &str = "FROM pg_stat_activity WHERE datname = current_database()
+    AND application_name LIKE 'beatstream-api%' AND pid <> pg_backend_pid()";
+
+/// Takes the API off the database and keeps it off: new connections to the test database are refused (for every
+/// role, superusers included), then every connection of the API (its `LISTEN` one, and the pool's, one of which it
+/// would otherwise listen on again at once) is terminated; returns once none is left. The indexer and the test keep
+/// the connections they already have.
+async fn cut_the_api_off(env: &Env, held: &PgPool) -> eyre::Result<()> {
+    allow_connections(env, held, false).await?;
+    // A reconnect really is refused: the server's own check, `database ... is not currently accepting connections`.
+    let refused = sqlx::PgConnection::connect_with(&*env.pool.connect_options()).await;
+    let code = match &refused {
+        Err(sqlx::Error::Database(e)) => e.code().map(|c| c.into_owned()),
+        _ => None,
+    };
+    eyre::ensure!(
+        code.as_deref() == Some("55000"),
+        "a new connection was not refused: {refused:?}"
+    );
+    let listening: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) {API_BACKENDS} AND application_name = 'beatstream-api-listen'"
+    ))
+    .fetch_one(held)
+    .await?;
+    eyre::ensure!(listening == 1, "the API listens on {listening} connections, not 1");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // Waits (up to 5 s) for each backend to exit, not just for the signal to be sent.
+        let left: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid, 5000)) {API_BACKENDS}"
+        ))
+        .fetch_one(held)
+        .await?;
+        let alive: i64 =
+            sqlx::query_scalar(&format!("SELECT count(*) {API_BACKENDS}")).fetch_one(held).await?;
+        if left == 0 && alive == 0 {
+            return Ok(());
+        }
+        eyre::ensure!(tokio::time::Instant::now() < deadline, "{alive} API connections survive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Lets the API connect again.
+async fn let_the_api_back(env: &Env, held: &PgPool) -> eyre::Result<()> {
+    allow_connections(env, held, true).await
+}
+
+/// `ALTER DATABASE <the test database> ALLOW_CONNECTIONS <allow>`, run from the server's maintenance database
+/// (Postgres refuses to disallow connections to the database it runs in).
+async fn allow_connections(env: &Env, held: &PgPool, allow: bool) -> eyre::Result<()> {
+    let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(held).await?;
+    let admin = env.pool.connect_options().as_ref().clone().database("postgres");
+    let mut conn = sqlx::PgConnection::connect_with(&admin).await?;
+    sqlx::query(&format!(r#"ALTER DATABASE "{name}" ALLOW_CONNECTIONS {allow}"#))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// The promise of docs/API.md: when the `LISTEN` connection is lost, nothing that happened meanwhile is missed.
+/// A settlement, and a voucher of a live session, land while the API cannot listen at all: their notifications
+/// reach nobody and are gone, so only the re-read after the reconnect can deliver them, and it delivers each
+/// exactly once (the next payload is the next change, not the missed one again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_happens_while_the_listen_connection_is_down_arrives_once_it_is_back()
+-> eyre::Result<()> {
+    let env = Env::scene().await?;
+    let (alice, bob) = (env.address(ALICE), env.address(BOB));
+    let mut settlements =
+        Sub::open(&env, "subscription { settlements(artist: \"alice\") { cumulative { raw } } }")
+            .await?;
+    let mut earnings = Sub::open(
+        &env,
+        "subscription { artistEarnings(artist: \"alice\") { earned { raw } pending { raw } } }",
+    )
+    .await?;
+    let query = format!(
+        "subscription {{ sessionBeats(id: \"{LIVE_SESSION}\") {{ seconds amount {{ raw }} }} }}"
+    );
+    let mut beats = Sub::open(&env, &query).await?;
+    let earned = |d: &Value| d["artistEarnings"]["earned"]["raw"].as_str().map(str::to_owned);
+    assert_eq!(earned(&earnings.next().await?).as_deref(), Some("2925"));
+    assert_eq!(beats.next().await?["sessionBeats"]["seconds"], 3);
+    // A settlement arrives while listening: every subscription is live (settlements has no first payload).
+    env.settle(alice, 5_000).await?;
+    assert_eq!(settlements.next().await?["settlements"]["cumulative"]["raw"], "5000");
+    earnings.next_until(|d| earned(d).as_deref() == Some("4875")).await?;
+
+    // The API is off the database; a settlement is indexed (its NOTIFY sent) and a voucher stored (the relay's
+    // NOTIFY sent) while it cannot listen.
+    // The test's own statements meanwhile go through one connection opened before: a pool of one that already
+    // has it never needs a new one (a bigger pool may open one while another is on its way back, and be refused).
+    let held = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .connect_with(env.pool.connect_options().as_ref().clone())
+        .await?;
+    cut_the_api_off(&env, &held).await?;
+    env.settle_with(&held, alice, 6_000).await?;
+    env.indexed().await?;
+    beatstream_testkit::scene::store_voucher(&held, &env.chain, &env.player, bob, 2_000).await?;
+    sqlx::query("SELECT pg_notify('beatstream_vouchers', '')").execute(&held).await?;
+    let api: i64 =
+        sqlx::query_scalar(&format!("SELECT count(*) {API_BACKENDS}")).fetch_one(&held).await?;
+    assert_eq!(api, 0, "the API got back in while it should have been cut off");
+    let_the_api_back(&env, &held).await?;
+    held.close().await;
+
+    // Each subscription gets what it missed, once.
+    assert_eq!(settlements.next().await?["settlements"]["cumulative"]["raw"], "6000");
+    let now = earnings.next().await?;
+    assert_eq!(
+        now["artistEarnings"],
+        json!({ "earned": { "raw": "5850" }, "pending": { "raw": "0" } })
+    );
+    let beat = beats.next().await?;
+    assert_eq!(beat["sessionBeats"], json!({ "seconds": 4, "amount": { "raw": "2000" } }));
+    // The next payloads are the next changes, not what was missed over again.
+    env.settle(alice, 7_000).await?;
+    assert_eq!(settlements.next().await?["settlements"]["cumulative"]["raw"], "7000");
+    assert_eq!(earned(&earnings.next().await?).as_deref(), Some("6825"));
+    beatstream_testkit::scene::store_voucher(&env.pool, &env.chain, &env.player, bob, 2_500)
+        .await?;
+    sqlx::query("SELECT pg_notify('beatstream_vouchers', '')").execute(&env.pool).await?;
+    assert_eq!(beats.next().await?["sessionBeats"]["seconds"], 5);
     env.stop().await
 }
 
