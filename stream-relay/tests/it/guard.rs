@@ -220,3 +220,109 @@ async fn thawing_funds_back_no_new_voucher() -> eyre::Result<()> {
     d.expect_error("insufficient_funds").await?;
     relay.stop().await
 }
+
+/// Waits until `n` sessions of the test database wait on a heavyweight lock (a relation or advisory lock).
+pub(crate) async fn wait_for_lock_waiters(db: &TestDb, n: i64) -> eyre::Result<()> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(db.pool())
+        .await?;
+        if waiting >= n {
+            return Ok(());
+        }
+        eyre::ensure!(
+            tokio::time::Instant::now() < until,
+            "only {waiting} of {n} sessions wait on a lock after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Two relays race for one listener at the same moment, round after round. Each round: a fresh listener with funds
+/// of 199, three devices on each relay, each sending a voucher of 100 at once: any two of them overspend by one.
+///
+/// The moment is made, not hoped for: the test holds `vouchers` locked (`SHARE ROW EXCLUSIVE`, which the writers'
+/// upsert must wait for) while the vouchers arrive, and lets go only once both relays' writers are parked inside
+/// their group commits (one on the table lock, the other on the listener's advisory lock, or both on the table if
+/// the advisory lock were gone). Without the cross-relay lock both would have read the same funds and both would
+/// accept a voucher: 200 of 199. With it, exactly one voucher per round is acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_racing_for_one_listener_ack_at_most_its_funds() -> eyre::Result<()> {
+    const ROUNDS: usize = 5;
+    const DEVICES: usize = 6;
+    const FUNDS: u64 = 199;
+    const VOUCHER: u64 = 100;
+    let db = TestDb::new().await?;
+    let scene = seed_scene(db.pool()).await?;
+    let alice = scene.alice.payee;
+    let mut relays = Vec::new();
+    for _ in 0..2 {
+        let mut cfg = config(&db, no_rpc());
+        cfg.beat_ms = 60_000;
+        relays.push(Relay::start(cfg).await?);
+    }
+
+    for round in 0..ROUNDS {
+        let wallet = PrivateKeySigner::random();
+        seed_listener(db.pool(), wallet.address(), FUNDS, 0).await?;
+        let mut devices = Vec::new();
+        for i in 0..DEVICES {
+            let player = Player::with_wallet(wallet.clone(), 1_000_000);
+            let mut client = Client::connect(&relays[i % 2]).await?;
+            assert_eq!(client.hello(&player).await?, U256::from(FUNDS));
+            let (_, owed) = client.play(1).await?;
+            assert!(owed >= U256::from(VOUCHER));
+            devices.push((player, client));
+        }
+
+        // Park both relays' writers inside their commits.
+        let mut lock = db.pool().begin().await?;
+        sqlx::query("LOCK TABLE vouchers IN SHARE ROW EXCLUSIVE MODE").execute(&mut *lock).await?;
+        let tasks: Vec<_> = devices
+            .into_iter()
+            .map(|(player, mut client)| {
+                let frame = player.voucher(alice, VOUCHER);
+                tokio::spawn(async move {
+                    client.send(&frame).await?;
+                    let acked = match client.recv_no_beat().await? {
+                        ServerFrame::Ack { cumulative, .. } => {
+                            assert_eq!(cumulative, VOUCHER.to_string());
+                            true
+                        }
+                        ServerFrame::Error { code, .. } if code == "insufficient_funds" => false,
+                        other => eyre::bail!("unexpected {other:?}"),
+                    };
+                    eyre::Ok((player, acked))
+                })
+            })
+            .collect();
+        wait_for_lock_waiters(&db, 2).await?;
+        lock.rollback().await?;
+
+        let mut acked_total = U256::ZERO;
+        for task in tasks {
+            let (player, acked) = task.await??;
+            let stored = stored_voucher(db.pool(), player.grant_id(), alice).await?.map(|v| v.0);
+            if acked {
+                acked_total += U256::from(VOUCHER);
+                assert_eq!(stored, Some(U256::from(VOUCHER)), "round {round}: acked is stored");
+            } else {
+                assert_eq!(stored, None, "round {round}: refused is not stored");
+            }
+        }
+        assert!(
+            acked_total <= U256::from(FUNDS),
+            "round {round}: two relays acked {acked_total} to a listener with {FUNDS}"
+        );
+        assert_eq!(acked_total, U256::from(VOUCHER), "round {round}: exactly one voucher fits");
+        assert_eq!(stored_total(db.pool(), wallet.address()).await?, acked_total);
+    }
+    for relay in relays {
+        relay.stop().await?;
+    }
+    Ok(())
+}
