@@ -211,3 +211,165 @@ async fn kill_9_under_load_loses_no_acked_voucher() -> eyre::Result<()> {
     }
     Ok(())
 }
+
+/// `kill -9` at moments chosen by progress, not by the clock, round after round with a restart between kills:
+///
+/// - after the clients have received a given number of acks (a different number each round);
+/// - inside a group commit: the test holds `vouchers` locked (`SHARE ROW EXCLUSIVE`, which the writers' upsert
+///   must wait for) until every writer of the relay is parked on it in pg_stat_activity, kills the relay there, and
+///   only then lets go.
+///
+/// After each kill, every voucher acked to a client is stored (or a newer one it sent), with its session key's
+/// signature. After each restart, resuming pays nothing twice: `ready` is the funds less exactly what is stored,
+/// and the new session's first beat owes one beat more than what is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_moments_chosen_by_progress_loses_and_repays_nothing() -> eyre::Result<()> {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    const PLAYERS: usize = 20;
+    const KILLS: usize = 6;
+    const FUNDS: u64 = 1_000_000_000;
+    let db = TestDb::new().await?;
+    let scene = seed_scene(db.pool()).await?;
+    let alice = scene.alice.payee;
+    let mut players = Vec::new();
+    for _ in 0..PLAYERS {
+        let p = Player::new(FUNDS);
+        seed_listener(db.pool(), p.listener(), FUNDS, 0).await?;
+        players.push(Arc::new(p));
+    }
+    // The writers the players' listeners are sharded to (as `Writers::submit` shards them).
+    let writers = beatstream_stream_relay::config::DEFAULT_WRITERS;
+    let busy_writers = players
+        .iter()
+        .map(|p| p.listener()[19] as usize % writers)
+        .collect::<std::collections::HashSet<_>>()
+        .len() as i64;
+    let mut stored: HashMap<Address, U256> = HashMap::new();
+    let mut total_progress = 0;
+
+    for round in 0..=KILLS {
+        let mut relay = ChildRelay::spawn(&db).await?;
+        let orphans: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
+                .fetch_one(db.pool())
+                .await?;
+        assert_eq!(orphans, 0, "round {round}: the dead run's sessions are closed");
+        let url = relay.as_relay().url();
+        let acks = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = players
+            .iter()
+            .cloned()
+            .map(|p| {
+                let url = url.clone();
+                let acks = acks.clone();
+                let base = stored.get(&p.listener()).copied().unwrap_or_default();
+                tokio::spawn(async move {
+                    let mut c = Client::connect_url(&url).await?;
+                    // Resuming pays nothing twice: what is stored is spent, and the session carries on from it.
+                    let ready = c.hello(&p).await?;
+                    eyre::ensure!(
+                        ready == U256::from(FUNDS) - base,
+                        "ready {ready}, stored {base}"
+                    );
+                    let (_, first) = c.play(1).await?;
+                    eyre::ensure!(
+                        first == base + U256::from(100),
+                        "first beat owes {first}, stored {base}"
+                    );
+                    let _ = c.send(&p.voucher(alice, first.to())).await;
+                    let (mut acked, mut sent) = (U256::ZERO, first);
+                    // Until the socket dies, pay every beat; a failed send does not stop the reading, so every ack
+                    // the relay wrote before it died is counted.
+                    loop {
+                        match c.event_within(30).await {
+                            Ok(Event::Frame(ServerFrame::Beat { owed, .. })) => {
+                                let owed: U256 = owed.parse()?;
+                                if c.send(&p.voucher(alice, owed.to())).await.is_ok() {
+                                    sent = owed;
+                                }
+                            }
+                            Ok(Event::Frame(ServerFrame::Ack { cumulative, .. })) => {
+                                acked = acked.max(cumulative.parse()?);
+                                acks.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Ok(Event::Frame(other)) => eyre::bail!("unexpected {other:?}"),
+                            Ok(Event::Closed(_)) | Err(_) => break,
+                        }
+                    }
+                    eyre::Ok((acked, sent))
+                })
+            })
+            .collect();
+
+        // Progress first: this round's number of acks received by the clients.
+        let target = 60 + 25 * round;
+        let until = tokio::time::Instant::now() + Duration::from_secs(60);
+        while acks.load(Ordering::SeqCst) < target {
+            eyre::ensure!(
+                tokio::time::Instant::now() < until,
+                "round {round}: only {} of {target} acks after 60 s",
+                acks.load(Ordering::SeqCst)
+            );
+            eyre::ensure!(
+                !tasks.iter().all(|t| t.is_finished()),
+                "round {round}: every client stopped"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if round == KILLS {
+            // The last run is not killed: it shows the relay carried on from the last kill.
+            drop(relay);
+            for task in tasks {
+                task.await??;
+            }
+            break;
+        }
+        let inside_commit = round % 2 == 1;
+        let lock = if inside_commit {
+            let mut lock = db.pool().begin().await?;
+            sqlx::query("LOCK TABLE vouchers IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *lock)
+                .await?;
+            crate::guard::wait_for_lock_waiters(&db, busy_writers).await?;
+            // Every writer is parked between its state read and its upsert: nothing may be acked from here on.
+            // The pause lets whatever the relay did write reach the clients before the kill.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Some(lock)
+        } else {
+            None
+        };
+        relay.child.kill()?; // SIGKILL
+        relay.child.wait()?;
+        if let Some(lock) = lock {
+            lock.rollback().await?;
+        }
+        total_progress += acks.load(Ordering::SeqCst);
+
+        let mut acked = HashMap::new();
+        for (p, task) in players.iter().zip(tasks) {
+            acked.insert(p.listener(), task.await??);
+        }
+        wait_for_killed_commits(&db).await?;
+        for p in &players {
+            let (acked, sent) = acked[&p.listener()];
+            let (now, sig) = stored_voucher(db.pool(), p.grant_id(), alice)
+                .await?
+                .unwrap_or((U256::ZERO, Vec::new()));
+            let before = stored.get(&p.listener()).copied().unwrap_or_default();
+            let how = if inside_commit { "inside a group commit" } else { "after acks" };
+            assert!(now >= acked, "kill {round} ({how}): acked {acked} but only {now} stored");
+            assert!(now <= sent, "kill {round} ({how}): stored {now} was never sent ({sent})");
+            assert!(now >= before, "kill {round} ({how}): stored fell from {before} to {now}");
+            if !now.is_zero() {
+                let digest = domain().voucher_digest(p.grant_id(), alice, now);
+                assert_eq!(eip712::recover(digest, &sig)?, p.key.address());
+            }
+            stored.insert(p.listener(), now);
+        }
+    }
+    assert!(total_progress >= 60 * KILLS, "{total_progress} acks across {KILLS} kills");
+    Ok(())
+}
