@@ -156,7 +156,8 @@ pub struct Options {
     /// Address for `/health` and `/metrics`; none when unset.
     #[arg(long, env = "BEATSTREAM_KEEPER_HTTP")]
     pub http: Option<SocketAddr>,
-    /// Test hook: stop as if killed at this point of the first batch (`after-journal` or `after-broadcast`).
+    /// Test hook: stop as if killed at this point of the first batch (`after-journal` or `after-broadcast`), or
+    /// hang the process there (`stop-before-journal`).
     #[arg(long, env = "BEATSTREAM_KEEPER_FAIL_POINT", hide = true)]
     pub fail_point: Option<FailPoint>,
 }

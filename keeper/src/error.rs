@@ -60,6 +60,10 @@ pub enum FailPoint {
     AfterJournal,
     /// The transaction was broadcast, the journal still says pending.
     AfterBroadcast,
+    /// A hung process: the batch is decided and signed, and the process stops itself (SIGSTOP) before journaling
+    /// it, until it is continued (SIGCONT); then it goes on to journal it under the epoch it decided under. Only for
+    /// a keeper in a process of its own (`beatstream keeper`): it stops the whole process.
+    StopBeforeJournal,
 }
 
 /// Result alias for this crate.

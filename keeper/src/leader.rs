@@ -9,16 +9,20 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, keccak256};
+use alloy::primitives::Address;
 use tracing::{info, warn};
 
-use crate::{Result, db::LockConnection};
+use crate::{
+    Result,
+    db::{LeaseKey, LockConnection},
+};
 
 /// The leader election of the keepers of one vault.
 pub(crate) struct Leader {
     database_url: String,
     keeper_id: String,
-    lock_key: i64,
+    /// The chain and vault: the advisory lock's key and the lease row's.
+    key: LeaseKey,
     lease: Duration,
     /// The standby's connection, used to try the lock; moved into the renewer once the lock is taken.
     conn: Option<LockConnection>,
@@ -40,11 +44,8 @@ impl Leader {
         vault: Address,
         lease: Duration,
     ) -> Self {
-        let mut seed = b"beatstream-keeper".to_vec();
-        seed.extend_from_slice(&chain_id.to_be_bytes());
-        seed.extend_from_slice(vault.as_slice());
-        let lock_key = i64::from_be_bytes(keccak256(seed)[..8].try_into().expect("8 bytes"));
-        Self { database_url, keeper_id, lock_key, lease, conn: None, held: None }
+        let key = LeaseKey::new(chain_id, vault);
+        Self { database_url, keeper_id, key, lease, conn: None, held: None }
     }
 
     /// The epoch this keeper leads under; `None` while another keeper leads.
@@ -70,20 +71,20 @@ impl Leader {
             self.conn = Some(LockConnection::open(&self.database_url).await?);
         }
         let conn = self.conn.as_mut().expect("just set");
-        if !conn.try_lock(self.lock_key).await? {
+        if !conn.try_lock(self.key.lock_key()).await? {
             // The leader holds the lock. If it stopped renewing its lease, end its lock connection.
-            if let Some((pid, holder)) = conn.lapsed_leader().await? {
+            if let Some((pid, holder)) = conn.lapsed_leader(self.key).await? {
                 warn!(target: "beatstream::keeper", %holder, pid, "the leader's lease lapsed; ending its lock connection");
                 conn.terminate(pid).await?;
             }
             return Ok(None);
         }
-        let epoch = conn.take_lease(&self.keeper_id, self.lease).await?;
+        let epoch = conn.take_lease(self.key, &self.keeper_id, self.lease).await?;
         info!(target: "beatstream::keeper", keeper_id = %self.keeper_id, epoch, "became the active keeper");
 
         let conn = self.conn.take().expect("connected above");
         let (tx, lost) = tokio::sync::watch::channel(false);
-        let renewer = tokio::spawn(renew(conn, epoch, self.lease, tx));
+        let renewer = tokio::spawn(renew(conn, self.key, epoch, self.lease, tx));
         self.held = Some(Held { epoch, lost, renewer });
         Ok(Some(epoch))
     }
@@ -99,13 +100,14 @@ impl Leader {
 /// Renews the lease three times per lease period on the lock connection until that fails or the epoch moved on.
 async fn renew(
     mut conn: LockConnection,
+    key: LeaseKey,
     epoch: i64,
     lease: Duration,
     lost: tokio::sync::watch::Sender<bool>,
 ) {
     loop {
         tokio::time::sleep(lease / 3).await;
-        match conn.renew(epoch, lease).await {
+        match conn.renew(key, epoch, lease).await {
             Ok(true) => {}
             Ok(false) => {
                 warn!(target: "beatstream::keeper", epoch, "the lease moved to another keeper");

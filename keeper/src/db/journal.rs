@@ -2,7 +2,8 @@
 //!
 //! A batch's items, nonce and first signed transaction are committed before anything is broadcast, so a crash
 //! leaves either nothing sent or a journaled transaction the next step follows. Every write runs in a transaction
-//! that first reads the lease row `FOR SHARE` and checks the epoch the caller leads under: a keeper that lost the
+//! that first reads the lease row of its chain and vault (`keeper_lease`, keyed like the advisory lock) `FOR SHARE`
+//! and checks the epoch the caller leads under: a keeper that lost the
 //! lease without noticing fails its next write ([`Error::LostLease`]) instead of journaling beside the new leader,
 //! and a takeover waits for a write in progress to commit.
 
@@ -12,6 +13,7 @@ use alloy::primitives::{Address, B256};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::{
+    lease::LeaseKey,
     pool::Db,
     types::{AttemptKind, BatchKind, BatchStatus, Outcome},
 };
@@ -63,20 +65,22 @@ pub(crate) struct Mined {
     pub(crate) outcomes: Vec<(B256, Address, Outcome)>,
 }
 
-/// The journal of one keeper account on one chain.
+/// The journal of one keeper account on one chain, written under the lease of one vault.
 #[derive(Clone, Debug)]
 pub(crate) struct Journal {
     pool: PgPool,
     chain_id: i64,
     sender: Address,
     keeper_id: String,
+    /// The lease whose epoch fences every write.
+    lease: LeaseKey,
 }
 
 type Write<'t, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 't>>;
 
 impl Journal {
-    pub(crate) fn new(db: &Db, chain_id: u64, sender: Address, keeper_id: String) -> Self {
-        Self { pool: db.pool.clone(), chain_id: chain_id as i64, sender, keeper_id }
+    pub(crate) fn new(db: &Db, lease: LeaseKey, sender: Address, keeper_id: String) -> Self {
+        Self { pool: db.pool.clone(), chain_id: lease.chain_id as i64, sender, keeper_id, lease }
     }
 
     // ----- Reads -----
@@ -375,17 +379,21 @@ impl Journal {
         .await
     }
 
-    /// Runs `f` in a transaction that first checks this keeper still holds lease `epoch` (and keeps the lease row
-    /// shared-locked, so a takeover waits for the write to finish).
+    /// Runs `f` in a transaction that first checks this keeper still holds lease `epoch` of its chain and vault
+    /// (and keeps that lease row shared-locked, so a takeover waits for the write to finish).
     async fn write<T, F>(&self, epoch: i64, f: F) -> Result<T>
     where
         F: for<'t> FnOnce(&'t mut Transaction<'static, Postgres>) -> Write<'t, T>,
     {
         let mut tx = self.pool.begin().await?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT epoch FROM keeper_lease WHERE id = 1 FOR SHARE")
-                .fetch_optional(&mut *tx)
-                .await?;
+        let (chain_id, vault) = self.lease.columns();
+        let current: Option<i64> = sqlx::query_scalar(
+            "SELECT epoch FROM keeper_lease WHERE chain_id = $1 AND vault = $2 FOR SHARE",
+        )
+        .bind(chain_id)
+        .bind(vault)
+        .fetch_optional(&mut *tx)
+        .await?;
         if current != Some(epoch) {
             return Err(Error::LostLease(epoch));
         }
@@ -469,8 +477,9 @@ mod tests {
         let test_db = TestDb::new().await?;
         let db = Db::connect(test_db.url()).await?;
         let mut lock = LockConnection::open(test_db.url()).await?;
-        let epoch = lock.take_lease("first", std::time::Duration::from_secs(60)).await?;
-        let journal = Journal::new(&db, 31337, Address::repeat_byte(7), "first".into());
+        let key = LeaseKey::new(31337, Address::repeat_byte(6));
+        let epoch = lock.take_lease(key, "first", std::time::Duration::from_secs(60)).await?;
+        let journal = Journal::new(&db, key, Address::repeat_byte(7), "first".into());
 
         let items = [voucher(1), voucher(2)];
         let first = attempt(1, AttemptKind::Settle);
@@ -515,9 +524,24 @@ mod tests {
         assert_eq!(journal.settled_latencies(id).await?.len(), 1);
         assert_eq!(journal.open_batches().await?[0].mined_hash, Some(first.hash));
 
-        // Another keeper takes the lease: every write under the old epoch fails and changes nothing.
+        // The keepers of another vault, and of the same vault on another chain, take their leases (twice): they
+        // are other rows, so this journal's epoch still holds.
+        let mut elsewhere = LockConnection::open(test_db.url()).await?;
+        for other_key in
+            [LeaseKey::new(31337, Address::repeat_byte(5)), LeaseKey::new(1, key.vault)]
+        {
+            for _ in 0..2 {
+                elsewhere
+                    .take_lease(other_key, "elsewhere", std::time::Duration::from_secs(60))
+                    .await?;
+            }
+        }
+        journal.insert_attempt(epoch, id, &attempt(4, AttemptKind::Cancel)).await?;
+        elsewhere.close().await;
+
+        // Another keeper of this vault takes the lease: every write under the old epoch fails and changes nothing.
         let mut other = LockConnection::open(test_db.url()).await?;
-        let next = other.take_lease("second", std::time::Duration::from_secs(60)).await?;
+        let next = other.take_lease(key, "second", std::time::Duration::from_secs(60)).await?;
         assert!(next > epoch);
         let stale = journal.record_confirmed(epoch, id, BatchStatus::Confirmed).await;
         assert!(matches!(stale, Err(Error::LostLease(e)) if e == epoch), "{stale:?}");
@@ -530,6 +554,12 @@ mod tests {
             attempt: &second,
         };
         assert!(matches!(journal.insert_batch(epoch, batch).await, Err(Error::LostLease(_))));
+        let stale = journal.insert_attempt(epoch, id, &attempt(5, AttemptKind::Cancel)).await;
+        assert!(matches!(stale, Err(Error::LostLease(_))), "{stale:?}");
+        assert_eq!(journal.attempts(id).await?.len(), 3);
+        let batches: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM keeper_batches").fetch_one(&db.pool).await?;
+        assert_eq!(batches, 1);
         let open = journal.open_batches().await?;
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].status, BatchStatus::Mined);

@@ -16,6 +16,6 @@ mod pool;
 mod types;
 
 pub(crate) use journal::{Attempt, Journal, Mined, NewBatch, OpenBatch};
-pub(crate) use lease::LockConnection;
+pub(crate) use lease::{LeaseKey, LockConnection};
 pub(crate) use pool::Db;
 pub(crate) use types::{AttemptKind, BatchKind, BatchStatus, Outcome, SkipReason};

@@ -89,6 +89,10 @@ impl Keeper {
             items: &candidates,
             attempt: &attempt,
         };
+        if self.fail_point == Some(FailPoint::StopBeforeJournal) {
+            self.fail_point = None;
+            stop_this_process();
+        }
         let id = self.journal.insert_batch(epoch, batch).await?;
         Span::current().record("batch", id);
         self.metrics.attempts.inc();
@@ -174,4 +178,14 @@ impl Keeper {
         let journaled = self.journal.highest_open_nonce().await?;
         Ok(pending.max(journaled.map_or(0, |n| n + 1)))
     }
+}
+
+/// The [`FailPoint::StopBeforeJournal`] hang: SIGSTOP to this process (every thread stops, connections stay open),
+/// returning once something sends SIGCONT.
+fn stop_this_process() {
+    warn!(target: "beatstream::keeper", pid = std::process::id(), "fail point: stopping this process before journaling");
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &std::process::id().to_string()])
+        .status();
+    info!(target: "beatstream::keeper", ?stopped, "fail point: continued");
 }

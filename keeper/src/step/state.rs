@@ -13,7 +13,7 @@ use crate::{
     Error, FailPoint, Metrics, Options, Result,
     chain::{self, Chain, Sent, TxParams},
     config::Target,
-    db::{Attempt, AttemptKind, Db, Journal},
+    db::{Attempt, AttemptKind, Db, Journal, LeaseKey},
     policy::fees,
 };
 
@@ -48,7 +48,12 @@ impl Keeper {
         metrics: Metrics,
     ) -> Self {
         Self {
-            journal: Journal::new(&db, target.chain_id, signer.address(), keeper_id),
+            journal: Journal::new(
+                &db,
+                LeaseKey::new(target.chain_id, target.vault),
+                signer.address(),
+                keeper_id,
+            ),
             db,
             chain,
             signer,

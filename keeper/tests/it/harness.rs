@@ -1,7 +1,7 @@
 //! A chain with the real contracts, a database the real indexer keeps current, vouchers stored exactly as the relay
 //! stores them (real keys, real signatures), and keepers running in this process.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use alloy::{
     primitives::{Address, B256},
@@ -23,7 +23,7 @@ pub(crate) const KEEPER: usize = 7;
 /// Everything a keeper test needs.
 pub(crate) struct Env {
     pub(crate) chain: Chain,
-    pub(crate) db: TestDb,
+    pub(crate) db: Arc<TestDb>,
     pub(crate) pool: PgPool,
     indexer_stop: CancellationToken,
     indexer: JoinHandle<beatstream_indexer::Result<()>>,
@@ -37,12 +37,25 @@ impl Env {
     }
 
     pub(crate) async fn with_anvil(anvil: Anvil) -> eyre::Result<Self> {
+        Self::on(anvil, Arc::new(TestDb::new().await?)).await
+    }
+
+    /// Another chain (an `anvil` with its own chain id) and its indexer on this environment's database.
+    pub(crate) async fn beside(&self, anvil: Anvil) -> eyre::Result<Self> {
+        Self::on(anvil, self.db.clone()).await
+    }
+
+    async fn on(anvil: Anvil, db: Arc<TestDb>) -> eyre::Result<Self> {
+        // Another chain id than anvil's is a dev chain too (anvil's accounts are the settlers).
         let chain = Chain::with(
             anvil,
-            &[("BEATSTREAM_FEE_BPS", "250"), ("BEATSTREAM_WITHDRAWAL_DELAY", "3600")],
+            &[
+                ("BEATSTREAM_FEE_BPS", "250"),
+                ("BEATSTREAM_WITHDRAWAL_DELAY", "3600"),
+                ("BEATSTREAM_DEV", "true"),
+            ],
         )
         .await?;
-        let db = TestDb::new().await?;
         let pool = PgPool::connect(db.url()).await?;
         let indexer_metrics = beatstream_indexer::Metrics::new();
         let indexer_stop = CancellationToken::new();

@@ -5,6 +5,7 @@ mod failover;
 mod faults;
 mod harness;
 mod http;
+mod lease;
 mod reorg;
 mod settler;
 mod stuck;

@@ -3,3 +3,4 @@
 mod cli;
 mod dev;
 mod indexer_crash;
+mod keeper_hang;
