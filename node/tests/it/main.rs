@@ -4,3 +4,4 @@ mod cli;
 mod dev;
 mod indexer_crash;
 mod keeper_hang;
+mod node_process;
