@@ -1,5 +1,5 @@
 //! `beatstream dev` as a newcomer runs it: it reaches "ready", simulated listeners move money on-chain within a
-//! minute, and Ctrl-C (SIGINT) stops everything it started.
+//! minute, and Ctrl-C (SIGINT) stops everything it started: the chain and the database it created are gone.
 
 use std::{
     io::{BufRead, BufReader},
@@ -35,11 +35,15 @@ fn dev_reaches_ready_moves_money_and_stops_on_ctrl_c() -> eyre::Result<()> {
     let mut ready = false;
     let mut settled = false;
     let mut anvil_url = None;
+    let mut database_url = None;
     while started.elapsed() < Duration::from_secs(180) && !settled {
         let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) else { continue };
         ready |= line.contains("BeatStream dev node is ready");
         if let Some(rest) = line.trim().strip_prefix("Chain:") {
             anvil_url = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(rest) = line.trim().strip_prefix("Postgres:") {
+            database_url = rest.split_whitespace().next().map(str::to_owned);
         }
         // "settled on-chain 0.012345 USDC in 3 txs": money moved through the keeper.
         if let Some(pos) = line.find("settled on-chain ") {
@@ -66,10 +70,21 @@ fn dev_reaches_ready_moves_money_and_stops_on_ctrl_c() -> eyre::Result<()> {
     assert!(settled, "no settlement within {elapsed:?}");
     assert!(status.is_some_and(|s| s.success()), "did not stop cleanly on SIGINT: {status:?}");
     // The chain it started is gone.
-    if let Some(url) = anvil_url {
-        let port = url.rsplit(':').next().unwrap_or("0").trim_end_matches('/');
-        let alive = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok();
-        assert!(!alive, "anvil at {url} still running");
+    let url = anvil_url.expect("the ready banner names the chain (`Chain: <url>`)");
+    let port = url.rsplit(':').next().unwrap_or("0").trim_end_matches('/');
+    let alive = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok();
+    assert!(!alive, "anvil at {url} still running");
+    // So is the database it created: the server says it does not exist, or the private cluster it was on is gone.
+    let database = database_url.expect("the ready banner names the database (`Postgres: <url>`)");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let connected = runtime.block_on(async {
+        use sqlx::Connection;
+        tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&database)).await
+    });
+    match connected {
+        Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("3D000") => {}
+        Ok(Err(sqlx::Error::Io(_))) => {}
+        other => panic!("the database {database} is still there after dev stopped: {other:?}"),
     }
     Ok(())
 }
