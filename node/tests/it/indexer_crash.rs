@@ -1,5 +1,6 @@
-//! `kill -9` of `beatstream indexer` at arbitrary moments of a backfill, then restarts: the result has no duplicate
-//! and no gap, and equals an uninterrupted index of the same chain.
+//! `kill -9` of `beatstream indexer` at moments of a backfill chosen by progress (after the cursor passes a block, and
+//! inside a batch's transaction), then restarts: the result has no duplicate and no gap, and equals an uninterrupted
+//! index of the same chain.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -65,6 +66,25 @@ async fn wait_indexed(db: &TestDb, block: u64) -> eyre::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+/// Waits until a backend on `db` other than the test's own is blocked on a lock: the indexer inside a batch's
+/// transaction, waiting to move its checkpoint.
+async fn wait_for_lock_waiter(db: &TestDb) -> eyre::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND xact_start IS NOT NULL",
+        )
+        .fetch_one(db.pool())
+        .await?;
+        if waiting > 0 {
+            return Ok(());
+        }
+        eyre::ensure!(Instant::now() < deadline, "the indexer never waited on the held lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -138,22 +158,50 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() -> eyre::Result<()>
     }
     let head = as_keeper.get_block_number().await?;
 
-    // Kill -9 repeatedly at varying moments, restarting each time.
+    // Kill -9 repeatedly, each time at a moment chosen by progress, restarting in between: in odd rounds between
+    // batches, once the cursor has moved on by another step; in even rounds inside a batch's transaction, held open
+    // by a lock on the cursor row's table that its checkpoint must wait for (its data written, not committed).
     let db = TestDb::new().await?;
-    let mut kills = 0;
-    for delay_ms in [150u64, 330, 90, 480, 260, 610, 40] {
+    let rounds = 6u64;
+    let step = head / (rounds + 2);
+    let mut positions = Vec::new();
+    for round in 1..=rounds {
+        let target = round * step;
         let child = spawn_indexer(&anvil, file.path(), &db);
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        kill_9(child)?;
-        kills += 1;
-        if indexed(&db).await?.is_some_and(|n| n as u64 >= head) {
-            break;
+        if round % 2 == 1 {
+            let reached = wait_indexed(&db, target).await;
+            kill_9(child)?;
+            reached?;
+            let at = indexed(&db).await?.unwrap_or(0) as u64;
+            assert!(at < head, "round {round}: killed mid-backfill, at block {at} of {head}");
+            positions.push(("between batches", at));
+        } else {
+            let held = async {
+                wait_indexed(&db, target).await?;
+                let mut holder = db.pool().begin().await?;
+                sqlx::query("LOCK TABLE chain_cursor IN SHARE MODE").execute(&mut *holder).await?;
+                let before = indexed(&db).await?;
+                wait_for_lock_waiter(&db).await?;
+                Ok::<_, eyre::Report>((holder, before))
+            }
+            .await;
+            kill_9(child)?;
+            let (holder, before) = held?;
+            holder.rollback().await?;
+            let after = indexed(&db).await?;
+            assert_eq!(
+                after, before,
+                "round {round}: a batch killed inside its transaction left its checkpoint"
+            );
+            let at = after.unwrap_or(0) as u64;
+            assert!(at < head, "round {round}: killed mid-backfill, at block {at} of {head}");
+            positions.push(("inside a batch", at));
         }
     }
-    let progress = indexed(&db).await?;
+    // Progress, not luck: every kill happened further on than the one before.
     assert!(
-        kills >= 3,
-        "the indexer was killed mid-backfill several times (cursor {progress:?} of {head})"
+        positions.windows(2).all(|w| w[0].1 < w[1].1),
+        "each kill after more progress than the last: {positions:?}"
     );
     let child = spawn_indexer(&anvil, file.path(), &db);
     let finished = wait_indexed(&db, head).await;
