@@ -20,6 +20,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 scratch="$root/target/guarantees/src"
 export CARGO_TARGET_DIR="$root/target/guarantees/target"
+# The scratch copy lies inside this repository: without a ceiling, `git apply` there would find this repository's
+# .git, take the copy for a subdirectory and skip every path of the patch, silently.
+export GIT_CEILING_DIRECTORIES="$root/target/guarantees"
 export PATH="$root/node_modules/.beatstream/bin:$root/node_modules/.bin:$PATH"
 log_dir="$root/target/guarantees/logs"
 mkdir -p "$scratch" "$log_dir"
@@ -118,7 +121,8 @@ for patch in "${patches[@]}"; do
 
     # 2. and 3. Mutate, build, expect a failure.
     if [ -z "$verdict" ]; then
-        if ! (cd "$scratch" && git apply "$patch") >>"$log" 2>&1; then
+        # Applied for certain: a reverse check succeeds only if every hunk is now in place.
+        if ! (cd "$scratch" && git apply "$patch" && git apply -R --check "$patch") >>"$log" 2>&1; then
             verdict="BROKEN   $name: patch does not apply (see $log)"
         else
             failed_by=""
