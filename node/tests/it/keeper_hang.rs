@@ -168,7 +168,7 @@ async fn a_hung_leader_resumes_to_a_refused_journal_write() -> eyre::Result<()> 
             && batches(&pool).await?.iter().any(|b| b.3 == "confirmed"))
     })
     .await?;
-    let settled_by_standby = vec![("standby".to_owned(), 2, 0, "confirmed".to_owned())];
+    let settled_by_standby = [("standby".to_owned(), 2, 0, "confirmed".to_owned())];
     assert_eq!(batches(&pool).await?, settled_by_standby);
 
     // The old leader resumes where it stopped: its journal write under epoch 1 is refused, and it stands by.
