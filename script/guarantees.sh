@@ -36,9 +36,11 @@ fi
 
 if cargo nextest --version >/dev/null 2>&1; then nextest=1; else nextest=0; fi
 
-# The scratch copy: the working tree as it is (committed or not), without build outputs. Times are preserved so
-# cargo and forge rebuild only what a patch touched.
-rsync -a --delete \
+# The scratch copy: the working tree as it is (committed or not), without build outputs. Files are compared by
+# content and only those that differ are rewritten, with a new time: unchanged files keep theirs, so cargo and forge
+# rebuild only what changed, and a file a killed run left mutated is rebuilt from the original (with its original,
+# older time, cargo would take the mutant's build as fresh).
+rsync -rlpc --delete \
     --exclude '/target/' --exclude '/out/' --exclude '/cache/' --exclude '/node_modules/' --exclude '/.git/' \
     --exclude '/broadcast/' \
     "$root/" "$scratch/"
