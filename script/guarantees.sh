@@ -27,7 +27,8 @@ export PATH="$root/node_modules/.beatstream/bin:$root/node_modules/.bin:$PATH"
 log_dir="$root/target/guarantees/logs"
 mkdir -p "$scratch" "$log_dir"
 
-# One run at a time: the scratch copy is shared.
+# One run at a time: the scratch copy is shared. Checks run with fd 9 closed, so a process a test leaves behind
+# cannot hold the lock.
 exec 9>"$root/target/guarantees/lock"
 if ! flock -n 9; then
     echo "another make guarantees is running; waiting for it" >&2
@@ -58,8 +59,8 @@ build_check() {
     local kind="$1"
     shift
     case "$kind" in
-    cargo) (cd "$scratch" && cargo test --quiet -p "$1" --test "$2" --no-run) ;;
-    forge) (cd "$scratch" && forge build) ;;
+    cargo) (cd "$scratch" && cargo test --quiet -p "$1" --test "$2" --no-run) 9>&- ;;
+    forge) (cd "$scratch" && forge build) 9>&- ;;
     *)
         echo "unknown check kind '$kind'" >&2
         return 2
@@ -76,12 +77,12 @@ run_check() {
         local package="$1" target="$2"
         shift 2
         if [ "$nextest" = 1 ]; then
-            (cd "$scratch" && cargo nextest run --no-fail-fast -p "$package" --test "$target" -- "$@")
+            (cd "$scratch" && cargo nextest run --no-fail-fast -p "$package" --test "$target" -- "$@") 9>&-
         else
-            (cd "$scratch" && cargo test -p "$package" --test "$target" -- "$@")
+            (cd "$scratch" && cargo test -p "$package" --test "$target" -- "$@") 9>&-
         fi
         ;;
-    forge) (cd "$scratch" && forge test "$@") ;;
+    forge) (cd "$scratch" && forge test "$@") 9>&- ;;
     esac
 }
 

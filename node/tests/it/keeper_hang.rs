@@ -106,7 +106,7 @@ async fn a_hung_leader_resumes_to_a_refused_journal_write() -> eyre::Result<()> 
 
     // The leader: `beatstream keeper`, which stops itself between deciding the batch and journaling it.
     let log = tempfile::NamedTempFile::new()?;
-    let mut hung = Command::new(env!("CARGO_BIN_EXE_beatstream"))
+    let hung = Command::new(env!("CARGO_BIN_EXE_beatstream"))
         .args([
             "keeper",
             "--database-url",
@@ -125,7 +125,9 @@ async fn a_hung_leader_resumes_to_a_refused_journal_write() -> eyre::Result<()> 
         .stdout(Stdio::null())
         .stderr(log.reopen()?)
         .spawn()?;
-    let pid = hung.id();
+    // Killed on every way out of this test, failures included: a stopped keeper left behind outlives the run.
+    let mut hung = KillOnDrop(hung);
+    let pid = hung.0.id();
     wait("the leader to stop itself before journaling", 60, || async {
         let state = state(pid)?;
         eyre::ensure!(state != 'Z', "the keeper exited");
@@ -172,7 +174,7 @@ async fn a_hung_leader_resumes_to_a_refused_journal_write() -> eyre::Result<()> 
     assert_eq!(batches(&pool).await?, settled_by_standby);
 
     // The old leader resumes where it stopped: its journal write under epoch 1 is refused, and it stands by.
-    signal(&hung, libc::SIGCONT)?;
+    signal(&hung.0, libc::SIGCONT)?;
     wait("the old leader's stale journal write to be refused", 30, || async {
         eyre::ensure!(state(pid)? != 'Z', "the keeper exited");
         let text = std::fs::read_to_string(log.path())?;
@@ -207,11 +209,21 @@ async fn a_hung_leader_resumes_to_a_refused_journal_write() -> eyre::Result<()> 
             .await?;
     assert_eq!(keepers, [("standby".to_owned(), 2)]);
 
-    hung.kill()?;
-    hung.wait()?;
+    hung.0.kill()?;
+    hung.0.wait()?;
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(20), standby).await???;
     indexer_stop.cancel();
     indexer.await??;
     Ok(())
+}
+
+/// A child process killed (SIGKILL, then reaped) when dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
