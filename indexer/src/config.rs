@@ -124,7 +124,7 @@ impl Options {
             return fail("--reorg-window must be at least --confirmations");
         }
         if self.rpc_timeout_secs == 0 {
-            return fail("--rpc-timeout must be at least 1 second");
+            return fail("--rpc-timeout-secs must be at least 1 second");
         }
         Ok(())
     }
