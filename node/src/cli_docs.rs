@@ -30,8 +30,9 @@ const TABLES: &[(&str, &str, &str, &[&str])] = &[
     ("dev", "docs/CONFIGURATION.md", "## `beatstream dev`", &[]),
 ];
 
-/// Flags the docs name that belong to other programs (forge, cargo), not to `beatstream`.
-const OTHER_TOOLS: &[&str] = &["broadcast", "private-key", "bench", "release"];
+/// Flags the docs name that belong to other programs (forge, cargo, git), not to `beatstream`.
+const OTHER_TOOLS: &[&str] =
+    &["broadcast", "private-key", "bench", "release", "match-path", "detach"];
 
 /// The command tree with global flags propagated to the subcommands, as clap builds it before parsing.
 fn built() -> Command {
