@@ -36,21 +36,75 @@ impl RangeSize {
     }
 }
 
-/// Whether an RPC error says the response would be too large (so the range must shrink, not just be retried).
-pub(crate) fn is_too_many_results(message: &str) -> bool {
+/// Whether an RPC error says the provider is rate-limiting this client (HTTP 429, "too many requests", "exceeded its
+/// compute units"): the same request must wait and be retried, not split into more requests.
+pub(crate) fn is_rate_limited(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     [
-        "too many",
-        "more than",
-        "limit exceeded",
-        "response size",
-        "block range",
-        "range is too large",
-        "query timeout",
-        "exceed",
+        "429",
+        "too many requests",
+        "rate limit",
+        "rate-limit",
+        "ratelimit",
+        "compute units",
+        "capacity",
+        "throughput",
+        "requests per second",
+        "daily request count",
     ]
     .iter()
     .any(|p| m.contains(p))
+}
+
+/// Whether an RPC error says the response would be too large (so the range must shrink, not just be retried). A
+/// rate limit is never one, whatever words it uses.
+pub(crate) fn is_too_many_results(message: &str) -> bool {
+    if is_rate_limited(message) {
+        return false;
+    }
+    let m = message.to_ascii_lowercase();
+    [
+        "too many results",
+        "too many logs",
+        "more than",
+        "log response size",
+        "response size exceeded",
+        "response is too big",
+        "block range",
+        "range is too large",
+        "range too large",
+        "query timeout",
+        "returned more than",
+        "too many blocks",
+        "too large",
+        "too wide",
+        "limited to",
+        "max results",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
+/// How long a rate-limited provider asks to be left alone, when its message says: "retry after 3",
+/// "try again in 2s", "retry in 1500ms", "Retry-After: 4" (HTTP's header, seconds).
+pub(crate) fn suggested_wait(message: &str) -> Option<std::time::Duration> {
+    let m = message.to_ascii_lowercase();
+    for key in ["retry-after:", "retry after", "try again in", "retry in", "backoff"] {
+        let Some(at) = m.find(key) else { continue };
+        let rest = m[at + key.len()..].trim_start_matches([' ', ':', '=']);
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+        let Ok(value) = digits.parse::<f64>() else { continue };
+        let unit = rest[digits.len()..].trim_start();
+        let secs = if unit.starts_with("ms") || unit.starts_with("millisecond") {
+            value / 1000.0
+        } else {
+            value
+        };
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(std::time::Duration::from_secs_f64(secs.min(60.0)));
+        }
+    }
+    None
 }
 
 /// The number of blocks a provider's error suggests, e.g. Alchemy's
@@ -98,7 +152,42 @@ mod tests {
     fn recognises_size_errors() {
         assert!(is_too_many_results("query returned more than 10000 results"));
         assert!(is_too_many_results("Log response size exceeded"));
+        assert!(is_too_many_results("eth_getLogs: block range is too large"));
+        assert!(is_too_many_results("eth_getLogs: query timeout exceeded"));
+        assert!(is_too_many_results("exceed maximum block range: 50000"));
+        assert!(is_too_many_results("eth_getLogs is limited to a 10,000 range"));
         assert!(!is_too_many_results("connection reset by peer"));
+    }
+
+    #[test]
+    fn a_rate_limit_is_not_a_size_error() {
+        for message in [
+            "eth_getLogs: HTTP error 429 with body: Your app has exceeded its compute units per second capacity",
+            "eth_getLogs: server returned an error response: error code 429: Too Many Requests",
+            "eth_getLogs: server returned an error response: error code -32005: rate limit exceeded",
+            "eth_getLogs: daily request count exceeded, request rate limited",
+        ] {
+            assert!(is_rate_limited(message), "{message}");
+            assert!(!is_too_many_results(message), "{message}");
+        }
+        assert!(!is_rate_limited("query returned more than 10000 results"));
+        assert!(!is_rate_limited("connection reset by peer"));
+    }
+
+    #[test]
+    fn reads_the_wait_a_provider_asks_for() {
+        use std::time::Duration;
+        assert_eq!(
+            suggested_wait("429 Too Many Requests, Retry-After: 4"),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(suggested_wait("rate limited, try again in 2s"), Some(Duration::from_secs(2)));
+        assert_eq!(
+            suggested_wait("rate limited; retry in 1500ms"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(suggested_wait("retry after 3600"), Some(Duration::from_secs(60)), "capped");
+        assert_eq!(suggested_wait("Too Many Requests"), None);
     }
 
     #[test]

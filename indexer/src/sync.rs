@@ -15,7 +15,7 @@ use crate::{
     error::joined,
     events::{Event, Sources},
     progress::Progress,
-    ranges::{RangeSize, is_too_many_results, suggested_range},
+    ranges::{RangeSize, is_rate_limited, is_too_many_results, suggested_range, suggested_wait},
     source::ChainSource,
     state::{Remembered, Root},
     write::{self, Batch},
@@ -469,6 +469,8 @@ async fn block_times<S: ChainSource>(
 
 /// Attempts per request before a step gives up and backs off as a whole.
 const ATTEMPTS: u32 = 5;
+/// Rate-limited answers in a row before a step gives up (about two minutes of waiting at the default pauses).
+const RATE_LIMITED_ATTEMPTS: u32 = 12;
 
 /// The node's head, retrying a failing node.
 async fn head<S: ChainSource>(source: &S, metrics: &Metrics) -> Result<u64> {
@@ -523,14 +525,31 @@ async fn fetch_logs<S: ChainSource>(
     let mut start = from;
     let mut size = to - from + 1;
     let mut attempts = 0;
+    let mut rate_limited = 0u32;
     while start <= to {
         let end = (start + size - 1).min(to);
         match source.logs(addresses, start, end).await {
             Ok(logs) => {
+                rate_limited = 0;
                 ranges.succeeded(end - start + 1, logs.len(), TARGET_LOGS_PER_RESPONSE);
                 out.extend(logs);
                 start = end + 1;
                 size = to.saturating_sub(end).max(1);
+            }
+            // A rate limit: the same range again after a pause (what the provider asks for, else doubling from 250 ms
+            // up to 30 s). Splitting would only send more requests into the limit.
+            Err(Error::Rpc(message)) if is_rate_limited(&message) => {
+                metrics.rpc_errors.inc();
+                rate_limited += 1;
+                if rate_limited > RATE_LIMITED_ATTEMPTS {
+                    return Err(Error::Rpc(message));
+                }
+                let wait = suggested_wait(&message).unwrap_or_else(|| {
+                    Duration::from_millis(250 << (rate_limited - 1).min(7))
+                        .min(Duration::from_secs(30))
+                });
+                warn!(target: "beatstream::indexer", start, end, wait_ms = wait.as_millis() as u64, error = %message, "rate-limited by the RPC provider; waiting");
+                tokio::time::sleep(wait).await;
             }
             Err(Error::Rpc(message)) if is_too_many_results(&message) && end > start => {
                 metrics.rpc_errors.inc();
@@ -550,4 +569,85 @@ async fn fetch_logs<S: ChainSource>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use alloy::primitives::Address;
+
+    use super::*;
+
+    /// A provider that rate-limits the first `limited` `eth_getLogs` calls, then answers with no logs; it records
+    /// every range asked for.
+    struct RateLimited {
+        limited: usize,
+        message: &'static str,
+        asked: Mutex<Vec<(u64, u64)>>,
+    }
+
+    impl ChainSource for RateLimited {
+        async fn chain_id(&self) -> Result<u64> {
+            Ok(1)
+        }
+        async fn head(&self) -> Result<u64> {
+            Ok(1_000)
+        }
+        async fn header(&self, _: u64) -> Result<Option<BlockRef>> {
+            Ok(None)
+        }
+        async fn logs(&self, _: &[Address], from: u64, to: u64) -> Result<Vec<Log>> {
+            let mut asked = self.asked.lock().expect("not poisoned");
+            asked.push((from, to));
+            if asked.len() <= self.limited {
+                return Err(Error::Rpc(format!("eth_getLogs: {}", self.message)));
+            }
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_waits_and_asks_for_the_same_range_again() {
+        let source = RateLimited {
+            limited: 3,
+            message: "HTTP error 429 with body: exceeded its compute units per second capacity, try again in 20ms",
+            asked: Mutex::new(Vec::new()),
+        };
+        let ranges = RangeSize::new(100, 1, 1_000);
+        let started = std::time::Instant::now();
+        let logs =
+            fetch_logs(&source, &ranges, &Metrics::new(), &[], 1, 100).await.expect("retried");
+        assert!(logs.is_empty());
+        assert_eq!(*source.asked.lock().unwrap(), vec![(1, 100); 4], "the same range, never split");
+        assert!(started.elapsed() >= Duration::from_millis(60), "waited as asked, three times");
+        assert_eq!(ranges.get(), 200, "only the success moved the range size");
+    }
+
+    #[tokio::test]
+    async fn a_size_error_still_splits_the_range() {
+        let source = RateLimited {
+            limited: 1,
+            message: "query returned more than 10000 results",
+            asked: Mutex::new(Vec::new()),
+        };
+        let ranges = RangeSize::new(100, 1, 1_000);
+        fetch_logs(&source, &ranges, &Metrics::new(), &[], 1, 100).await.expect("split");
+        let asked = source.asked.lock().unwrap().clone();
+        assert_eq!(asked[0], (1, 100));
+        assert_eq!(asked[1], (1, 50), "halved");
+    }
+
+    #[tokio::test]
+    async fn a_provider_that_never_stops_limiting_is_an_error_in_the_end() {
+        let source = RateLimited {
+            limited: usize::MAX,
+            message: "429 Too Many Requests, retry in 1ms",
+            asked: Mutex::new(Vec::new()),
+        };
+        let ranges = RangeSize::new(100, 1, 1_000);
+        let err = fetch_logs(&source, &ranges, &Metrics::new(), &[], 1, 100).await.unwrap_err();
+        assert!(err.to_string().contains("429"), "{err}");
+        assert_eq!(source.asked.lock().unwrap().len(), RATE_LIMITED_ATTEMPTS as usize + 1);
+    }
 }
