@@ -8,7 +8,7 @@ CARGO ?= cargo
 # nextest runs each test in its own process (parallel across both cores); plain `cargo test` where it is missing.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: all setup contracts abi build dev test test-contracts test-rust fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow guarantees clean
+.PHONY: all setup contracts abi build dev test test-contracts test-rust test-ops fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow guarantees clean
 
 all: build
 
@@ -33,7 +33,7 @@ dev: contracts
 	$(CARGO) run --release -p beatstream-node --bin beatstream -- dev $(ARGS)
 
 ## test: every test: ABI freshness, forge (with the gas snapshot check), cargo
-test: test-contracts test-rust
+test: test-contracts test-rust test-ops
 
 test-contracts: contracts
 	node script/export-abi.mjs --check
@@ -42,6 +42,10 @@ test-contracts: contracts
 test-rust: contracts
 	./script/check-sqlx.sh
 	$(CARGO) $(NEXTEST) --workspace --no-fail-fast
+
+## test-ops: the Prometheus alert rules in ops/ are valid and pass their unit tests (promtool, installed if missing)
+test-ops:
+	./script/check-alerts.sh
 
 ## guarantees: remove each promised mechanism (guarantees/*.patch) in a scratch copy and check its tests catch it
 ## (MUTATIONS="name ..." for some; prints caught/SURVIVED per mutation; docs/TESTING.md has the last result)

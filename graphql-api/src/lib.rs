@@ -2,13 +2,15 @@
 //! book and the keeper's journal, as Relay connections with keyset cursors, and live subscriptions fed by Postgres
 //! `LISTEN`/`NOTIFY`. `docs/schema.graphql` is the schema; `docs/API.md` explains it.
 //!
-//! [`service`] binds and serves; [`schema`] holds the resolvers, which read only through [`db`], the one module that
-//! speaks SQL; [`live`] fans Postgres notifications out to subscriptions.
+//! [`service`] binds and serves (with `/health`, `/ready` and `/metrics`); [`schema`] holds the resolvers, which read
+//! only through [`db`], the one module that speaks SQL; [`live`] fans Postgres notifications out to subscriptions;
+//! [`metrics`] counts requests.
 
 mod config;
 mod db;
 mod error;
 mod live;
+mod metrics;
 mod schema;
 mod service;
 
@@ -18,5 +20,6 @@ pub use config::{
     DEFAULT_STATEMENT_TIMEOUT_MS, Options,
 };
 pub use error::{Error, Result};
+pub use metrics::Metrics;
 pub use schema::sdl;
 pub use service::{Server, run};

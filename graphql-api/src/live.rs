@@ -5,7 +5,13 @@
 //! re-reads what it shows: nothing that happened while the API was not listening is missed, and no subscriber stays
 //! silently stale. New settlements are read once per notification for all subscribers, after a cursor.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +47,19 @@ pub(crate) const CHANNELS: [&str; 4] =
 #[derive(Clone, Debug)]
 pub(crate) struct Hub {
     tx: broadcast::Sender<Change>,
+    /// Whether the `LISTEN` connection is up (the `listen` check of `/ready`).
+    listening: Arc<AtomicBool>,
+    /// Whether the hub's task still runs (`/health`); it ends only at shutdown, or by a panic.
+    running: Arc<AtomicBool>,
+}
+
+/// Clears a flag when dropped: when the hub's task ends, however it ends.
+struct Clear(Arc<AtomicBool>);
+
+impl Drop for Clear {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Hub {
@@ -48,21 +67,35 @@ impl Hub {
         self.tx.subscribe()
     }
 
+    /// Whether the `LISTEN` connection is up.
+    pub(crate) fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
+    }
+
+    /// Whether the hub's task still runs.
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
     /// Starts listening; runs until `shutdown`.
     pub(crate) fn spawn(db: Db, shutdown: CancellationToken) -> Self {
         let (tx, _) = broadcast::channel(1024);
-        let hub = Self { tx: tx.clone() };
+        let listening = Arc::new(AtomicBool::new(false));
+        let running = Arc::new(AtomicBool::new(true));
+        let hub = Self { tx: tx.clone(), listening: listening.clone(), running: running.clone() };
         tokio::spawn(async move {
+            let _running = Clear(running);
+            let _listening = Clear(listening.clone());
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = listen(db, tx) => {}
+                _ = listen(db, tx, &listening) => {}
             }
         });
         hub
     }
 }
 
-async fn listen(db: Db, tx: broadcast::Sender<Change>) {
+async fn listen(db: Db, tx: broadcast::Sender<Change>, listening: &AtomicBool) {
     let mut cursor = db::notify::newest_settlement(&db).await.unwrap_or((-1, -1));
     loop {
         let mut listener = match db::notify::listen(&db, &CHANNELS).await {
@@ -74,6 +107,7 @@ async fn listen(db: Db, tx: broadcast::Sender<Change>) {
             }
         };
         info!(target: "beatstream::api", "listening for changes");
+        listening.store(true, Ordering::Relaxed);
         // Whatever happened while not listening.
         let _ = tx.send(Change::Reload);
         fan_out_settlements(&db, &mut cursor, &tx).await;
@@ -102,10 +136,12 @@ async fn listen(db: Db, tx: broadcast::Sender<Change>) {
                     _ => {}
                 },
                 Ok(None) => {
+                    listening.store(false, Ordering::Relaxed);
                     warn!(target: "beatstream::api", "lost the LISTEN connection; reconnecting");
                     break;
                 }
                 Err(e) => {
+                    listening.store(false, Ordering::Relaxed);
                     warn!(target: "beatstream::api", error = %e, "LISTEN failed; reconnecting");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     break;

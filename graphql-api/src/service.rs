@@ -1,18 +1,21 @@
-//! The API service: binds, serves `/graphql` (queries and GraphiQL), `/graphql/ws` (subscriptions) and `/health`,
-//! and stops at shutdown.
+//! The API service: binds, serves `/graphql` (queries and GraphiQL), `/graphql/ws` (subscriptions), `/health`,
+//! `/ready` and `/metrics`, and stops at shutdown.
 
 use std::{net::SocketAddr, time::Duration};
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::{
-    Router,
+    Json, Router,
     extract::{DefaultBodyLimit, State, WebSocketUpgrade},
-    http::{HeaderValue, Method},
+    http::{HeaderValue, Method, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::get,
 };
-use beatstream_primitives::Deployment;
+use beatstream_primitives::{
+    Deployment,
+    health::{Check, Readiness},
+};
 use tokio_util::sync::CancellationToken;
 use tower_http::{
     cors::{AllowOrigin, Any, CorsLayer},
@@ -20,7 +23,7 @@ use tower_http::{
 };
 use tracing::info;
 
-use crate::{Config, Error, Options, Result, db, live, schema, schema::ApiSchema};
+use crate::{Config, Error, Metrics, Options, Result, db, live, schema, schema::ApiSchema};
 
 /// Runs the API until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
@@ -31,7 +34,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
 pub struct Server {
     listener: tokio::net::TcpListener,
     schema: ApiSchema,
+    ops: Ops,
     options: Options,
+    shutdown: CancellationToken,
+}
+
+/// What `/health`, `/ready` and `/metrics` look at.
+#[derive(Clone)]
+struct Ops {
+    db: db::Db,
+    hub: live::Hub,
+    metrics: Metrics,
     shutdown: CancellationToken,
 }
 
@@ -53,12 +66,19 @@ impl Server {
         )
         .await?;
         let hub = live::Hub::spawn(db.clone(), shutdown.clone());
+        let metrics = Metrics::new();
+        let ops = Ops {
+            db: db.clone(),
+            hub: hub.clone(),
+            metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
+        };
         let api = schema::Api::new(db, hub, shutdown.clone());
-        let schema = schema::build(api, options.max_depth, options.max_complexity);
+        let schema = schema::build(api, metrics, options.max_depth, options.max_complexity);
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|source| Error::Bind { addr: options.listen, source })?;
-        Ok(Self { listener, schema, options, shutdown })
+        Ok(Self { listener, schema, ops, options, shutdown })
     }
 
     /// The bound address.
@@ -70,7 +90,7 @@ impl Server {
     pub async fn serve(self) -> Result<()> {
         let addr = self.listener.local_addr()?;
         info!(target: "beatstream::api", graphiql = %format_args!("http://{addr}/graphql"), subscriptions = %format_args!("ws://{addr}/graphql/ws"), "api listening");
-        let app = router(self.schema, &self.options);
+        let app = router(self.schema, self.ops, &self.options);
         let server = axum::serve(self.listener, app)
             .with_graceful_shutdown(self.shutdown.clone().cancelled_owned());
         // Subscriptions end at shutdown; a client that keeps its socket open anyway gets five seconds.
@@ -87,7 +107,7 @@ impl Server {
     }
 }
 
-fn router(schema: ApiSchema, options: &Options) -> Router {
+fn router(schema: ApiSchema, ops: Ops, options: &Options) -> Router {
     let cors = if options.cors_origins.iter().any(|o| o == "*") {
         CorsLayer::new().allow_origin(Any)
     } else {
@@ -97,14 +117,45 @@ fn router(schema: ApiSchema, options: &Options) -> Router {
     }
     .allow_methods([Method::GET, Method::POST])
     .allow_headers(Any);
+    let ops = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(ops);
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(subscriptions))
-        .route("/health", get(|| async { "ok" }))
+        .with_state(schema)
+        .merge(ops)
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(options.max_body_bytes))
         .layer(cors)
-        .with_state(schema)
+}
+
+/// Liveness: `ok` while the server answers and the notification hub behind subscriptions runs.
+async fn health(State(ops): State<Ops>) -> Response {
+    if ops.hub.is_running() || ops.shutdown.is_cancelled() {
+        "ok".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "stuck: the notification hub stopped").into_response()
+    }
+}
+
+/// Readiness: Postgres answers, and the `LISTEN` connection behind subscriptions is up.
+async fn ready(State(ops): State<Ops>) -> Response {
+    let database = Check::run("database", ops.db.ping()).await;
+    let listen = if ops.hub.is_listening() {
+        Check::pass("listen")
+    } else {
+        Check::fail("listen", "not listening for changes: subscriptions wait for the reconnect")
+    };
+    let readiness = Readiness::new(vec![database, listen]);
+    let status = StatusCode::from_u16(readiness.status()).expect("200 or 503");
+    (status, Json(readiness.to_json())).into_response()
+}
+
+async fn metrics(State(ops): State<Ops>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], ops.metrics.render()).into_response()
 }
 
 async fn graphiql() -> impl IntoResponse {

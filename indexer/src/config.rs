@@ -38,6 +38,8 @@ pub const DEFAULT_RPC_CONCURRENCY: usize = 2;
 pub const DEFAULT_RPC_TIMEOUT_SECS: u64 = 30;
 /// Default `--poll-interval-ms`.
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;
+/// Default `--ready-max-lag`.
+pub const DEFAULT_READY_MAX_LAG: u64 = 20;
 
 /// The indexer's own settings (all but the database and RPC, which `beatstream node` shares between services).
 #[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
@@ -80,6 +82,9 @@ pub struct Options {
     /// Address for `/health`, `/ready` and `/metrics`; none when unset.
     #[arg(long, env = "BEATSTREAM_INDEXER_HTTP")]
     pub http: Option<SocketAddr>,
+    /// Blocks the indexer may trail its target (the head minus `--confirmations`) while `/ready` still answers 200.
+    #[arg(long, env = "BEATSTREAM_INDEXER_READY_MAX_LAG", default_value_t = DEFAULT_READY_MAX_LAG)]
+    pub ready_max_lag: u64,
 }
 
 impl Default for Options {
@@ -98,6 +103,7 @@ impl Default for Options {
             rpc_timeout_secs: DEFAULT_RPC_TIMEOUT_SECS,
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
             http: None,
+            ready_max_lag: DEFAULT_READY_MAX_LAG,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use beatstream_primitives::MetricsRegistry;
+use beatstream_primitives::{MetricsRegistry, health::Heartbeat};
 use prometheus::{IntCounter, IntGauge};
 
 /// The indexer's metrics.
@@ -30,6 +30,8 @@ pub struct Metrics {
     pub reorgs: IntCounter,
     /// Events that did not fit the mirrored state.
     pub inconsistencies: IntCounter,
+    /// Beaten by every step of the loop and every batch committed (`/health`).
+    pub(crate) heartbeat: Heartbeat,
     ready: Arc<AtomicBool>,
     last_error: Arc<Mutex<Option<String>>>,
 }
@@ -62,13 +64,14 @@ impl Metrics {
                 "inconsistencies_total",
                 "Events that did not fit the mirrored state",
             ),
+            heartbeat: Heartbeat::new(),
             ready: Arc::new(AtomicBool::new(false)),
             last_error: Arc::new(Mutex::new(None)),
             registry,
         }
     }
 
-    /// Whether the indexer has caught up with the head (minus confirmations).
+    /// Whether the indexer has caught up with the head (minus confirmations) since it started.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
@@ -89,5 +92,10 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         self.registry.render()
+    }
+
+    /// The name of every sample the indexer exports (for checks that alert rules name real metrics).
+    pub fn sample_names(&self) -> Vec<String> {
+        self.registry.sample_names()
     }
 }

@@ -12,6 +12,7 @@ use crate::{
     db::Db,
     events::Sources,
     ranges::RangeSize,
+    server::Probe,
     state::{Root, namehash},
     sync::{SyncConfig, Syncer},
 };
@@ -56,9 +57,17 @@ pub async fn run_with_source<S: ChainSource + 'static>(
     }
     let db = Db::connect(&database_url).await?;
 
+    let source = Arc::new(source);
     let server = config.http.map(|addr| {
-        let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
-        tokio::spawn(async move { crate::server::serve(addr, metrics, shutdown).await })
+        let probe = Probe {
+            metrics: metrics.clone(),
+            db: db.clone(),
+            source: source.clone(),
+            chain_id: deployment.chain_id as i64,
+            confirmations: config.confirmations,
+            max_lag: config.ready_max_lag,
+        };
+        tokio::spawn(crate::server::serve(addr, probe, shutdown.clone()))
     });
     info!(
         target: "beatstream::indexer",
@@ -68,7 +77,7 @@ pub async fn run_with_source<S: ChainSource + 'static>(
         "indexer starting"
     );
     let syncer = Syncer {
-        source: Arc::new(source),
+        source,
         db,
         chain_id: deployment.chain_id as i64,
         root,

@@ -91,6 +91,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
         let mut backoff = Duration::from_millis(250);
         let mut progress = Progress::new();
         loop {
+            self.metrics.heartbeat.beat();
             let step = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 step = async {
@@ -374,6 +375,7 @@ impl<S: ChainSource + 'static> Syncer<S> {
         self.metrics.events.inc_by(written.events as u64);
         self.metrics.inconsistencies.inc_by(written.inconsistencies);
         self.metrics.batches.inc();
+        self.metrics.heartbeat.beat();
         self.metrics.indexed.set(new_cursor.number as i64);
         self.metrics.behind.set((self.metrics.head.get() - new_cursor.number as i64).max(0));
         debug!(target: "beatstream::indexer", parent: &span, events = written.events, "committed");

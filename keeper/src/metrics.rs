@@ -1,9 +1,9 @@
-//! Prometheus metrics, and the health state behind `/health` (served by `http.rs`).
+//! Prometheus metrics, and the state behind `/health` and `/ready` (served by `http.rs`).
 
 use std::sync::{Arc, Mutex};
 
-use beatstream_primitives::MetricsRegistry;
-use prometheus::{Histogram, IntCounter, IntGauge};
+use beatstream_primitives::{MetricsRegistry, health::Heartbeat};
+use prometheus::{Gauge, Histogram, IntCounter, IntGauge};
 
 /// The keeper's metrics.
 #[derive(Clone, Debug)]
@@ -17,6 +17,10 @@ pub struct Metrics {
     pub unsettled_vouchers: IntGauge,
     /// Settlement transactions sent and not yet confirmed.
     pub pending_transactions: IntGauge,
+    /// Seconds the oldest open settlement transaction has waited for its confirmation (0 when none is open).
+    pub oldest_pending: IntGauge,
+    /// The keeper account's balance, in wei (what pays for gas).
+    pub balance: Gauge,
     /// Signed transactions (first sends, replacements, cancellations).
     pub attempts: IntCounter,
     /// Replacements with raised fees.
@@ -43,8 +47,10 @@ pub struct Metrics {
     pub last_settlement_time: IntGauge,
     /// Failed steps (RPC, database), each retried.
     pub errors: IntCounter,
-    /// 1 while `/health` reports a stall.
+    /// 1 while settlement is stalled (`/ready` fails its `settlement` check).
     pub stalled: IntGauge,
+    /// Beaten by every turn of the leader loop (`/health`).
+    pub(crate) heartbeat: Heartbeat,
     state: Arc<Mutex<Health>>,
 }
 
@@ -52,6 +58,8 @@ pub struct Metrics {
 struct Health {
     last_error: Option<String>,
     stall: Option<String>,
+    /// The last election round: leading or standing by, or why it failed; `None` before the first.
+    lease: Option<Result<bool, String>>,
 }
 
 impl Default for Metrics {
@@ -82,6 +90,11 @@ impl Metrics {
                 "pending_transactions",
                 "Settlement transactions not yet confirmed",
             ),
+            oldest_pending: gauge(
+                "oldest_pending_seconds",
+                "Seconds the oldest open settlement transaction has waited (0 when none is open)",
+            ),
+            balance: registry.float_gauge("balance_wei", "The keeper account's balance, in wei"),
             attempts: counter("attempts_total", "Signed transactions, replacements included"),
             bumps: counter("bumps_total", "Replacements with raised fees"),
             rebroadcasts: counter(
@@ -121,7 +134,8 @@ impl Metrics {
                 "Unix time of the last confirmed settlement",
             ),
             errors: counter("errors_total", "Failed steps, each retried"),
-            stalled: gauge("stalled", "1 while settlement is stalled (see /health)"),
+            stalled: gauge("stalled", "1 while settlement is stalled (see /ready)"),
+            heartbeat: Heartbeat::new(),
             state: Arc::new(Mutex::new(Health::default())),
             registry,
         }
@@ -146,8 +160,24 @@ impl Metrics {
         self.state.lock().expect("not poisoned").stall = stall;
     }
 
+    /// The last election round: `Ok(true)` leading, `Ok(false)` standing by while another keeper leads, or why
+    /// it failed; `None` before the first round.
+    pub fn lease(&self) -> Option<Result<bool, String>> {
+        self.state.lock().expect("not poisoned").lease.clone()
+    }
+
+    pub(crate) fn set_lease(&self, lease: Result<bool, String>) {
+        self.leader.set(i64::from(lease == Ok(true)));
+        self.state.lock().expect("not poisoned").lease = Some(lease);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         self.registry.render()
+    }
+
+    /// The name of every sample the keeper exports (for checks that alert rules name real metrics).
+    pub fn sample_names(&self) -> Vec<String> {
+        self.registry.sample_names()
     }
 }

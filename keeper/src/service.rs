@@ -2,7 +2,7 @@
 //!
 //! Start-up fails, saying what to change, when a setting makes no sense, the key cannot be loaded, the RPC endpoint
 //! is another chain, the account is not a settler of the vault, the database is unreachable or the HTTP address
-//! cannot be bound. Once running, a failed step is retried with backoff (and `/health` reports a stall past
+//! cannot be bound. Once running, a failed step is retried with backoff (and `/ready` reports a stall past
 //! `--stall-secs`); only a shutdown, a test's fail point or the HTTP server stopping ends the loop.
 
 use std::time::{Duration, Instant};
@@ -12,9 +12,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    Config, Error, Metrics, Result, chain::Chain, config::Target, db::Db, http::Http,
-    leader::Leader, signer, step::Keeper,
+    Config, Error, Metrics, Result,
+    chain::Chain,
+    config::Target,
+    db::Db,
+    http::{self, Http, Probe},
+    leader::Leader,
+    signer,
+    step::Keeper,
 };
+
+/// How often the leader loop reads the keeper account's balance for `beatstream_keeper_balance_wei`.
+const BALANCE_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs the keeper until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
@@ -47,7 +56,10 @@ pub async fn run_with_metrics(
     let db = Db::connect(&database_url).await?;
 
     let mut http = match options.http {
-        Some(addr) => Some(Http::start(addr, metrics.clone(), shutdown.clone()).await?),
+        Some(addr) => {
+            let probe = Probe { metrics: metrics.clone(), db: db.clone(), chain: chain.clone() };
+            Some(Http::start(addr, http::router(probe), shutdown.clone()).await?)
+        }
         None => None,
     };
 
@@ -60,6 +72,9 @@ pub async fn run_with_metrics(
     if balance.is_zero() {
         warn!(target: "beatstream::keeper", %sender, "the keeper account has no gas money");
     }
+    metrics.balance.set(wei(balance));
+    let mut balance_read = Instant::now();
+    let balance_chain = chain.clone();
 
     let mut leader = Leader::new(
         database_url,
@@ -76,17 +91,25 @@ pub async fn run_with_metrics(
     let mut failures = 0u32;
     let mut failing_since: Option<Instant> = None;
     let result = loop {
+        metrics.heartbeat.beat();
+        if balance_read.elapsed() >= BALANCE_EVERY {
+            balance_read = Instant::now();
+            // A failed read leaves the last value; the step's own RPC errors say what is wrong.
+            if let Ok(balance) = balance_chain.balance(sender).await {
+                metrics.balance.set(wei(balance));
+            }
+        }
         let step = match leader.ensure().await {
             Ok(Some(epoch)) => {
-                metrics.leader.set(1);
+                metrics.set_lease(Ok(true));
                 keeper.step(epoch).await
             }
             Ok(None) => {
-                metrics.leader.set(0);
+                metrics.set_lease(Ok(false));
                 Ok(())
             }
             Err(e) => {
-                metrics.leader.set(0);
+                metrics.set_lease(Err(e.to_string()));
                 Err(e)
             }
         };
@@ -101,7 +124,7 @@ pub async fn run_with_metrics(
             Err(Error::LostLease(epoch)) => {
                 warn!(target: "beatstream::keeper", epoch, "another keeper took over; standing by");
                 leader.step_down();
-                metrics.leader.set(0);
+                metrics.set_lease(Ok(false));
                 poll
             }
             Err(e) => {
@@ -109,7 +132,7 @@ pub async fn run_with_metrics(
                 metrics.errors.inc();
                 warn!(target: "beatstream::keeper", error = %e, failures, "keeper step failed; retrying");
                 metrics.set_last_error(Some(e.to_string()));
-                // A keeper that cannot take a step cannot settle: past the stall time, /health says so.
+                // A keeper that cannot take a step cannot settle: past the stall time, /ready says so.
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > stall_after {
                     metrics.set_stall(Some(format!(
@@ -137,6 +160,11 @@ pub async fn run_with_metrics(
     db.close().await;
     info!(target: "beatstream::keeper", "keeper stopped");
     result
+}
+
+/// A balance as the gauge holds it (beyond `u128` wei, which no account holds, it saturates).
+fn wei(balance: alloy::primitives::U256) -> f64 {
+    u128::try_from(balance).map_or(f64::MAX, |b| b as f64)
 }
 
 /// Why the HTTP server stopped; never resolves when there is none.

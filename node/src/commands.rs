@@ -11,6 +11,8 @@ use crate::{
 
 /// Runs one subcommand to completion.
 pub(crate) async fn run(command: Command, shutdown: CancellationToken) -> eyre::Result<()> {
+    // Before any service makes its metrics registry: each exports `beatstream_build_info` with this commit.
+    beatstream_primitives::metrics::set_git_sha(env!("BUILD_GIT_SHA"));
     match command {
         Command::Migrate(args) => migrate(args).await,
         Command::Node(args) => node(args, shutdown).await,

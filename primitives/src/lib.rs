@@ -9,6 +9,7 @@ pub mod db;
 pub mod deployment;
 pub mod eip712;
 pub mod error;
+pub mod health;
 pub mod metrics;
 pub mod registration;
 pub mod time;

@@ -44,7 +44,7 @@ impl Metrics {
         let gauge = |name: &str, help: &str| registry.gauge(name, help);
         let counter = |name: &str, help: &str| registry.counter(name, help);
         let counter_vec =
-            |name: &str, help: &str, label: &str| registry.counter_vec(name, help, label);
+            |name: &str, help: &str, label: &str| registry.counter_vec(name, help, &[label]);
         let histogram =
             |name: &str, help: &str, buckets: Vec<f64>| registry.histogram(name, help, buckets);
         let latency = vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0];
@@ -100,6 +100,11 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.registry.render()
+    }
+
+    /// The name of every sample the relay exports (for checks that alert rules name real metrics).
+    pub fn sample_names(&self) -> Vec<String> {
+        self.registry.sample_names()
     }
 }
 

@@ -1,7 +1,7 @@
-//! HTTP surface: the WebSocket endpoint `/ws/stream`, `/health` and `/metrics`. Only this module knows about
-//! WebSocket; it adapts axum's socket to the transport-agnostic [`crate::conn::serve`].
+//! HTTP surface: the WebSocket endpoint `/ws/stream`, `/health`, `/ready` and `/metrics`. Only this module knows
+//! about WebSocket; it adapts axum's socket to the transport-agnostic [`crate::conn::serve`].
 
-use std::{future::ready, sync::Arc, time::Duration};
+use std::{future::ready, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -13,6 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use beatstream_primitives::health::{Check, Readiness};
 use futures_util::{SinkExt, StreamExt};
 use tokio_util::task::TaskTracker;
 
@@ -37,6 +38,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws/stream", get(upgrade))
         .route("/health", get(health))
+        .route("/ready", get(readiness))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -82,25 +84,38 @@ async fn handle(socket: WebSocket, relay: Arc<Relay>) {
     conn::serve(relay, inbound, outbound).await;
 }
 
+/// Liveness: `{"status": "ok", "relayId", "connections", "sessions"}`, or 503 `"shutting_down"` once the relay
+/// stops taking connections. Cheap: Postgres is `/ready`'s business.
 async fn health(State(state): State<AppState>) -> Response {
-    let db =
-        tokio::time::timeout(Duration::from_secs(2), crate::db::ping(state.relay.store.pool()))
-            .await;
-    let body = |status: &str| {
-        serde_json::json!({
-            "status": status,
-            "relayId": state.relay.relay_id,
-            "connections": state.relay.metrics.connections.get(),
-            "sessions": state.relay.metrics.sessions_live.get() + state.relay.metrics.sessions_paused.get(),
-        })
+    let relay = &state.relay;
+    let stopping = relay.shutdown.is_cancelled();
+    let body = Json(serde_json::json!({
+        "status": if stopping { "shutting_down" } else { "ok" },
+        "relayId": relay.relay_id,
+        "connections": relay.metrics.connections.get(),
+        "sessions": relay.metrics.sessions_live.get() + relay.metrics.sessions_paused.get(),
+    }));
+    let status = if stopping { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (status, body).into_response()
+}
+
+/// Readiness: Postgres answers (every voucher is stored before its ack), and the relay takes connections (not
+/// shutting down, not at `--max-connections`). The RPC endpoint is left out: the relay asks it only about smart-wallet
+/// grants, and taking every relay out of service when it is down would stop the listeners it does not concern.
+async fn readiness(State(state): State<AppState>) -> Response {
+    let relay = &state.relay;
+    let database = Check::run("database", crate::db::ping(relay.store.pool())).await;
+    let open = relay.metrics.connections.get() as usize;
+    let accepting = if relay.shutdown.is_cancelled() {
+        Check::fail("accepting", "shutting down")
+    } else if open >= state.max_connections {
+        Check::fail("accepting", format!("full: {open} connections (--max-connections)"))
+    } else {
+        Check::pass_with("accepting", format!("{open} of {} connections", state.max_connections))
     };
-    match db {
-        Ok(Ok(_)) if !state.relay.shutdown.is_cancelled() => {
-            (StatusCode::OK, Json(body("ok"))).into_response()
-        }
-        Ok(Ok(_)) => (StatusCode::SERVICE_UNAVAILABLE, Json(body("shutting_down"))).into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(body("database_unavailable"))).into_response(),
-    }
+    let readiness = Readiness::new(vec![database, accepting]);
+    let status = StatusCode::from_u16(readiness.status()).expect("200 or 503");
+    (status, Json(readiness.to_json())).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

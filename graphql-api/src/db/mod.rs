@@ -2,6 +2,7 @@
 //! name, a page of settlements after a cursor) and never sees a query; nothing outside this module uses `sqlx`.
 
 pub(crate) mod artists;
+mod health;
 pub(crate) mod keeper;
 mod list;
 pub(crate) mod listeners;

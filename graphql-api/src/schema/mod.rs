@@ -16,11 +16,16 @@ pub(crate) use api::Api;
 /// The schema type.
 pub(crate) type ApiSchema = Schema<query::QueryRoot, EmptyMutation, subscription::SubscriptionRoot>;
 
-/// Builds the schema with its limits.
-pub(crate) fn build(api: Api, max_depth: usize, max_complexity: usize) -> ApiSchema {
+/// Builds the schema with its limits, recording requests into `metrics`.
+pub(crate) fn build(
+    api: Api,
+    metrics: crate::Metrics,
+    max_depth: usize,
+    max_complexity: usize,
+) -> ApiSchema {
     Schema::build(query::QueryRoot, EmptyMutation, subscription::SubscriptionRoot)
         .data(api)
-        .extension(request::Traced)
+        .extension(request::Traced { metrics })
         .limit_depth(max_depth)
         .limit_complexity(max_complexity)
         .finish()

@@ -4,6 +4,7 @@
 mod dashboards;
 mod errors;
 mod harness;
+mod health;
 mod limits;
 mod revocation;
 mod subscriptions;

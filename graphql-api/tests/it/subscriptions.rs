@@ -13,12 +13,12 @@ use tokio_tungstenite::{
 
 use crate::harness::{ALICE, BOB, Env, LIVE_SESSION};
 
-struct Sub {
+pub(crate) struct Sub {
     ws: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
 }
 
 impl Sub {
-    async fn open(env: &Env, query: &str) -> eyre::Result<Self> {
+    pub(crate) async fn open(env: &Env, query: &str) -> eyre::Result<Self> {
         let mut request = format!("ws://{}/graphql/ws", env.api).into_client_request()?;
         request
             .headers_mut()

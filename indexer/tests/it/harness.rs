@@ -33,6 +33,7 @@ pub(crate) fn config(chain: &Chain, db: &TestDb) -> Config {
             rpc_timeout_secs: 10,
             poll_interval_ms: 50,
             http: None,
+            ready_max_lag: beatstream_indexer::DEFAULT_READY_MAX_LAG,
         },
     }
 }

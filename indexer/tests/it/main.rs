@@ -2,6 +2,7 @@
 
 mod faults;
 mod harness;
+mod health;
 mod mirror;
 mod names;
 mod reorg;

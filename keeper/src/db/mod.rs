@@ -5,11 +5,12 @@
 //! - [`book`]: the settleable vouchers (the relay's book against what is settled) and the holds on them.
 //! - [`lease`]: the advisory lock and lease row that make one keeper the active one.
 //! - [`types`]: the journal's states as enums stored as text.
-//! - [`pool`]: the connection pool ([`Db`]) and the conversion of database errors.
+//! - [`pool`]: the connection pool ([`Db`]) and the conversion of database errors; [`health`] its ping.
 //!
 //! This root only declares and re-exports: the files import one another, never the root.
 
 mod book;
+mod health;
 mod journal;
 mod lease;
 mod pool;

@@ -141,6 +141,7 @@ impl Keeper {
     pub(super) async fn check_stall(&self) -> Result<()> {
         let stall_after = self.options.stall_secs as f64;
         let oldest_open = self.journal.oldest_open_age().await?;
+        self.metrics.oldest_pending.set(oldest_open.unwrap_or(0.0) as i64);
         let stall = if let Some(age) = oldest_open.filter(|age| *age > stall_after) {
             Some(format!("a settlement transaction has been unconfirmed for {age:.0} s"))
         } else {

@@ -24,7 +24,7 @@ async fn a_stuck_transaction_is_bumped_and_confirms_once() -> eyre::Result<()> {
     })
     .await?;
     assert!(keeper.metrics.bumps.get() >= 2);
-    // Stuck past --stall-secs: /health says so.
+    // Stuck past --stall-secs: /ready says so.
     wait("the stall to show", 10, || async { Ok(keeper.metrics.stall().is_some()) }).await?;
 
     // Each replacement raised both fees by at least 12.5%.
@@ -89,12 +89,24 @@ async fn past_the_last_attempt_the_nonce_is_freed_and_the_vouchers_settle_again(
     })
     .await?;
     assert!(keeper.metrics.cancellations.get() >= 1);
-    // Stuck: the health endpoint says so.
-    wait("/health to report the stall", 10, || async {
-        Ok(get(http, "/health").await?.starts_with("HTTP/1.1 503"))
+    // Stuck: readiness says so and names the check; the keeper is alive all the while.
+    wait("/ready to report the stall", 10, || async {
+        Ok(get(http, "/ready").await?.starts_with("HTTP/1.1 503"))
     })
     .await?;
-    assert!(get(http, "/metrics").await?.contains("beatstream_keeper_cancellations_total"));
+    let ready = get(http, "/ready").await?;
+    assert!(ready.contains(r#""failed":["settlement"]"#), "{ready}");
+    assert!(ready.contains("stalled: a settlement transaction has been unconfirmed"), "{ready}");
+    let health = get(http, "/health").await?;
+    assert!(health.starts_with("HTTP/1.1 200") && health.ends_with("ok (leader)"), "{health}");
+    let metrics = get(http, "/metrics").await?;
+    assert!(metrics.contains("beatstream_keeper_cancellations_total"), "{metrics}");
+    assert!(metrics.contains("beatstream_keeper_stalled 1"), "{metrics}");
+    let oldest = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("beatstream_keeper_oldest_pending_seconds "))
+        .and_then(|v| v.parse::<i64>().ok());
+    assert!(oldest.is_some_and(|s| s >= 1), "the stuck transaction's age: {metrics}");
 
     // Mining resumes: the self-transfer (the highest fee) is mined, the batch is given up, and its voucher is
     // settled under the next nonce.
@@ -110,8 +122,8 @@ async fn past_the_last_attempt_the_nonce_is_freed_and_the_vouchers_settle_again(
     assert_eq!((b[0].0, b[0].1.as_str()), (0, "cancelled"));
     assert_eq!((b[1].0, b[1].1.as_str(), b[1].2), (1, "confirmed", 1));
     assert_eq!(env.settled_events(listener.grant.id(), artist).await?, 1);
-    wait("/health to recover", 10, || async {
-        Ok(get(http, "/health").await?.starts_with("HTTP/1.1 200"))
+    wait("/ready to recover", 10, || async {
+        Ok(get(http, "/ready").await?.starts_with("HTTP/1.1 200"))
     })
     .await?;
     keeper.stop().await?;

@@ -5,3 +5,4 @@ mod dev;
 mod indexer_crash;
 mod keeper_hang;
 mod node_process;
+mod ops;

@@ -6,6 +6,7 @@ mod erc1271;
 mod errors;
 mod guard;
 mod harness;
+mod health;
 mod limits;
 mod protocol;
 mod revocation;
