@@ -1,6 +1,6 @@
 //! The query behind the `database` check of `/ready`.
 
-use super::Db;
+use super::pool::Db;
 use crate::Result;
 
 impl Db {
