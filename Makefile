@@ -32,7 +32,7 @@ build: contracts
 dev: contracts
 	$(CARGO) run --release -p beatstream-node --bin beatstream -- dev $(ARGS)
 
-## test: every test: ABI freshness, forge (with the gas snapshot check), cargo
+## test: every test: ABI freshness, forge (with the gas snapshot check), cargo (with moto's KMS server installed)
 test: test-contracts test-rust test-ops
 
 test-contracts: contracts
@@ -41,6 +41,7 @@ test-contracts: contracts
 
 test-rust: contracts
 	./script/check-sqlx.sh
+	./script/moto.sh  # the local KMS server of the KMS signer tests (target/venv; Python 3 with venv and pip)
 	$(CARGO) $(NEXTEST) --workspace --no-fail-fast
 
 ## test-ops: the Prometheus alert rules in ops/ are valid and pass their unit tests (promtool, installed if missing)

@@ -59,8 +59,8 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
     let indexer_metrics = beatstream_indexer::Metrics::new();
     let indexer = tokio::spawn(beatstream_indexer::run_with_metrics(
         beatstream_indexer::Config {
-            database_url: db.url().to_owned(),
-            rpc_url: chain.anvil.endpoint_url(),
+            database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
+            rpc: chain.anvil.endpoint_url().into(),
             options: beatstream_indexer::Options {
                 poll_interval_ms: 50,
                 ..beatstream_indexer::Options::new(deployment.clone())
@@ -87,8 +87,8 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
     let keeper_metrics = beatstream_keeper::Metrics::new();
     let keeper = tokio::spawn(beatstream_keeper::run_with_metrics(
         beatstream_keeper::Config {
-            database_url: db.url().to_owned(),
-            rpc_url: chain.anvil.endpoint_url(),
+            database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
+            rpc: chain.anvil.endpoint_url().into(),
             options: keeper_options,
         },
         keeper_metrics.clone(),
@@ -98,8 +98,8 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
     api_options.listen = "127.0.0.1:0".parse()?;
     let api = beatstream_graphql_api::Server::bind(
         beatstream_graphql_api::Config {
-            database_url: db.url().to_owned(),
-            rpc_url: None,
+            database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
+            rpc: Default::default(),
             options: api_options,
         },
         stop.clone(),

@@ -27,6 +27,8 @@ impl Anvil {
     pub fn spawn_with(configure: impl FnOnce(AnvilBuilder) -> AnvilBuilder) -> Result<Self> {
         // Port 0 (the builder's default) lets the OS pick, so tests can run in parallel;
         // an explicit IPv4 host avoids `localhost` resolving to ::1 where anvil is not.
+        // Providers built on this chain (alloy's HTTP client) need the process's TLS provider.
+        beatstream_primitives::tls::install_crypto_provider();
         let builder = AnvilBuilder::new().path(anvil_path()?).host("127.0.0.1");
         Ok(Self { instance: configure(builder).try_spawn()? })
     }

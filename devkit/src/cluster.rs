@@ -26,10 +26,58 @@ struct Cluster {
 }
 
 /// Unprivileged user to run Postgres as: `initdb` and `pg_ctl` refuse to run as root.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Owner {
     uid: u32,
     gid: u32,
+}
+
+/// The system's Postgres server tools (`initdb`, `pg_ctl`, `pg_basebackup`, ...) and the user to run them as, for
+/// test fixtures that need a cluster of their own (TLS, a replica, a pooler in front).
+#[derive(Clone, Debug)]
+pub struct PgTools {
+    bin: PathBuf,
+    owner: Option<Owner>,
+}
+
+impl PgTools {
+    /// Finds the tools (PATH, else the newest `/usr/lib/postgresql/<v>/bin`) and, when running as root, the
+    /// unprivileged user (`postgres`, else `nobody`) they must run as.
+    pub fn find() -> Result<Self> {
+        Ok(Self { bin: find_bin_dir()?, owner: owner_if_root()? })
+    }
+
+    /// A command running `tool` from the server's bin directory (or any program, given a path with a `/`) as the
+    /// cluster's owner, in `dir`.
+    pub fn command(&self, tool: &str, dir: &Path) -> Command {
+        // `psql` and `pg_basebackup` may live on PATH apart from the server's own `initdb` and `pg_ctl`.
+        let program = match self.bin.join(tool) {
+            _ if tool.contains('/') => PathBuf::from(tool),
+            own if own.is_file() => own,
+            _ => PathBuf::from(tool),
+        };
+        command(&program, self.owner, dir)
+    }
+
+    /// Gives `path` to the cluster's owner (a no-op when not running as root).
+    pub fn chown(&self, path: &Path) -> Result<()> {
+        if let Some(o) = self.owner {
+            std::os::unix::fs::chown(path, Some(o.uid), Some(o.gid))
+                .map_err(Error::io(format!("chown {}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    pub fn free_port() -> Result<u16> {
+        free_port()
+    }
+
+    /// Stops the cluster in `data` and deletes `root` if this process dies without running its destructors
+    /// (SIGKILL, abort, a runner's timeout).
+    pub fn spawn_watchdog(&self, data: &Path, root: &Path) {
+        spawn_watchdog(&self.bin.join("pg_ctl"), self.owner, data, root);
+    }
 }
 
 /// Creates and starts the cluster, returning its TCP port.
@@ -117,32 +165,37 @@ impl Cluster {
 
     /// Stops the cluster if this process dies without exit hooks (SIGKILL, abort).
     fn spawn_watchdog(&self) {
-        // `kill -0` cannot see our pid when the watchdog runs as another user; /proc can.
-        const SCRIPT: &str = r#"while kill -0 "$0" 2>/dev/null || [ -d "/proc/$0" ]; do sleep 1; done
-"$1" -D "$2" stop -m immediate >/dev/null 2>&1
-rm -rf "$3""#;
-        let spawned = command(Path::new("sh"), self.owner, &self.root)
-            .arg("-c")
-            .arg(SCRIPT)
-            .arg(std::process::id().to_string())
-            .arg(&self.pg_ctl)
-            .arg(&self.data)
-            .arg(&self.root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Own process group, so a runner killing ours on timeout spares the watchdog.
-            .process_group(0)
-            .spawn();
-        if let Err(e) = spawned {
-            eprintln!("devkit: no Postgres watchdog ({e}); a crash would leak the cluster");
-        }
+        spawn_watchdog(&self.pg_ctl, self.owner, &self.data, &self.root);
     }
 
     fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.root.join("postgres.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+/// Stops the cluster in `data` with `pg_ctl` and deletes `root` once this process is gone.
+fn spawn_watchdog(pg_ctl: &Path, owner: Option<Owner>, data: &Path, root: &Path) {
+    // `kill -0` cannot see our pid when the watchdog runs as another user; /proc can.
+    const SCRIPT: &str = r#"while kill -0 "$0" 2>/dev/null || [ -d "/proc/$0" ]; do sleep 1; done
+"$1" -D "$2" stop -m immediate >/dev/null 2>&1
+rm -rf "$3""#;
+    let spawned = command(Path::new("sh"), owner, root)
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg(std::process::id().to_string())
+            .arg(pg_ctl)
+            .arg(data)
+            .arg(root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Own process group, so a runner killing ours on timeout spares the watchdog.
+            .process_group(0)
+            .spawn();
+    if let Err(e) = spawned {
+        eprintln!("devkit: no Postgres watchdog ({e}); a crash would leak the cluster");
     }
 }
 

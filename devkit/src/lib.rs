@@ -15,6 +15,7 @@ mod server;
 mod test_db;
 
 pub use anvil::{Anvil, anvil_path, foundry_tool, workspace_root};
+pub use cluster::PgTools;
 pub use deploy::{deploy, deploy_to};
 pub use error::{Error, Result};
 pub use test_db::TestDb;

@@ -51,7 +51,11 @@ async fn main() -> eyre::Result<()> {
     options.listen = "127.0.0.1:0".parse()?;
     let stop = CancellationToken::new();
     let server = Server::bind(
-        Config { database_url: db.url().to_owned(), rpc_url: None, options },
+        Config {
+            database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
+            rpc: Default::default(),
+            options,
+        },
         stop.clone(),
     )
     .await?;

@@ -2,20 +2,19 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use url::Url;
-
 use crate::{Error, Result};
 
 /// Settings of the GraphQL API; every flag can also come from its `BEATSTREAM_*` variable.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
-    /// Postgres connection URL (a read replica is fine: the API only reads).
-    #[arg(long, env = "BEATSTREAM_DATABASE_URL")]
-    pub database_url: String,
-    /// Ethereum JSON-RPC endpoint; not used by the API itself (it reads the indexer's mirror), accepted so
+    /// Postgres: URL (a read replica is fine: the API only reads, and does not migrate a read-only database), TLS,
+    /// pooler; `LISTEN` for subscriptions on `--session-database-url` (on a replica: the primary).
+    #[command(flatten)]
+    pub database: beatstream_primitives::db::DatabaseArgs,
+    /// Ethereum JSON-RPC endpoints; not used by the API itself (it reads the indexer's mirror), accepted so
     /// `beatstream node` can pass one configuration to every service.
-    #[arg(long, env = "BEATSTREAM_RPC_URL")]
-    pub rpc_url: Option<Url>,
+    #[command(flatten)]
+    pub rpc: beatstream_primitives::rpc::RpcArgs,
     /// Everything else, shared with `beatstream node`.
     #[command(flatten)]
     pub options: Options,

@@ -108,11 +108,18 @@ async fn listen(db: Db, tx: broadcast::Sender<Change>, listening: &AtomicBool) {
         };
         info!(target: "beatstream::api", "listening for changes");
         listening.store(true, Ordering::Relaxed);
+        if let Err(e) = listener.catch_up(&db).await {
+            warn!(target: "beatstream::api", error = %e, "waiting for the replica failed");
+        }
         // Whatever happened while not listening.
         let _ = tx.send(Change::Reload);
         fan_out_settlements(&db, &mut cursor, &tx).await;
         loop {
-            match listener.recv().await {
+            let received = match listener.recv().await {
+                Ok(Some(n)) => listener.catch_up(&db).await.map(|()| Some(n)),
+                other => other,
+            };
+            match received {
                 Ok(Some(n)) => match n.channel.as_str() {
                     "beatstream_settlements" => {
                         fan_out_settlements(&db, &mut cursor, &tx).await;

@@ -52,14 +52,15 @@ impl Server {
     /// Validates the settings, connects to Postgres (every query under the statement timeout), migrates, starts
     /// listening for changes and binds the listen address.
     pub async fn bind(config: Config, shutdown: CancellationToken) -> Result<Self> {
-        let Config { database_url, options, .. } = config;
+        let Config { database, options, .. } = config;
         options.validate()?;
+        database.validate(true)?;
         let chain_id = match options.chain_id {
             Some(id) => id,
             None => Deployment::load(&options.deployment)?.chain_id,
         };
         let db = db::Db::connect(
-            &database_url,
+            &database,
             chain_id as i64,
             options.statement_timeout_ms,
             options.db_connections,

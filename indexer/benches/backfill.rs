@@ -318,13 +318,15 @@ async fn main() -> eyre::Result<()> {
     let index_db = TestDb::new().await?;
     let defaults = Options::new(deployment_file.path().to_owned());
     let config = Config {
-        database_url: index_db.url().to_owned(),
-        rpc_url: anvil.endpoint_url(),
+        database: beatstream_primitives::db::DatabaseArgs::new(index_db.url().to_owned()),
+        rpc: beatstream_primitives::rpc::RpcArgs {
+            rpc_timeout_secs: 60,
+            ..anvil.endpoint_url().into()
+        },
         // The defaults of `beatstream indexer`, except the 60 s RPC timeout this benchmark has always used and a
         // 100 ms head poll (the run ends once the indexer is caught up); `BENCH_BATCH_EVENTS` tries another
         // `--batch-events`.
         options: Options {
-            rpc_timeout_secs: 60,
             poll_interval_ms: 100,
             batch_events: std::env::var("BENCH_BATCH_EVENTS")
                 .ok()

@@ -5,12 +5,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 /// Settings of the indexer; every flag can also come from its `BEATSTREAM_*` variable.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
-    /// Postgres connection URL.
-    #[arg(long, env = "BEATSTREAM_DATABASE_URL")]
-    pub database_url: String,
-    /// Ethereum JSON-RPC endpoint (http:// or ws://).
-    #[arg(long, env = "BEATSTREAM_RPC_URL")]
-    pub rpc_url: url::Url,
+    /// Postgres: URL, TLS, pooler, migrations.
+    #[command(flatten)]
+    pub database: beatstream_primitives::db::DatabaseArgs,
+    /// Ethereum JSON-RPC endpoints, retries and TLS.
+    #[command(flatten)]
+    pub rpc: beatstream_primitives::rpc::RpcArgs,
     /// Everything else, shared with `beatstream node`.
     #[command(flatten)]
     pub options: Options,
@@ -34,8 +34,6 @@ pub const DEFAULT_RANGE_MAX: u64 = 50_000;
 pub const DEFAULT_BATCH_EVENTS: usize = 100_000;
 /// Default `--rpc-concurrency`.
 pub const DEFAULT_RPC_CONCURRENCY: usize = 2;
-/// Default `--rpc-timeout-secs`.
-pub const DEFAULT_RPC_TIMEOUT_SECS: u64 = 30;
 /// Default `--poll-interval-ms`.
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;
 /// Default `--ready-max-lag`.
@@ -73,9 +71,6 @@ pub struct Options {
     /// `eth_getLogs` requests in flight during backfill (results are still committed in block order).
     #[arg(long, env = "BEATSTREAM_RPC_CONCURRENCY", default_value_t = DEFAULT_RPC_CONCURRENCY)]
     pub rpc_concurrency: usize,
-    /// Timeout of one RPC request, in seconds.
-    #[arg(long, env = "BEATSTREAM_RPC_TIMEOUT", default_value_t = DEFAULT_RPC_TIMEOUT_SECS)]
-    pub rpc_timeout_secs: u64,
     /// How often to poll for a new head once caught up, in milliseconds.
     #[arg(long, env = "BEATSTREAM_POLL_INTERVAL_MS", default_value_t = DEFAULT_POLL_INTERVAL_MS)]
     pub poll_interval_ms: u64,
@@ -100,7 +95,6 @@ impl Default for Options {
             range_max: DEFAULT_RANGE_MAX,
             batch_events: DEFAULT_BATCH_EVENTS,
             rpc_concurrency: DEFAULT_RPC_CONCURRENCY,
-            rpc_timeout_secs: DEFAULT_RPC_TIMEOUT_SECS,
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
             http: None,
             ready_max_lag: DEFAULT_READY_MAX_LAG,
@@ -129,14 +123,7 @@ impl Options {
         if self.reorg_window < self.confirmations {
             return fail("--reorg-window must be at least --confirmations");
         }
-        if self.rpc_timeout_secs == 0 {
-            return fail("--rpc-timeout-secs must be at least 1 second");
-        }
         Ok(())
-    }
-
-    pub(crate) fn rpc_timeout(&self) -> Duration {
-        Duration::from_secs(self.rpc_timeout_secs)
     }
 
     pub(crate) fn poll_interval(&self) -> Duration {

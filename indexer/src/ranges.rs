@@ -36,30 +36,10 @@ impl RangeSize {
     }
 }
 
-/// Whether an RPC error says the provider is rate-limiting this client (HTTP 429, "too many requests", "exceeded its
-/// compute units"): the same request must wait and be retried, not split into more requests.
-pub(crate) fn is_rate_limited(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    [
-        "429",
-        "too many requests",
-        "rate limit",
-        "rate-limit",
-        "ratelimit",
-        "compute units",
-        "capacity",
-        "throughput",
-        "requests per second",
-        "daily request count",
-    ]
-    .iter()
-    .any(|p| m.contains(p))
-}
-
 /// Whether an RPC error says the response would be too large (so the range must shrink, not just be retried). A
-/// rate limit is never one, whatever words it uses.
+/// rate limit (`beatstream_primitives::rpc::is_rate_limited`) is never one, whatever words it uses.
 pub(crate) fn is_too_many_results(message: &str) -> bool {
-    if is_rate_limited(message) {
+    if beatstream_primitives::rpc::is_rate_limited(message) {
         return false;
     }
     let m = message.to_ascii_lowercase();
@@ -83,28 +63,6 @@ pub(crate) fn is_too_many_results(message: &str) -> bool {
     ]
     .iter()
     .any(|p| m.contains(p))
-}
-
-/// How long a rate-limited provider asks to be left alone, when its message says: "retry after 3",
-/// "try again in 2s", "retry in 1500ms", "Retry-After: 4" (HTTP's header, seconds).
-pub(crate) fn suggested_wait(message: &str) -> Option<std::time::Duration> {
-    let m = message.to_ascii_lowercase();
-    for key in ["retry-after:", "retry after", "try again in", "retry in", "backoff"] {
-        let Some(at) = m.find(key) else { continue };
-        let rest = m[at + key.len()..].trim_start_matches([' ', ':', '=']);
-        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
-        let Ok(value) = digits.parse::<f64>() else { continue };
-        let unit = rest[digits.len()..].trim_start();
-        let secs = if unit.starts_with("ms") || unit.starts_with("millisecond") {
-            value / 1000.0
-        } else {
-            value
-        };
-        if secs.is_finite() && secs >= 0.0 {
-            return Some(std::time::Duration::from_secs_f64(secs.min(60.0)));
-        }
-    }
-    None
 }
 
 /// The number of blocks a provider's error suggests, e.g. Alchemy's
@@ -167,27 +125,8 @@ mod tests {
             "eth_getLogs: server returned an error response: error code -32005: rate limit exceeded",
             "eth_getLogs: daily request count exceeded, request rate limited",
         ] {
-            assert!(is_rate_limited(message), "{message}");
             assert!(!is_too_many_results(message), "{message}");
         }
-        assert!(!is_rate_limited("query returned more than 10000 results"));
-        assert!(!is_rate_limited("connection reset by peer"));
-    }
-
-    #[test]
-    fn reads_the_wait_a_provider_asks_for() {
-        use std::time::Duration;
-        assert_eq!(
-            suggested_wait("429 Too Many Requests, Retry-After: 4"),
-            Some(Duration::from_secs(4))
-        );
-        assert_eq!(suggested_wait("rate limited, try again in 2s"), Some(Duration::from_secs(2)));
-        assert_eq!(
-            suggested_wait("rate limited; retry in 1500ms"),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(suggested_wait("retry after 3600"), Some(Duration::from_secs(60)), "capped");
-        assert_eq!(suggested_wait("Too Many Requests"), None);
     }
 
     #[test]

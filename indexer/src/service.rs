@@ -29,11 +29,11 @@ pub async fn run_with_metrics(
     shutdown: CancellationToken,
 ) -> Result<()> {
     config.options.validate()?;
-    let source = RpcSource::connect(config.rpc_url.as_str(), config.options.rpc_timeout()).await?;
+    let source = RpcSource::connect(&config.rpc)?;
     run_with_source(config, source, metrics, shutdown).await
 }
 
-/// [`run`] reading the chain through `source` instead of the configured RPC (`config.rpc_url` is then unused):
+/// [`run`] reading the chain through `source` instead of the configured RPC (`config.rpc` is then unused):
 /// the seam that lets tests put faults between the indexer and a real node.
 pub async fn run_with_source<S: ChainSource + 'static>(
     config: Config,
@@ -41,8 +41,9 @@ pub async fn run_with_source<S: ChainSource + 'static>(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let Config { database_url, options: config, .. } = config;
+    let Config { database, options: config, .. } = config;
     config.validate()?;
+    database.validate(false)?;
     let deployment = Deployment::load(&config.deployment)?;
     let root = Root { node: namehash(&config.ens_root), name: config.ens_root.clone() };
     if root.node != deployment.root_node {
@@ -55,7 +56,7 @@ pub async fn run_with_source<S: ChainSource + 'static>(
     if rpc_chain != deployment.chain_id {
         return Err(Error::WrongChain { rpc: rpc_chain, deployment: deployment.chain_id });
     }
-    let db = Db::connect(&database_url).await?;
+    let db = Db::connect(&database).await?;
 
     let source = Arc::new(source);
     let server = config.http.map(|addr| {

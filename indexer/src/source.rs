@@ -1,13 +1,12 @@
 //! Chain access behind a small trait, so the sync loop can be driven by a second implementation in tests.
 
-use std::time::Duration;
-
 use alloy::{
     eips::BlockNumberOrTag,
     primitives::Address,
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
     rpc::types::{Filter, Log},
 };
+use beatstream_primitives::rpc::RpcArgs;
 
 use crate::{Error, Result, chain::BlockRef};
 
@@ -28,22 +27,19 @@ pub trait ChainSource: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Log>>> + Send;
 }
 
-/// A JSON-RPC node over HTTP or WebSocket, each request bounded by a timeout.
+/// JSON-RPC nodes over HTTP(S) or WebSocket (`beatstream_primitives::rpc`: each request bounded by
+/// `--rpc-timeout-secs`, retried after rate limits and outages, failing over between `--rpc-url`s).
 #[derive(Clone, Debug)]
 pub struct RpcSource {
     provider: DynProvider,
-    timeout: Duration,
 }
 
 impl RpcSource {
-    /// Connects to `url` (http:// or ws://); every request is bounded by `timeout`.
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Self> {
-        let provider = ProviderBuilder::new()
-            .connect(url)
-            .await
-            .map_err(|e| Error::Rpc(format!("connecting to {url}: {e}")))?
-            .erased();
-        Ok(Self { provider, timeout })
+    /// The endpoints of `rpc`; nothing is asked yet.
+    pub fn connect(rpc: &RpcArgs) -> Result<Self> {
+        let provider =
+            beatstream_primitives::rpc::provider(rpc).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Self { provider })
     }
 
     async fn bounded<T>(
@@ -51,11 +47,7 @@ impl RpcSource {
         what: &str,
         f: impl Future<Output = Result<T, alloy::transports::TransportError>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, f).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(Error::Rpc(format!("{what}: {e}"))),
-            Err(_) => Err(Error::Rpc(format!("{what}: timed out after {:?}", self.timeout))),
-        }
+        f.await.map_err(|e| Error::Rpc(format!("{what}: {e}")))
     }
 }
 

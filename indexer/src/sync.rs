@@ -4,6 +4,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use alloy::{primitives::B256, rpc::types::Log};
+use beatstream_primitives::rpc::{is_rate_limited, suggested_wait};
 use futures_util::{FutureExt, StreamExt, stream::FuturesOrdered};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -15,7 +16,7 @@ use crate::{
     error::joined,
     events::{Event, Sources},
     progress::Progress,
-    ranges::{RangeSize, is_rate_limited, is_too_many_results, suggested_range, suggested_wait},
+    ranges::{RangeSize, is_too_many_results, suggested_range},
     source::ChainSource,
     state::{Remembered, Root},
     write::{self, Batch},
@@ -538,8 +539,9 @@ async fn fetch_logs<S: ChainSource>(
                 start = end + 1;
                 size = to.saturating_sub(end).max(1);
             }
-            // A rate limit: the same range again after a pause (what the provider asks for, else doubling from 250 ms
-            // up to 30 s). Splitting would only send more requests into the limit.
+            // A rate limit outlasting the RPC layer's own retries (`--rpc-retries`): the same range again after a
+            // pause (what the provider asks for, else doubling from 250 ms up to 30 s). Splitting would only send
+            // more requests into the limit.
             Err(Error::Rpc(message)) if is_rate_limited(&message) => {
                 metrics.rpc_errors.inc();
                 rate_limited += 1;

@@ -41,12 +41,14 @@ async fn main() -> eyre::Result<()> {
     let pool = PgPool::connect(db.url()).await?;
     let indexer_stop = CancellationToken::new();
     let indexer = beatstream_indexer::Config {
-        database_url: db.url().to_owned(),
-        rpc_url: chain.anvil.endpoint_url(),
+        database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
+        rpc: beatstream_primitives::rpc::RpcArgs {
+            rpc_timeout_secs: 10,
+            ..chain.anvil.endpoint_url().into()
+        },
         options: beatstream_indexer::Options {
             reorg_window: 64,
             range_max: 10_000,
-            rpc_timeout_secs: 10,
             poll_interval_ms: 200,
             ..beatstream_indexer::Options::new(chain.deployment_file.path().to_owned())
         },
@@ -187,8 +189,8 @@ impl Bench {
 
     fn config(&self, options: Options) -> Config {
         Config {
-            database_url: self.db.url().to_owned(),
-            rpc_url: self.chain.anvil.endpoint_url(),
+            database: beatstream_primitives::db::DatabaseArgs::new(self.db.url().to_owned()),
+            rpc: self.chain.anvil.endpoint_url().into(),
             options,
         }
     }

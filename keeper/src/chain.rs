@@ -1,21 +1,30 @@
 //! What the keeper asks of the chain: nonces, fees, simulations, receipts, and raw transaction broadcasts.
+//!
+//! The provider comes from `beatstream_primitives::rpc`: every request is bounded by `--rpc-timeout-secs`, retried
+//! after rate limits and outages, and fails over between `--rpc-url`s.
 
-use std::time::Duration;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use alloy::{
     consensus::{SignableTransaction, TxEip1559, TxEnvelope},
     eips::eip2718::Encodable2718,
-    network::TxSignerSync,
     primitives::{Address, B256, Bytes, TxKind, U256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
     rpc::types::TransactionReceipt,
-    signers::local::PrivateKeySigner,
     sol_types::{SolCall, SolError, SolEvent},
 };
-use beatstream_primitives::contracts::BeatStreamVault::{
-    self, BatchCutShort, BeatStreamVault_NotSettler, Settled, SettlementItem, SettlementSkipped,
+use beatstream_primitives::{
+    contracts::BeatStreamVault::{
+        self, BatchCutShort, BeatStreamVault_NotSettler, Settled, SettlementItem, SettlementSkipped,
+    },
+    rpc::{RpcArgs, is_method_not_found},
 };
+use beatstream_signer::Signer;
 use serde_json::{Value, json};
+use tracing::warn;
 
 use crate::{
     Error, Result,
@@ -26,7 +35,9 @@ use crate::{
 #[derive(Debug, Clone)]
 pub(crate) struct Chain {
     provider: DynProvider,
-    timeout: Duration,
+    /// Set once the endpoints turn out not to serve `eth_simulateV1`: batches are simulated with `eth_call`
+    /// ([`crate::simulation`]) from then on.
+    without_simulate_v1: Arc<AtomicBool>,
 }
 
 /// A signed transaction, ready to journal and broadcast.
@@ -46,74 +57,73 @@ pub(crate) enum Sent {
 }
 
 impl Chain {
-    pub(crate) async fn connect(url: &url::Url, timeout: Duration) -> Result<Self> {
+    /// The endpoints of `rpc`; nothing is asked yet.
+    pub(crate) fn connect(rpc: &RpcArgs) -> Result<Self> {
         let provider =
-            ProviderBuilder::new().connect(url.as_str()).await.map_err(Error::rpc)?.erased();
-        Ok(Self { provider, timeout })
+            beatstream_primitives::rpc::provider(rpc).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Self { provider, without_simulate_v1: Arc::default() })
     }
 
-    async fn timed<T, E: std::fmt::Display>(
+    pub(crate) fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// `fut`'s answer, or its error named after `what`.
+    async fn ask<T, E: std::fmt::Display>(
         &self,
         what: &str,
         fut: impl std::future::IntoFuture<Output = std::result::Result<T, E>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, fut.into_future()).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(Error::Rpc(format!("{what}: {e}"))),
-            Err(_) => Err(Error::Rpc(format!("{what}: timed out after {:?}", self.timeout))),
-        }
+        fut.await.map_err(|e| Error::Rpc(format!("{what}: {e}")))
     }
 
     pub(crate) async fn chain_id(&self) -> Result<u64> {
-        self.timed("eth_chainId", self.provider.get_chain_id()).await
+        self.ask("eth_chainId", self.provider.get_chain_id()).await
     }
 
     pub(crate) async fn head(&self) -> Result<u64> {
-        self.timed("eth_blockNumber", self.provider.get_block_number()).await
+        self.ask("eth_blockNumber", self.provider.get_block_number()).await
     }
 
     /// Transactions of `account` included in the latest block.
     pub(crate) async fn nonce_latest(&self, account: Address) -> Result<u64> {
-        self.timed("eth_getTransactionCount", self.provider.get_transaction_count(account).latest())
+        self.ask("eth_getTransactionCount", self.provider.get_transaction_count(account).latest())
             .await
     }
 
     /// Transactions of `account` included or waiting in the node's pool with no gap.
     pub(crate) async fn nonce_pending(&self, account: Address) -> Result<u64> {
-        self.timed(
-            "eth_getTransactionCount",
-            self.provider.get_transaction_count(account).pending(),
-        )
-        .await
+        self.ask("eth_getTransactionCount", self.provider.get_transaction_count(account).pending())
+            .await
     }
 
     pub(crate) async fn balance(&self, account: Address) -> Result<U256> {
-        self.timed("eth_getBalance", self.provider.get_balance(account)).await
+        self.ask("eth_getBalance", self.provider.get_balance(account)).await
     }
 
     /// (max fee per gas, max priority fee per gas) the node suggests.
     pub(crate) async fn fees(&self) -> Result<(u128, u128)> {
-        let est = self.timed("fee estimate", self.provider.estimate_eip1559_fees()).await?;
+        let est = self.ask("fee estimate", self.provider.estimate_eip1559_fees()).await?;
         Ok((est.max_fee_per_gas, est.max_priority_fee_per_gas))
     }
 
     pub(crate) async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>> {
-        self.timed("eth_getTransactionReceipt", self.provider.get_transaction_receipt(hash)).await
+        self.ask("eth_getTransactionReceipt", self.provider.get_transaction_receipt(hash)).await
     }
 
     /// Whether the node knows the transaction (pending in its pool or included).
     pub(crate) async fn knows(&self, hash: B256) -> Result<bool> {
         let tx = self
-            .timed("eth_getTransactionByHash", self.provider.get_transaction_by_hash(hash))
+            .ask("eth_getTransactionByHash", self.provider.get_transaction_by_hash(hash))
             .await?;
         Ok(tx.is_some())
     }
 
     /// Broadcasts a signed transaction. Answers meaning "this nonce is already submitted" are not failures.
     pub(crate) async fn send_raw(&self, raw: &[u8]) -> Result<Sent> {
-        match tokio::time::timeout(self.timeout, self.provider.send_raw_transaction(raw)).await {
-            Ok(Ok(_)) => Ok(Sent::Accepted),
-            Ok(Err(e)) => {
+        match self.provider.send_raw_transaction(raw).await {
+            Ok(_) => Ok(Sent::Accepted),
+            Err(e) => {
                 let message = e.to_string();
                 if is_already_submitted(&message) {
                     Ok(Sent::AlreadySubmitted(message))
@@ -121,28 +131,51 @@ impl Chain {
                     Err(Error::Rpc(format!("eth_sendRawTransaction: {message}")))
                 }
             }
-            Err(_) => Err(Error::Rpc("eth_sendRawTransaction: timed out".into())),
         }
     }
 
-    /// Runs `settleBatch(items)` from `from` on the latest state with `eth_simulateV1`, and reports each item's
-    /// outcome and the gas used. Items skipped by the contract change nothing, so the outcome of the others does not
-    /// depend on them.
+    /// Runs `settleBatch(items)` from `from` on the latest state, and reports each item's outcome and the gas used.
+    /// Items skipped by the contract change nothing, so the outcome of the others does not depend on them.
+    ///
+    /// With `eth_simulateV1`, or with `eth_call`s once the endpoints answer that they do not serve it (remembered
+    /// for good): the same outcomes, the gas a little higher ([`crate::simulation`]).
     pub(crate) async fn simulate(
         &self,
         from: Address,
         vault: Address,
         items: &[SettlementItem],
     ) -> Result<(Vec<Outcome>, u64)> {
+        if !self.without_simulate_v1.load(Ordering::Relaxed) {
+            match self.simulate_v1(from, vault, items).await? {
+                Some(simulated) => return Ok(simulated),
+                None => {
+                    self.without_simulate_v1.store(true, Ordering::Relaxed);
+                    warn!(target: "beatstream::keeper", "the RPC endpoint does not serve eth_simulateV1; simulating batches with eth_call from now on");
+                }
+            }
+        }
+        crate::simulation::simulate(self, from, vault, items).await
+    }
+
+    /// [`Self::simulate`] with `eth_simulateV1`; `None` when the endpoint does not serve it.
+    async fn simulate_v1(
+        &self,
+        from: Address,
+        vault: Address,
+        items: &[SettlementItem],
+    ) -> Result<Option<(Vec<Outcome>, u64)>> {
         let data =
             Bytes::from(BeatStreamVault::settleBatchCall { items: items.to_vec() }.abi_encode());
         let payload = json!([{
             "blockStateCalls": [{ "calls": [{ "from": from, "to": vault, "data": data }] }],
             "validation": false,
         }, "latest"]);
-        let result: Value = self
-            .timed("eth_simulateV1", self.provider.raw_request("eth_simulateV1".into(), payload))
-            .await?;
+        let result: Value = match self.provider.raw_request("eth_simulateV1".into(), payload).await
+        {
+            Ok(result) => result,
+            Err(e) if does_not_serve(&e) => return Ok(None),
+            Err(e) => return Err(Error::Rpc(format!("eth_simulateV1: {e}"))),
+        };
         let call = &result[0]["calls"][0];
         if call["status"].as_str() != Some("0x1") {
             let data = call["returnData"].as_str().and_then(|d| d.parse::<Bytes>().ok());
@@ -159,32 +192,32 @@ impl Chain {
         let logs: Vec<alloy::rpc::types::Log> =
             serde_json::from_value(call["logs"].clone()).map_err(Error::rpc)?;
         let outcomes = outcomes(vault, items, logs.iter().map(|l| &l.inner));
-        Ok((outcomes, gas))
+        Ok(Some((outcomes, gas)))
     }
 
     /// Whether `account` has code: a smart wallet (or an EOA with an EIP-7702 delegation), whose grant the vault
     /// checks with ERC-1271.
     pub(crate) async fn has_code(&self, account: Address) -> Result<bool> {
-        let code = self.timed("eth_getCode", self.provider.get_code_at(account)).await?;
+        let code = self.ask("eth_getCode", self.provider.get_code_at(account)).await?;
         Ok(!code.is_empty())
     }
 
     /// Fails unless `account` may call `settleBatch` on `vault` now (v2 settles only from the owner's settlers).
     pub(crate) async fn ensure_settler(&self, vault: Address, account: Address) -> Result<()> {
         let contract = BeatStreamVault::new(vault, &self.provider);
-        if self.timed("isSettler", contract.isSettler(account).call()).await? {
+        if self.ask("isSettler", contract.isSettler(account).call()).await? {
             return Ok(());
         }
         Err(self.settler_error(vault, account).await?)
     }
 
     /// Why `account` is not a settler of `vault`: never allowed (or removed), or allowed from a time to come.
-    async fn settler_error(&self, vault: Address, account: Address) -> Result<Error> {
+    pub(crate) async fn settler_error(&self, vault: Address, account: Address) -> Result<Error> {
         let contract = BeatStreamVault::new(vault, &self.provider);
-        let from = self.timed("settlerFrom", contract.settlerFrom(account).call()).await?;
-        let owner = self.timed("owner", contract.owner().call()).await?;
+        let from = self.ask("settlerFrom", contract.settlerFrom(account).call()).await?;
+        let owner = self.ask("owner", contract.owner().call()).await?;
         let block = self
-            .timed("eth_getBlockByNumber", self.provider.get_block_by_number(Default::default()))
+            .ask("eth_getBlockByNumber", self.provider.get_block_by_number(Default::default()))
             .await?
             .ok_or_else(|| Error::Rpc("eth_getBlockByNumber: no latest block".into()))?;
         Ok(Error::NotSettler {
@@ -251,6 +284,14 @@ pub(crate) fn grant_id(grant: &BeatStreamVault::SessionGrant) -> B256 {
     .id()
 }
 
+/// Whether an error says the endpoint does not serve the method (rather than failing this call).
+fn does_not_serve(e: &alloy::transports::TransportError) -> bool {
+    match e.as_error_resp() {
+        Some(payload) => is_method_not_found(payload.code, &payload.message),
+        None => false,
+    }
+}
+
 fn is_already_submitted(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     ["nonce too low", "already known", "replacement transaction underpriced", "known transaction"]
@@ -272,8 +313,8 @@ pub(crate) struct TxParams {
     pub(crate) max_priority_fee_per_gas: u128,
 }
 
-/// Signs `params` with `signer`.
-pub(crate) fn sign(signer: &PrivateKeySigner, params: TxParams) -> Result<SignedTx> {
+/// Signs `params` with `signer` (a KMS key: one request).
+pub(crate) async fn sign(signer: &Signer, params: TxParams) -> Result<SignedTx> {
     let mut tx = TxEip1559 {
         chain_id: params.chain_id,
         nonce: params.nonce,
@@ -285,8 +326,7 @@ pub(crate) fn sign(signer: &PrivateKeySigner, params: TxParams) -> Result<Signed
         access_list: Default::default(),
         input: params.input,
     };
-    let signature =
-        signer.sign_transaction_sync(&mut tx).map_err(|e| Error::Signer(e.to_string()))?;
+    let signature = signer.sign_transaction(&mut tx).await.map_err(Error::Signer)?;
     let envelope = TxEnvelope::from(tx.into_signed(signature));
     Ok(SignedTx { hash: *envelope.tx_hash(), raw: envelope.encoded_2718() })
 }

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use alloy::primitives::Address;
-use url::Url;
+use beatstream_signer::Flag;
 
 use crate::{Error, FailPoint, Result};
 
@@ -47,12 +47,12 @@ pub const DEFAULT_STALL_SECS: u64 = 900;
 /// Settings of the keeper; every flag can also come from its `BEATSTREAM_*` variable.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
-    /// Postgres connection URL.
-    #[arg(long, env = "BEATSTREAM_DATABASE_URL")]
-    pub database_url: String,
-    /// Ethereum JSON-RPC endpoint (http:// or ws://).
-    #[arg(long, env = "BEATSTREAM_RPC_URL")]
-    pub rpc_url: Url,
+    /// Postgres: URL, TLS, pooler, migrations; the leader lock on `--session-database-url`.
+    #[command(flatten)]
+    pub database: beatstream_primitives::db::DatabaseArgs,
+    /// Ethereum JSON-RPC endpoints, retries and TLS.
+    #[command(flatten)]
+    pub rpc: beatstream_primitives::rpc::RpcArgs,
     /// Everything else, shared with `beatstream node`.
     #[command(flatten)]
     pub options: Options,
@@ -77,6 +77,41 @@ pub struct SignerArgs {
         env = "BEATSTREAM_KEEPER_KEYSTORE_PASSWORD_FILE"
     )]
     pub keystore_password_file: Option<PathBuf>,
+    /// AWS KMS key (id, ARN or `alias/...`) of the keeper account: an `ECC_SECG_P256K1` signing key, used with
+    /// kms:GetPublicKey and kms:Sign. Region, endpoint and credentials come from the standard AWS environment.
+    #[arg(long = "keeper-aws-kms-key-id", env = "BEATSTREAM_KEEPER_AWS_KMS_KEY_ID")]
+    pub aws_kms_key_id: Option<String>,
+    /// AWS settings replacing the standard AWS environment for the KMS key (tests, embedding programs).
+    #[arg(skip)]
+    pub aws: Option<beatstream_signer::AwsSettings>,
+}
+
+impl SignerArgs {
+    /// The keeper's flags, as the signer's errors name them.
+    pub const ROLE: beatstream_signer::Role = beatstream_signer::Role {
+        name: "keeper",
+        private_key: Flag { long: "keeper-private-key", env: "BEATSTREAM_KEEPER_PRIVATE_KEY" },
+        keystore: Flag { long: "keeper-keystore", env: "BEATSTREAM_KEEPER_KEYSTORE" },
+        keystore_password_file: Flag {
+            long: "keeper-keystore-password-file",
+            env: "BEATSTREAM_KEEPER_KEYSTORE_PASSWORD_FILE",
+        },
+        aws_kms_key_id: Flag {
+            long: "keeper-aws-kms-key-id",
+            env: "BEATSTREAM_KEEPER_AWS_KMS_KEY_ID",
+        },
+    };
+
+    /// What the flags hold, for [`beatstream_signer::Choice::select`].
+    pub fn choice(&self) -> beatstream_signer::Choice<'_> {
+        beatstream_signer::Choice {
+            private_key: self.private_key.as_deref(),
+            keystore: self.keystore.as_deref(),
+            keystore_password_file: self.keystore_password_file.as_deref(),
+            aws_kms_key_id: self.aws_kms_key_id.as_deref(),
+            aws: self.aws.as_ref(),
+        }
+    }
 }
 
 impl std::fmt::Debug for SignerArgs {
@@ -85,6 +120,8 @@ impl std::fmt::Debug for SignerArgs {
             .field("private_key", &self.private_key.as_ref().map(|_| "<redacted>"))
             .field("keystore", &self.keystore)
             .field("keystore_password_file", &self.keystore_password_file)
+            .field("aws_kms_key_id", &self.aws_kms_key_id)
+            .field("aws", &self.aws)
             .finish()
     }
 }
@@ -283,8 +320,26 @@ mod tests {
     fn the_private_key_never_prints() {
         let mut options = Options::new("d.json".into());
         options.signer.private_key = Some("0xdeadbeef".into());
+        options.signer.aws = Some(beatstream_signer::AwsSettings {
+            credentials: Some(("AKIDEXAMPLE".into(), "cafebabe".into())),
+            ..Default::default()
+        });
         let shown = format!("{options:?}");
         assert!(!shown.contains("deadbeef") && shown.contains("redacted"), "{shown}");
+        assert!(!shown.contains("cafebabe"), "{shown}");
+    }
+
+    #[test]
+    fn the_signer_role_names_the_real_flags() {
+        let cmd = OptionsCli::command();
+        let role = SignerArgs::ROLE;
+        for flag in
+            [role.private_key, role.keystore, role.keystore_password_file, role.aws_kms_key_id]
+        {
+            let arg = cmd.get_arguments().find(|a| a.get_long() == Some(flag.long));
+            let env = arg.and_then(|a| a.get_env()).map(|e| e.to_string_lossy().into_owned());
+            assert_eq!(env.as_deref(), Some(flag.env), "--{}", flag.long);
+        }
     }
 
     #[test]

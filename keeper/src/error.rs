@@ -8,9 +8,9 @@ pub enum Error {
     /// A setting is missing or makes no sense; the message says which flag to change.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The signing key could not be loaded (the message never contains the key).
+    /// The signing key could not be loaded, or could not sign (the message never contains the key).
     #[error("keeper signer: {0}")]
-    Signer(String),
+    Signer(#[source] beatstream_signer::Error),
     /// The deployment file could not be read.
     #[error(transparent)]
     Deployment(#[from] beatstream_primitives::Error),

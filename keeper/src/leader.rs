@@ -12,6 +12,8 @@ use std::time::Duration;
 use alloy::primitives::Address;
 use tracing::{info, warn};
 
+use beatstream_primitives::db::DatabaseArgs;
+
 use crate::{
     Result,
     db::{LeaseKey, LockConnection},
@@ -19,7 +21,7 @@ use crate::{
 
 /// The leader election of the keepers of one vault.
 pub(crate) struct Leader {
-    database_url: String,
+    database: DatabaseArgs,
     keeper_id: String,
     /// The chain and vault: the advisory lock's key and the lease row's.
     key: LeaseKey,
@@ -38,14 +40,14 @@ struct Held {
 
 impl Leader {
     pub(crate) fn new(
-        database_url: String,
+        database: DatabaseArgs,
         keeper_id: String,
         chain_id: u64,
         vault: Address,
         lease: Duration,
     ) -> Self {
         let key = LeaseKey::new(chain_id, vault);
-        Self { database_url, keeper_id, key, lease, conn: None, held: None }
+        Self { database, keeper_id, key, lease, conn: None, held: None }
     }
 
     /// The epoch this keeper leads under; `None` while another keeper leads.
@@ -68,7 +70,7 @@ impl Leader {
 
     async fn try_acquire(&mut self) -> Result<Option<i64>> {
         if self.conn.is_none() {
-            self.conn = Some(LockConnection::open(&self.database_url).await?);
+            self.conn = Some(LockConnection::open(&self.database).await?);
         }
         let conn = self.conn.as_mut().expect("just set");
         if !conn.try_lock(self.key.lock_key()).await? {

@@ -36,11 +36,12 @@ pub async fn run_with_metrics(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let Config { database_url, rpc_url, options } = config;
+    let Config { database, rpc, options } = config;
     options.validate()?;
-    let signer = signer::load(&options.signer)?;
+    database.validate(true)?;
+    let signer = signer::load(&options.signer).await?;
     let deployment = Deployment::load(&options.deployment)?;
-    let chain = Chain::connect(&rpc_url, Duration::from_secs(15)).await?;
+    let chain = Chain::connect(&rpc)?;
     let actual = chain.chain_id().await?;
     if actual != deployment.chain_id {
         return Err(Error::WrongChain { expected: deployment.chain_id, actual });
@@ -53,7 +54,7 @@ pub async fn run_with_metrics(
         vault: deployment.contracts.vault,
         settlement_window: deployment.settlement_window,
     };
-    let db = Db::connect(&database_url).await?;
+    let db = Db::connect(&database).await?;
 
     let mut http = match options.http {
         Some(addr) => {
@@ -68,7 +69,7 @@ pub async fn run_with_metrics(
         .clone()
         .unwrap_or_else(|| format!("keeper-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
     let balance = chain.balance(sender).await?;
-    info!(target: "beatstream::keeper", %keeper_id, %sender, vault = %target.vault, chain_id = target.chain_id, %balance, "keeper starting");
+    info!(target: "beatstream::keeper", %keeper_id, %sender, signer = %signer.backend(), vault = %target.vault, chain_id = target.chain_id, %balance, "keeper starting");
     if balance.is_zero() {
         warn!(target: "beatstream::keeper", %sender, "the keeper account has no gas money");
     }
@@ -77,7 +78,7 @@ pub async fn run_with_metrics(
     let balance_chain = chain.clone();
 
     let mut leader = Leader::new(
-        database_url,
+        database,
         keeper_id.clone(),
         target.chain_id,
         target.vault,

@@ -1,36 +1,14 @@
-//! The keeper's key: a hex private key from the environment, or an encrypted JSON keystore.
+//! The keeper's key: a hex private key, an encrypted JSON keystore or an AWS KMS key, through `beatstream-signer`.
 
-use alloy::signers::local::PrivateKeySigner;
+use beatstream_signer::Signer;
 
 use crate::{Error, Result, SignerArgs};
 
-/// Loads the signer `args` name. Errors say what is wrong, never what the key is.
-pub(crate) fn load(args: &SignerArgs) -> Result<PrivateKeySigner> {
-    match (&args.private_key, &args.keystore) {
-        (Some(_), Some(_)) => {
-            Err(Error::Signer("give either a private key or a keystore, not both".into()))
-        }
-        (Some(key), None) => key.trim().parse::<PrivateKeySigner>().map_err(|_| {
-            Error::Signer("BEATSTREAM_KEEPER_PRIVATE_KEY is not a 32-byte hex private key".into())
-        }),
-        (None, Some(path)) => {
-            let password_file = args.keystore_password_file.as_ref().ok_or_else(|| {
-                Error::Signer(
-                    "a keystore needs --keeper-keystore-password-file \
-                     (BEATSTREAM_KEEPER_KEYSTORE_PASSWORD_FILE)"
-                        .into(),
-                )
-            })?;
-            let password = std::fs::read_to_string(password_file)
-                .map_err(|e| Error::Signer(format!("reading {}: {e}", password_file.display())))?;
-            let password = password.lines().next().unwrap_or_default();
-            PrivateKeySigner::decrypt_keystore(path, password)
-                .map_err(|e| Error::Signer(format!("decrypting {}: {e}", path.display())))
-        }
-        (None, None) => Err(Error::Signer(
-            "no key: set BEATSTREAM_KEEPER_PRIVATE_KEY or --keeper-keystore".into(),
-        )),
-    }
+/// Loads the key `args` name: exactly one backend, checked (a KMS key is asked for its public key and signs a test
+/// digest). Errors say what is wrong, never what the key is.
+pub(crate) async fn load(args: &SignerArgs) -> Result<Signer> {
+    let source = args.choice().select(&SignerArgs::ROLE).map_err(Error::Signer)?;
+    Signer::load(&SignerArgs::ROLE, source).await.map_err(Error::Signer)
 }
 
 #[cfg(test)]
@@ -39,26 +17,37 @@ mod tests {
 
     const KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
-    #[test]
-    fn loads_a_hex_key() {
+    #[tokio::test]
+    async fn loads_a_hex_key() {
         let args = SignerArgs { private_key: Some(KEY.into()), ..Default::default() };
-        let signer = load(&args).unwrap();
+        let signer = load(&args).await.unwrap();
         assert_eq!(signer.address().to_string(), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
     }
 
-    #[test]
-    fn a_bad_key_is_named_but_not_printed() {
+    #[tokio::test]
+    async fn errors_name_the_keeper_flags_but_never_the_key() {
         let args = SignerArgs { private_key: Some("0x1234secret".into()), ..Default::default() };
-        let err = load(&args).unwrap_err().to_string();
-        assert!(err.contains("not a 32-byte hex private key") && !err.contains("secret"), "{err}");
-        assert!(load(&SignerArgs::default()).unwrap_err().to_string().contains("no key"));
+        let err = load(&args).await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "keeper signer: --keeper-private-key (BEATSTREAM_KEEPER_PRIVATE_KEY) is not a 32-byte hex private key"
+        );
+        let err = load(&SignerArgs::default()).await.unwrap_err().to_string();
+        assert!(err.starts_with("keeper signer: no keeper key: set one of"), "{err}");
+        let both = SignerArgs {
+            private_key: Some(KEY.into()),
+            aws_kms_key_id: Some("alias/keeper".into()),
+            ..Default::default()
+        };
+        let err = load(&both).await.unwrap_err().to_string();
+        assert!(err.contains("several keeper keys") && !err.contains(&KEY[2..]), "{err}");
     }
 
-    #[test]
-    fn loads_an_encrypted_keystore() {
+    #[tokio::test]
+    async fn loads_an_encrypted_keystore() {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = alloy::signers::k256::elliptic_curve::rand_core::OsRng;
-        let (signer, name) = PrivateKeySigner::encrypt_keystore(
+        let (signer, name) = alloy::signers::local::PrivateKeySigner::encrypt_keystore(
             dir.path(),
             &mut rng,
             alloy::hex::decode(KEY).unwrap(),
@@ -73,9 +62,9 @@ mod tests {
             keystore_password_file: Some(password.clone()),
             ..Default::default()
         };
-        assert_eq!(load(&args).unwrap().address(), signer.address());
+        assert_eq!(load(&args).await.unwrap().address(), signer.address());
 
         std::fs::write(&password, "wrong\n").unwrap();
-        assert!(load(&args).unwrap_err().to_string().contains("decrypting"));
+        assert!(load(&args).await.unwrap_err().to_string().contains("decrypting"));
     }
 }

@@ -19,6 +19,13 @@ pub(crate) struct Cli {
     /// Log format; the level comes from RUST_LOG (default `info`).
     #[arg(long, global = true, env = "BEATSTREAM_LOG_FORMAT", value_enum, default_value_t)]
     pub(crate) log_format: LogFormat,
+    /// A TOML file of settings (keys are flag names; `[node]`, `[relay]`, ... tables per command), under the
+    /// environment and the command line.
+    #[arg(long, global = true, env = "BEATSTREAM_CONFIG")]
+    pub(crate) config: Option<std::path::PathBuf>,
+    /// Print the command's effective settings as TOML, each with where it came from (secrets redacted), and exit.
+    #[arg(long, global = true, env = "BEATSTREAM_PRINT_CONFIG")]
+    pub(crate) print_config: bool,
     /// What to run.
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -35,6 +42,8 @@ pub(crate) enum LogFormat {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of its largest variant (every service's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Apply pending database migrations, print them, and exit.
@@ -66,12 +75,12 @@ pub(crate) struct MigrateArgs {
 /// Arguments of `beatstream node`: what the services share, given once.
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
-    /// Postgres connection URL.
-    #[arg(long, env = "BEATSTREAM_DATABASE_URL")]
-    pub(crate) database_url: String,
-    /// Ethereum JSON-RPC endpoint (http:// or ws://).
-    #[arg(long, env = "BEATSTREAM_RPC_URL")]
-    pub(crate) rpc_url: Url,
+    /// Postgres, shared by every service: URL, TLS, pooler, migrations.
+    #[command(flatten)]
+    pub(crate) database: beatstream_primitives::db::DatabaseArgs,
+    /// Ethereum JSON-RPC endpoints, retries and TLS, shared by every service.
+    #[command(flatten)]
+    pub(crate) rpc: beatstream_primitives::rpc::RpcArgs,
     /// Indexer settings.
     #[command(flatten)]
     pub(crate) indexer: beatstream_indexer::Options,

@@ -17,18 +17,31 @@ const INTERNAL: &[(&str, &str)] =
 
 /// Where each command's flags are documented: its own table (file and the heading of the section holding it), and
 /// the tables of flags it takes from a service (`beatstream node` takes the indexer's, the keeper key's and the
-/// relay's Yellow flags). The root command (`""`) holds the global flags.
+/// relay's Yellow flags; every service takes the shared Postgres and JSON-RPC flags). The root command (`""`) holds
+/// the global flags.
 const TABLES: &[(&str, &str, &str, &[&str])] = &[
     ("", "docs/CONFIGURATION.md", "## Every command", &[]),
     ("migrate", "docs/CONFIGURATION.md", "## `beatstream migrate`", &[]),
-    ("node", "docs/CONFIGURATION.md", "## `beatstream node`", &["indexer", "keeper", "relay"]),
-    ("indexer", "docs/INDEXER.md", "## Operations", &[]),
-    ("relay", "docs/CONFIGURATION.md", "## `beatstream relay`", &[]),
-    ("keeper", "docs/KEEPER.md", "## Settings", &[]),
-    ("api", "docs/API.md", "## Settings", &[]),
+    (
+        "node",
+        "docs/CONFIGURATION.md",
+        "## `beatstream node`",
+        &["indexer", "keeper", "relay", POSTGRES, RPC],
+    ),
+    ("indexer", "docs/INDEXER.md", "## Operations", &[POSTGRES, RPC]),
+    ("relay", "docs/CONFIGURATION.md", "## `beatstream relay`", &[POSTGRES, RPC]),
+    ("keeper", "docs/KEEPER.md", "## Settings", &[POSTGRES, RPC]),
+    ("api", "docs/API.md", "## Settings", &[POSTGRES, RPC]),
+    (POSTGRES, "docs/CONFIGURATION.md", "## Postgres", &[]),
+    (RPC, "docs/CONFIGURATION.md", "## JSON-RPC", &[]),
     ("simulate", "docs/CONFIGURATION.md", "## `beatstream simulate`", &[]),
     ("dev", "docs/CONFIGURATION.md", "## `beatstream dev`", &[]),
 ];
+
+/// The table of the Postgres flags every service shares (not a command: it is only borrowed).
+const POSTGRES: &str = "(postgres)";
+/// The table of the JSON-RPC flags every service shares (borrowed, like [`POSTGRES`]).
+const RPC: &str = "(rpc)";
 
 /// Flags the docs name that belong to other programs (forge, cargo, git), not to `beatstream`.
 const OTHER_TOOLS: &[&str] =

@@ -44,36 +44,36 @@ async fn migrate(args: MigrateArgs) -> eyre::Result<()> {
 /// Runs all services together (each can be switched off) as critical tasks: the first to fail, panic or exit
 /// stops the others and the node, with its name and cause.
 async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
-    let (database_url, rpc_url) = (args.database_url, args.rpc_url);
+    let (database, rpc) = (args.database, args.rpc);
+    // Checked once here, so a bad URL or CA file stops the node before any service starts.
+    rpc.validate()?;
     let deployment = args.indexer.deployment.clone();
     let indexer = beatstream_indexer::Config {
-        database_url: database_url.clone(),
-        rpc_url: rpc_url.clone(),
+        database: database.clone(),
+        rpc: rpc.clone(),
         options: args.indexer,
     };
-    let mut relay = beatstream_stream_relay::Config::new(database_url.clone(), rpc_url.clone());
+    let mut relay =
+        beatstream_stream_relay::Config::new(database.database_url.clone(), rpc.clone());
+    relay.database = database.clone();
     relay.listen = args.relay_listen;
     relay.yellow = args.yellow.clone();
     relay.deployment = Some(deployment.clone());
-    let has_key = args.keeper_signer.private_key.is_some() || args.keeper_signer.keystore.is_some();
+    let has_key = args.keeper_signer.choice().is_set();
     let run_keeper = !args.no_keeper && has_key;
     if !args.no_keeper && !has_key {
-        tracing::warn!(target: "beatstream::node", "no keeper key (BEATSTREAM_KEEPER_PRIVATE_KEY): not settling vouchers");
+        tracing::warn!(target: "beatstream::node", "no keeper key (BEATSTREAM_KEEPER_PRIVATE_KEY, --keeper-keystore or --keeper-aws-kms-key-id): not settling vouchers");
     }
     let mut keeper_options = beatstream_keeper::Options::new(deployment.clone());
     keeper_options.signer = args.keeper_signer;
     let keeper = beatstream_keeper::Config {
-        database_url: database_url.clone(),
-        rpc_url: rpc_url.clone(),
+        database: database.clone(),
+        rpc: rpc.clone(),
         options: keeper_options,
     };
     let mut api_options = beatstream_graphql_api::Options::new(deployment);
     api_options.listen = args.api_listen;
-    let api = beatstream_graphql_api::Config {
-        database_url,
-        rpc_url: Some(rpc_url),
-        options: api_options,
-    };
+    let api = beatstream_graphql_api::Config { database, rpc, options: api_options };
     let mut tasks = Supervisor::new(shutdown);
     if !args.no_indexer {
         tasks.spawn_critical("indexer", beatstream_indexer::run(indexer, tasks.token()));

@@ -11,6 +11,20 @@ pub enum Error {
     /// Applying the migrations in `migrations/` failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A setting that parses but cannot work, with what to change.
+    #[error("{0}")]
+    Config(String),
+    /// The database's schema is not the one this build needs, and this service was told not to migrate it.
+    #[error(
+        "the database schema is at migration {found} and this build needs {needed}: run `beatstream migrate` \
+         (with a role that may change the schema), then start again"
+    )]
+    SchemaBehind {
+        /// The newest migration applied (0 for none).
+        found: i64,
+        /// The newest migration of this build.
+        needed: i64,
+    },
     /// A USDC amount string could not be parsed.
     #[error("invalid USDC amount {input:?}: {reason}")]
     InvalidAmount {

@@ -1,6 +1,6 @@
 //! Types shared by every BeatStream service: contract bindings, the EIP-712 grant and voucher
 //! types, USDC units, the deployment file, the Postgres pool and migration helpers, the metrics registry
-//! set-up and the wall clock.
+//! set-up, TLS, the JSON-RPC providers and the wall clock.
 //!
 //! Services never import one another; whatever two of them must agree on lives here.
 
@@ -12,7 +12,9 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod registration;
+pub mod rpc;
 pub mod time;
+pub mod tls;
 pub mod units;
 
 pub use deployment::{Contracts, Deployment};

@@ -41,7 +41,7 @@ pub fn measure(domain: &VoucherDomain, threads: usize, secs: f64) -> Ceiling {
         .collect();
     let verifier = Verifier::new(
         domain.clone(),
-        Chain::new("http://127.0.0.1:1".parse().expect("static url")),
+        Chain::new("http://127.0.0.1:1".parse::<url::Url>().expect("static url")),
     );
     let slice = Duration::from_secs_f64(secs / 3.0);
 

@@ -722,7 +722,7 @@ async fn through_relay(n: usize, secs: u64, cpus: usize) -> eyre::Result<()> {
     let double = Double::start(DoubleConfig::default()).await?;
     let operator = PrivateKeySigner::random();
 
-    let mut config = Config::new(db.url().to_owned(), "http://127.0.0.1:1".parse()?);
+    let mut config = Config::new(db.url().to_owned(), "http://127.0.0.1:1".parse::<url::Url>()?);
     config.listen = "127.0.0.1:0".parse()?;
     config.chain_id = Some(CHAIN_ID);
     config.vault = Some(Address::repeat_byte(0xaa));

@@ -2,12 +2,12 @@
 
 use alloy::{
     primitives::{Address, B256, Bytes, FixedBytes},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
     sol,
     transports::{RpcError, TransportErrorKind},
 };
+use beatstream_primitives::rpc::RpcArgs;
 use tokio::sync::OnceCell;
-use url::Url;
 
 use crate::{Error, Result};
 
@@ -21,27 +21,25 @@ sol! {
 /// ERC-1271's magic value: `isValidSignature.selector`.
 const ERC1271_MAGIC: FixedBytes<4> = FixedBytes([0x16, 0x26, 0xba, 0x7e]);
 
-/// A JSON-RPC endpoint, connected on first use (so a relay serving EOA listeners runs without one).
+/// JSON-RPC endpoints (`beatstream_primitives::rpc`: retries, failover, TLS), set up on first use (so a relay
+/// serving EOA listeners runs without one).
 #[derive(Debug)]
 pub struct Chain {
-    url: Url,
+    rpc: RpcArgs,
     provider: OnceCell<DynProvider>,
 }
 
 impl Chain {
-    /// An endpoint at `url` (http://, https://, ws:// or wss://); nothing is connected yet.
-    pub fn new(url: Url) -> Self {
-        Self { url, provider: OnceCell::new() }
+    /// The endpoints of `rpc` (http://, https://, ws:// or wss://); nothing is connected yet.
+    pub fn new(rpc: impl Into<RpcArgs>) -> Self {
+        Self { rpc: rpc.into(), provider: OnceCell::new() }
     }
 
     async fn provider(&self) -> Result<&DynProvider> {
         self.provider
             .get_or_try_init(|| async {
-                let provider = ProviderBuilder::new()
-                    .connect(self.url.as_str())
-                    .await
-                    .map_err(|e| Error::ChainUnavailable(e.to_string()))?;
-                Ok(provider.erased())
+                beatstream_primitives::rpc::provider(&self.rpc)
+                    .map_err(|e| Error::ChainUnavailable(e.to_string()))
             })
             .await
     }

@@ -4,6 +4,8 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use alloy::primitives::Address;
+use beatstream_primitives::{db::DatabaseArgs, rpc::RpcArgs};
+use beatstream_signer::Flag;
 use url::Url;
 
 use crate::{Error, Result};
@@ -48,12 +50,12 @@ pub const DEFAULT_YELLOW_REQUEST_SECS: u64 = 10;
 /// Settings of the stream relay; every flag can also come from its `BEATSTREAM_*` variable.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
-    /// Postgres connection URL.
-    #[arg(long, env = "BEATSTREAM_DATABASE_URL")]
-    pub database_url: String,
-    /// Ethereum JSON-RPC endpoint (http:// or ws://), asked for the chain id and ERC-1271 grant signatures.
-    #[arg(long, env = "BEATSTREAM_RPC_URL")]
-    pub rpc_url: Url,
+    /// Postgres: URL, TLS, pooler, migrations.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Ethereum JSON-RPC endpoints, asked for the chain id and ERC-1271 grant signatures; retries and TLS.
+    #[command(flatten)]
+    pub rpc: RpcArgs,
     /// Address to serve `/ws/stream`, `/health` and `/metrics` on.
     #[arg(long = "relay-listen", env = "BEATSTREAM_RELAY_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
@@ -66,8 +68,9 @@ pub struct Config {
     /// Deployment file to read the vault address from [default: deployments/<chainId>.json].
     #[arg(long, env = "BEATSTREAM_DEPLOYMENT")]
     pub deployment: Option<PathBuf>,
-    /// Name of this relay instance in session records [default: relay-<random>]. Given explicitly, a restarted
-    /// relay closes the sessions its previous run left open.
+    /// Name of this relay instance in session records [default: relay-<host name>-<port>, the same on every
+    /// restart]. At start the relay closes the sessions (and Yellow app sessions) its previous run under this id left
+    /// open. Two relays running at once must not share it.
     #[arg(long, env = "BEATSTREAM_RELAY_ID")]
     pub relay_id: Option<String>,
     /// Length of a beat, in milliseconds (one second in production; tests shorten it).
@@ -113,16 +116,31 @@ pub struct Config {
 }
 
 /// Settings of the Yellow Network (Nitrolite v1) transport: listeners who pay through nitronode app sessions.
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct YellowConfig {
     /// Nitronode RPC endpoint, e.g. `wss://nitronode-sandbox.yellow.org/v1/ws`. Unset: the transport is off and
     /// `yellowOpen` frames get `yellow_disabled`.
     #[arg(long, env = "BEATSTREAM_YELLOW_URL")]
     pub yellow_url: Option<Url>,
     /// Private key (hex) of the relay operator's wallet: a weight-1 participant of every app session, whose
-    /// co-signature is needed for any update (so the listener cannot move an artist's earnings back).
+    /// co-signature is needed for any update (so the listener cannot move an artist's earnings back). Prefer the
+    /// environment variable, a keystore or a KMS key: flags show in `ps`.
     #[arg(long, env = "BEATSTREAM_YELLOW_OPERATOR_KEY", hide_env_values = true)]
     pub yellow_operator_key: Option<String>,
+    /// Encrypted JSON keystore (as written by `cast wallet new` or geth) holding the operator's key.
+    #[arg(long, env = "BEATSTREAM_YELLOW_OPERATOR_KEYSTORE")]
+    pub yellow_operator_keystore: Option<PathBuf>,
+    /// File holding the operator keystore's password (its first line).
+    #[arg(long, env = "BEATSTREAM_YELLOW_OPERATOR_KEYSTORE_PASSWORD_FILE")]
+    pub yellow_operator_keystore_password_file: Option<PathBuf>,
+    /// AWS KMS key (id, ARN or `alias/...`) of the operator's wallet: an `ECC_SECG_P256K1` signing key, used with
+    /// kms:GetPublicKey and kms:Sign (one Sign per co-signed state). Region, endpoint and credentials come from the
+    /// standard AWS environment.
+    #[arg(long, env = "BEATSTREAM_YELLOW_OPERATOR_AWS_KMS_KEY_ID")]
+    pub yellow_operator_aws_kms_key_id: Option<String>,
+    /// AWS settings replacing the standard AWS environment for the operator's KMS key (tests, embedding programs).
+    #[arg(skip)]
+    pub yellow_operator_aws: Option<beatstream_signer::AwsSettings>,
     /// Application id app sessions must carry (registered on the node when its app registry is on).
     #[arg(long, env = "BEATSTREAM_YELLOW_APP_ID", default_value = DEFAULT_YELLOW_APP_ID)]
     pub yellow_app_id: String,
@@ -140,11 +158,78 @@ pub struct YellowConfig {
     pub yellow_request_secs: u64,
 }
 
+impl YellowConfig {
+    /// The operator key's flags, as the signer's errors name them.
+    pub const OPERATOR: beatstream_signer::Role = beatstream_signer::Role {
+        name: "Yellow operator",
+        private_key: Flag { long: "yellow-operator-key", env: "BEATSTREAM_YELLOW_OPERATOR_KEY" },
+        keystore: Flag {
+            long: "yellow-operator-keystore",
+            env: "BEATSTREAM_YELLOW_OPERATOR_KEYSTORE",
+        },
+        keystore_password_file: Flag {
+            long: "yellow-operator-keystore-password-file",
+            env: "BEATSTREAM_YELLOW_OPERATOR_KEYSTORE_PASSWORD_FILE",
+        },
+        aws_kms_key_id: Flag {
+            long: "yellow-operator-aws-kms-key-id",
+            env: "BEATSTREAM_YELLOW_OPERATOR_AWS_KMS_KEY_ID",
+        },
+    };
+
+    /// What the operator key's flags hold, for [`beatstream_signer::Choice::select`].
+    pub fn operator_key(&self) -> beatstream_signer::Choice<'_> {
+        beatstream_signer::Choice {
+            private_key: self.yellow_operator_key.as_deref(),
+            keystore: self.yellow_operator_keystore.as_deref(),
+            keystore_password_file: self.yellow_operator_keystore_password_file.as_deref(),
+            aws_kms_key_id: self.yellow_operator_aws_kms_key_id.as_deref(),
+            aws: self.yellow_operator_aws.as_ref(),
+        }
+    }
+}
+
+impl std::fmt::Debug for YellowConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named, so a new one cannot be forgotten here; the hex key never printed.
+        let Self {
+            yellow_url,
+            yellow_operator_key,
+            yellow_operator_keystore,
+            yellow_operator_keystore_password_file,
+            yellow_operator_aws_kms_key_id,
+            yellow_operator_aws,
+            yellow_app_id,
+            yellow_asset,
+            yellow_asset_decimals,
+            yellow_submit_grace_secs,
+            yellow_request_secs,
+        } = self;
+        f.debug_struct("YellowConfig")
+            .field("yellow_url", yellow_url)
+            .field("yellow_operator_key", &yellow_operator_key.as_ref().map(|_| "<redacted>"))
+            .field("yellow_operator_keystore", yellow_operator_keystore)
+            .field("yellow_operator_keystore_password_file", yellow_operator_keystore_password_file)
+            .field("yellow_operator_aws_kms_key_id", yellow_operator_aws_kms_key_id)
+            .field("yellow_operator_aws", yellow_operator_aws)
+            .field("yellow_app_id", yellow_app_id)
+            .field("yellow_asset", yellow_asset)
+            .field("yellow_asset_decimals", yellow_asset_decimals)
+            .field("yellow_submit_grace_secs", yellow_submit_grace_secs)
+            .field("yellow_request_secs", yellow_request_secs)
+            .finish()
+    }
+}
+
 impl Default for YellowConfig {
     fn default() -> Self {
         Self {
             yellow_url: None,
             yellow_operator_key: None,
+            yellow_operator_keystore: None,
+            yellow_operator_keystore_password_file: None,
+            yellow_operator_aws_kms_key_id: None,
+            yellow_operator_aws: None,
             yellow_app_id: DEFAULT_YELLOW_APP_ID.into(),
             yellow_asset: DEFAULT_YELLOW_ASSET.into(),
             yellow_asset_decimals: DEFAULT_YELLOW_ASSET_DECIMALS,
@@ -156,10 +241,10 @@ impl Default for YellowConfig {
 
 impl Config {
     /// Defaults for everything but the database and the chain (what `beatstream node` passes).
-    pub fn new(database_url: String, rpc_url: Url) -> Self {
+    pub fn new(database_url: String, rpc: impl Into<RpcArgs>) -> Self {
         Self {
-            database_url,
-            rpc_url,
+            database: DatabaseArgs::new(database_url),
+            rpc: rpc.into(),
             listen: DEFAULT_LISTEN.parse().expect("valid default"),
             chain_id: None,
             vault: None,
@@ -184,6 +269,8 @@ impl Config {
     /// Checks values that parse but make no sense, saying what to change.
     pub fn validate(&self) -> Result<()> {
         let fail = |msg: &str| Err(Error::Config(msg.into()));
+        self.database.validate(false)?;
+        self.rpc.validate().map_err(|e| Error::Config(e.to_string()))?;
         if self.beat_ms == 0 {
             return fail("--beat-ms (BEATSTREAM_RELAY_BEAT_MS) must be at least 1");
         }
@@ -200,10 +287,11 @@ impl Config {
             return fail("--db-connections must be at least 1");
         }
         let y = &self.yellow;
-        if y.yellow_url.is_some() && y.yellow_operator_key.is_none() {
-            return fail(
-                "--yellow-url needs --yellow-operator-key (BEATSTREAM_YELLOW_OPERATOR_KEY): the relay co-signs every update",
-            );
+        if y.yellow_url.is_some() {
+            // Exactly one operator key: the relay co-signs every update.
+            y.operator_key().select(&YellowConfig::OPERATOR).map_err(|e| {
+                Error::Config(format!("--yellow-url needs the operator's key: {e}"))
+            })?;
         }
         if y.yellow_url.is_some()
             && (y.yellow_app_id.is_empty()
@@ -255,7 +343,7 @@ mod tests {
             ])
             .unwrap();
         let parsed = Cli::from_arg_matches(&matches).unwrap().config;
-        let built = Config::new("postgres://x".into(), "http://x".parse().unwrap());
+        let built = Config::new("postgres://x".into(), "http://x".parse::<url::Url>().unwrap());
         assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
         built.validate().unwrap();
     }
@@ -269,5 +357,39 @@ mod tests {
     fn parsing_no_yellow_flags_equals_the_default() {
         let parsed = YellowCli::try_parse_from(["relay"]).unwrap().yellow;
         assert_eq!(format!("{parsed:?}"), format!("{:?}", YellowConfig::default()));
+    }
+
+    #[test]
+    fn the_operator_role_names_the_real_flags() {
+        let cmd = YellowCli::command();
+        let role = YellowConfig::OPERATOR;
+        for flag in
+            [role.private_key, role.keystore, role.keystore_password_file, role.aws_kms_key_id]
+        {
+            let arg = cmd.get_arguments().find(|a| a.get_long() == Some(flag.long));
+            let env = arg.and_then(|a| a.get_env()).map(|e| e.to_string_lossy().into_owned());
+            assert_eq!(env.as_deref(), Some(flag.env), "--{}", flag.long);
+        }
+    }
+
+    #[test]
+    fn yellow_needs_exactly_one_operator_key_and_never_prints_it() {
+        let mut config = Config::new("postgres://x".into(), "http://x".parse::<Url>().unwrap());
+        config.yellow.yellow_url = Some("ws://127.0.0.1:1/v1/ws".parse().unwrap());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "--yellow-url needs the operator's key: no Yellow operator key: set one of \
+                 --yellow-operator-key (BEATSTREAM_YELLOW_OPERATOR_KEY)"
+            ),
+            "{err}"
+        );
+        config.yellow.yellow_operator_key = Some("0xdeadbeef".into());
+        config.validate().unwrap();
+        config.yellow.yellow_operator_aws_kms_key_id = Some("alias/operator".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("several Yellow operator keys"), "{err}");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("deadbeef") && shown.contains("alias/operator"), "{shown}");
     }
 }

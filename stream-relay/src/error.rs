@@ -142,6 +142,9 @@ pub enum Error {
     /// A setting is invalid; the message says what to change.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The Yellow operator's key could not be chosen or loaded (the message never contains the key).
+    #[error("yellow operator signer: {0}")]
+    OperatorKey(#[source] beatstream_signer::Error),
     /// Postgres failed.
     #[error("database error: {0}")]
     Database(#[from] crate::db::DbError),
@@ -214,6 +217,7 @@ impl Error {
             Self::NodeRefused(_) => "node_refused",
             Self::NodeUnavailable(_) => "node_unavailable",
             Self::Config(_)
+            | Self::OperatorKey(_)
             | Self::Database(_)
             | Self::Primitives(_)
             | Self::Rpc(_)
@@ -235,6 +239,7 @@ impl Error {
                 | Self::InsufficientFunds { .. }
                 | Self::GrantRevoked(_)
                 | Self::Config(_)
+                | Self::OperatorKey(_)
                 | Self::Database(_)
                 | Self::Primitives(_)
                 | Self::Rpc(_)

@@ -26,4 +26,4 @@ pub mod yellow;
 
 pub use config::{Config, DEFAULT_LISTEN, YellowConfig};
 pub use error::{CLIENT_CODES, Error, Result};
-pub use service::{Server, run};
+pub use service::{Server, default_relay_id, run};

@@ -27,6 +27,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     Server::bind(config, shutdown).await?.serve().await
 }
 
+/// The relay id when none is given: the same on every restart of one relay (its host's name and its port), so a
+/// restarted relay finds and closes the sessions its previous run left open; two relays running at once never share
+/// it (one host cannot bind one port twice).
+pub fn default_relay_id(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("relay-{host}-{port}")
+}
+
 /// A relay that is bound and ready to serve; [`Server::local_addr`] tells where (useful with port 0).
 #[derive(Debug)]
 pub struct Server {
@@ -47,7 +60,7 @@ impl Server {
         let shutdown = shutdown.child_token();
         config.validate()?;
         raise_fd_limit();
-        let chain = Chain::new(config.rpc_url.clone());
+        let chain = Chain::new(config.rpc.clone());
         let chain_id = match config.chain_id {
             Some(id) => id,
             None => chain.chain_id().await?,
@@ -57,23 +70,39 @@ impl Server {
             None => vault_from_deployment(&config, chain_id)?,
         };
 
-        let pool = db::connect(&config.database_url, config.db_connections).await?;
+        let pool = db::connect(&config.database, config.db_connections).await?;
 
-        let yellow = Yellow::from_config(&config.yellow)?;
+        let yellow = Yellow::from_config(&config.yellow).await?;
         let store = Store::new(pool.clone(), chain_id, vault);
-        let relay_id = match &config.relay_id {
-            Some(id) => {
-                let closed = store.close_orphans(id).await?;
-                if closed > 0 {
-                    warn!(target: "beatstream::relay", relay_id = %id, sessions = closed, "closed sessions of a previous run");
-                }
-                id.clone()
+        // Whatever a previous run under this id left open (a crash, a kill) is closed before the relay listens. The
+        // default id names the port, so with port 0 the port is bound first.
+        let bind = || async {
+            tokio::net::TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| Error::Bind { addr: config.listen, source })
+        };
+        let (relay_id, bound) = match (&config.relay_id, config.listen.port()) {
+            (Some(id), _) => (id.clone(), None),
+            (None, 0) => {
+                let listener = bind().await?;
+                (
+                    default_relay_id(listener.local_addr().map_err(Error::Serve)?.port()),
+                    Some(listener),
+                )
             }
-            None => format!("relay-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            (None, port) => (default_relay_id(port), None),
+        };
+        let closed = store.close_orphans(&relay_id).await?;
+        if closed > 0 {
+            warn!(target: "beatstream::relay", %relay_id, sessions = closed, "closed sessions of a previous run");
+        }
+        let listener = match bound {
+            Some(listener) => listener,
+            None => bind().await?,
         };
         let metrics = Metrics::new();
         let (writers, writer_tasks) = Writers::spawn(
-            config.database_url.clone(),
+            config.database.connect_options()?.application_name("beatstream-relay-writer"),
             store.chain_id(),
             config.writers,
             config.commit_max,
@@ -82,7 +111,7 @@ impl Server {
         )
         .map_err(Error::Serve)?;
         let submitter = yellow.as_ref().map(|y| {
-            info!(target: "beatstream::relay", node = %config.yellow.yellow_url.as_ref().map(|u| u.as_str()).unwrap_or_default(), operator = %y.operator(), app = %y.app_id, asset = %y.asset, "yellow transport on");
+            info!(target: "beatstream::relay", node = %config.yellow.yellow_url.as_ref().map(|u| u.as_str()).unwrap_or_default(), operator = %y.operator(), signer = %y.signer_backend(), app = %y.app_id, asset = %y.asset, "yellow transport on");
             Submitter::new(y.clone(), pool.clone(), relay_id.clone(), metrics.clone())
         });
         let relay = Arc::new(Relay {
@@ -95,9 +124,6 @@ impl Server {
             shutdown,
             yellow,
         });
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| Error::Bind { addr: config.listen, source })?;
         Ok(Self { relay, listener, writer_tasks, submitter, pool, config })
     }
 

@@ -100,7 +100,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn verifier() -> Verifier {
-        let chain = Chain::new("http://127.0.0.1:1".parse().unwrap());
+        let chain = Chain::new("http://127.0.0.1:1".parse::<url::Url>().unwrap());
         Verifier::new(VoucherDomain::new(31337, Address::repeat_byte(7)), chain)
     }
 

@@ -28,7 +28,10 @@ pub use crate::db::rows::{
 };
 use crate::{
     Error, Result,
-    db::commit::{Conn, Writes},
+    db::{
+        ConnectOptions,
+        commit::{Conn, Writes},
+    },
     guard::{self, Keys, Refusal, State},
     metrics::Metrics,
 };
@@ -115,7 +118,7 @@ impl Writers {
     /// round trips never queue behind thousands of connection tasks. They run until every [`Writers`] clone is
     /// dropped and their queues are drained; one that panics cancels `on_panic` (see [`join`]).
     pub fn spawn(
-        database_url: String,
+        database: ConnectOptions,
         chain_id: i64,
         count: usize,
         max_batch: usize,
@@ -127,7 +130,7 @@ impl Writers {
         for shard in 0..count {
             let (tx, rx) = mpsc::channel(max_batch * 4);
             let writer = Writer {
-                database_url: database_url.clone(),
+                database: database.clone(),
                 chain_id,
                 max_batch,
                 metrics: metrics.clone(),
@@ -158,7 +161,7 @@ impl Writers {
 }
 
 struct Writer {
-    database_url: String,
+    database: ConnectOptions,
     chain_id: i64,
     max_batch: usize,
     metrics: Metrics,
@@ -173,7 +176,7 @@ impl Writer {
             let started = Instant::now();
             let result = match conn.as_mut() {
                 Some(c) => commit(c, self.chain_id, &batch).await,
-                None => match Conn::connect(&self.database_url).await {
+                None => match Conn::connect(&self.database).await {
                     Ok(c) => commit(conn.insert(c), self.chain_id, &batch).await,
                     Err(e) => Err(e),
                 },

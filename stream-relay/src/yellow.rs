@@ -16,11 +16,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::{
-    primitives::{Address, B256, U256},
-    signers::local::PrivateKeySigner,
-};
+use alloy::primitives::{Address, B256, U256};
 use beatstream_primitives::time::{unix_now, unix_now_f64};
+use beatstream_signer::Signer;
 use beatstream_yellow::{
     Allocation, Amount, AppDefinition, AppStateUpdate, Client, ClientConfig, Intent, NodeErrorKind,
     QuorumSig, SignerKind, Status, U64String,
@@ -49,7 +47,8 @@ pub const MAX_SESSION_DATA: usize = 1024;
 #[derive(Debug)]
 pub struct Yellow {
     client: Client,
-    operator: PrivateKeySigner,
+    /// The operator's wallet: a local key or a KMS key, one signing request per co-signature.
+    operator: Signer,
     /// Application id every app session must carry.
     pub app_id: String,
     /// The asset payments use.
@@ -75,15 +74,14 @@ pub struct CheckedOpen {
 }
 
 impl Yellow {
-    /// The transport for `config`, or `None` when it is off. Starts the node connection (it dials in the
-    /// background; the relay serves vault listeners whether or not the node is up).
-    pub fn from_config(config: &YellowConfig) -> Result<Option<Arc<Self>>> {
+    /// The transport for `config`, or `None` when it is off. Loads the operator's key (a KMS key is checked
+    /// with KMS now) and starts the node connection (it dials in the background; the relay serves vault listeners
+    /// whether or not the node is up).
+    pub async fn from_config(config: &YellowConfig) -> Result<Option<Arc<Self>>> {
         let Some(url) = config.yellow_url.clone() else { return Ok(None) };
-        let key = config.yellow_operator_key.as_deref().unwrap_or_default();
-        let operator: PrivateKeySigner = key
-            .trim_start_matches("0x")
-            .parse()
-            .map_err(|_| Error::Config("--yellow-operator-key is not a hex private key".into()))?;
+        let role = YellowConfig::OPERATOR;
+        let source = config.operator_key().select(&role).map_err(Error::OperatorKey)?;
+        let operator = Signer::load(&role, source).await.map_err(Error::OperatorKey)?;
         let mut client = ClientConfig::new(url);
         client.request_timeout = Duration::from_secs(config.yellow_request_secs);
         Ok(Some(Arc::new(Self {
@@ -101,6 +99,11 @@ impl Yellow {
     /// The operator's wallet.
     pub fn operator(&self) -> Address {
         self.operator.address()
+    }
+
+    /// Which backend holds the operator's key.
+    pub const fn signer_backend(&self) -> beatstream_signer::Backend {
+        self.operator.backend()
     }
 
     /// The node client.
@@ -274,7 +277,7 @@ impl Yellow {
         let create = CreateAppSession {
             definition: msg.definition.clone(),
             session_data: msg.session_data.clone(),
-            quorum_sigs: vec![msg.create_sig, self.cosign(create_hash)],
+            quorum_sigs: vec![msg.create_sig, self.cosign(create_hash).await?],
         };
         match self.client.create_app_session(&create).await {
             Ok(_) => {}
@@ -303,7 +306,7 @@ impl Yellow {
         }
         let deposit = SubmitDepositState {
             app_state_update: msg.deposit.clone(),
-            quorum_sigs: vec![msg.deposit_sig, self.cosign(msg.deposit.hash())],
+            quorum_sigs: vec![msg.deposit_sig, self.cosign(msg.deposit.hash()).await?],
             user_state: msg.user_state.clone(),
         };
         self.client.submit_deposit_state(&deposit).await.map_err(node_error)?;
@@ -311,8 +314,12 @@ impl Yellow {
         Ok(())
     }
 
-    fn cosign(&self, hash: B256) -> QuorumSig {
-        QuorumSig::sign(&self.operator, SignerKind::Wallet, hash)
+    /// The operator's co-signature of `hash`. A signer that fails (a KMS away) changes nothing: the caller retries
+    /// as for an unreachable node.
+    async fn cosign(&self, hash: B256) -> Result<QuorumSig> {
+        QuorumSig::sign_with(&self.operator, SignerKind::Wallet, hash)
+            .await
+            .map_err(|e| Error::NodeUnavailable(format!("the operator could not co-sign: {e}")))
     }
 
     /// The listener's active app session keys (key → owner) for `app_session_id` under this application, as the
@@ -493,9 +500,17 @@ impl Submitter {
                     break;
                 }
             };
+            let cosig = match self.yellow.cosign(update.hash()).await {
+                Ok(sig) => sig,
+                Err(e) => {
+                    self.metrics.yellow_submit_errors.with_label_values(&["signer"]).inc();
+                    warn!(target: "beatstream::relay::yellow", app_session = %id, version = state.version, error = %e, "submission deferred");
+                    break;
+                }
+            };
             let req = SubmitAppState {
                 app_state_update: update.clone(),
-                quorum_sigs: vec![listener_sig, self.yellow.cosign(update.hash())],
+                quorum_sigs: vec![listener_sig, cosig],
             };
             let intent = match state.intent {
                 3 => "close",

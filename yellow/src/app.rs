@@ -270,6 +270,20 @@ impl QuorumSig {
         Self { kind, sig: sig.as_bytes() }
     }
 
+    /// Signs `hash` as `kind` with any alloy signer, such as a key held in a KMS (EIP-191 over its 32 bytes: one
+    /// `sign_hash` of [`QuorumSig::digest`]).
+    pub async fn sign_with<S>(
+        signer: &S,
+        kind: SignerKind,
+        hash: B256,
+    ) -> alloy::signers::Result<Self>
+    where
+        S: alloy::signers::Signer + Sync + ?Sized,
+    {
+        let sig = signer.sign_hash(&Self::digest(hash)).await?;
+        Ok(Self { kind, sig: sig.as_bytes() })
+    }
+
     /// Parses the prefixed bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SigError> {
         let [prefix, rest @ ..] = bytes else { return Err(SigError::Length) };

@@ -143,7 +143,16 @@ impl Client {
     }
 }
 
+/// `wss://` needs rustls' process-wide crypto provider; `ring` unless the program installed one first.
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 async fn run(config: ClientConfig, mut calls: mpsc::Receiver<Call>, status: watch::Sender<Status>) {
+    install_crypto_provider();
     let mut backoff = config.backoff_min;
     loop {
         let ws_config = WebSocketConfig::default()

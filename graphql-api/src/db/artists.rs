@@ -42,7 +42,7 @@ pub(crate) async fn by_name(db: &Db, name: &str) -> Result<Option<ArtistRow>> {
     ))
     .bind(db.chain_id)
     .bind(name)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.reader().await?)
     .await?)
 }
 
@@ -52,7 +52,7 @@ pub(crate) async fn addr_by_name(db: &Db, name: &str) -> Result<Option<Option<Ve
     Ok(sqlx::query_scalar("SELECT addr FROM artists WHERE chain_id = $1 AND name = $2")
         .bind(db.chain_id)
         .bind(name)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.reader().await?)
         .await?)
 }
 

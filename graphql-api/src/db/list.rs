@@ -87,7 +87,7 @@ impl ListQuery {
     pub(crate) async fn count(&self, db: &Db) -> Result<i64> {
         let mut qb = QueryBuilder::new("SELECT count(*)");
         self.push_where(&mut qb);
-        Ok(qb.build_query_scalar().fetch_one(&db.pool).await?)
+        Ok(qb.build_query_scalar().fetch_one(&mut *db.reader().await?).await?)
     }
 }
 
@@ -160,7 +160,7 @@ impl<T> List<T> {
         let dir = if descending { " DESC" } else { " ASC" };
         let order: Vec<String> = list.keys.iter().map(|(c, _)| format!("{c}{dir}")).collect();
         qb.push(" ORDER BY ").push(order.join(", ")).push(" LIMIT ").push_bind((limit + 1) as i64);
-        let rows = qb.build().fetch_all(&db.pool).await?;
+        let rows = qb.build().fetch_all(&mut *db.reader().await?).await?;
         let more = rows.len() > limit;
         let mut nodes = Vec::with_capacity(limit.min(rows.len()));
         for row in rows.iter().take(limit) {

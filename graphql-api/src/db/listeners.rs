@@ -28,7 +28,7 @@ pub(crate) async fn balance(db: &Db, listener: &[u8]) -> Result<Option<BalanceRo
     )
     .bind(db.chain_id)
     .bind(listener)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.reader().await?)
     .await?;
     Ok(row.map(|(available, thawing, thaw_end, deposited, spent, withdrawn)| BalanceRow {
         available,
@@ -85,7 +85,7 @@ pub(crate) async fn grants(db: &Db, listener: &[u8]) -> Result<Vec<GrantRow>> {
     )
     .bind(db.chain_id)
     .bind(listener)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.reader().await?)
     .await?;
     Ok(rows
         .into_iter()
@@ -133,7 +133,7 @@ pub(crate) async fn nonce_floor(db: &Db, listener: &[u8]) -> Result<Option<Nonce
     )
     .bind(db.chain_id)
     .bind(listener)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.reader().await?)
     .await?;
     Ok(row.map(|(floor, previous, floor_from)| NonceFloorRow { floor, previous, floor_from }))
 }
@@ -158,7 +158,7 @@ pub(crate) async fn spend_per_payee(db: &Db, listener: &[u8]) -> Result<Vec<Spen
     )
     .bind(db.chain_id)
     .bind(listener)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.reader().await?)
     .await?;
     Ok(rows
         .into_iter()

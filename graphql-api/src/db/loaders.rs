@@ -76,7 +76,7 @@ async fn pending_sums(db: &Db, payees: Vec<Vec<u8>>) -> sqlx::Result<Vec<(Vec<u8
     )
     .bind(db.chain_id)
     .bind(payees)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.reader().await?)
     .await
 }
 
@@ -133,7 +133,7 @@ impl Loader<ByAddr> for Loaders {
         ))
         .bind(self.db.chain_id)
         .bind(keys)
-        .fetch_all(&self.db.pool)
+        .fetch_all(&mut *self.db.reader().await.map_err(failed)?)
         .await
         .map_err(failed)?;
         Ok(rows.into_iter().filter_map(|r| Some((ByAddr(arr(r.addr.as_deref()?)), r))).collect())
@@ -151,7 +151,7 @@ impl Loader<ByNode> for Loaders {
         ))
         .bind(self.db.chain_id)
         .bind(keys)
-        .fetch_all(&self.db.pool)
+        .fetch_all(&mut *self.db.reader().await.map_err(failed)?)
         .await
         .map_err(failed)?;
         Ok(rows.into_iter().map(|r| (ByNode(arr(&r.node)), r)).collect())
@@ -169,7 +169,7 @@ impl Loader<TextsOf> for Loaders {
         )
         .bind(self.db.chain_id)
         .bind(keys)
-        .fetch_all(&self.db.pool)
+        .fetch_all(&mut *self.db.reader().await.map_err(failed)?)
         .await
         .map_err(failed)?;
         let mut out: HashMap<TextsOf, Vec<TextRow>> = HashMap::new();
@@ -197,7 +197,7 @@ impl Loader<EarningsOf> for Loaders {
         )
         .bind(self.db.chain_id)
         .bind(wanted)
-        .fetch_all(&self.db.pool)
+        .fetch_all(&mut *self.db.reader().await.map_err(failed)?)
         .await
         .map_err(failed)?;
         // Pending: what stored vouchers promise above what is settled, per payee. A payee seen before is answered from
@@ -253,7 +253,7 @@ impl Loader<ListeningOf> for Loaders {
             "SELECT payee, streams, seconds, listeners FROM payee_listening WHERE payee = ANY($1)",
         )
         .bind(keys)
-        .fetch_all(&self.db.pool)
+        .fetch_all(&mut *self.db.reader().await.map_err(failed)?)
         .await
         .map_err(failed)?;
         Ok(rows
@@ -276,7 +276,7 @@ impl Loader<TrackStatsOf> for Loaders {
              FROM track_listening WHERE track_id = ANY($1::text[]::numeric[])",
         )
         .bind(keys)
-        .fetch_all(&self.db.pool)
+        .fetch_all(&mut *self.db.reader().await.map_err(failed)?)
         .await
         .map_err(failed)?;
         Ok(rows

@@ -117,7 +117,7 @@ pub(crate) async fn series(
     .bind(payee)
     .bind(from as f64)
     .bind(to as f64)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.reader().await?)
     .await?;
     Ok(rows
         .into_iter()
@@ -143,7 +143,7 @@ pub(crate) async fn top_payees(db: &Db, hours: i32, limit: i32) -> Result<Vec<Ar
     .bind(db.chain_id)
     .bind(hours)
     .bind(i64::from(limit))
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.reader().await?)
     .await?;
     Ok(rows
         .into_iter()

@@ -33,7 +33,7 @@ pub(crate) async fn totals(db: &Db) -> Result<StatsRow> {
             (SELECT block_number FROM chain_cursor WHERE chain_id = $1) AS indexed",
     )
     .bind(db.chain_id)
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *db.reader().await?)
     .await?;
     Ok(StatsRow {
         artists: i(&row, "artists")?,

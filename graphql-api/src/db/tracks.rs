@@ -65,7 +65,7 @@ pub(super) async fn by_ids(db: &Db, ids: Vec<String>) -> sqlx::Result<Vec<TrackR
     ))
     .bind(db.chain_id)
     .bind(ids)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.reader().await?)
     .await?;
     Ok(rows.iter().filter_map(|row| node(row).ok()).map(|(track, _)| track).collect())
 }
@@ -97,7 +97,7 @@ pub(crate) async fn top(
             )
             .bind(payee)
             .bind(i64::from(limit))
-            .fetch_all(&db.pool)
+            .fetch_all(&mut *db.reader().await?)
             .await?
         }
         Some(hours) => {
@@ -112,7 +112,7 @@ pub(crate) async fn top(
             .bind(payee)
             .bind(hours)
             .bind(i64::from(limit))
-            .fetch_all(&db.pool)
+            .fetch_all(&mut *db.reader().await?)
             .await?
         }
     };

@@ -7,7 +7,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use beatstream_graphql_api::{Config, Options, Server};
-use beatstream_primitives::{SessionGrant, contracts::BeatStreamRegistry};
+use beatstream_primitives::{SessionGrant, contracts::BeatStreamRegistry, db::DatabaseArgs};
 use beatstream_testkit::{
     Anvil, TestDb,
     scene::{Chain, Player, USDC, store_grant, store_voucher},
@@ -30,8 +30,8 @@ pub(crate) const LIVE_SESSION: &str = "00000000-0000-4000-8000-000000000002";
 
 pub(crate) struct Env {
     pub(crate) chain: Chain,
-    /// Kept alive: dropping it drops the database.
-    _db: TestDb,
+    /// Kept alive: dropping it drops the database (or stops the servers).
+    _db: Box<dyn std::any::Any + Send>,
     pub(crate) pool: PgPool,
     pub(crate) player: Player,
     pub(crate) api: SocketAddr,
@@ -46,13 +46,24 @@ impl Env {
     /// track); a listener with 100 USDC deposited and 10 requested back; 3 s of alice settled on-chain, 3 s of bob
     /// vouched but not settled; a closed session on alice's track and a live one on bob's.
     pub(crate) async fn scene() -> eyre::Result<Self> {
+        let db = TestDb::new().await?;
+        let url = db.url().to_owned();
+        Self::scene_on(Box::new(db), &url, DatabaseArgs::new(url.clone())).await
+    }
+
+    /// [`scene`](Self::scene) on the migrated database at `url` (where the scene and the indexer write), with the
+    /// API reaching Postgres as `api_database` says (a replica, a pooler); `keep` lives as long as the `Env`.
+    pub(crate) async fn scene_on(
+        keep: Box<dyn std::any::Any + Send>,
+        url: &str,
+        api_database: DatabaseArgs,
+    ) -> eyre::Result<Self> {
         let chain = Chain::with(
             Anvil::spawn()?,
             &[("BEATSTREAM_FEE_BPS", "250"), ("BEATSTREAM_WITHDRAWAL_DELAY", "3600")],
         )
         .await?;
-        let db = TestDb::new().await?;
-        let pool = PgPool::connect(db.url()).await?;
+        let pool = PgPool::connect(url).await?;
 
         let alice = chain.anvil.signer(ALICE);
         let bob = chain.anvil.signer(BOB);
@@ -125,8 +136,8 @@ impl Env {
         let indexer_metrics = beatstream_indexer::Metrics::new();
         let indexer = tokio::spawn(beatstream_indexer::run_with_metrics(
             beatstream_indexer::Config {
-                database_url: db.url().to_owned(),
-                rpc_url: chain.anvil.endpoint_url(),
+                database: DatabaseArgs::new(url.to_owned()),
+                rpc: chain.anvil.endpoint_url().into(),
                 options: beatstream_indexer::Options {
                     poll_interval_ms: 50,
                     ..beatstream_indexer::Options::new(chain.deployment_file.path().to_owned())
@@ -138,14 +149,14 @@ impl Env {
         let mut options = Options::new(chain.deployment_file.path().to_owned());
         options.listen = "127.0.0.1:0".parse()?;
         let server = Server::bind(
-            Config { database_url: db.url().to_owned(), rpc_url: None, options },
+            Config { database: api_database, rpc: Default::default(), options },
             stop.clone(),
         )
         .await?;
         let api = server.local_addr()?;
         let server = tokio::spawn(server.serve());
         let env =
-            Self { chain, _db: db, pool, player, api, stop, indexer, indexer_metrics, server };
+            Self { chain, _db: keep, pool, player, api, stop, indexer, indexer_metrics, server };
         env.indexed().await?;
         Ok(env)
     }

@@ -6,5 +6,6 @@ mod errors;
 mod harness;
 mod health;
 mod limits;
+mod replica;
 mod revocation;
 mod subscriptions;

@@ -64,7 +64,7 @@ impl Sub {
     }
 
     /// The next `next` payload's data.
-    async fn next(&mut self) -> eyre::Result<Value> {
+    pub(crate) async fn next(&mut self) -> eyre::Result<Value> {
         let v = self.next_message().await?;
         eyre::ensure!(v["type"] == "next", "expected next, got {v}");
         eyre::ensure!(v["payload"]["errors"].is_null(), "errors: {v}");

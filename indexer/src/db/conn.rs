@@ -10,10 +10,12 @@ use crate::{Result, chain::Cursor};
 pub(crate) struct Db(PgPool);
 
 impl Db {
-    /// Connects and applies pending migrations.
-    pub(crate) async fn connect(database_url: &str) -> Result<Self> {
-        let pool = beatstream_primitives::db::connect(database_url).await?;
-        beatstream_primitives::db::migrate(&pool).await?;
+    /// Connects and applies pending migrations (or checks them, with `--no-migrate`).
+    pub(crate) async fn connect(
+        database: &beatstream_primitives::db::DatabaseArgs,
+    ) -> Result<Self> {
+        let pool = database.pool().application_name("beatstream-indexer").connect().await?;
+        database.prepare_schema(&pool).await?;
         Ok(Self(pool))
     }
 

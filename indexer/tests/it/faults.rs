@@ -114,11 +114,7 @@ async fn faults_are_retried_without_skipping_or_false_reorgs() -> eyre::Result<(
     let mut cfg = config(&chain, &db);
     cfg.options.range_initial = 8;
     let source = Faulty {
-        inner: RpcSource::connect(
-            chain.anvil.endpoint_url().as_str(),
-            std::time::Duration::from_secs(10),
-        )
-        .await?,
+        inner: RpcSource::connect(&chain.anvil.endpoint_url().into())?,
         calls: AtomicU64::new(0),
         corrupted_once: AtomicBool::new(false),
     };

@@ -17,8 +17,11 @@ pub(crate) struct Running {
 
 pub(crate) fn config(chain: &Chain, db: &TestDb) -> Config {
     Config {
-        database_url: db.url().to_owned(),
-        rpc_url: chain.anvil.endpoint_url(),
+        database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
+        rpc: beatstream_primitives::rpc::RpcArgs {
+            rpc_timeout_secs: 10,
+            ..chain.anvil.endpoint_url().into()
+        },
         options: Options {
             deployment: chain.deployment_file.path().to_owned(),
             ens_root: "beatstream.eth".into(),
@@ -30,7 +33,6 @@ pub(crate) fn config(chain: &Chain, db: &TestDb) -> Config {
             range_max: 8,
             batch_events: 3,
             rpc_concurrency: 2,
-            rpc_timeout_secs: 10,
             poll_interval_ms: 50,
             http: None,
             ready_max_lag: beatstream_indexer::DEFAULT_READY_MAX_LAG,

@@ -8,4 +8,5 @@ mod names;
 mod reorg;
 mod reorg_names;
 mod revocations;
+mod rpc;
 mod spans;

@@ -431,6 +431,7 @@ async fn store_attempt(
 mod tests {
     use alloy::primitives::{Bytes, U256};
     use beatstream_primitives::contracts::BeatStreamVault::SessionGrant;
+    use beatstream_primitives::db::DatabaseArgs;
     use beatstream_testkit::TestDb;
 
     use super::*;
@@ -475,8 +476,8 @@ mod tests {
     #[tokio::test]
     async fn states_round_trip_and_a_stale_epoch_writes_nothing() -> eyre::Result<()> {
         let test_db = TestDb::new().await?;
-        let db = Db::connect(test_db.url()).await?;
-        let mut lock = LockConnection::open(test_db.url()).await?;
+        let db = Db::connect(&DatabaseArgs::new(test_db.url())).await?;
+        let mut lock = LockConnection::open(&DatabaseArgs::new(test_db.url())).await?;
         let key = LeaseKey::new(31337, Address::repeat_byte(6));
         let epoch = lock.take_lease(key, "first", std::time::Duration::from_secs(60)).await?;
         let journal = Journal::new(&db, key, Address::repeat_byte(7), "first".into());
@@ -526,7 +527,7 @@ mod tests {
 
         // The keepers of another vault, and of the same vault on another chain, take their leases (twice): they
         // are other rows, so this journal's epoch still holds.
-        let mut elsewhere = LockConnection::open(test_db.url()).await?;
+        let mut elsewhere = LockConnection::open(&DatabaseArgs::new(test_db.url())).await?;
         for other_key in
             [LeaseKey::new(31337, Address::repeat_byte(5)), LeaseKey::new(1, key.vault)]
         {
@@ -540,7 +541,7 @@ mod tests {
         elsewhere.close().await;
 
         // Another keeper of this vault takes the lease: every write under the old epoch fails and changes nothing.
-        let mut other = LockConnection::open(test_db.url()).await?;
+        let mut other = LockConnection::open(&DatabaseArgs::new(test_db.url())).await?;
         let next = other.take_lease(key, "second", std::time::Duration::from_secs(60)).await?;
         assert!(next > epoch);
         let stale = journal.record_confirmed(epoch, id, BatchStatus::Confirmed).await;

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use alloy::primitives::{Address, keccak256};
-use sqlx::{Connection, PgConnection};
+use beatstream_primitives::db::DatabaseArgs;
+use sqlx::{ConnectOptions, Connection, PgConnection};
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// What one election is about: the keepers of one vault on one chain. It keys the advisory lock and the lease row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,11 +43,14 @@ pub(crate) struct LockConnection {
 }
 
 impl LockConnection {
-    /// Opens a connection named `beatstream-keeper-lock` (so an operator can find it in `pg_stat_activity`).
-    pub(crate) async fn open(database_url: &str) -> Result<Self> {
-        let mut conn = PgConnection::connect(database_url).await?;
-        sqlx::query("SET application_name = 'beatstream-keeper-lock'").execute(&mut conn).await?;
-        Ok(Self { conn })
+    /// Opens a connection to `--session-database-url` (a session of its own: the lock lives as long as it)
+    /// named `beatstream-keeper-lock`, so an operator can find it in `pg_stat_activity`.
+    pub(crate) async fn open(database: &DatabaseArgs) -> Result<Self> {
+        let options = database
+            .session_options()
+            .map_err(|e| Error::Config(e.to_string()))?
+            .application_name("beatstream-keeper-lock");
+        Ok(Self { conn: options.connect().await? })
     }
 
     /// Tries the advisory lock `key` without waiting.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use beatstream_primitives::db::PoolBuilder;
+use beatstream_primitives::db::DatabaseArgs;
 use sqlx::PgPool;
 
 use crate::{Error, Result};
@@ -20,15 +20,16 @@ pub(crate) struct Db {
 }
 
 impl Db {
-    /// Connects and applies the workspace's migrations.
-    pub(crate) async fn connect(database_url: &str) -> Result<Self> {
-        let pool = PoolBuilder::new(database_url)
+    /// Connects and applies the workspace's migrations (or checks them, with `--no-migrate`).
+    pub(crate) async fn connect(database: &DatabaseArgs) -> Result<Self> {
+        let pool = database
+            .pool()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
             .application_name("beatstream-keeper")
             .connect()
             .await?;
-        beatstream_primitives::db::migrate(&pool).await?;
+        database.prepare_schema(&pool).await?;
         Ok(Self { pool })
     }
 

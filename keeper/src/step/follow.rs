@@ -151,7 +151,8 @@ impl Keeper {
                 Bytes::new(),
                 Chain::transfer_gas(),
                 (max_fee, priority),
-            )?
+            )
+            .await?
         } else {
             let first = attempts.iter().find(|a| a.kind == AttemptKind::Settle).unwrap_or(latest);
             let input = decode_input(&first.raw)?;
@@ -163,7 +164,8 @@ impl Keeper {
                 input,
                 first.gas_limit,
                 (max_fee, priority),
-            )?
+            )
+            .await?
         };
         if cancel && latest.kind != AttemptKind::Cancel && batch.kind != BatchKind::Noop {
             warn!(target: "beatstream::keeper", batch = batch.id, nonce = batch.nonce, "last attempt stuck; freeing the nonce with a self-transfer");
@@ -256,15 +258,17 @@ impl Keeper {
     )]
     async fn fill_gap(&mut self, epoch: i64, nonce: u64) -> Result<()> {
         let (max_fee, priority) = self.fees().await?;
-        let attempt = self.sign_attempt(
-            0,
-            AttemptKind::Cancel,
-            nonce,
-            self.sender(),
-            Bytes::new(),
-            Chain::transfer_gas(),
-            (max_fee, priority),
-        )?;
+        let attempt = self
+            .sign_attempt(
+                0,
+                AttemptKind::Cancel,
+                nonce,
+                self.sender(),
+                Bytes::new(),
+                Chain::transfer_gas(),
+                (max_fee, priority),
+            )
+            .await?;
         self.metrics.cancellations.inc();
         let batch =
             NewBatch { nonce, kind: BatchKind::Noop, urgent: false, items: &[], attempt: &attempt };

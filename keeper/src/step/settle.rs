@@ -71,15 +71,17 @@ impl Keeper {
         }
         .abi_encode()
         .into();
-        let attempt = self.sign_attempt(
-            0,
-            AttemptKind::Settle,
-            nonce,
-            self.target.vault,
-            input,
-            gas_limit,
-            (max_fee, priority),
-        )?;
+        let attempt = self
+            .sign_attempt(
+                0,
+                AttemptKind::Settle,
+                nonce,
+                self.target.vault,
+                input,
+                gas_limit,
+                (max_fee, priority),
+            )
+            .await?;
         let candidates: Vec<Candidate> = items.into_iter().map(|(c, _)| c).collect();
         let urgent = trigger == Trigger::Urgent;
         let batch = NewBatch {

@@ -3,10 +3,8 @@
 
 use std::{collections::HashSet, time::Instant};
 
-use alloy::{
-    primitives::{Address, Bytes},
-    signers::local::PrivateKeySigner,
-};
+use alloy::primitives::{Address, Bytes};
+use beatstream_signer::Signer;
 use tracing::{debug, warn};
 
 use crate::{
@@ -22,7 +20,7 @@ pub(crate) struct Keeper {
     pub(super) db: Db,
     pub(super) journal: Journal,
     pub(super) chain: Chain,
-    pub(super) signer: PrivateKeySigner,
+    pub(super) signer: Signer,
     pub(super) target: Target,
     pub(super) options: Options,
     pub(super) metrics: Metrics,
@@ -41,7 +39,7 @@ impl Keeper {
     pub(crate) fn new(
         db: Db,
         chain: Chain,
-        signer: PrivateKeySigner,
+        signer: Signer,
         target: Target,
         options: Options,
         keeper_id: String,
@@ -93,7 +91,7 @@ impl Keeper {
 
     /// Signs attempt `number` of a batch: a call to `to` with `input`, or a self-transfer.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn sign_attempt(
+    pub(super) async fn sign_attempt(
         &self,
         number: i32,
         kind: AttemptKind,
@@ -114,7 +112,8 @@ impl Keeper {
                 max_fee_per_gas: max_fee,
                 max_priority_fee_per_gas: priority,
             },
-        )?;
+        )
+        .await?;
         Ok(Attempt {
             hash: signed.hash,
             attempt: number,

@@ -60,12 +60,14 @@ impl Env {
         let indexer_metrics = beatstream_indexer::Metrics::new();
         let indexer_stop = CancellationToken::new();
         let config = beatstream_indexer::Config {
-            database_url: db.url().to_owned(),
-            rpc_url: chain.anvil.endpoint_url(),
+            database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
+            rpc: beatstream_primitives::rpc::RpcArgs {
+                rpc_timeout_secs: 10,
+                ..chain.anvil.endpoint_url().into()
+            },
             options: beatstream_indexer::Options {
                 reorg_window: 64,
                 range_max: 10_000,
-                rpc_timeout_secs: 10,
                 poll_interval_ms: 50,
                 ..beatstream_indexer::Options::new(chain.deployment_file.path().to_owned())
             },
@@ -112,9 +114,18 @@ impl Env {
     }
 
     pub(crate) fn start_keeper(&self, options: Options) -> Keeper {
+        self.start_keeper_on(self.chain.anvil.endpoint_url().into(), options)
+    }
+
+    /// A keeper reaching the chain through `rpc` (a proxy in front of this environment's anvil).
+    pub(crate) fn start_keeper_on(
+        &self,
+        rpc: beatstream_primitives::rpc::RpcArgs,
+        options: Options,
+    ) -> Keeper {
         let config = Config {
-            database_url: self.db.url().to_owned(),
-            rpc_url: self.chain.anvil.endpoint_url(),
+            database: beatstream_primitives::db::DatabaseArgs::new(self.db.url().to_owned()),
+            rpc,
             options,
         };
         let metrics = Metrics::new();

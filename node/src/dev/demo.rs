@@ -39,21 +39,27 @@ pub(super) struct Demo {
 }
 
 impl Demo {
-    pub(super) fn new(rpc: &Url, deployment: &Deployment, keys: &[PrivateKeySigner]) -> Self {
+    pub(super) fn new(
+        rpc: &Url,
+        deployment: &Deployment,
+        keys: &[PrivateKeySigner],
+    ) -> eyre::Result<Self> {
+        // The services' client (any scheme, TLS, retries), with a wallet per role.
+        let client = beatstream_primitives::rpc::client(&rpc.clone().into())?;
         let as_ = |k: &PrivateKeySigner| {
             ProviderBuilder::new()
                 .wallet(EthereumWallet::from(k.clone()))
-                .connect_http(rpc.clone())
+                .connect_client(client.clone())
                 .erased()
         };
-        Self {
+        Ok(Self {
             deployment: *deployment,
             domain: VoucherDomain::new(deployment.chain_id, deployment.contracts.vault),
             admin: as_(&keys[0]),
             artist: as_(&keys[1]),
             listener: as_(&keys[2]),
             keys: keys.to_vec(),
-        }
+        })
     }
 
     /// Seeds the demo, prints where to look, starts the simulated players and prints totals until `shutdown`.

@@ -63,8 +63,8 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> eyre::Res
     // ----- Services -----
     let path = deployment_file.path().to_owned();
     let indexer = beatstream_indexer::Config {
-        database_url: database_url.clone(),
-        rpc_url: rpc.clone(),
+        database: beatstream_primitives::db::DatabaseArgs::new(database_url.clone()),
+        rpc: rpc.clone().into(),
         options: beatstream_indexer::Options {
             poll_interval_ms: 250,
             ..beatstream_indexer::Options::new(path.clone())
@@ -80,15 +80,15 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> eyre::Res
     keeper.payee_threshold = 10_000; // settle every 0.01 USDC a payee earns: money visibly moves
     keeper.max_interval_secs = 15;
     let keeper = beatstream_keeper::Config {
-        database_url: database_url.clone(),
-        rpc_url: rpc.clone(),
+        database: beatstream_primitives::db::DatabaseArgs::new(database_url.clone()),
+        rpc: rpc.clone().into(),
         options: keeper,
     };
     let mut api = beatstream_graphql_api::Options::new(path.clone());
     api.listen = args.api_listen;
     let api = beatstream_graphql_api::Config {
-        database_url: database_url.clone(),
-        rpc_url: None,
+        database: beatstream_primitives::db::DatabaseArgs::new(database_url.clone()),
+        rpc: Default::default(),
         options: api,
     };
 
@@ -103,7 +103,7 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> eyre::Res
     tasks.spawn_critical("relay", relay_server.serve());
     tasks.spawn_critical("keeper", beatstream_keeper::run(keeper, tasks.token()));
     tasks.spawn_critical("api", api_server.serve());
-    let demo = demo::Demo::new(&rpc, &deployment, &keys);
+    let demo = demo::Demo::new(&rpc, &deployment, &keys)?;
     tasks.spawn_critical("demo", demo.run(args, rpc, database_url, tasks.token()));
 
     let stopped = tasks.wait().await;

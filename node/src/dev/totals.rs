@@ -2,10 +2,7 @@
 
 use std::{io::IsTerminal, time::Duration};
 
-use alloy::{
-    primitives::U256,
-    providers::{Provider, ProviderBuilder},
-};
+use alloy::{primitives::U256, providers::Provider};
 use beatstream_primitives::units::format_usdc;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -13,7 +10,7 @@ use url::Url;
 /// Waits (a minute at most) until the indexer has reached the chain's current head.
 pub(super) async fn wait_indexed(database_url: &str, rpc: &Url) -> eyre::Result<()> {
     let pool = beatstream_primitives::db::connect(database_url).await?;
-    let provider = ProviderBuilder::new().connect(rpc.as_str()).await?;
+    let provider = beatstream_primitives::rpc::provider(&rpc.clone().into())?;
     let head = provider.get_block_number().await? as i64;
     for _ in 0..600 {
         let indexed: Option<i64> = sqlx::query_scalar("SELECT max(block_number) FROM chain_cursor")

@@ -78,12 +78,14 @@ async fn a_hung_leader_resumes_to_a_refused_journal_write() -> eyre::Result<()> 
     let indexer_stop = CancellationToken::new();
     let indexer = tokio::spawn(beatstream_indexer::run_with_metrics(
         beatstream_indexer::Config {
-            database_url: db.url().to_owned(),
-            rpc_url: chain.anvil.endpoint_url(),
+            database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
+            rpc: beatstream_primitives::rpc::RpcArgs {
+                rpc_timeout_secs: 10,
+                ..chain.anvil.endpoint_url().into()
+            },
             options: beatstream_indexer::Options {
                 reorg_window: 64,
                 range_max: 10_000,
-                rpc_timeout_secs: 10,
                 poll_interval_ms: 50,
                 ..beatstream_indexer::Options::new(chain.deployment_file.path().to_owned())
             },
@@ -151,8 +153,8 @@ async fn a_hung_leader_resumes_to_a_refused_journal_write() -> eyre::Result<()> 
     let stop = CancellationToken::new();
     let standby = tokio::spawn(beatstream_keeper::run_with_metrics(
         beatstream_keeper::Config {
-            database_url: db.url().to_owned(),
-            rpc_url: chain.anvil.endpoint_url(),
+            database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
+            rpc: chain.anvil.endpoint_url().into(),
             options,
         },
         metrics.clone(),

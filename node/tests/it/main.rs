@@ -6,3 +6,6 @@ mod indexer_crash;
 mod keeper_hang;
 mod node_process;
 mod ops;
+mod pooler;
+mod postgres_tls;
+mod support;

@@ -7,10 +7,9 @@
 //! the API's limits are not flags of `beatstream node` (issue 16), so this test cannot give them.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::{SocketAddr, TcpStream},
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    io::{BufRead, BufReader},
+    net::TcpStream,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -25,77 +24,10 @@ use beatstream_testkit::{
 };
 use serde_json::Value;
 
-/// How long any one condition may take to come true on a loaded two-core machine.
-const WAIT: Duration = Duration::from_secs(120);
+use crate::support::{Logs, Node, WAIT, free_addr, http, until};
+
 /// The indexer's confirmation depth given to the node (its default is 0).
 const CONFIRMATIONS: u64 = 2;
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-/// One HTTP/1.1 request; the status and the body (as sent: a chunked body keeps its chunk sizes).
-fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-    Ok((status, body))
-}
-
-/// Waits until `check` returns `Some`, polling; fails naming `what` after [`WAIT`].
-async fn until<T, F, Fut>(what: &str, mut check: F) -> eyre::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = eyre::Result<Option<T>>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        eyre::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The node's log lines, collected from its stderr.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<String>>>);
-
-impl Logs {
-    fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// The first JSON event of `target` with `message`.
-    fn event(&self, target: &str, message: &str) -> Option<Value> {
-        self.lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|e| e["target"] == target && e["fields"]["message"] == message)
-    }
-}
-
-/// Kills the node if the test fails before it stops it.
-struct Node(Option<Child>);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 async fn cursor(db: &TestDb) -> eyre::Result<Option<u64>> {
     let n: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain_cursor")

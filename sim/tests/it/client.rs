@@ -24,7 +24,7 @@ const VAULT: Address = Address::new([0xbe; 20]);
 /// A relay (100 ms beats) over `db`, seeded with `listeners` funded wallets under [`SEED`] and [`TRACK`].
 async fn relay(db: &TestDb, listeners: usize, stop: &CancellationToken) -> eyre::Result<Url> {
     fixture::seed(db.pool(), CHAIN_ID, SEED, listeners, TRACK, 1_000_000).await?;
-    let mut config = Config::new(db.url().to_owned(), "http://127.0.0.1:1".parse()?);
+    let mut config = Config::new(db.url().to_owned(), "http://127.0.0.1:1".parse::<url::Url>()?);
     config.listen = "127.0.0.1:0".parse()?;
     config.chain_id = Some(CHAIN_ID);
     config.vault = Some(VAULT);

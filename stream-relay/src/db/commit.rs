@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use alloy::primitives::{Address, B256, U256};
-use sqlx::{Connection, PgConnection};
+use sqlx::{ConnectOptions, PgConnection, postgres::PgConnectOptions};
 use uuid::Uuid;
 
 use super::{
@@ -34,27 +34,27 @@ pub(crate) struct Writes<'a> {
 
 /// A writer's connection. The hot statements (the state read and the voucher upsert) are equality lookups on
 /// primary keys and indexes whatever the table sizes, so they keep one generic plan instead of being planned on
-/// every commit. Statements on `sessions` are planned per commit (see [`Conn::write`]).
+/// every commit. Statements on `sessions` are planned per commit (see [`Conn::write`]). Both are set per
+/// transaction (`SET LOCAL`), never on the session, so the connection may go through a transaction-mode pooler.
 #[derive(Debug)]
 pub(crate) struct Conn(PgConnection);
 
 impl Conn {
-    /// Connects to `url`.
-    pub(crate) async fn connect(url: &str) -> Result<Self> {
-        let mut conn = PgConnection::connect(url).await?;
-        sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut conn).await?;
-        Ok(Self(conn))
+    /// Connects with `options`.
+    pub(crate) async fn connect(options: &PgConnectOptions) -> Result<Self> {
+        Ok(Self(options.connect().await?))
     }
 
     /// Opens the transaction and takes the advisory locks `locks` (sorted and without repeats, so two relays never
     /// deadlock). The keys are integers, so they go into the simple-query text with `BEGIN`: one round trip.
     pub(crate) async fn begin_locked(&mut self, locks: &[i32]) -> Result<()> {
+        const BEGIN: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
         let begin = if locks.is_empty() {
-            "BEGIN".to_owned()
+            BEGIN.to_owned()
         } else {
             let list: Vec<String> = locks.iter().map(i32::to_string).collect();
             format!(
-                "BEGIN; SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, k)) FROM unnest('{{{}}}'::int4[]) AS k",
+                "{BEGIN}; SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, k)) FROM unnest('{{{}}}'::int4[]) AS k",
                 list.join(",")
             )
         };

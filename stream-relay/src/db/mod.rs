@@ -18,25 +18,30 @@ pub(crate) mod yellow;
 use std::time::Duration;
 
 use alloy::primitives::U256;
-use beatstream_primitives::db::PoolBuilder;
+use beatstream_primitives::db::DatabaseArgs;
 
 use crate::{Error, Result};
 
 /// A pool of Postgres connections.
 pub type Pool = sqlx::PgPool;
 
+/// How one connection of its own (a writer's) reaches Postgres.
+pub type ConnectOptions = sqlx::postgres::PgConnectOptions;
+
 /// What Postgres (or the driver) failed with.
 pub type DbError = sqlx::Error;
 
-/// Opens the relay's pool (`max` connections) and applies pending migrations.
-pub(crate) async fn connect(url: &str, max: u32) -> Result<Pool> {
-    let pool = PoolBuilder::new(url)
+/// Opens the relay's pool (`max` connections) and applies pending migrations (or checks them, `--no-migrate`).
+pub(crate) async fn connect(database: &DatabaseArgs, max: u32) -> Result<Pool> {
+    let pool = database
+        .pool()
+        .application_name("beatstream-relay")
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(10))
         .idle_timeout(Some(Duration::from_secs(600)))
         .connect()
         .await?;
-    beatstream_primitives::db::migrate(&pool).await?;
+    database.prepare_schema(&pool).await?;
     Ok(pool)
 }
 

@@ -37,7 +37,8 @@ async fn child_relay() -> eyre::Result<()> {
     cfg.listen = listen.parse()?;
     cfg.chain_id = Some(CHAIN_ID);
     cfg.vault = Some(vault());
-    cfg.relay_id = Some("durability-relay".into());
+    // `default-id` as the third word: the relay's own default id (host and port), as an operator runs it.
+    cfg.relay_id = (parts.get(2) != Some(&"default-id")).then(|| "durability-relay".into());
     cfg.beat_ms = 50;
     cfg.grace_beats = 1_000;
     cfg.max_frames_per_sec = 1_000;
@@ -66,6 +67,11 @@ impl ChildRelay {
     /// A child relay; `extra` is `"<yellow url> <operator key>"` to turn the Yellow transport on.
     pub(crate) async fn spawn_with(db: &TestDb, extra: &str) -> eyre::Result<Self> {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        Self::spawn_on(db, addr, extra).await
+    }
+
+    /// A child relay listening on `addr`; `extra` as for [`spawn_with`](Self::spawn_with), or `default-id`.
+    pub(crate) async fn spawn_on(db: &TestDb, addr: SocketAddr, extra: &str) -> eyre::Result<Self> {
         let settings = format!("{} {addr} {extra}", db.url());
         let child = Command::new(std::env::current_exe()?)
             .args(["--exact", "durability::child_relay", "--ignored", "--nocapture"])

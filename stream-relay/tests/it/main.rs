@@ -9,5 +9,6 @@ mod harness;
 mod health;
 mod limits;
 mod protocol;
+mod restart;
 mod revocation;
 mod yellow;

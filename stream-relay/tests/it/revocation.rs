@@ -221,8 +221,8 @@ async fn a_grant_revoked_on_chain_stops_the_relay_and_its_acked_vouchers_still_s
     let indexer_stop = tokio_util::sync::CancellationToken::new();
     let indexer = tokio::spawn(beatstream_indexer::run_with_metrics(
         beatstream_indexer::Config {
-            database_url: db.url().to_owned(),
-            rpc_url: chain.anvil.endpoint_url(),
+            database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
+            rpc: chain.anvil.endpoint_url().into(),
             options: beatstream_indexer::Options {
                 poll_interval_ms: 50,
                 ..beatstream_indexer::Options::new(deployment.clone())

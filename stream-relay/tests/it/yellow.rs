@@ -7,11 +7,12 @@ use alloy::{
     primitives::{Address, B256, U256},
     signers::local::PrivateKeySigner,
 };
+use beatstream_signer::{KeySource, Signer};
 use beatstream_stream_relay::{
     Config,
     protocol::{ClientFrame, ServerFrame, Uint, YellowDeposit},
 };
-use beatstream_testkit::TestDb;
+use beatstream_testkit::{TestDb, kms::MotoKms};
 use beatstream_yellow::{
     Allocation, Amount, AppDefinition, AppStateUpdate, Client as NodeClient, ClientConfig, Intent,
     Participant, QuorumSig, SignerKind, U64String,
@@ -805,4 +806,70 @@ async fn node_refusals_of_stored_updates_are_retried_and_recorded() -> eyre::Res
     .await?;
     assert_eq!(double.balance(scene.alice.payee, ASSET), human(owed));
     relay.stop().await
+}
+
+/// The operator's key held in AWS KMS. KMS here is moto's server (`beatstream_testkit::kms`), with one behaviour
+/// corrected in its launcher (`script/moto_kms.py`): moto ignores `MessageType=DIGEST` and signs the SHA-256 of
+/// the digest; the launcher signs the given 32 bytes as the digest, as AWS KMS does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_key_in_kms_co_signs_what_the_node_accepts() -> eyre::Result<()> {
+    let kms = MotoKms::start()?;
+    let (key_id, operator) = kms.create_ethereum_key().await?;
+
+    // Through the relay's own role and the shared signer: a co-signature made by KMS recovers to the operator.
+    let role = beatstream_stream_relay::YellowConfig::OPERATOR;
+    let source = KeySource::AwsKms { key_id: key_id.clone(), aws: Some(kms.settings()) };
+    let signer = Signer::load(&role, source).await?;
+    assert_eq!(signer.address(), operator);
+    let hash = B256::repeat_byte(7);
+    let cosig = QuorumSig::sign_with(&signer, SignerKind::Wallet, hash).await?;
+    assert_eq!(cosig.recover(hash)?, operator);
+
+    // A relay whose operator is the KMS key: the double, which checks every quorum signature against the
+    // participants, takes the creation, the deposit, each update and the close.
+    let db = TestDb::new().await?;
+    let scene = seed_scene(db.pool()).await?;
+    let double = Double::start(DoubleConfig::default()).await?;
+    let mut config = yellow_config(&db, &double, &PrivateKeySigner::random());
+    config.yellow.yellow_operator_key = None;
+    config.yellow.yellow_operator_aws_kms_key_id = Some(key_id.clone());
+    config.yellow.yellow_operator_aws = Some(kms.settings());
+    config.beat_ms = 100;
+    let relay = Relay::start(config.clone()).await?;
+    let mut player = YellowPlayer::new(operator, scene.alice.payee, "0.5");
+    double.credit(player.listener(), ASSET, usdc("1"));
+    let mut ws = Client::connect(&relay).await?;
+    let (session, mut owed) = open(&mut ws, &player, 1).await?;
+    let id = player.id();
+    assert_eq!(double.session(id).map(|s| s.version), Some(2), "created and funded on the node");
+    for second in 1..=3 {
+        pay(&mut ws, &mut player, &session, owed).await?;
+        if second < 3 {
+            owed = ws.beat_of(&session).await?.1;
+        }
+    }
+    wait_for("the node to take the updates", 10, || {
+        double.session(id).is_some_and(|s| s.version == 5)
+    })
+    .await?;
+    ws.send(&ClientFrame::Stop { session_id: session }).await?;
+    ws.recv_until(|f| matches!(f, ServerFrame::Closed { .. })).await?;
+    wait_for("the close on the node", 10, || {
+        double.session(id).is_some_and(|s| s.status == "closed")
+    })
+    .await?;
+    assert_eq!(double.balance(scene.alice.payee, ASSET), human(owed));
+    relay.stop().await?;
+
+    // A key id KMS does not know stops the relay at start, naming the key.
+    config.yellow.yellow_operator_aws_kms_key_id = Some("alias/no-such-operator".into());
+    let err = Relay::start(config).await.err().expect("a relay with an unknown KMS key started");
+    let shown = format!("{err:#}");
+    assert!(
+        shown.contains(
+            "yellow operator signer: AWS KMS key alias/no-such-operator was not found in region us-east-1"
+        ),
+        "{shown}"
+    );
+    Ok(())
 }

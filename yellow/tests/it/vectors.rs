@@ -150,3 +150,16 @@ fn quorum_signatures_recover_and_carry_their_kind() {
     // Another hash recovers another address.
     assert_ne!(QuorumSig::from_bytes(&sig).unwrap().recover(B256::ZERO).unwrap(), key.address());
 }
+
+#[tokio::test]
+async fn any_alloy_signer_makes_the_same_quorum_signature() {
+    // A key held elsewhere (a KMS) signs through alloy's `Signer` trait: the same bytes as the local key's.
+    let key = PrivateKeySigner::random();
+    let hash = vectors().state_updates[0].hash;
+    let remote: &(dyn alloy::signers::Signer + Send + Sync) = &key;
+    for kind in [SignerKind::Wallet, SignerKind::SessionKey] {
+        let sig = QuorumSig::sign_with(remote, kind, hash).await.unwrap();
+        assert_eq!(sig, QuorumSig::sign(&key, kind, hash));
+        assert_eq!(sig.recover(hash).unwrap(), key.address());
+    }
+}
