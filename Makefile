@@ -42,6 +42,7 @@ test-contracts: contracts
 test-rust: contracts
 	./script/check-sqlx.sh
 	./script/moto.sh  # the local KMS server of the KMS signer tests (target/venv; Python 3 with venv and pip)
+	./script/test-deps.sh  # PgBouncer and openssl for the Postgres topology tests (Debian's packages)
 	$(CARGO) $(NEXTEST) --workspace --no-fail-fast
 
 ## test-ops: the Prometheus alert rules in ops/ are valid and pass their unit tests (promtool, installed if missing)
