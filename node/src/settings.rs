@@ -205,7 +205,13 @@ pub(crate) fn render(sub: &Command, matches: &ArgMatches, from_file: &[String]) 
             .map(|raw| raw.map(|v| v.to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         let shown = |v: &str| -> String {
-            if is_secret(arg) { "<redacted>".to_owned() } else { redact_password(v) }
+            if is_secret(arg) {
+                "<redacted>".to_owned()
+            } else if long.contains("rpc-url") || long.contains("yellow-url") {
+                redact_endpoint(v)
+            } else {
+                redact_password(v)
+            }
         };
         let line = match (arg.get_action(), values.as_slice()) {
             (ArgAction::SetTrue, [v]) => format!("{key} = {v}"),
@@ -238,6 +244,22 @@ fn redact_password(value: &str) -> String {
             u.to_string()
         }
         _ => value.to_owned(),
+    }
+}
+
+/// A JSON-RPC endpoint's scheme, host and port: providers put API keys in the path or the query.
+fn redact_endpoint(value: &str) -> String {
+    match url::Url::parse(value) {
+        Ok(u) => {
+            let hidden = u.password().is_some()
+                || !u.username().is_empty()
+                || !matches!(u.path(), "" | "/")
+                || u.query().is_some();
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let host = u.host_str().unwrap_or("");
+            format!("{}://{host}{port}{}", u.scheme(), if hidden { "/<redacted>" } else { "" })
+        }
+        Err(_) => "<redacted>".to_owned(),
     }
 }
 
@@ -291,6 +313,51 @@ mod tests {
             ]
         );
         assert_eq!(layered.from_file, ["batch-events", "database-url", "no-api"]);
+    }
+
+    #[test]
+    fn print_config_shows_sources_and_hides_secrets() {
+        use clap::FromArgMatches;
+        let f = file("[node]\nbatch_events = 7\n");
+        let cli = Cli::command();
+        let layered = layer(
+            &cli,
+            args(&[
+                "beatstream",
+                "--config",
+                f.path().to_str().unwrap(),
+                "node",
+                "--database-url",
+                "postgres://app:s3cret@db.example.com/beatstream",
+                "--rpc-url",
+                "https://eth.example.com/v2/APIKEY123",
+                "--keeper-private-key",
+                "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+            ]),
+        )
+        .unwrap();
+        let matches = Cli::command().try_get_matches_from(layered.args).unwrap();
+        Cli::from_arg_matches(&matches).unwrap();
+        let (_, sub) = matches.subcommand().unwrap();
+        let node = Cli::command();
+        let out = render(node.find_subcommand("node").unwrap(), sub, &layered.from_file);
+        for secret in ["s3cret", "APIKEY123", "59c6995e"] {
+            assert!(!out.contains(secret), "{secret} printed:\n{out}");
+        }
+        let line = |key: &str| {
+            out.lines().find(|l| l.starts_with(&format!("{key} ="))).unwrap_or_default().to_owned()
+        };
+        assert!(line("batch_events").ends_with("# config file"), "{out}");
+        assert!(line("database_url").contains("db.example.com"), "{out}");
+        assert!(line("database_url").ends_with("# command line"), "{out}");
+        assert!(line("keeper_private_key").contains("<redacted>"), "{out}");
+        assert!(line("confirmations").ends_with("# default"), "{out}");
+        // What it prints (secrets left out) is a config file that reads back.
+        let printed =
+            out.lines().filter(|l| !l.contains("redacted")).collect::<Vec<_>>().join("\n");
+        let printed = file(&printed);
+        let back = ["beatstream", "--config", printed.path().to_str().unwrap(), "node"];
+        layer(&Cli::command(), args(&back)).expect("the printed configuration reads back");
     }
 
     #[test]
