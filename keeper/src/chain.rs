@@ -3,6 +3,8 @@
 //! The provider comes from `beatstream_primitives::rpc`: every request is bounded by `--rpc-timeout-secs`, retried
 //! after rate limits and outages, and fails over between `--rpc-url`s.
 
+mod simulation;
+
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
@@ -36,7 +38,7 @@ use crate::{
 pub(crate) struct Chain {
     provider: DynProvider,
     /// Set once the endpoints turn out not to serve `eth_simulateV1`: batches are simulated with `eth_call`
-    /// ([`crate::simulation`]) from then on.
+    /// ([`simulation`]) from then on.
     without_simulate_v1: Arc<AtomicBool>,
 }
 
@@ -138,7 +140,7 @@ impl Chain {
     /// Items skipped by the contract change nothing, so the outcome of the others does not depend on them.
     ///
     /// With `eth_simulateV1`, or with `eth_call`s once the endpoints answer that they do not serve it (remembered
-    /// for good): the same outcomes, the gas a little higher ([`crate::simulation`]).
+    /// for good): the same outcomes, the gas a little higher ([`simulation`]).
     pub(crate) async fn simulate(
         &self,
         from: Address,
@@ -154,7 +156,7 @@ impl Chain {
                 }
             }
         }
-        crate::simulation::simulate(self, from, vault, items).await
+        simulation::simulate(self, from, vault, items).await
     }
 
     /// [`Self::simulate`] with `eth_simulateV1`; `None` when the endpoint does not serve it.

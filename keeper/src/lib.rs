@@ -8,7 +8,7 @@
 //!
 //! Where things are: `service.rs` (start-up and the leader loop), `step/` (one step's I/O), `policy/` (what to
 //! batch, when, and at what fees, as pure functions), `db/` (all SQL: the epoch-fenced journal, the book, the
-//! lease), `chain.rs` (RPC; `simulation.rs` where the node does not serve `eth_simulateV1`), `leader.rs` (the
+//! lease), `chain.rs` (RPC; `chain/simulation.rs` where the node does not serve `eth_simulateV1`), `leader.rs` (the
 //! election), `http.rs` and `metrics.rs` (operations).
 
 mod book;
@@ -22,7 +22,6 @@ mod metrics;
 mod policy;
 mod service;
 mod signer;
-mod simulation;
 mod step;
 
 pub use config::{Config, Options, SignerArgs};

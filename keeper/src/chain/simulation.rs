@@ -36,9 +36,9 @@ use beatstream_primitives::{
 };
 use tracing::warn;
 
+use super::{Chain, grant_id};
 use crate::{
     Error, Result,
-    chain::{Chain, grant_id},
     db::{Outcome, SkipReason},
     policy::batch::BATCH_BASE_GAS,
 };
