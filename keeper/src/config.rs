@@ -190,7 +190,7 @@ pub struct Options {
     /// Seconds that settleable value may wait (or a transaction stay unconfirmed) before `/health` reports a stall.
     #[arg(long, env = "BEATSTREAM_KEEPER_STALL_SECS", default_value_t = DEFAULT_STALL_SECS)]
     pub stall_secs: u64,
-    /// Address for `/health` and `/metrics`; none when unset.
+    /// Address for `/health`, `/ready` and `/metrics`; none when unset (`--keeper-http` in `beatstream node`).
     #[arg(long, env = "BEATSTREAM_KEEPER_HTTP")]
     pub http: Option<SocketAddr>,
     /// Test hook: stop as if killed at this point of the first batch (`after-journal` or `after-broadcast`), or

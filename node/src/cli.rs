@@ -96,6 +96,9 @@ pub(crate) struct NodeArgs {
     /// Where the API serves `/graphql`.
     #[arg(long = "api-listen", env = "BEATSTREAM_API_LISTEN", default_value = beatstream_graphql_api::DEFAULT_LISTEN)]
     pub(crate) api_listen: std::net::SocketAddr,
+    /// Where the keeper serves `/health`, `/ready` and `/metrics` (`beatstream keeper --http`); none when unset.
+    #[arg(long = "keeper-http", env = "BEATSTREAM_KEEPER_HTTP")]
+    pub(crate) keeper_http: Option<std::net::SocketAddr>,
     /// Do not run the indexer (another process does).
     #[arg(long, env = "BEATSTREAM_NO_INDEXER")]
     pub(crate) no_indexer: bool,

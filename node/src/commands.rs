@@ -66,6 +66,7 @@ async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
     }
     let mut keeper_options = beatstream_keeper::Options::new(deployment.clone());
     keeper_options.signer = args.keeper_signer;
+    keeper_options.http = args.keeper_http;
     let keeper = beatstream_keeper::Config {
         database: database.clone(),
         rpc: rpc.clone(),

@@ -3,7 +3,7 @@
 //! it cleanly.
 //!
 //! What `beatstream node` takes today: the shared database, RPC and deployment, the indexer's options, the keeper's
-//! key, the relay's and the API's listen addresses. The relay's limits, the keeper's HTTP address and thresholds and
+//! key and HTTP address, the relay's and the API's listen addresses. The relay's limits, the keeper's thresholds and
 //! the API's limits are not flags of `beatstream node` (issue 16), so this test cannot give them.
 
 use std::{
@@ -40,7 +40,8 @@ async fn cursor(db: &TestDb) -> eyre::Result<Option<u64>> {
 async fn node_runs_every_service_as_configured_by_flags_and_variables() -> eyre::Result<()> {
     let chain = Chain::new().await?;
     let db = TestDb::new().await?;
-    let (api, relay, indexer_http) = (free_addr(), free_addr(), free_addr());
+    let (api, relay, indexer_http, keeper_http) =
+        (free_addr(), free_addr(), free_addr(), free_addr());
     let keeper_key = chain.anvil.private_key_hex(9);
     let keeper_address = chain.anvil.signer(9).address();
 
@@ -63,6 +64,7 @@ async fn node_runs_every_service_as_configured_by_flags_and_variables() -> eyre:
         .env("BEATSTREAM_CONFIRMATIONS", CONFIRMATIONS.to_string())
         .env("BEATSTREAM_POLL_INTERVAL_MS", "100")
         .env("BEATSTREAM_KEEPER_PRIVATE_KEY", &keeper_key)
+        .env("BEATSTREAM_KEEPER_HTTP", keeper_http.to_string())
         .env("BEATSTREAM_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -109,6 +111,12 @@ async fn node_runs_every_service_as_configured_by_flags_and_variables() -> eyre:
     assert_eq!(sender, keeper_address.to_string().to_lowercase(), "{started}");
     until("the keeper to take the lease", || async {
         Ok(logs.event("beatstream::keeper", "became the active keeper"))
+    })
+    .await?;
+
+    // The keeper serves /ready on the address given by variable, and is ready once it leads.
+    until("the keeper's /ready on BEATSTREAM_KEEPER_HTTP", || async {
+        Ok(http(keeper_http, "GET", "/ready", "").ok().filter(|(status, _)| *status == 200))
     })
     .await?;
 
@@ -207,7 +215,7 @@ async fn node_runs_every_service_as_configured_by_flags_and_variables() -> eyre:
         assert!(event["level"].is_string() && event["target"].is_string(), "{line}");
     }
     // The addresses are free again.
-    for addr in [api, relay, indexer_http] {
+    for addr in [api, relay, indexer_http, keeper_http] {
         assert!(TcpStream::connect(addr).is_err(), "{addr} still accepts connections");
     }
     Ok(())
