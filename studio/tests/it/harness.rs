@@ -1,0 +1,193 @@
+//! A studio served on a local port, on anvil with the real contracts and a fresh database, and a client that signs
+//! in the way a wallet does.
+
+use std::{net::SocketAddr, time::Duration};
+
+use alloy::{
+    primitives::{Address, B256},
+    signers::{SignerSync, local::PrivateKeySigner},
+};
+use beatstream_primitives::{db::DatabaseArgs, rpc::RpcArgs, unix_now};
+use beatstream_studio::{
+    Config, Options, Studio,
+    siwe::{DateTime, Message},
+};
+use beatstream_testkit::{TestDb, scene::Chain};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// Everything a studio test needs.
+pub(crate) struct Env {
+    pub(crate) chain: Chain,
+    pub(crate) db: TestDb,
+    pub(crate) addr: SocketAddr,
+    http: reqwest::Client,
+    server: JoinHandle<()>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Env {
+    /// Anvil with the contracts, a database, and the studio with its defaults on a free port (its domain the
+    /// port's address).
+    pub(crate) async fn new() -> eyre::Result<Self> {
+        Self::with(|_| {}).await
+    }
+
+    /// [`Env::new`] with the studio's options changed by `configure`.
+    pub(crate) async fn with(configure: impl FnOnce(&mut Options)) -> eyre::Result<Self> {
+        beatstream_primitives::tls::install_crypto_provider();
+        let chain = Chain::new().await?;
+        let db = TestDb::new().await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut options = Options {
+            domain: addr.to_string(),
+            ..Options::new(chain.deployment_file.path().to_owned())
+        };
+        configure(&mut options);
+        let studio = Studio::connect(Config {
+            database: DatabaseArgs::new(db.url()),
+            rpc: RpcArgs { rpc_timeout_secs: 10, ..RpcArgs::from(chain.anvil.endpoint_url()) },
+            options,
+        })
+        .await?;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, beatstream_studio::router(studio)).await.expect("studio serves");
+        });
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Self { chain, db, addr, http, server })
+    }
+
+    /// `POST /studio/siwe/nonce`'s nonce.
+    pub(crate) async fn nonce(&self) -> eyre::Result<String> {
+        let (status, body) = self.post("/studio/siwe/nonce", None).await?;
+        eyre::ensure!(status == StatusCode::OK, "nonce: {status} {body}");
+        Ok(body["nonce"].as_str().expect("a nonce").to_owned())
+    }
+
+    /// The message a wallet would be asked to sign for `address` with `nonce`: this studio's domain and chain,
+    /// issued now, no expiry.
+    pub(crate) fn message(&self, address: Address, nonce: &str) -> Message {
+        Message {
+            scheme: None,
+            domain: self.addr.to_string(),
+            address,
+            statement: Some("Sign in to the BeatStream studio.".into()),
+            uri: format!("http://{}/studio", self.addr),
+            chain_id: self.chain.deployment.chain_id,
+            nonce: nonce.to_owned(),
+            issued_at: DateTime::from_unix_seconds(unix_now() as i64),
+            expiration_time: None,
+            not_before: None,
+            request_id: None,
+            resources: None,
+        }
+    }
+
+    /// `POST /studio/siwe/verify` with `message` and `signature`.
+    pub(crate) async fn verify(
+        &self,
+        message: &str,
+        signature: &[u8],
+    ) -> eyre::Result<(StatusCode, Value)> {
+        let body =
+            json!({ "message": message, "signature": alloy::hex::encode_prefixed(signature) });
+        self.post("/studio/siwe/verify", Some(body)).await
+    }
+
+    /// Signs in as `key` (a fresh nonce, the default message, `personal_sign`); returns the bearer token.
+    pub(crate) async fn sign_in(&self, key: &PrivateKeySigner) -> eyre::Result<String> {
+        let message = self.message(key.address(), &self.nonce().await?).to_string();
+        let (status, body) = self.verify(&message, &personal_sign(key, &message)).await?;
+        eyre::ensure!(status == StatusCode::OK, "sign-in: {status} {body}");
+        Ok(body["token"].as_str().expect("a token").to_owned())
+    }
+
+    /// `GET /studio/me?label=<label>` with `token`.
+    pub(crate) async fn me(
+        &self,
+        token: Option<&str>,
+        label: &str,
+    ) -> eyre::Result<(StatusCode, Value)> {
+        let label: String = url::form_urlencoded::byte_serialize(label.as_bytes()).collect();
+        self.get(&format!("/studio/me?label={label}"), token).await
+    }
+
+    /// GETs `path`, with `token` as the bearer when given; the status and the JSON answer.
+    pub(crate) async fn get(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> eyre::Result<(StatusCode, Value)> {
+        let mut request = self.http.get(format!("http://{}{path}", self.addr));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        Ok((response.status(), response.json().await?))
+    }
+
+    /// POSTs `body` (JSON) to `path`; the status and the JSON answer.
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: Option<Value>,
+    ) -> eyre::Result<(StatusCode, Value)> {
+        let mut request = self.http.post(format!("http://{}{path}", self.addr));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        Ok((response.status(), response.json().await?))
+    }
+
+    /// A raw POST of `body` with `content_type`.
+    pub(crate) async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &'static str,
+    ) -> eyre::Result<(StatusCode, Value)> {
+        let response = self
+            .http
+            .post(format!("http://{}{path}", self.addr))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await?;
+        Ok((response.status(), response.json().await?))
+    }
+
+    /// Rows of `table`.
+    pub(crate) async fn count(&self, table: &str) -> eyre::Result<i64> {
+        Ok(sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(self.db.pool())
+            .await?)
+    }
+
+    /// The `namehash` of `<label>.beatstream.eth`.
+    pub(crate) fn node(&self, label: &str) -> B256 {
+        let mut preimage = self.chain.deployment.root_node.to_vec();
+        preimage.extend_from_slice(alloy::primitives::keccak256(label).as_slice());
+        alloy::primitives::keccak256(preimage)
+    }
+}
+
+/// `personal_sign`: `key`'s EIP-191 signature of `message`, 65 bytes with `v` 27 or 28.
+pub(crate) fn personal_sign(key: &PrivateKeySigner, message: &str) -> Vec<u8> {
+    key.sign_message_sync(message.as_bytes()).expect("signs").as_bytes().to_vec()
+}
+
+/// Asserts `answer` is the error `code` with `status`.
+#[track_caller]
+pub(crate) fn assert_error(answer: &(StatusCode, Value), status: u16, code: &str) {
+    let (got, body) = answer;
+    assert_eq!((got.as_u16(), body["error"]["code"].as_str()), (status, Some(code)), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+}
