@@ -118,7 +118,7 @@ where
 }
 
 /// A signed-in address that manages the request's artist name: the route's `{label}` path parameter, else the
-/// `label` query parameter. Refused with `invalid_label`, `unauthorized` or `not_manager`.
+/// `label` query parameter. Refused with `bad_request` (no label), `unauthorized`, `invalid_label` or `not_manager`.
 impl<S> FromRequestParts<S> for Artist
 where
     Studio: FromRef<S>,

@@ -18,6 +18,10 @@ const HALF_ORDER: U256 = U256::from_limbs([
 /// message`): 65 bytes `r ‖ s ‖ v`, `v` 27 or 28 (or 0 or 1), `s` in the lower half. `None` when it is not such a
 /// signature.
 pub(crate) fn eoa_signer(message: &str, signature: &[u8]) -> Option<Address> {
+    // `Signature::from_raw` would also take EIP-155 `v`s (35 and up), which no message signature has.
+    if !matches!(signature.get(64), Some(0 | 1 | 27 | 28)) {
+        return None;
+    }
     let sig = Signature::from_raw(signature).ok()?;
     if sig.s() > HALF_ORDER {
         return None;
@@ -74,14 +78,38 @@ mod tests {
         }
     }
 
+    /// The request in `docs/STUDIO.md` is a real one: anvil's first key's signature of its message.
+    #[test]
+    fn the_signature_in_the_docs_is_the_messages() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/STUDIO.md"))
+                .unwrap();
+        let body = doc
+            .split("Content-Type: application/json\n\n")
+            .nth(1)
+            .unwrap()
+            .split("\n```")
+            .next()
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        let message = body["message"].as_str().unwrap();
+        let signature = alloy::hex::decode(body["signature"].as_str().unwrap()).unwrap();
+        let address = crate::siwe::Message::parse(message).unwrap().address;
+        assert_eq!(eoa_signer(message, &signature), Some(address));
+    }
+
     #[test]
     fn refuses_what_is_not_a_65_byte_signature() {
         let key = PrivateKeySigner::random();
         let sig = key.sign_message_sync(b"hello").unwrap().as_bytes();
         assert_eq!(eoa_signer("hello", &sig), Some(key.address()));
         assert_eq!(eoa_signer("hello", &sig[..64]), None);
-        let mut bad_v = sig;
-        bad_v[64] = 29;
-        assert_eq!(eoa_signer("hello", &bad_v), None);
+        let mut v = sig;
+        v[64] -= 27;
+        assert_eq!(eoa_signer("hello", &v), Some(key.address()));
+        for bad in [2, 29, 35, 36, 37] {
+            v[64] = bad;
+            assert_eq!(eoa_signer("hello", &v), None, "v = {bad}");
+        }
     }
 }

@@ -436,6 +436,35 @@ Resources:";
         assert!(malformed_because("").contains("must end with"));
     }
 
+    /// The examples of `docs/STUDIO.md` are messages this node takes: the one in the JSON body of
+    /// `POST /studio/siwe/verify` and the one in its own block.
+    #[test]
+    fn the_examples_in_the_docs_sign_in_on_a_dev_node() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/STUDIO.md"))
+                .unwrap();
+        let mut examples: Vec<String> = doc
+            .split("```text\n")
+            .skip(1)
+            .map(|block| block.split("\n```").next().unwrap().to_owned())
+            .filter(|block| !block.starts_with('['))
+            .collect();
+        let json = doc.split("\"message\": ").nth(1).unwrap().split(",\n").next().unwrap();
+        examples.push(serde_json::from_str(json).unwrap());
+        assert_eq!(examples.len(), 2, "{examples:?}");
+        let expected = crate::siwe::Expected {
+            domain: crate::config::DEFAULT_DOMAIN.to_owned(),
+            chain_id: 31337,
+        };
+        for text in examples {
+            let m = Message::parse(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            let issued = std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(m.issued_at.unix_seconds() as u64);
+            expected.check(&m, issued).unwrap();
+            assert_eq!(m.to_string(), text);
+        }
+    }
+
     fn message() -> impl Strategy<Value = Message> {
         let date = (
             1970i64..2200,

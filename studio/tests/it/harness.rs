@@ -9,7 +9,7 @@ use alloy::{
 };
 use beatstream_primitives::{db::DatabaseArgs, rpc::RpcArgs, unix_now};
 use beatstream_studio::{
-    Config, Options, Studio,
+    Artist, Config, Options, Studio,
     siwe::{DateTime, Message},
 };
 use beatstream_testkit::{TestDb, scene::Chain};
@@ -57,8 +57,19 @@ impl Env {
             options,
         })
         .await?;
+        // The studio's routes, and one that takes the artist name from its path as upload routes will.
+        let app = beatstream_studio::router(studio.clone()).merge(
+            axum::Router::new()
+                .route(
+                    "/test/artists/{label}",
+                    axum::routing::get(|artist: Artist| async move {
+                        axum::Json(json!({ "label": artist.label, "address": artist.address }))
+                    }),
+                )
+                .with_state(studio),
+        );
         let server = tokio::spawn(async move {
-            axum::serve(listener, beatstream_studio::router(studio)).await.expect("studio serves");
+            axum::serve(listener, app).await.expect("studio serves");
         });
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
         Ok(Self { chain, db, addr, http, server })

@@ -25,6 +25,10 @@ async fn the_names_manager_is_allowed_and_follows_a_transfer() -> eyre::Result<(
     assert_eq!(body["label"], "aurora", "{body}");
     assert_eq!(body["node"], node.to_string(), "{body}");
     assert_error(&env.me(Some(&buyer_token), "aurora").await?, 403, "not_manager");
+    // The `Artist` extractor takes the name from a route's `{label}` as well.
+    let (status, body) = env.get("/test/artists/aurora", Some(&artist_token)).await?;
+    assert_eq!((status, &body["label"]), (StatusCode::OK, &"aurora".into()), "{body}");
+    assert_error(&env.get("/test/artists/aurora", Some(&buyer_token)).await?, 403, "not_manager");
 
     // The holder approves an operator for all its tokens: the registry lets it manage the name too.
     let registry = env.chain.registry(&artist);
