@@ -1,6 +1,7 @@
 //! The audio crate against real files: the committed fixtures (tests/fixtures/make.sh made them) and damaged
 //! copies of them, the chunk pipeline end to end, and the test vectors in docs/vectors/audio.json.
 
+mod browser;
 mod chunks;
 mod errors;
 mod probe;
