@@ -1,6 +1,10 @@
 //! A source file decoded to 16-bit PCM packet by packet, holding the upload to its limits as it goes.
 
-use std::{fs::File, path::Path};
+use std::{
+    fs::File,
+    io::{Read, Seek, SeekFrom},
+    path::Path,
+};
 
 use symphonia::core::{
     codecs::audio::{AudioDecoder, AudioDecoderOptions, well_known as codec_ids},
@@ -48,18 +52,28 @@ enum Decoder {
 impl PcmReader {
     /// Opens `path` and reads its headers; the content, not the file's name, decides what it is.
     pub fn open(path: &Path, limits: &Limits) -> Result<Self> {
-        let file = File::open(path)?;
+        let mut file = File::open(path)?;
         let len = file.metadata()?.len();
-        Self::new(Box::new(file), len, limits)
+        let mut head = [0u8; 12];
+        let read = file.read(&mut head)?;
+        file.seek(SeekFrom::Start(0))?;
+        Self::new(Box::new(file), len, Signature::of(&head[..read]), limits)
     }
 
     /// Reads a file already in memory (a chunk, say).
     pub fn from_bytes(bytes: Vec<u8>, limits: &Limits) -> Result<Self> {
         let len = bytes.len() as u64;
-        Self::new(Box::new(std::io::Cursor::new(bytes)), len, limits)
+        let signature = Signature::of(&bytes[..bytes.len().min(12)]);
+        Self::new(Box::new(std::io::Cursor::new(bytes)), len, signature, limits)
     }
 
-    fn new(source: Box<dyn MediaSource>, len: u64, limits: &Limits) -> Result<Self> {
+    /// `signature` tells a damaged file of a format taken (refused as corrupt) from another kind of file.
+    fn new(
+        source: Box<dyn MediaSource>,
+        len: u64,
+        signature: Signature,
+        limits: &Limits,
+    ) -> Result<Self> {
         if len == 0 {
             return Err(Error::Empty);
         }
@@ -70,6 +84,12 @@ impl PcmReader {
         let format = symphonia::default::get_probe()
             .probe(&Hint::new(), source, FormatOptions::default(), MetadataOptions::default())
             .map_err(|err| match err {
+                SymphoniaError::IoError(_) if signature != Signature::Unknown => {
+                    Error::Corrupt("the file ends inside its headers".into())
+                }
+                SymphoniaError::Unsupported(_) if signature == Signature::Mp3 => Error::Corrupt(
+                    "the file starts like an MP3 but holds no run of MP3 frames".into(),
+                ),
                 SymphoniaError::IoError(_) | SymphoniaError::Unsupported(_) => {
                     Error::Unsupported("not an MP3, Ogg Opus, FLAC or WAV file".into())
                 }
@@ -257,6 +277,34 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<AudioInfo> {
     Ok(reader.info().expect("the reader reached the end"))
 }
 
+/// What a file's first bytes say it is, before Symphonia looks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Signature {
+    /// An ID3 tag or an MPEG Layer III frame sync: MP3.
+    Mp3,
+    /// `fLaC`, `OggS` or `RIFF….WAVE`.
+    Container,
+    /// Anything else.
+    Unknown,
+}
+
+impl Signature {
+    fn of(head: &[u8]) -> Self {
+        // Sync (11 bits) and layer bits `01`: Layer III only, so AAC's ADTS and MPEG layers I and II stay unknown.
+        let layer_3 = head.len() >= 2 && head[0] == 0xff && head[1] & 0xe6 == 0xe2;
+        if head.starts_with(b"ID3") || layer_3 {
+            Self::Mp3
+        } else if head.starts_with(b"fLaC")
+            || head.starts_with(b"OggS")
+            || (head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WAVE"))
+        {
+            Self::Container
+        } else {
+            Self::Unknown
+        }
+    }
+}
+
 fn codec_of(id: symphonia::core::codecs::audio::AudioCodecId) -> Option<Codec> {
     use codec_ids::*;
     Some(match id {
@@ -283,5 +331,24 @@ fn corrupt(err: SymphoniaError) -> Error {
             Error::Unsupported("a chained stream (tracks one after another)".into())
         }
         other => Error::Corrupt(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures() {
+        assert!(Signature::of(&[0xff, 0xfb, 0x90, 0x64]) == Signature::Mp3, "MPEG-1 Layer III");
+        assert!(Signature::of(&[0xff, 0xf3, 0x40, 0xc4]) == Signature::Mp3, "MPEG-2 Layer III");
+        assert!(Signature::of(b"ID3\x04\x00") == Signature::Mp3);
+        assert!(Signature::of(&[0xff, 0xf1, 0x50, 0x80]) == Signature::Unknown, "AAC in ADTS");
+        assert!(Signature::of(&[0xff, 0xfd, 0x90, 0x04]) == Signature::Unknown, "MPEG-1 Layer II");
+        assert!(Signature::of(b"fLaC\x80") == Signature::Container);
+        assert!(Signature::of(b"OggS\x00\x02") == Signature::Container);
+        assert!(Signature::of(b"RIFF\x24\x00\x00\x00WAVE") == Signature::Container);
+        assert!(Signature::of(b"RIFF\x24\x00\x00\x00AVI ") == Signature::Unknown);
+        assert!(Signature::of(b"") == Signature::Unknown);
     }
 }

@@ -36,8 +36,10 @@ pub fn pcm(seed: u64, seconds: u32) -> Vec<i16> {
         let t = f64::from(frame) / f64::from(SAMPLE_RATE);
         let (pitch, pan) = notes[(frame / note_frames) as usize];
         let in_note = f64::from(frame % note_frames) / f64::from(SAMPLE_RATE);
-        // 10 ms attack, then an exponential decay: a plucked sound that never clicks.
-        let envelope = (in_note / 0.01).min(1.0) * (-in_note * 5.0).exp();
+        // 10 ms attack, an exponential decay, and a 10 ms release before the next note: a pluck that never clicks.
+        let note_seconds = 1.0 / f64::from(NOTES_PER_SECOND);
+        let envelope =
+            (in_note / 0.01).min((note_seconds - in_note) / 0.01).min(1.0) * (-in_note * 5.0).exp();
         let phase = (t * pitch).fract();
         let triangle = 4.0 * (phase - 0.5).abs() - 1.0;
         let voice = envelope * (0.8 * (std::f64::consts::TAU * phase).sin() + 0.2 * triangle);
