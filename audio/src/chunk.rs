@@ -190,6 +190,24 @@ mod tests {
         assert_eq!(bytes[8..10], bytes[10..12], "fixed block size: minimum = maximum");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn any_pcm_survives_a_chunk(
+            stereo: bool,
+            rate in proptest::sample::select(vec![8_000u32, 22_050, 44_100, 48_000, 96_000]),
+            samples in proptest::collection::vec(proptest::num::i16::ANY, 1..6_000),
+        ) {
+            let channels: u16 = if stereo { 2 } else { 1 };
+            let mut samples = samples;
+            samples.truncate(samples.len() / usize::from(channels) * usize::from(channels));
+            proptest::prop_assume!(!samples.is_empty());
+            let decoded = decode_chunk(&encode_chunk(rate, channels, &samples)).unwrap();
+            proptest::prop_assert_eq!(decoded, Pcm { sample_rate: rate, channels, samples });
+        }
+    }
+
     #[test]
     fn decode_chunk_refuses_other_files() {
         let wav = crate::wav::encode(8_000, 1, &[1, 2, 3]);

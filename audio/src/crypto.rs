@@ -208,6 +208,23 @@ mod tests {
         assert!(open_secret(&node, &sealed[1..]).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn chunks_open_under_their_own_key_and_index_only(
+            secret: [u8; 32],
+            index in 0..u32::MAX,
+            plaintext in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+        ) {
+            let secret = TrackSecret::from_bytes(secret);
+            let key = chunk_key(&secret, index);
+            let stored = encrypt_chunk(&key, index, &plaintext);
+            proptest::prop_assert_eq!(stored.len(), plaintext.len() + TAG_LEN);
+            proptest::prop_assert_eq!(decrypt_chunk(&key, index, &stored).unwrap(), plaintext);
+            proptest::prop_assert!(decrypt_chunk(&key, index + 1, &stored).is_err());
+            proptest::prop_assert!(decrypt_chunk(&chunk_key(&secret, index + 1), index, &stored).is_err());
+        }
+    }
+
     #[test]
     fn generated_secrets_differ() {
         assert_ne!(TrackSecret::generate(), TrackSecret::generate());

@@ -178,7 +178,8 @@ impl PcmReader {
         self.finished.then_some(AudioInfo { format: self.spec, frames: self.frames })
     }
 
-    /// The next decoded block (interleaved, at least one frame), or `None` at the end of a sound stream.
+    /// The next decoded block (interleaved, at least one frame), or `None` at the end of a sound stream. An error
+    /// refuses the whole file: read no further.
     pub fn next_block(&mut self) -> Result<Option<&[i16]>> {
         if self.finished {
             return Ok(None);
