@@ -4,6 +4,7 @@
 //!
 //! Services never import one another; whatever two of them must agree on lives here.
 
+pub mod audio_key;
 pub mod contracts;
 pub mod db;
 pub mod deployment;

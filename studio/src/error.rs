@@ -94,6 +94,33 @@ pub enum Error {
         /// Whether an artist has the name.
         registered: bool,
     },
+    /// The node's own failure that is none of the above (a temporary file, a task); the message says what.
+    #[error("{0}")]
+    Internal(String),
+    /// The object store failed or could not be reached (only `storage.rs` produces it).
+    #[error("storage: {0}")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The upload was refused by the audio crate (empty, unsupported, corrupt, too long, too large), or reading it
+    /// back failed.
+    #[error(transparent)]
+    Audio(beatstream_audio::Error),
+    /// The node was started without an audio key, so it cannot seal a track's secret.
+    #[error(
+        "this node takes no uploads: it was started without an audio key (--audio-key-file or --audio-key)"
+    )]
+    AudioKeyMissing,
+    /// No uploaded track has this root (as given in the request).
+    #[error("no track {0:?} is stored here")]
+    UnknownTrack(String),
+    /// The track has no chunk at this index, or no chunk has this hash.
+    #[error("{0}")]
+    UnknownChunk(String),
+    /// A `Range` request none of whose bytes exist.
+    #[error("the range is outside the {size} bytes of the object")]
+    RangeNotSatisfiable {
+        /// The object's size.
+        size: u64,
+    },
 }
 
 /// Result alias for this crate.
@@ -101,12 +128,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// The stable code a client sees.
-    pub const fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
             Self::Config(_)
             | Self::Deployment(_)
             | Self::Database(_)
             | Self::Random(_)
+            | Self::Internal(_)
             | Self::WrongChain { .. } => "internal",
             Self::Rpc(_) => "chain_unavailable",
             Self::BadRequest(_) => "bad_request",
@@ -121,16 +149,28 @@ impl Error {
             Self::Unauthorized(_) => "unauthorized",
             Self::InvalidLabel(_) => "invalid_label",
             Self::NotManager { .. } => "not_manager",
+            Self::Storage(_) => "storage_unavailable",
+            Self::Audio(e) => match e {
+                beatstream_audio::Error::Io(_)
+                | beatstream_audio::Error::Decrypt
+                | beatstream_audio::Error::Manifest(_) => "internal",
+                _ => e.code(),
+            },
+            Self::AudioKeyMissing => "audio_key_missing",
+            Self::UnknownTrack(_) => "unknown_track",
+            Self::UnknownChunk(_) => "unknown_chunk",
+            Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
         }
     }
 
     /// The HTTP status it is answered with.
-    pub const fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             Self::Config(_)
             | Self::Deployment(_)
             | Self::Database(_)
             | Self::Random(_)
+            | Self::Internal(_)
             | Self::WrongChain { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Rpc(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest(_) | Self::Malformed(_) | Self::InvalidLabel(_) => {
@@ -145,6 +185,19 @@ impl Error {
             | Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotManager { .. } => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Storage(_) | Self::AudioKeyMissing => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Audio(e) => match e {
+                beatstream_audio::Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                beatstream_audio::Error::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                beatstream_audio::Error::Empty
+                | beatstream_audio::Error::Corrupt(_)
+                | beatstream_audio::Error::TooLong { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                beatstream_audio::Error::Io(_)
+                | beatstream_audio::Error::Decrypt
+                | beatstream_audio::Error::Manifest(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Self::UnknownTrack(_) | Self::UnknownChunk(_) => StatusCode::NOT_FOUND,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
         }
     }
 
@@ -154,6 +207,7 @@ impl Error {
         match self.code() {
             "internal" => "internal error".to_owned(),
             "chain_unavailable" => "the chain could not be reached; try again".to_owned(),
+            "storage_unavailable" => "the audio store could not be reached; try again".to_owned(),
             _ => self.to_string(),
         }
     }
@@ -173,6 +227,11 @@ impl IntoResponse for Error {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        if let Self::RangeNotSatisfiable { size } = self {
+            let value = header::HeaderValue::from_str(&format!("bytes */{size}"))
+                .expect("a number is a header value");
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
         }
         response
     }
@@ -194,5 +253,29 @@ mod tests {
             e.client_message().ends_with("aurora.beatstream.eth: no artist has that name"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn audio_refusals_keep_the_audio_crates_codes() {
+        use beatstream_audio::Error as Audio;
+        for (e, code, status) in [
+            (Audio::Empty, "audio_empty", 422),
+            (Audio::Unsupported("text".into()), "audio_unsupported", 415),
+            (Audio::Corrupt("bad frame".into()), "audio_corrupt", 422),
+            (Audio::TooLong { max_ms: 1000 }, "audio_too_long", 422),
+            (Audio::TooLarge { max_bytes: 10 }, "audio_too_large", 413),
+            (Audio::Io(std::io::ErrorKind::NotFound.into()), "internal", 500),
+        ] {
+            let e = Error::Audio(e);
+            assert_eq!((e.code(), e.status().as_u16()), (code, status), "{e}");
+        }
+        let e = Error::Storage("connection refused to s3.internal:9000".into());
+        assert_eq!(
+            (e.code(), e.client_message().as_str()),
+            ("storage_unavailable", "the audio store could not be reached; try again")
+        );
+        let response = Error::RangeNotSatisfiable { size: 42 }.into_response();
+        assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(response.headers()[header::CONTENT_RANGE], "bytes */42");
     }
 }

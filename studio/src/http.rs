@@ -1,31 +1,40 @@
 //! The studio on the wire: [`router`] serves `/studio/...` (JSON in and out, errors as
-//! `{"error": {"code", "message"}}`), and the extractors [`Session`] and [`Artist`] authenticate a request.
+//! `{"error": {"code", "message"}}`) and the public `/audio/...` routes (`serve.rs`), and the extractors [`Session`]
+//! and [`Artist`] authenticate a request.
 
 use alloy::primitives::Address;
 use axum::{
     Json, Router,
+    body::Body,
     extract::{
         DefaultBodyLimit, FromRef, FromRequestParts, RawPathParams, State, rejection::JsonRejection,
     },
-    http::{HeaderMap, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
-use crate::{Error, Result, Studio, studio::Artist};
+use crate::{Error, Result, Studio, serve, studio::Artist};
 
-/// Largest request body the studio's sign-in routes read: a message with a long list of resources fits.
+/// Largest request body the studio's JSON routes read: a sign-in message with a long list of resources fits.
+/// Uploads have their own limit, `--studio-max-upload-bytes`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The studio's routes, to be merged into a server (the node mounts them on the API's address):
-/// `POST /studio/siwe/nonce`, `POST /studio/siwe/verify` and `GET /studio/me?label=…` (`docs/STUDIO.md`).
+/// `POST /studio/siwe/nonce`, `POST /studio/siwe/verify`, `GET /studio/me?label=…`,
+/// `POST /studio/artists/{label}/tracks`, and the public `GET /audio/{root}/manifest.json`,
+/// `GET /audio/{root}/{index}` and `GET /audio/chunks/{hash}` (`docs/STUDIO.md`).
 pub fn router(studio: Studio) -> Router {
     Router::new()
         .route("/studio/siwe/nonce", post(nonce))
         .route("/studio/siwe/verify", post(verify))
         .route("/studio/me", get(me))
+        // Uploads stream to a file under their own limit, checked as they come.
+        .route("/studio/artists/{label}/tracks", post(upload).layer(DefaultBodyLimit::disable()))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(serve::router())
         .with_state(studio)
 }
 
@@ -98,6 +107,26 @@ async fn me(artist: Artist) -> Json<MeResponse> {
         label: artist.label,
         node: artist.node.to_string(),
     })
+}
+
+async fn upload(
+    State(studio): State<Studio>,
+    artist: Artist,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let span = tracing::info_span!(
+        target: "beatstream::studio", "upload", label = %artist.label, address = %artist.address
+    );
+    let uploaded =
+        studio.upload(&artist, content_length, body.into_data_stream()).instrument(span).await?;
+    let location =
+        HeaderValue::from_str(&uploaded.manifest_url).expect("a path of ASCII is a header value");
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(uploaded)).into_response())
 }
 
 /// The address signed in with the request's `Authorization: Bearer <token>`; refused with `unauthorized`.

@@ -1,19 +1,25 @@
-//! The studio's state and what it does: issue nonces, sign artists in, and authorise a session for an artist name.
-//! `http.rs` puts it on the wire.
+//! The studio's state and what it does: issue nonces, sign artists in, authorise a session for an artist name,
+//! take uploads and find stored tracks. `http.rs` and `serve.rs` put it on the wire.
 
-use std::{sync::Arc, time::SystemTime};
+use std::{path::PathBuf, sync::Arc, time::SystemTime};
 
 use alloy::primitives::{Address, B256};
+use axum::body::Bytes;
+use beatstream_audio::{Limits, NodeKey};
 use beatstream_primitives::Deployment;
-use tracing::info;
+use futures_util::Stream;
+use tracing::{info, warn};
 
 use crate::{
     Config, Error, Result,
+    catalog::{Catalog, Track},
     chain::{Chain, Management},
     db::{Db, NewSession},
     signature,
     siwe::{Expected, Message},
+    storage::{Location, Storage},
     token,
+    upload::{self, Owner, Uploaded},
 };
 
 /// A nonce to put in a sign-in message.
@@ -60,16 +66,48 @@ struct Inner {
     expected: Expected,
     nonce_ttl_secs: u64,
     session_ttl_secs: u64,
+    storage: Storage,
+    /// Seals track secrets; without it uploads are refused.
+    node_key: Option<NodeKey>,
+    limits: Limits,
+    upload_dir: PathBuf,
+    catalog: Catalog,
 }
 
 impl Studio {
-    /// Validates the settings, reads the deployment file, connects to Postgres (migrating it) and checks that the
-    /// RPC endpoint serves the deployment's chain.
+    /// Validates the settings, reads the audio key and the deployment file, opens the audio store, connects to
+    /// Postgres (migrating it) and checks that the RPC endpoint serves the deployment's chain. An S3 store takes its
+    /// settings from the process's `AWS_*` variables.
     pub async fn connect(config: Config) -> Result<Self> {
-        let Config { database, rpc, options } = config;
+        // Collected first: the future must be `Send`, and the environment's iterator is not.
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Self::connect_with_env(config, env).await
+    }
+
+    /// [`Studio::connect`], with the `AWS_*` variables taken from `env` instead of the process's environment.
+    pub async fn connect_with_env(config: Config, env: Vec<(String, String)>) -> Result<Self> {
+        let Config { database, rpc, deployment, audio_key, options } = config;
         options.validate()?;
         database.validate(false).map_err(|e| Error::Config(e.to_string()))?;
-        let deployment = Deployment::load(&options.deployment).map_err(Error::Deployment)?;
+        let node_key =
+            audio_key.load().map_err(|e| Error::Config(e.to_string()))?.map(NodeKey::from_bytes);
+        if node_key.is_none() {
+            warn!(
+                target: "beatstream::studio",
+                "no audio key (--audio-key-file or --audio-key): uploads will be refused with audio_key_missing"
+            );
+        }
+        let location = Location::parse(&options.storage_url)?;
+        // The S3 client's TLS is rustls without a provider of its own: the process's (ring), installed once.
+        beatstream_primitives::tls::install_crypto_provider();
+        let storage = Storage::open(&location, options.storage_s3_endpoint.as_deref(), env)?;
+        let upload_dir = options.upload_dir.clone().unwrap_or_else(std::env::temp_dir);
+        std::fs::create_dir_all(&upload_dir).map_err(|e| {
+            Error::Config(format!("--studio-upload-dir {}: {e}", upload_dir.display()))
+        })?;
+        let deployment = Deployment::load(&deployment).map_err(Error::Deployment)?;
         let chain = Chain::new(&rpc, &deployment)?;
         chain.check_chain_id().await?;
         let db = Db::connect(&database, deployment.chain_id, options.db_connections).await?;
@@ -77,6 +115,8 @@ impl Studio {
             target: "beatstream::studio",
             domain = %options.domain,
             chain_id = deployment.chain_id,
+            storage = ?location,
+            uploads = node_key.is_some(),
             "studio ready"
         );
         Ok(Self {
@@ -86,6 +126,14 @@ impl Studio {
                 expected: Expected { domain: options.domain, chain_id: deployment.chain_id },
                 nonce_ttl_secs: options.nonce_ttl_secs,
                 session_ttl_secs: options.session_ttl_secs,
+                storage,
+                node_key,
+                limits: Limits {
+                    max_duration_ms: options.max_duration_secs * 1000,
+                    max_bytes: options.max_upload_bytes,
+                },
+                upload_dir,
+                catalog: Catalog::new(),
             }),
         })
     }
@@ -170,6 +218,51 @@ impl Studio {
     }
 }
 
+impl Studio {
+    /// Takes an upload for `artist`: refuses it before reading a byte when the node has no audio key or its
+    /// `content_length` is over the limit, streams `body` to a temporary file under the limit, then cuts and stores
+    /// the track (`upload.rs`). The storing runs as a task of its own, so a client that goes away midway leaves
+    /// either a whole track or nothing.
+    pub async fn upload<S, E>(
+        &self,
+        artist: &Artist,
+        content_length: Option<u64>,
+        body: S,
+    ) -> Result<Uploaded>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let inner = &self.inner;
+        let node_key = inner.node_key.clone().ok_or(Error::AudioKeyMissing)?;
+        let max_bytes = inner.limits.max_bytes;
+        if content_length.is_some_and(|n| n > max_bytes) {
+            return Err(Error::Audio(beatstream_audio::Error::TooLarge { max_bytes }));
+        }
+        let file = upload::receive(&inner.upload_dir, body, max_bytes).await?;
+        let owner = Owner { node: artist.node, address: artist.address };
+        let task = upload::store(
+            inner.storage.clone(),
+            inner.db.clone(),
+            node_key,
+            inner.limits,
+            owner,
+            file,
+        );
+        tokio::spawn(task).await.map_err(|e| Error::Internal(format!("the upload task: {e}")))?
+    }
+
+    /// The track `root`, if it was uploaded here.
+    pub(crate) async fn track(&self, root: B256) -> Result<Option<Arc<Track>>> {
+        self.inner.catalog.track(&self.inner.db, root).await
+    }
+
+    /// The audio store.
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+}
+
 /// The signature's bytes from `0x`-prefixed hex.
 fn parse_signature(address: Address, hex: &str) -> Result<Vec<u8>> {
     hex.strip_prefix("0x")
@@ -187,6 +280,13 @@ pub(crate) fn is_valid_label(label: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The node spawns these futures on its runtime.
+    #[test]
+    fn connecting_is_send() {
+        fn send<T: Send>(_: T) {}
+        let _ = |config: Config| send(Studio::connect(config));
+    }
 
     #[test]
     fn labels_are_the_registrys() {
