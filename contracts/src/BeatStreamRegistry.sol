@@ -324,6 +324,8 @@ contract BeatStreamRegistry is IBeatStreamRegistry, ERC721, IERC721Receiver {
     function _toRate(uint256 ratePerSecond) private pure returns (uint248) {
         // A rate that does not fit is a mistake, not a price: fail rather than truncate.
         if (ratePerSecond > type(uint248).max) revert BeatStreamRegistry_RateTooHigh(ratePerSecond);
+        // Cannot truncate: checked just above: ratePerSecond <= type(uint248).max.
+        // forge-lint: disable-next-line(unsafe-typecast)
         return uint248(ratePerSecond);
     }
 

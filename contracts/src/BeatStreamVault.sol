@@ -168,6 +168,8 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         if (amount > acc.available) revert BeatStreamVault_InsufficientAvailable(acc.available, amount);
         uint256 thawing = acc.thawing + amount;
         uint256 thawEnd = block.timestamp + withdrawalDelay;
+        // Cannot truncate: amount <= acc.available, a uint120 (checked above).
+        // forge-lint: disable-next-line(unsafe-typecast)
         acc.available -= uint120(amount);
         acc.thawing = SafeCast.toUint88(thawing);
         acc.thawEnd = SafeCast.toUint40(thawEnd);
@@ -180,6 +182,8 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         Account memory acc = _accounts[msg.sender];
         if (acc.thawing == 0) revert BeatStreamVault_NothingThawing();
         uint256 amount = acc.thawing;
+        // Cannot truncate: amount is acc.thawing, a uint88.
+        // forge-lint: disable-next-line(unsafe-typecast)
         acc.available += uint120(amount);
         acc.thawing = 0;
         acc.thawEnd = 0;
@@ -220,6 +224,8 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         if (block.timestamp >= f.floorFrom) f.previous = f.floor;
         f.floor = nonceFloor;
         uint256 effectiveAt = block.timestamp + withdrawalDelay;
+        // Cannot truncate: a uint40 timestamp lasts until the year 36812; the delay is at most MAX_WITHDRAWAL_DELAY.
+        // forge-lint: disable-next-line(unsafe-typecast)
         f.floorFrom = uint40(effectiveAt);
         _nonceFloors[msg.sender] = f;
         _accounts[msg.sender].hasRevocations = true;
@@ -275,6 +281,8 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         f.current = uint16(_feeNow(f));
         f.next = feeBps_;
         uint256 effectiveAt = block.timestamp + withdrawalDelay;
+        // Cannot truncate: a uint40 timestamp lasts until the year 36812; the delay is at most MAX_WITHDRAWAL_DELAY.
+        // forge-lint: disable-next-line(unsafe-typecast)
         f.nextFrom = uint40(effectiveAt);
         _fee = f;
         emit FeeScheduled(feeBps_, effectiveAt);
@@ -422,6 +430,8 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         Account storage acc = _accounts[listener];
         uint256 available = acc.available + amount;
         if (available > type(uint120).max) revert BeatStreamVault_BalanceOverflow();
+        // Cannot truncate: checked just above: available <= type(uint120).max.
+        // forge-lint: disable-next-line(unsafe-typecast)
         acc.available = uint120(available);
         emit Deposited(listener, msg.sender, amount);
         token.safeTransferFrom(msg.sender, address(this), amount);
@@ -487,9 +497,13 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         }
 
         // Both fit 48 bits: cumulative <= spent + amount <= cap <= MAX_GRANT_SPEND.
+        // Cannot truncate: amount <= cap - spent and cap <= MAX_GRANT_SPEND < 2^48 (see above).
+        // forge-lint: disable-next-line(unsafe-typecast)
         state.spent += uint48(amount);
         if (inGrantSlot) {
             state.firstPayee = payee;
+            // Cannot truncate: cumulative <= cap <= MAX_GRANT_SPEND < 2^48.
+            // forge-lint: disable-next-line(unsafe-typecast)
             state.firstPayeeSettled = uint48(cumulative);
         } else {
             _settled[id][payee] = cumulative;
@@ -529,6 +543,8 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         uint256 available = acc.available;
         if (amount <= available) {
             unchecked {
+                // Cannot truncate: available - amount <= available, a uint120.
+                // forge-lint: disable-next-line(unsafe-typecast)
                 acc.available = uint120(available - amount);
             }
         } else {
@@ -536,6 +552,8 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
             if (amount > available + thawing) return false;
             unchecked {
                 acc.available = 0;
+                // Cannot truncate: thawing - (amount - available) < thawing, a uint88.
+                // forge-lint: disable-next-line(unsafe-typecast)
                 acc.thawing = uint88(thawing - (amount - available));
             }
         }
