@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SERVICES=(indexer stream-relay keeper graphql-api)
+SERVICES=(indexer stream-relay keeper graphql-api studio)
 status=0
 for crate in "${SERVICES[@]}"; do
     if [[ ! -d "$crate/src/db" ]]; then

@@ -71,13 +71,13 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
     ));
     let mut relay_config =
         beatstream_stream_relay::Config::new(db.url().to_owned(), chain.anvil.endpoint_url());
-    relay_config.listen = "127.0.0.1:0".parse()?;
+    relay_config.options.listen = "127.0.0.1:0".parse()?;
     relay_config.deployment = Some(deployment.clone());
-    relay_config.beat_ms = 250;
+    relay_config.options.beat_ms = 250;
     let relay = beatstream_stream_relay::Server::bind(relay_config, stop.clone()).await?;
     let relay_addr = relay.local_addr()?;
     let relay = tokio::spawn(relay.serve());
-    let mut keeper_options = beatstream_keeper::Options::new(deployment.clone());
+    let mut keeper_options = beatstream_keeper::Options::default();
     keeper_options.signer.private_key = Some(chain.anvil.private_key_hex(KEEPER));
     // A batch once 8 s of this track are vouched, and whatever is left two seconds after the last batch.
     keeper_options.payee_threshold = 20_000;
@@ -89,17 +89,20 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
         beatstream_keeper::Config {
             database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
             rpc: chain.anvil.endpoint_url().into(),
+            deployment: deployment.clone(),
             options: keeper_options,
         },
         keeper_metrics.clone(),
         stop.clone(),
     ));
-    let mut api_options = beatstream_graphql_api::Options::new(deployment.clone());
-    api_options.listen = "127.0.0.1:0".parse()?;
+    let api_options =
+        beatstream_graphql_api::Options { listen: "127.0.0.1:0".parse()?, ..Default::default() };
     let api = beatstream_graphql_api::Server::bind(
         beatstream_graphql_api::Config {
             database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
             rpc: Default::default(),
+            deployment: deployment.clone(),
+            chain_id: None,
             options: api_options,
         },
         stop.clone(),

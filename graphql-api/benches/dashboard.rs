@@ -46,14 +46,14 @@ async fn main() -> eyre::Result<()> {
     fill(&pool, settlements).await?;
     eprintln!("generated {settlements} settlements and sessions in {:.0?}", started.elapsed());
 
-    let mut options = Options::new("unused.json".into());
-    options.chain_id = Some(31337);
-    options.listen = "127.0.0.1:0".parse()?;
+    let options = Options { listen: "127.0.0.1:0".parse()?, ..Default::default() };
     let stop = CancellationToken::new();
     let server = Server::bind(
         Config {
             database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
             rpc: Default::default(),
+            deployment: "unused.json".into(),
+            chain_id: Some(31337),
             options,
         },
         stop.clone(),

@@ -15,59 +15,62 @@ pub struct Config {
     /// `beatstream node` can pass one configuration to every service.
     #[command(flatten)]
     pub rpc: beatstream_primitives::rpc::RpcArgs,
-    /// Everything else, shared with `beatstream node`.
+    /// Deployment file to read the chain id from (`beatstream node` shares its own).
+    #[arg(long, env = "BEATSTREAM_DEPLOYMENT", default_value = DEFAULT_DEPLOYMENT)]
+    pub deployment: PathBuf,
+    /// Chain whose mirror to serve [default: from the deployment file].
+    #[arg(long = "api-chain-id", id = "api_chain_id", env = "BEATSTREAM_API_CHAIN_ID")]
+    pub chain_id: Option<u64>,
+    /// The API's own settings, the same flags in `beatstream node`.
     #[command(flatten)]
     pub options: Options,
 }
 
 /// Default `--api-listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// Default `--api-deployment`.
+/// Default `--deployment`.
 pub const DEFAULT_DEPLOYMENT: &str = "deployments/31337.json";
-/// Default `--max-depth`.
+/// Default `--api-max-depth`.
 pub const DEFAULT_MAX_DEPTH: usize = 10;
-/// Default `--max-complexity`.
+/// Default `--api-max-complexity`.
 pub const DEFAULT_MAX_COMPLEXITY: usize = 20_000;
-/// Default `--max-body-bytes`.
+/// Default `--api-max-body-bytes`.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024;
-/// Default `--statement-timeout-ms`.
+/// Default `--api-statement-timeout-ms`.
 pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
-/// Default `--cors-origins` (comma-separated).
+/// Default `--api-cors-origins` (comma-separated).
 pub const DEFAULT_CORS_ORIGINS: &str = "*";
 /// Default `--api-db-connections`.
 pub const DEFAULT_DB_CONNECTIONS: u32 = 16;
 
 /// The API's own settings.
 #[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+#[group(id = "api_options")]
 pub struct Options {
     /// Address to serve `/graphql` (POST queries, GET GraphiQL), `/graphql/ws` (subscriptions) and `/health` on.
-    #[arg(long = "api-listen", env = "BEATSTREAM_API_LISTEN", default_value = DEFAULT_LISTEN)]
+    #[arg(long = "api-listen", id = "api_listen", env = "BEATSTREAM_API_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// Chain whose mirror to serve [default: from the deployment file].
-    #[arg(long = "api-chain-id", env = "BEATSTREAM_API_CHAIN_ID")]
-    pub chain_id: Option<u64>,
-    /// Deployment file to read the chain id from.
-    #[arg(long = "api-deployment", env = "BEATSTREAM_DEPLOYMENT", default_value = DEFAULT_DEPLOYMENT)]
-    pub deployment: PathBuf,
     /// Deepest selection nesting a query may have.
-    #[arg(long, env = "BEATSTREAM_API_MAX_DEPTH", default_value_t = DEFAULT_MAX_DEPTH)]
+    #[arg(long = "api-max-depth", id = "api_max_depth", env = "BEATSTREAM_API_MAX_DEPTH", default_value_t = DEFAULT_MAX_DEPTH)]
     pub max_depth: usize,
     /// Highest complexity a query may have (each field counts 1, a list field its page size times its children).
-    #[arg(long, env = "BEATSTREAM_API_MAX_COMPLEXITY", default_value_t = DEFAULT_MAX_COMPLEXITY)]
+    #[arg(long = "api-max-complexity", id = "api_max_complexity", env = "BEATSTREAM_API_MAX_COMPLEXITY", default_value_t = DEFAULT_MAX_COMPLEXITY)]
     pub max_complexity: usize,
     /// Largest request body, in bytes.
-    #[arg(long, env = "BEATSTREAM_API_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long = "api-max-body-bytes", id = "api_max_body_bytes", env = "BEATSTREAM_API_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// Postgres `statement_timeout` of every API query, in milliseconds.
     #[arg(
-        long,
+        long = "api-statement-timeout-ms",
+        id = "api_statement_timeout_ms",
         env = "BEATSTREAM_API_STATEMENT_TIMEOUT_MS",
         default_value_t = DEFAULT_STATEMENT_TIMEOUT_MS
     )]
     pub statement_timeout_ms: u64,
     /// Origins allowed by CORS, comma-separated; `*` allows any.
     #[arg(
-        long,
+        long = "api-cors-origins",
+        id = "api_cors_origins",
         env = "BEATSTREAM_API_CORS_ORIGINS",
         default_value = DEFAULT_CORS_ORIGINS,
         value_delimiter = ','
@@ -76,6 +79,7 @@ pub struct Options {
     /// Postgres connections of the API.
     #[arg(
         long = "api-db-connections",
+        id = "api_db_connections",
         env = "BEATSTREAM_API_DB_CONNECTIONS",
         default_value_t = DEFAULT_DB_CONNECTIONS
     )]
@@ -87,8 +91,6 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("a valid address"),
-            chain_id: None,
-            deployment: DEFAULT_DEPLOYMENT.into(),
             max_depth: DEFAULT_MAX_DEPTH,
             max_complexity: DEFAULT_MAX_COMPLEXITY,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -100,22 +102,17 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The defaults of `beatstream api`, for the deployment file at `deployment`.
-    pub fn new(deployment: PathBuf) -> Self {
-        Self { deployment, ..Self::default() }
-    }
-
     /// Checks values that parse but make no sense, saying what to change.
     pub fn validate(&self) -> Result<()> {
         let fail = |m: &str| Err(Error::Config(m.to_owned()));
         if self.max_depth < 3 || self.max_complexity < 10 {
-            return fail("--max-depth must be at least 3 and --max-complexity at least 10");
+            return fail("--api-max-depth must be at least 3 and --api-max-complexity at least 10");
         }
         if self.max_body_bytes < 1024 {
-            return fail("--max-body-bytes must be at least 1024");
+            return fail("--api-max-body-bytes must be at least 1024");
         }
         if self.statement_timeout_ms == 0 || self.db_connections == 0 {
-            return fail("--statement-timeout-ms and --api-db-connections must be at least 1");
+            return fail("--api-statement-timeout-ms and --api-db-connections must be at least 1");
         }
         Ok(())
     }
@@ -140,7 +137,6 @@ mod tests {
             Cli::command().try_get_matches_from(["api", "--database-url", "postgres://x"]).unwrap();
         let parsed = Cli::from_arg_matches(&matches).unwrap().config.options;
         assert_eq!(parsed, Options::default());
-        assert_eq!(Options::new(DEFAULT_DEPLOYMENT.into()), Options::default());
         parsed.validate().unwrap();
     }
 }

@@ -37,6 +37,7 @@ pub struct Server {
     ops: Ops,
     options: Options,
     shutdown: CancellationToken,
+    extra: Router,
 }
 
 /// What `/health`, `/ready` and `/metrics` look at.
@@ -52,12 +53,12 @@ impl Server {
     /// Validates the settings, connects to Postgres (every query under the statement timeout), migrates, starts
     /// listening for changes and binds the listen address.
     pub async fn bind(config: Config, shutdown: CancellationToken) -> Result<Self> {
-        let Config { database, options, .. } = config;
+        let Config { database, deployment, chain_id, options, .. } = config;
         options.validate()?;
         database.validate(true)?;
-        let chain_id = match options.chain_id {
+        let chain_id = match chain_id {
             Some(id) => id,
-            None => Deployment::load(&options.deployment)?.chain_id,
+            None => Deployment::load(&deployment)?.chain_id,
         };
         let db = db::Db::connect(
             &database,
@@ -79,7 +80,14 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|source| Error::Bind { addr: options.listen, source })?;
-        Ok(Self { listener, schema, ops, options, shutdown })
+        Ok(Self { listener, schema, ops, options, shutdown, extra: Router::new() })
+    }
+
+    /// Serves `routes` on the same address besides the API's own (the node mounts the studio here). They keep their
+    /// own limits: the API's body limit and CORS apply to the API's routes only.
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.extra = self.extra.merge(routes);
+        self
     }
 
     /// The bound address.
@@ -91,7 +99,7 @@ impl Server {
     pub async fn serve(self) -> Result<()> {
         let addr = self.listener.local_addr()?;
         info!(target: "beatstream::api", graphiql = %format_args!("http://{addr}/graphql"), subscriptions = %format_args!("ws://{addr}/graphql/ws"), "api listening");
-        let app = router(self.schema, self.ops, &self.options);
+        let app = router(self.schema, self.ops, &self.options).merge(self.extra);
         let server = axum::serve(self.listener, app)
             .with_graceful_shutdown(self.shutdown.clone().cancelled_owned());
         // Subscriptions end at shutdown; a client that keeps its socket open anyway gets five seconds.

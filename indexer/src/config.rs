@@ -36,11 +36,12 @@ pub const DEFAULT_BATCH_EVENTS: usize = 100_000;
 pub const DEFAULT_RPC_CONCURRENCY: usize = 2;
 /// Default `--poll-interval-ms`.
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;
-/// Default `--ready-max-lag`.
+/// Default `--indexer-ready-max-lag`.
 pub const DEFAULT_READY_MAX_LAG: u64 = 20;
 
 /// The indexer's own settings (all but the database and RPC, which `beatstream node` shares between services).
 #[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+#[group(id = "indexer_options")]
 pub struct Options {
     /// The deployment file written by `script/Deploy.s.sol`.
     #[arg(long, env = "BEATSTREAM_DEPLOYMENT", default_value = DEFAULT_DEPLOYMENT)]
@@ -75,10 +76,10 @@ pub struct Options {
     #[arg(long, env = "BEATSTREAM_POLL_INTERVAL_MS", default_value_t = DEFAULT_POLL_INTERVAL_MS)]
     pub poll_interval_ms: u64,
     /// Address for `/health`, `/ready` and `/metrics`; none when unset.
-    #[arg(long, env = "BEATSTREAM_INDEXER_HTTP")]
+    #[arg(long = "indexer-http", id = "indexer_http", env = "BEATSTREAM_INDEXER_HTTP")]
     pub http: Option<SocketAddr>,
     /// Blocks the indexer may trail its target (the head minus `--confirmations`) while `/ready` still answers 200.
-    #[arg(long, env = "BEATSTREAM_INDEXER_READY_MAX_LAG", default_value_t = DEFAULT_READY_MAX_LAG)]
+    #[arg(long = "indexer-ready-max-lag", id = "indexer_ready_max_lag", env = "BEATSTREAM_INDEXER_READY_MAX_LAG", default_value_t = DEFAULT_READY_MAX_LAG)]
     pub ready_max_lag: u64,
 }
 

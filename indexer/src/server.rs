@@ -1,5 +1,5 @@
 //! `/health` (the loop turns), `/ready` (Postgres and the RPC endpoint answer, and the indexer is within
-//! `--ready-max-lag` blocks of its target) and `/metrics`.
+//! `--indexer-ready-max-lag` blocks of its target) and `/metrics`.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -24,7 +24,7 @@ pub(crate) struct Probe<S> {
     pub(crate) chain_id: i64,
     /// `--confirmations`: the indexer's target is the head minus these.
     pub(crate) confirmations: u64,
-    /// `--ready-max-lag`.
+    /// `--indexer-ready-max-lag`.
     pub(crate) max_lag: u64,
 }
 
@@ -72,7 +72,7 @@ async fn health<S>(State(p): State<Probe<S>>) -> Response {
 }
 
 /// Readiness: the `database` (the cursor is read), the `rpc` endpoint (the head is read) and the `lag` between
-/// them: at most `--ready-max-lag` blocks behind the head minus `--confirmations`.
+/// them: at most `--indexer-ready-max-lag` blocks behind the head minus `--confirmations`.
 async fn ready<S: ChainSource>(State(p): State<Probe<S>>) -> Response {
     let (cursor, head) = tokio::join!(
         timeout(CHECK_TIMEOUT, p.db.cursor(p.chain_id)),
@@ -117,7 +117,7 @@ fn lag_check(indexed: Option<u64>, head: u64, confirmations: u64, max_lag: u64) 
         Check::fail(
             "lag",
             format!(
-                "{behind} blocks behind the target {target} (at most {max_lag}: --ready-max-lag)"
+                "{behind} blocks behind the target {target} (at most {max_lag}: --indexer-ready-max-lag)"
             ),
         )
     } else {
@@ -140,7 +140,10 @@ mod tests {
         let far = lag_check(Some(89), 100, 2, 8);
         assert_eq!(
             far,
-            Check::fail("lag", "9 blocks behind the target 98 (at most 8: --ready-max-lag)")
+            Check::fail(
+                "lag",
+                "9 blocks behind the target 98 (at most 8: --indexer-ready-max-lag)"
+            )
         );
         // A cursor above the target (a lagging node behind a load balancer) is not behind.
         assert!(lag_check(Some(120), 100, 2, 0).passed());

@@ -172,25 +172,27 @@ impl Bench {
     }
 
     fn options(&self, max_items: usize) -> Options {
-        let mut o = Options::new(self.chain.deployment_file.path().to_owned());
-        o.signer = SignerArgs {
-            private_key: Some(self.chain.anvil.private_key_hex(KEEPER)),
+        Options {
+            signer: SignerArgs {
+                private_key: Some(self.chain.anvil.private_key_hex(KEEPER)),
+                ..Default::default()
+            },
+            payee_threshold: 0,
+            book_threshold: 0,
+            min_item_value: 0,
+            confirmations: 0,
+            max_items,
+            gas_budget: 30_000_000,
+            poll_ms: 200,
             ..Default::default()
-        };
-        o.payee_threshold = 0;
-        o.book_threshold = 0;
-        o.min_item_value = 0;
-        o.confirmations = 0;
-        o.max_items = max_items;
-        o.gas_budget = 30_000_000;
-        o.poll_ms = 200;
-        o
+        }
     }
 
     fn config(&self, options: Options) -> Config {
         Config {
             database: beatstream_primitives::db::DatabaseArgs::new(self.db.url().to_owned()),
             rpc: self.chain.anvil.endpoint_url().into(),
+            deployment: self.chain.deployment_file.path().to_owned(),
             options,
         }
     }

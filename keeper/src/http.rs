@@ -85,7 +85,7 @@ async fn health(State(p): State<Probe>) -> Response {
 }
 
 /// Readiness: Postgres and the RPC endpoint answer, the last election round worked (leading, or standing by while
-/// another keeper leads), and settlement is not stalled (`--stall-secs`).
+/// another keeper leads), and settlement is not stalled (`--keeper-stall-secs`).
 async fn ready(State(p): State<Probe>) -> Response {
     let (database, rpc) =
         tokio::join!(Check::run("database", p.db.ping()), Check::run("rpc", p.chain.head()));

@@ -3,7 +3,7 @@
 //! Start-up fails, saying what to change, when a setting makes no sense, the key cannot be loaded, the RPC endpoint
 //! is another chain, the account is not a settler of the vault, the database is unreachable or the HTTP address
 //! cannot be bound. Once running, a failed step is retried with backoff (and `/ready` reports a stall past
-//! `--stall-secs`); only a shutdown, a test's fail point or the HTTP server stopping ends the loop.
+//! `--keeper-stall-secs`); only a shutdown, a test's fail point or the HTTP server stopping ends the loop.
 
 use std::time::{Duration, Instant};
 
@@ -36,11 +36,11 @@ pub async fn run_with_metrics(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let Config { database, rpc, options } = config;
+    let Config { database, rpc, deployment, options } = config;
     options.validate()?;
     database.validate(true)?;
     let signer = signer::load(&options.signer).await?;
-    let deployment = Deployment::load(&options.deployment)?;
+    let deployment = Deployment::load(&deployment)?;
     let chain = Chain::connect(&rpc)?;
     let actual = chain.chain_id().await?;
     if actual != deployment.chain_id {

@@ -81,24 +81,24 @@ pub(crate) struct NodeArgs {
     /// Ethereum JSON-RPC endpoints, retries and TLS, shared by every service.
     #[command(flatten)]
     pub(crate) rpc: beatstream_primitives::rpc::RpcArgs,
-    /// Indexer settings.
+    /// The node's audio key, shared by the relay (releases chunk keys) and the studio (seals uploads).
+    #[command(flatten)]
+    pub(crate) audio_key: beatstream_primitives::audio_key::AudioKeyArgs,
+    /// The indexer's settings (its `--deployment` is every service's).
     #[command(flatten)]
     pub(crate) indexer: beatstream_indexer::Options,
-    /// The keeper's key; without one the node runs no keeper.
+    /// The relay's settings.
     #[command(flatten)]
-    pub(crate) keeper_signer: beatstream_keeper::SignerArgs,
-    /// Where the relay serves `/ws/stream`.
-    #[arg(long = "relay-listen", env = "BEATSTREAM_RELAY_LISTEN", default_value = beatstream_stream_relay::DEFAULT_LISTEN)]
-    pub(crate) relay_listen: std::net::SocketAddr,
-    /// The relay's Yellow Network transport (off unless `--yellow-url` is given).
+    pub(crate) relay: beatstream_stream_relay::Options,
+    /// The keeper's settings; without a key the node runs no keeper.
     #[command(flatten)]
-    pub(crate) yellow: beatstream_stream_relay::YellowConfig,
-    /// Where the API serves `/graphql`.
-    #[arg(long = "api-listen", env = "BEATSTREAM_API_LISTEN", default_value = beatstream_graphql_api::DEFAULT_LISTEN)]
-    pub(crate) api_listen: std::net::SocketAddr,
-    /// Where the keeper serves `/health`, `/ready` and `/metrics` (`beatstream keeper --http`); none when unset.
-    #[arg(long = "keeper-http", env = "BEATSTREAM_KEEPER_HTTP")]
-    pub(crate) keeper_http: Option<std::net::SocketAddr>,
+    pub(crate) keeper: beatstream_keeper::Options,
+    /// The API's settings.
+    #[command(flatten)]
+    pub(crate) api: beatstream_graphql_api::Options,
+    /// The studio's settings (artists sign in and upload; served on the API's address).
+    #[command(flatten)]
+    pub(crate) studio: beatstream_studio::Options,
     /// Do not run the indexer (another process does).
     #[arg(long, env = "BEATSTREAM_NO_INDEXER")]
     pub(crate) no_indexer: bool,
@@ -108,9 +108,12 @@ pub(crate) struct NodeArgs {
     /// Do not run the keeper.
     #[arg(long, env = "BEATSTREAM_NO_KEEPER")]
     pub(crate) no_keeper: bool,
-    /// Do not run the GraphQL API.
+    /// Do not run the GraphQL API (nor the studio, which it serves).
     #[arg(long, env = "BEATSTREAM_NO_API")]
     pub(crate) no_api: bool,
+    /// Do not serve the studio (artists' sign-in and uploads) on the API's address.
+    #[arg(long, env = "BEATSTREAM_NO_STUDIO")]
+    pub(crate) no_studio: bool,
 }
 
 /// Arguments of `beatstream dev`.
@@ -181,9 +184,49 @@ mod tests {
             "http://x",
         ]);
         let Command::Node(args) = cli.command else { panic!("not node") };
-        assert_eq!(args.relay_listen.to_string(), beatstream_stream_relay::DEFAULT_LISTEN);
-        assert_eq!(args.api_listen.to_string(), beatstream_graphql_api::DEFAULT_LISTEN);
-        assert!(!(args.no_indexer || args.no_relay || args.no_keeper || args.no_api));
+        assert_eq!(args.relay.listen.to_string(), beatstream_stream_relay::DEFAULT_LISTEN);
+        assert_eq!(args.api, beatstream_graphql_api::Options::default());
+        assert_eq!(args.keeper, beatstream_keeper::Options::default());
+        assert_eq!(args.indexer, beatstream_indexer::Options::default());
+        assert_eq!(args.studio, beatstream_studio::Options::default());
+        assert!(
+            !(args.no_indexer || args.no_relay || args.no_keeper || args.no_api || args.no_studio)
+        );
+    }
+
+    /// Flags of a service that `beatstream node` does not take: it reads the chain and the vault from the deployment.
+    const NOT_IN_NODE: &[(&str, &str)] =
+        &[("relay", "chain-id"), ("relay", "vault"), ("api", "api-chain-id")];
+
+    #[test]
+    fn node_takes_every_flag_of_every_service_under_the_same_name_and_variable() {
+        let cli = Cli::command();
+        let node = cli.find_subcommand("node").expect("node");
+        let flags = |cmd: &clap::Command| -> Vec<(String, Option<String>)> {
+            cmd.get_arguments()
+                .filter_map(|a| {
+                    let env = a.get_env().map(|e| e.to_string_lossy().into_owned());
+                    Some((a.get_long()?.to_owned(), env))
+                })
+                .collect()
+        };
+        let in_node = flags(node);
+        let mut missing = Vec::new();
+        for service in ["indexer", "relay", "keeper", "api"] {
+            let cmd = cli.find_subcommand(service).expect("service");
+            for flag in flags(cmd) {
+                if NOT_IN_NODE.contains(&(service, flag.0.as_str())) {
+                    continue;
+                }
+                if !in_node.contains(&flag) {
+                    missing.push(format!("{service} --{} ({:?})", flag.0, flag.1));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "beatstream node lacks: {missing:?}");
+        for (service, flag) in NOT_IN_NODE {
+            assert!(!in_node.iter().any(|f| f.0 == *flag), "node takes {service}'s --{flag}");
+        }
     }
 
     #[test]

@@ -16,8 +16,8 @@ const INTERNAL: &[(&str, &str)] =
     &[("simulate", "worker"), ("simulate", "workers"), ("simulate", "run-id")];
 
 /// Where each command's flags are documented: its own table (file and the heading of the section holding it), and
-/// the tables of flags it takes from a service (`beatstream node` takes the indexer's, the keeper key's and the
-/// relay's Yellow flags; every service takes the shared Postgres and JSON-RPC flags). The root command (`""`) holds
+/// the tables of flags it takes from a service (`beatstream node` takes every service's; every service takes the
+/// shared Postgres and JSON-RPC flags). The root command (`""`) holds
 /// the global flags.
 const TABLES: &[(&str, &str, &str, &[&str])] = &[
     ("", "docs/CONFIGURATION.md", "## Every command", &[]),
@@ -26,26 +26,29 @@ const TABLES: &[(&str, &str, &str, &[&str])] = &[
         "node",
         "docs/CONFIGURATION.md",
         "## `beatstream node`",
-        &["indexer", "keeper", "relay", POSTGRES, RPC],
+        &["indexer", "keeper", "relay", "api", STUDIO, POSTGRES, RPC],
     ),
     ("indexer", "docs/INDEXER.md", "## Operations", &[POSTGRES, RPC]),
     ("relay", "docs/CONFIGURATION.md", "## `beatstream relay`", &[POSTGRES, RPC]),
     ("keeper", "docs/KEEPER.md", "## Settings", &[POSTGRES, RPC]),
     ("api", "docs/API.md", "## Settings", &[POSTGRES, RPC]),
+    (STUDIO, "docs/STUDIO.md", "## Settings", &[]),
     (POSTGRES, "docs/CONFIGURATION.md", "## Postgres", &[]),
     (RPC, "docs/CONFIGURATION.md", "## JSON-RPC", &[]),
     ("simulate", "docs/CONFIGURATION.md", "## `beatstream simulate`", &[]),
     ("dev", "docs/CONFIGURATION.md", "## `beatstream dev`", &[]),
 ];
 
+/// The studio's flags: not a command of its own, `beatstream node` serves it on the API's address.
+const STUDIO: &str = "(studio)";
 /// The table of the Postgres flags every service shares (not a command: it is only borrowed).
 const POSTGRES: &str = "(postgres)";
 /// The table of the JSON-RPC flags every service shares (borrowed, like [`POSTGRES`]).
 const RPC: &str = "(rpc)";
 
-/// Flags the docs name that belong to other programs (forge, cargo, git), not to `beatstream`.
+/// Flags the docs name that belong to other programs (forge, cargo, git, sox), not to `beatstream`.
 const OTHER_TOOLS: &[&str] =
-    &["broadcast", "private-key", "bench", "release", "match-path", "detach"];
+    &["broadcast", "private-key", "bench", "release", "match-path", "detach", "no-dither"];
 
 /// The command tree with global flags propagated to the subcommands, as clap builds it before parsing.
 fn built() -> Command {

@@ -53,28 +53,40 @@ async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
         rpc: rpc.clone(),
         options: args.indexer,
     };
-    let mut relay =
-        beatstream_stream_relay::Config::new(database.database_url.clone(), rpc.clone());
-    relay.database = database.clone();
-    relay.listen = args.relay_listen;
-    relay.yellow = args.yellow.clone();
-    relay.deployment = Some(deployment.clone());
-    let has_key = args.keeper_signer.choice().is_set();
+    let relay = beatstream_stream_relay::Config {
+        database: database.clone(),
+        rpc: rpc.clone(),
+        chain_id: None,
+        vault: None,
+        deployment: Some(deployment.clone()),
+        audio_key: args.audio_key.clone(),
+        options: args.relay,
+    };
+    let has_key = args.keeper.signer.choice().is_set();
     let run_keeper = !args.no_keeper && has_key;
     if !args.no_keeper && !has_key {
         tracing::warn!(target: "beatstream::node", "no keeper key (BEATSTREAM_KEEPER_PRIVATE_KEY, --keeper-keystore or --keeper-aws-kms-key-id): not settling vouchers");
     }
-    let mut keeper_options = beatstream_keeper::Options::new(deployment.clone());
-    keeper_options.signer = args.keeper_signer;
-    keeper_options.http = args.keeper_http;
     let keeper = beatstream_keeper::Config {
         database: database.clone(),
         rpc: rpc.clone(),
-        options: keeper_options,
+        deployment: deployment.clone(),
+        options: args.keeper,
     };
-    let mut api_options = beatstream_graphql_api::Options::new(deployment);
-    api_options.listen = args.api_listen;
-    let api = beatstream_graphql_api::Config { database, rpc, options: api_options };
+    let studio = (!args.no_studio).then(|| beatstream_studio::Config {
+        database: database.clone(),
+        rpc: rpc.clone(),
+        deployment: deployment.clone(),
+        audio_key: args.audio_key.clone(),
+        options: args.studio,
+    });
+    let api = beatstream_graphql_api::Config {
+        database,
+        rpc,
+        deployment,
+        chain_id: None,
+        options: args.api,
+    };
     let mut tasks = Supervisor::new(shutdown);
     if !args.no_indexer {
         tasks.spawn_critical("indexer", beatstream_indexer::run(indexer, tasks.token()));
@@ -86,7 +98,22 @@ async fn node(args: NodeArgs, shutdown: CancellationToken) -> eyre::Result<()> {
         tasks.spawn_critical("keeper", beatstream_keeper::run(keeper, tasks.token()));
     }
     if !args.no_api {
-        tasks.spawn_critical("api", beatstream_graphql_api::run(api, tasks.token()));
+        tasks.spawn_critical("api", api_with_studio(api, studio, tasks.token()));
     }
     Ok(tasks.wait().await?)
+}
+
+/// The API, with the studio's routes on its address unless it is switched off.
+async fn api_with_studio(
+    api: beatstream_graphql_api::Config,
+    studio: Option<beatstream_studio::Config>,
+    shutdown: CancellationToken,
+) -> eyre::Result<()> {
+    let mut server = beatstream_graphql_api::Server::bind(api, shutdown).await?;
+    if let Some(studio) = studio {
+        let studio =
+            beatstream_studio::Studio::connect(studio).await.wrap_err("starting the studio")?;
+        server = server.with_routes(beatstream_studio::router(studio));
+    }
+    Ok(server.serve().await?)
 }

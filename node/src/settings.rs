@@ -287,7 +287,7 @@ mod tests {
     fn the_file_fills_what_the_command_line_does_not_give() {
         let f = file(
             "database_url = \"postgres://file/db\"\nrpc-url = \"http://file:8545\"\n\
-             [node]\nbatch_events = 7\nno_api = true\nno_relay = false\n[relay]\nmax_sessions = 9\n",
+             [node]\nbatch_events = 7\nno_api = true\nno_relay = false\n[relay]\nrelay_max_sessions = 9\n",
         );
         let path = f.path().to_str().unwrap();
         let cli = Cli::command();

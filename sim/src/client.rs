@@ -111,7 +111,9 @@ impl Client {
                         .await?;
                     (answered, sent) = (answered + 1, owed);
                 }
-                ServerFrame::Ack { session_id, cumulative } if session_id == playing.session_id => {
+                ServerFrame::Ack { session_id, cumulative, .. }
+                    if session_id == playing.session_id =>
+                {
                     acked = acked.max(parse(&cumulative, "ack")?);
                 }
                 ServerFrame::Closed { session_id, .. } if session_id == playing.session_id => {

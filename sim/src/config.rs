@@ -31,7 +31,7 @@ pub const DEFAULT_CAP: u64 = 1_000_000_000_000;
 pub const DEFAULT_SPAWN_RELAYS: usize = 0;
 /// Default `--processes`.
 pub const DEFAULT_PROCESSES: usize = 1;
-/// Default `--beat-ms`.
+/// Default `--relay-beat-ms`.
 pub const DEFAULT_BEAT_MS: u64 = 1000;
 /// Default `--ceiling-secs`.
 pub const DEFAULT_CEILING_SECS: f64 = 3.0;
@@ -88,7 +88,7 @@ pub struct SimulateConfig {
     #[arg(long, env = "BEATSTREAM_SIMULATE_PROCESSES", default_value_t = DEFAULT_PROCESSES)]
     pub processes: usize,
     /// Beat length of the relay in milliseconds (sizes the vouchers signed ahead; passed to spawned relays).
-    #[arg(long, env = "BEATSTREAM_RELAY_BEAT_MS", default_value_t = DEFAULT_BEAT_MS)]
+    #[arg(long = "relay-beat-ms", env = "BEATSTREAM_RELAY_BEAT_MS", default_value_t = DEFAULT_BEAT_MS)]
     pub beat_ms: u64,
     /// Seconds spent measuring the signature-recovery ceiling before the run (0 skips it).
     #[arg(long, env = "BEATSTREAM_SIMULATE_CEILING_SECS", default_value_t = DEFAULT_CEILING_SECS)]
@@ -169,7 +169,7 @@ impl SimulateConfig {
             format!("--vault={vault}"),
             format!("--seed={}", self.seed),
             format!("--cap={}", self.cap),
-            format!("--beat-ms={}", self.beat_ms),
+            format!("--relay-beat-ms={}", self.beat_ms),
             format!("--worker={index}"),
             format!("--workers={}", self.processes),
             format!("--run-id={run_id}"),

@@ -723,17 +723,17 @@ async fn through_relay(n: usize, secs: u64, cpus: usize) -> eyre::Result<()> {
     let operator = PrivateKeySigner::random();
 
     let mut config = Config::new(db.url().to_owned(), "http://127.0.0.1:1".parse::<url::Url>()?);
-    config.listen = "127.0.0.1:0".parse()?;
+    config.options.listen = "127.0.0.1:0".parse()?;
     config.chain_id = Some(CHAIN_ID);
     config.vault = Some(Address::repeat_byte(0xaa));
-    config.beat_ms = 1000;
+    config.options.beat_ms = 1000;
     // Measure the node path, not the pausing: nothing pauses for vouchers behind or closes for errors.
-    config.grace_beats = 1_000_000;
-    config.max_errors = 1_000_000;
-    config.yellow.yellow_url = Some(double.url());
-    config.yellow.yellow_operator_key = Some(alloy::hex::encode(operator.to_bytes()));
+    config.options.grace_beats = 1_000_000;
+    config.options.max_errors = 1_000_000;
+    config.options.yellow.yellow_url = Some(double.url());
+    config.options.yellow.yellow_operator_key = Some(alloy::hex::encode(operator.to_bytes()));
     eyre::ensure!(
-        config.yellow.yellow_submit_grace_secs == SUBMIT_GRACE.as_secs(),
+        config.options.yellow.yellow_submit_grace_secs == SUBMIT_GRACE.as_secs(),
         "the relay's default submit grace changed; update SUBMIT_GRACE"
     );
     let relay_stop = CancellationToken::new();

@@ -12,29 +12,29 @@ use crate::{Error, Result};
 
 /// Default listen address of the relay.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
-/// Default `--beat-ms`: one second.
+/// Default `--relay-beat-ms`: one second.
 pub const DEFAULT_BEAT_MS: u64 = 1000;
-/// Default `--grace-beats`.
+/// Default `--relay-grace-beats`.
 pub const DEFAULT_GRACE_BEATS: u32 = 3;
-/// Default `--writers`.
+/// Default `--relay-writers`.
 pub const DEFAULT_WRITERS: usize = 2;
-/// Default `--commit-max`.
+/// Default `--relay-commit-max`.
 pub const DEFAULT_COMMIT_MAX: usize = 4096;
-/// Default `--max-frame-bytes`.
+/// Default `--relay-max-frame-bytes`.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16384;
-/// Default `--max-frames-per-sec`.
+/// Default `--relay-max-frames-per-sec`.
 pub const DEFAULT_MAX_FRAMES_PER_SEC: u32 = 20;
-/// Default `--max-errors`.
+/// Default `--relay-max-errors`.
 pub const DEFAULT_MAX_ERRORS: u32 = 10;
-/// Default `--idle-timeout-secs`.
+/// Default `--relay-idle-timeout-secs`.
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 30;
-/// Default `--max-sessions`.
+/// Default `--relay-max-sessions`.
 pub const DEFAULT_MAX_SESSIONS: usize = 4;
-/// Default `--max-connections`.
+/// Default `--relay-max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
-/// Default `--shutdown-secs`.
+/// Default `--relay-shutdown-secs`.
 pub const DEFAULT_SHUTDOWN_SECS: u64 = 10;
-/// Default `--db-connections`.
+/// Default `--relay-db-connections`.
 pub const DEFAULT_DB_CONNECTIONS: u32 = 8;
 /// Default `--yellow-app-id`.
 pub const DEFAULT_YELLOW_APP_ID: &str = "beatstream";
@@ -56,9 +56,6 @@ pub struct Config {
     /// Ethereum JSON-RPC endpoints, asked for the chain id and ERC-1271 grant signatures; retries and TLS.
     #[command(flatten)]
     pub rpc: RpcArgs,
-    /// Address to serve `/ws/stream`, `/health` and `/metrics` on.
-    #[arg(long = "relay-listen", env = "BEATSTREAM_RELAY_LISTEN", default_value = DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
     /// Chain id of the vault's chain [default: asked from the RPC endpoint].
     #[arg(long, env = "BEATSTREAM_CHAIN_ID")]
     pub chain_id: Option<u64>,
@@ -68,47 +65,63 @@ pub struct Config {
     /// Deployment file to read the vault address from [default: deployments/<chainId>.json].
     #[arg(long, env = "BEATSTREAM_DEPLOYMENT")]
     pub deployment: Option<PathBuf>,
+    /// The node's audio key, shared with the studio: it opens each track's secret to release chunk keys.
+    #[command(flatten)]
+    pub audio_key: beatstream_primitives::audio_key::AudioKeyArgs,
+    /// The relay's own settings, the same flags in `beatstream node`.
+    #[command(flatten)]
+    pub options: Options,
+}
+
+/// The relay's own settings (all but the database, the RPC endpoints and the chain, which `beatstream node` shares
+/// between services).
+#[derive(Clone, Debug, clap::Args)]
+#[group(id = "relay_options")]
+pub struct Options {
+    /// Address to serve `/ws/stream`, `/health` and `/metrics` on.
+    #[arg(long = "relay-listen", id = "relay_listen", env = "BEATSTREAM_RELAY_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
     /// Name of this relay instance in session records [default: relay-<host name>-<port>, the same on every
     /// restart]. At start the relay closes the sessions (and Yellow app sessions) its previous run under this id left
     /// open. Two relays running at once must not share it.
-    #[arg(long, env = "BEATSTREAM_RELAY_ID")]
+    #[arg(long = "relay-id", id = "relay_id", env = "BEATSTREAM_RELAY_ID")]
     pub relay_id: Option<String>,
     /// Length of a beat, in milliseconds (one second in production; tests shorten it).
-    #[arg(long, env = "BEATSTREAM_RELAY_BEAT_MS", default_value_t = DEFAULT_BEAT_MS)]
+    #[arg(long = "relay-beat-ms", id = "relay_beat_ms", env = "BEATSTREAM_RELAY_BEAT_MS", default_value_t = DEFAULT_BEAT_MS)]
     pub beat_ms: u64,
     /// How many beats vouchers may fall behind what is owed before the session pauses.
-    #[arg(long, env = "BEATSTREAM_RELAY_GRACE_BEATS", default_value_t = DEFAULT_GRACE_BEATS)]
+    #[arg(long = "relay-grace-beats", id = "relay_grace_beats", env = "BEATSTREAM_RELAY_GRACE_BEATS", default_value_t = DEFAULT_GRACE_BEATS)]
     pub grace_beats: u32,
     /// Group-commit writers, each on its own thread with its own Postgres connection; listeners are sharded across
     /// them, so one listener's vouchers stay in order.
-    #[arg(long, env = "BEATSTREAM_RELAY_WRITERS", default_value_t = DEFAULT_WRITERS)]
+    #[arg(long = "relay-writers", id = "relay_writers", env = "BEATSTREAM_RELAY_WRITERS", default_value_t = DEFAULT_WRITERS)]
     pub writers: usize,
     /// Most vouchers and session changes in one group commit.
-    #[arg(long, env = "BEATSTREAM_RELAY_COMMIT_MAX", default_value_t = DEFAULT_COMMIT_MAX)]
+    #[arg(long = "relay-commit-max", id = "relay_commit_max", env = "BEATSTREAM_RELAY_COMMIT_MAX", default_value_t = DEFAULT_COMMIT_MAX)]
     pub commit_max: usize,
     /// Largest text frame answered with an error rather than a closed connection, in bytes.
-    #[arg(long, env = "BEATSTREAM_RELAY_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
+    #[arg(long = "relay-max-frame-bytes", id = "relay_max_frame_bytes", env = "BEATSTREAM_RELAY_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
     /// Frames per second a connection may send (a burst of twice this is allowed).
-    #[arg(long, env = "BEATSTREAM_RELAY_MAX_FRAMES_PER_SEC", default_value_t = DEFAULT_MAX_FRAMES_PER_SEC)]
+    #[arg(long = "relay-max-frames-per-sec", id = "relay_max_frames_per_sec", env = "BEATSTREAM_RELAY_MAX_FRAMES_PER_SEC", default_value_t = DEFAULT_MAX_FRAMES_PER_SEC)]
     pub max_frames_per_sec: u32,
     /// Rejected frames within ten seconds after which the connection is closed.
-    #[arg(long, env = "BEATSTREAM_RELAY_MAX_ERRORS", default_value_t = DEFAULT_MAX_ERRORS)]
+    #[arg(long = "relay-max-errors", id = "relay_max_errors", env = "BEATSTREAM_RELAY_MAX_ERRORS", default_value_t = DEFAULT_MAX_ERRORS)]
     pub max_errors: u32,
     /// Seconds without any frame from the client after which the connection is closed.
-    #[arg(long, env = "BEATSTREAM_RELAY_IDLE_TIMEOUT_SECS", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
+    #[arg(long = "relay-idle-timeout-secs", id = "relay_idle_timeout_secs", env = "BEATSTREAM_RELAY_IDLE_TIMEOUT_SECS", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
     pub idle_timeout_secs: u64,
     /// Sessions one connection may hold at once.
-    #[arg(long, env = "BEATSTREAM_RELAY_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS)]
+    #[arg(long = "relay-max-sessions", id = "relay_max_sessions", env = "BEATSTREAM_RELAY_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS)]
     pub max_sessions: usize,
     /// Connections this relay accepts at once; more are refused with HTTP 503.
-    #[arg(long, env = "BEATSTREAM_RELAY_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long = "relay-max-connections", id = "relay_max_connections", env = "BEATSTREAM_RELAY_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
     /// Seconds a graceful shutdown waits for sessions to close and vouchers to be stored.
-    #[arg(long, env = "BEATSTREAM_RELAY_SHUTDOWN_SECS", default_value_t = DEFAULT_SHUTDOWN_SECS)]
+    #[arg(long = "relay-shutdown-secs", id = "relay_shutdown_secs", env = "BEATSTREAM_RELAY_SHUTDOWN_SECS", default_value_t = DEFAULT_SHUTDOWN_SECS)]
     pub shutdown_secs: u64,
     /// Postgres connections for reads (`hello`, `play`, health); each writer has one of its own besides.
-    #[arg(long, env = "BEATSTREAM_RELAY_DB_CONNECTIONS", default_value_t = DEFAULT_DB_CONNECTIONS)]
+    #[arg(long = "relay-db-connections", id = "relay_db_connections", env = "BEATSTREAM_RELAY_DB_CONNECTIONS", default_value_t = DEFAULT_DB_CONNECTIONS)]
     pub db_connections: u32,
     /// Yellow Network transport (off unless `--yellow-url` is given).
     #[command(flatten)]
@@ -245,10 +258,27 @@ impl Config {
         Self {
             database: DatabaseArgs::new(database_url),
             rpc: rpc.into(),
-            listen: DEFAULT_LISTEN.parse().expect("valid default"),
             chain_id: None,
             vault: None,
             deployment: None,
+            audio_key: Default::default(),
+            options: Options::default(),
+        }
+    }
+
+    /// Checks values that parse but make no sense, saying what to change.
+    pub fn validate(&self) -> Result<()> {
+        self.database.validate(false)?;
+        self.rpc.validate().map_err(|e| Error::Config(e.to_string()))?;
+        self.options.validate()
+    }
+}
+
+impl Default for Options {
+    /// What `beatstream relay` runs with when given no flags.
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("valid default"),
             relay_id: None,
             beat_ms: DEFAULT_BEAT_MS,
             grace_beats: DEFAULT_GRACE_BEATS,
@@ -265,26 +295,30 @@ impl Config {
             yellow: YellowConfig::default(),
         }
     }
+}
 
+impl Options {
     /// Checks values that parse but make no sense, saying what to change.
     pub fn validate(&self) -> Result<()> {
         let fail = |msg: &str| Err(Error::Config(msg.into()));
-        self.database.validate(false)?;
-        self.rpc.validate().map_err(|e| Error::Config(e.to_string()))?;
         if self.beat_ms == 0 {
-            return fail("--beat-ms (BEATSTREAM_RELAY_BEAT_MS) must be at least 1");
+            return fail("--relay-beat-ms (BEATSTREAM_RELAY_BEAT_MS) must be at least 1");
         }
         if self.writers == 0 || self.commit_max == 0 {
-            return fail("--writers and --commit-max must be at least 1");
+            return fail("--relay-writers and --relay-commit-max must be at least 1");
         }
         if self.max_frame_bytes < 512 {
-            return fail("--max-frame-bytes must be at least 512: a hello is about 400 bytes");
+            return fail(
+                "--relay-max-frame-bytes must be at least 512: a hello is about 400 bytes",
+            );
         }
         if self.max_frames_per_sec == 0 || self.max_sessions == 0 || self.max_connections == 0 {
-            return fail("--max-frames-per-sec, --max-sessions and --max-connections must be >= 1");
+            return fail(
+                "--relay-max-frames-per-sec, --relay-max-sessions and --relay-max-connections must be >= 1",
+            );
         }
         if self.db_connections == 0 {
-            return fail("--db-connections must be at least 1");
+            return fail("--relay-db-connections must be at least 1");
         }
         let y = &self.yellow;
         if y.yellow_url.is_some() {
@@ -375,7 +409,7 @@ mod tests {
     #[test]
     fn yellow_needs_exactly_one_operator_key_and_never_prints_it() {
         let mut config = Config::new("postgres://x".into(), "http://x".parse::<Url>().unwrap());
-        config.yellow.yellow_url = Some("ws://127.0.0.1:1/v1/ws".parse().unwrap());
+        config.options.yellow.yellow_url = Some("ws://127.0.0.1:1/v1/ws".parse().unwrap());
         let err = config.validate().unwrap_err().to_string();
         assert!(
             err.contains(
@@ -384,9 +418,9 @@ mod tests {
             ),
             "{err}"
         );
-        config.yellow.yellow_operator_key = Some("0xdeadbeef".into());
+        config.options.yellow.yellow_operator_key = Some("0xdeadbeef".into());
         config.validate().unwrap();
-        config.yellow.yellow_operator_aws_kms_key_id = Some("alias/operator".into());
+        config.options.yellow.yellow_operator_aws_kms_key_id = Some("alias/operator".into());
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("several Yellow operator keys"), "{err}");
         let shown = format!("{config:?}");

@@ -57,6 +57,14 @@ pub enum Error {
     /// `play` of a track that is not published, or whose artist has no payee address.
     #[error("unknown or unpublished track {0}")]
     UnknownTrack(String),
+    /// The track's audio stored on this node does not match what is published on-chain (root or length).
+    #[error("the track's stored audio does not match the chain: {0}")]
+    AudioMismatch(String),
+    /// The track has audio on this node, but this relay cannot open its keys (no or another `--audio-key`).
+    #[error(
+        "this relay cannot release the track's chunk keys (its audio key is missing or not the studio's)"
+    )]
+    AudioUnavailable,
     /// `stop` or `voucher` for a session or payee this connection does not have.
     #[error("unknown session: {0}")]
     UnknownSession(String),
@@ -198,6 +206,8 @@ impl Error {
             Self::GrantRevoked(_) => "grant_revoked",
             Self::InsufficientFunds { .. } => "insufficient_funds",
             Self::UnknownTrack(_) => "unknown_track",
+            Self::AudioMismatch(_) => "audio_mismatch",
+            Self::AudioUnavailable => "audio_unavailable",
             Self::UnknownSession(_) => "unknown_session",
             Self::WrongGrant(_) => "wrong_grant",
             Self::InvalidSignature(_) => "invalid_signature",
@@ -238,6 +248,8 @@ impl Error {
                 | Self::NodeRefused(_)
                 | Self::InsufficientFunds { .. }
                 | Self::GrantRevoked(_)
+                | Self::AudioMismatch(_)
+                | Self::AudioUnavailable
                 | Self::Config(_)
                 | Self::OperatorKey(_)
                 | Self::Database(_)
@@ -266,6 +278,8 @@ pub const CLIENT_CODES: &[&str] = &[
     "grant_revoked",
     "insufficient_funds",
     "unknown_track",
+    "audio_mismatch",
+    "audio_unavailable",
     "unknown_session",
     "wrong_grant",
     "invalid_signature",

@@ -9,6 +9,7 @@
 //! sessions, and the submitter that forwards their states to the node). The load generator is the `beatstream-sim`
 //! crate. `docs/PROTOCOL.md` documents the wire protocol.
 
+mod audio;
 pub mod chain;
 pub mod config;
 pub mod conn;
@@ -24,6 +25,6 @@ pub mod writer;
 pub mod ws;
 pub mod yellow;
 
-pub use config::{Config, DEFAULT_LISTEN, YellowConfig};
+pub use config::{Config, DEFAULT_LISTEN, Options, YellowConfig};
 pub use error::{CLIENT_CODES, Error, Result};
 pub use service::{Server, default_relay_id, run};

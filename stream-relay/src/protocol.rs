@@ -194,6 +194,9 @@ pub enum ServerFrame {
         session_id: String,
         /// The stored cumulative.
         cumulative: String,
+        /// Keys of the chunks this voucher paid for that were not sent before (tracks with audio only).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        keys: Vec<ChunkKeyFrame>,
     },
     /// Beats stopped: vouchers fell more than the grace behind.
     Paused {
@@ -216,6 +219,15 @@ pub enum ServerFrame {
         /// Human-readable detail; may change.
         message: String,
     },
+}
+
+/// One chunk's key in an `ack`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkKeyFrame {
+    /// The chunk (0-based; chunk `i` is second `i + 1` of the track).
+    pub index: u32,
+    /// Hex of the 32-byte key.
+    pub key: String,
 }
 
 /// A checked client message.
@@ -399,7 +411,16 @@ impl ServerFrame {
 
     /// `ack`.
     pub fn ack(session_id: Uuid, cumulative: U256) -> Self {
-        Self::Ack { session_id: session_id.to_string(), cumulative: cumulative.to_string() }
+        Self::Ack {
+            session_id: session_id.to_string(),
+            cumulative: cumulative.to_string(),
+            keys: Vec::new(),
+        }
+    }
+
+    /// `ack` with the keys of the chunks it paid for.
+    pub fn ack_with_keys(session_id: Uuid, cumulative: U256, keys: Vec<ChunkKeyFrame>) -> Self {
+        Self::Ack { session_id: session_id.to_string(), cumulative: cumulative.to_string(), keys }
     }
 
     /// `paused`.

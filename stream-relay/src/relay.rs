@@ -7,10 +7,10 @@ use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
 
 use crate::{
-    Config, db::store::Store, metrics::Metrics, verify::Verifier, writer::Writers, yellow::Yellow,
+    Options, db::store::Store, metrics::Metrics, verify::Verifier, writer::Writers, yellow::Yellow,
 };
 
-/// Per-connection limits and protocol timing, from [`Config`].
+/// Per-connection limits and protocol timing, from [`Options`].
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// One beat.
@@ -31,8 +31,8 @@ pub struct Limits {
     pub shutdown_wait: Duration,
 }
 
-impl From<&Config> for Limits {
-    fn from(c: &Config) -> Self {
+impl From<&Options> for Limits {
+    fn from(c: &Options) -> Self {
         Self {
             beat: c.beat(),
             grace_beats: c.grace_beats,
@@ -65,4 +65,6 @@ pub struct Relay {
     pub shutdown: CancellationToken,
     /// The Yellow Network transport, when configured.
     pub yellow: Option<Arc<Yellow>>,
+    /// The node's audio key, which opens tracks' secrets to release chunk keys; `None` when not configured.
+    pub audio_key: Option<beatstream_audio::NodeKey>,
 }

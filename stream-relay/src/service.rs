@@ -70,18 +70,18 @@ impl Server {
             None => vault_from_deployment(&config, chain_id)?,
         };
 
-        let pool = db::connect(&config.database, config.db_connections).await?;
+        let pool = db::connect(&config.database, config.options.db_connections).await?;
 
-        let yellow = Yellow::from_config(&config.yellow).await?;
+        let yellow = Yellow::from_config(&config.options.yellow).await?;
         let store = Store::new(pool.clone(), chain_id, vault);
         // Whatever a previous run under this id left open (a crash, a kill) is closed before the relay listens. The
         // default id names the port, so with port 0 the port is bound first.
         let bind = || async {
-            tokio::net::TcpListener::bind(config.listen)
+            tokio::net::TcpListener::bind(config.options.listen)
                 .await
-                .map_err(|source| Error::Bind { addr: config.listen, source })
+                .map_err(|source| Error::Bind { addr: config.options.listen, source })
         };
-        let (relay_id, bound) = match (&config.relay_id, config.listen.port()) {
+        let (relay_id, bound) = match (&config.options.relay_id, config.options.listen.port()) {
             (Some(id), _) => (id.clone(), None),
             (None, 0) => {
                 let listener = bind().await?;
@@ -100,22 +100,27 @@ impl Server {
             Some(listener) => listener,
             None => bind().await?,
         };
+        let audio_key = config
+            .audio_key
+            .load()
+            .map_err(|e| Error::Config(e.to_string()))?
+            .map(beatstream_audio::NodeKey::from_bytes);
         let metrics = Metrics::new();
         let (writers, writer_tasks) = Writers::spawn(
             config.database.connect_options()?.application_name("beatstream-relay-writer"),
             store.chain_id(),
-            config.writers,
-            config.commit_max,
+            config.options.writers,
+            config.options.commit_max,
             metrics.clone(),
             shutdown.clone(),
         )
         .map_err(Error::Serve)?;
         let submitter = yellow.as_ref().map(|y| {
-            info!(target: "beatstream::relay", node = %config.yellow.yellow_url.as_ref().map(|u| u.as_str()).unwrap_or_default(), operator = %y.operator(), signer = %y.signer_backend(), app = %y.app_id, asset = %y.asset, "yellow transport on");
+            info!(target: "beatstream::relay", node = %config.options.yellow.yellow_url.as_ref().map(|u| u.as_str()).unwrap_or_default(), operator = %y.operator(), signer = %y.signer_backend(), app = %y.app_id, asset = %y.asset, "yellow transport on");
             Submitter::new(y.clone(), pool.clone(), relay_id.clone(), metrics.clone())
         });
         let relay = Arc::new(Relay {
-            limits: (&config).into(),
+            limits: (&config.options).into(),
             verifier: Verifier::new(VoucherDomain::new(chain_id, vault), chain),
             store,
             writers,
@@ -123,6 +128,7 @@ impl Server {
             relay_id,
             shutdown,
             yellow,
+            audio_key,
         });
         Ok(Self { relay, listener, writer_tasks, submitter, pool, config })
     }
@@ -138,7 +144,7 @@ impl Server {
     }
 
     /// Serves until the shutdown token is cancelled, then closes every session and waits (bounded by
-    /// `--shutdown-secs`) for in-flight vouchers and closes to be stored.
+    /// `--relay-shutdown-secs`) for in-flight vouchers and closes to be stored.
     pub async fn serve(self) -> Result<()> {
         let Self { relay, listener, writer_tasks, submitter, pool, config } = self;
         // The submitter outlives the connections (it forwards their closes), then stops with its own token.
@@ -153,7 +159,7 @@ impl Server {
         let state = ws::AppState {
             relay: relay.clone(),
             tracker: tracker.clone(),
-            max_connections: config.max_connections,
+            max_connections: config.options.max_connections,
         };
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             // Acks are small and latency-bound: no Nagle.
@@ -166,7 +172,7 @@ impl Server {
 
         // No new connections; open ones close their sessions and wait for their last commits.
         tracker.close();
-        let grace = Duration::from_secs(config.shutdown_secs + 2);
+        let grace = Duration::from_secs(config.options.shutdown_secs + 2);
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             warn!(target: "beatstream::relay", "connections still open after the shutdown grace");
         }

@@ -100,7 +100,7 @@ async fn health(State(state): State<AppState>) -> Response {
 }
 
 /// Readiness: Postgres answers (every voucher is stored before its ack), and the relay takes connections (not
-/// shutting down, not at `--max-connections`). The RPC endpoint is left out: the relay asks it only about smart-wallet
+/// shutting down, not at `--relay-max-connections`). The RPC endpoint is left out: the relay asks it only about smart-wallet
 /// grants, and taking every relay out of service when it is down would stop the listeners it does not concern.
 async fn readiness(State(state): State<AppState>) -> Response {
     let relay = &state.relay;
@@ -109,7 +109,7 @@ async fn readiness(State(state): State<AppState>) -> Response {
     let accepting = if relay.shutdown.is_cancelled() {
         Check::fail("accepting", "shutting down")
     } else if open >= state.max_connections {
-        Check::fail("accepting", format!("full: {open} connections (--max-connections)"))
+        Check::fail("accepting", format!("full: {open} connections (--relay-max-connections)"))
     } else {
         Check::pass_with("accepting", format!("{open} of {} connections", state.max_connections))
     };

@@ -146,10 +146,15 @@ impl Env {
             indexer_metrics.clone(),
             stop.clone(),
         ));
-        let mut options = Options::new(chain.deployment_file.path().to_owned());
-        options.listen = "127.0.0.1:0".parse()?;
+        let options = Options { listen: "127.0.0.1:0".parse()?, ..Default::default() };
         let server = Server::bind(
-            Config { database: api_database, rpc: Default::default(), options },
+            Config {
+                database: api_database,
+                rpc: Default::default(),
+                deployment: chain.deployment_file.path().to_owned(),
+                chain_id: None,
+                options,
+            },
             stop.clone(),
         )
         .await?;

@@ -20,7 +20,7 @@ pub(crate) enum BatchStatus {
     Pending,
     /// Sent to the node.
     Broadcast,
-    /// A receipt seen, not yet `--confirmations` deep.
+    /// A receipt seen, not yet `--keeper-confirmations` deep.
     Mined,
     /// Mined and deep enough: done.
     Confirmed,

@@ -32,7 +32,7 @@ pub(crate) struct Policy {
 
 impl Policy {
     /// The policy of `options`, `since_last_batch` after the last batch, when gas costs `max_fee` per unit (0 when
-    /// unknown, which only matters with `--gas-token-price`).
+    /// unknown, which only matters with `--keeper-gas-token-price`).
     pub(crate) fn new(options: &Options, since_last_batch: Duration, max_fee: u128) -> Self {
         Self {
             payee_threshold: U256::from(options.payee_threshold),
@@ -63,11 +63,11 @@ pub(crate) fn dust(min_item_value: u128, gas_token_price: u128, max_fee: u128) -
 pub(crate) enum Trigger {
     /// A listener is withdrawing, or a grant's settlement window is closing.
     Urgent,
-    /// One payee's unsettled value reached `--payee-threshold`.
+    /// One payee's unsettled value reached `--keeper-payee-threshold`.
     PayeeThreshold,
-    /// The book's unsettled value reached `--book-threshold`.
+    /// The book's unsettled value reached `--keeper-book-threshold`.
     BookThreshold,
-    /// `--max-interval-secs` passed since the last batch.
+    /// `--keeper-max-interval-secs` passed since the last batch.
     Interval,
 }
 
@@ -451,7 +451,7 @@ mod tests {
 
     #[test]
     fn policy_from_options() {
-        let options = Options::new("d.json".into());
+        let options = Options::default();
         let p = Policy::new(&options, Duration::from_secs(options.max_interval_secs - 1), 0);
         assert!(!p.interval_due);
         assert_eq!(p.dust, U256::from(options.min_item_value));

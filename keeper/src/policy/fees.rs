@@ -1,4 +1,4 @@
-//! The fee decisions as pure functions: the fees of a new transaction under `--max-fee-gwei`, the fees of a
+//! The fee decisions as pure functions: the fees of a new transaction under `--keeper-max-fee-gwei`, the fees of a
 //! replacement, and whether a stuck batch is bumped or its nonce freed with a self-transfer.
 
 use crate::db::{AttemptKind, BatchKind};

@@ -135,7 +135,7 @@ impl Keeper {
             self.options.bump_percent,
             self.options.max_fee_ceiling(),
         ) else {
-            warn!(target: "beatstream::keeper", batch = batch.id, max_fee = latest.max_fee, "stuck, but a replacement would pass --max-fee-gwei; waiting");
+            warn!(target: "beatstream::keeper", batch = batch.id, max_fee = latest.max_fee, "stuck, but a replacement would pass --keeper-max-fee-gwei; waiting");
             return Ok(());
         };
         let settle_attempts = attempts.iter().filter(|a| a.kind == AttemptKind::Settle).count();

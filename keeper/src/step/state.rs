@@ -130,7 +130,7 @@ impl Keeper {
         let suggested = self.chain.fees().await?;
         let ceiling = self.options.max_fee_ceiling();
         if suggested.0 > ceiling {
-            warn!(target: "beatstream::keeper", max_fee = suggested.0, ceiling, "suggested fee is above --max-fee-gwei; using the ceiling");
+            warn!(target: "beatstream::keeper", max_fee = suggested.0, ceiling, "suggested fee is above --keeper-max-fee-gwei; using the ceiling");
         }
         Ok(fees::capped(suggested, ceiling))
     }

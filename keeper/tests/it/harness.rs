@@ -98,19 +98,20 @@ impl Env {
 
     /// Keeper settings for tests: fast polls, settle anything at once, anvil's instant blocks.
     pub(crate) fn keeper_options(&self) -> Options {
-        let mut o = Options::new(self.chain.deployment_file.path().to_owned());
-        o.signer = SignerArgs {
-            private_key: Some(self.chain.anvil.private_key_hex(KEEPER)),
+        Options {
+            signer: SignerArgs {
+                private_key: Some(self.chain.anvil.private_key_hex(KEEPER)),
+                ..Default::default()
+            },
+            payee_threshold: 1,
+            book_threshold: 1,
+            min_item_value: 1,
+            confirmations: 0,
+            poll_ms: 100,
+            lease_secs: 2,
+            bump_after_secs: 1,
             ..Default::default()
-        };
-        o.payee_threshold = 1;
-        o.book_threshold = 1;
-        o.min_item_value = 1;
-        o.confirmations = 0;
-        o.poll_ms = 100;
-        o.lease_secs = 2;
-        o.bump_after_secs = 1;
-        o
+        }
     }
 
     pub(crate) fn start_keeper(&self, options: Options) -> Keeper {
@@ -126,6 +127,7 @@ impl Env {
         let config = Config {
             database: beatstream_primitives::db::DatabaseArgs::new(self.db.url().to_owned()),
             rpc,
+            deployment: self.chain.deployment_file.path().to_owned(),
             options,
         };
         let metrics = Metrics::new();

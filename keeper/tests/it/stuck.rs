@@ -24,7 +24,7 @@ async fn a_stuck_transaction_is_bumped_and_confirms_once() -> eyre::Result<()> {
     })
     .await?;
     assert!(keeper.metrics.bumps.get() >= 2);
-    // Stuck past --stall-secs: /ready says so.
+    // Stuck past --keeper-stall-secs: /ready says so.
     wait("the stall to show", 10, || async { Ok(keeper.metrics.stall().is_some()) }).await?;
 
     // Each replacement raised both fees by at least 12.5%.

@@ -71,10 +71,19 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> eyre::Res
         },
     };
     let mut relay = beatstream_stream_relay::Config::new(database_url.clone(), rpc.clone());
-    relay.listen = args.relay_listen;
+    relay.options.listen = args.relay_listen;
     relay.deployment = Some(path.clone());
-    relay.relay_id = Some("dev".into());
-    let mut keeper = beatstream_keeper::Options::new(path.clone());
+    relay.options.relay_id = Some("dev".into());
+    // A fresh audio key per run (the database is fresh too): it seals the demo tracks' secrets in the studio and
+    // opens them in the relay.
+    let audio_key = beatstream_primitives::audio_key::AudioKeyArgs {
+        audio_key_file: None,
+        audio_key: Some(alloy::hex::encode(
+            alloy::signers::local::PrivateKeySigner::random().to_bytes(),
+        )),
+    };
+    relay.audio_key = audio_key.clone();
+    let mut keeper = beatstream_keeper::Options::default();
     keeper.signer.private_key = Some(DEV_KEYS[3].into());
     keeper.confirmations = 0;
     keeper.payee_threshold = 10_000; // settle every 0.01 USDC a payee earns: money visibly moves
@@ -82,23 +91,40 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> eyre::Res
     let keeper = beatstream_keeper::Config {
         database: beatstream_primitives::db::DatabaseArgs::new(database_url.clone()),
         rpc: rpc.clone().into(),
+        deployment: path.clone(),
         options: keeper,
     };
-    let mut api = beatstream_graphql_api::Options::new(path.clone());
-    api.listen = args.api_listen;
     let api = beatstream_graphql_api::Config {
         database: beatstream_primitives::db::DatabaseArgs::new(database_url.clone()),
         rpc: Default::default(),
-        options: api,
+        deployment: path.clone(),
+        chain_id: None,
+        options: beatstream_graphql_api::Options { listen: args.api_listen, ..Default::default() },
     };
 
     let mut tasks = Supervisor::new(shutdown).with_grace(SHUTDOWN_GRACE);
     let relay_server = beatstream_stream_relay::Server::bind(relay, tasks.token())
         .await
         .wrap_err_with(|| format!("binding the relay to {}", args.relay_listen))?;
+    // The demo's audio lives as long as its database: a directory removed when `dev` stops.
+    let audio_dir = tempfile::tempdir().wrap_err("creating the demo's audio directory")?;
+    let studio = beatstream_studio::Studio::connect(beatstream_studio::Config {
+        database: beatstream_primitives::db::DatabaseArgs::new(database_url.clone()),
+        rpc: rpc.clone().into(),
+        deployment: path.clone(),
+        audio_key: audio_key.clone(),
+        options: beatstream_studio::Options {
+            domain: args.api_listen.to_string(),
+            storage_url: audio_dir.path().to_string_lossy().into_owned(),
+            ..Default::default()
+        },
+    })
+    .await
+    .wrap_err("starting the studio")?;
     let api_server = beatstream_graphql_api::Server::bind(api, tasks.token())
         .await
-        .wrap_err_with(|| format!("binding the API to {}", args.api_listen))?;
+        .wrap_err_with(|| format!("binding the API to {}", args.api_listen))?
+        .with_routes(beatstream_studio::router(studio));
     tasks.spawn_critical("indexer", beatstream_indexer::run(indexer, tasks.token()));
     tasks.spawn_critical("relay", relay_server.serve());
     tasks.spawn_critical("keeper", beatstream_keeper::run(keeper, tasks.token()));
@@ -113,6 +139,7 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> eyre::Res
     drop(anvil);
     drop(db);
     drop(deployment_file);
+    drop(audio_dir);
     Ok(stopped?)
 }
 

@@ -77,11 +77,15 @@ fn keeper_without_a_key_or_deployment_says_what_is_missing() {
     assert!(!stderr(&out).contains(&secret[2..]), "the key was printed");
 
     let out = beatstream(
-        &["keeper", "--bump-percent", "5"],
+        &["keeper", "--keeper-bump-percent", "5"],
         &[env[0], env[1], ("BEATSTREAM_KEEPER_PRIVATE_KEY", secret)],
     );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("--bump-percent must be between 12.5"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--keeper-bump-percent must be between 12.5"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `--keeper-aws-kms-key-id` with AWS settings from the standard AWS variables only. KMS is moto's server, with its
@@ -123,7 +127,7 @@ async fn keeper_finds_its_kms_key_through_the_aws_environment() -> eyre::Result<
 #[test]
 fn api_without_deployment_file_names_it() {
     let out = beatstream(
-        &["api", "--api-deployment", "/nonexistent/deployment.json"],
+        &["api", "--deployment", "/nonexistent/deployment.json"],
         &[("BEATSTREAM_DATABASE_URL", "postgres://127.0.0.1:1/none")],
     );
     assert!(!out.status.success());

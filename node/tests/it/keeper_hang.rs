@@ -118,9 +118,23 @@ async fn a_hung_leader_resumes_to_a_refused_journal_write() -> eyre::Result<()> 
         ])
         .arg("--deployment")
         .arg(chain.deployment_file.path())
-        .args(["--keeper-id", "hung", "--payee-threshold", "1", "--book-threshold", "1"])
-        .args(["--min-item-value", "1", "--confirmations", "0", "--poll-ms", "100"])
-        .args(["--lease-secs", "2"])
+        .args([
+            "--keeper-id",
+            "hung",
+            "--keeper-payee-threshold",
+            "1",
+            "--keeper-book-threshold",
+            "1",
+        ])
+        .args([
+            "--keeper-min-item-value",
+            "1",
+            "--keeper-confirmations",
+            "0",
+            "--keeper-poll-ms",
+            "100",
+        ])
+        .args(["--keeper-lease-secs", "2"])
         .env("BEATSTREAM_KEEPER_PRIVATE_KEY", chain.anvil.private_key_hex(KEEPER))
         .env("BEATSTREAM_KEEPER_FAIL_POINT", "stop-before-journal")
         .env("RUST_LOG", "beatstream::keeper=info")
@@ -143,10 +157,14 @@ async fn a_hung_leader_resumes_to_a_refused_journal_write() -> eyre::Result<()> 
     assert!(batches(&pool).await?.is_empty());
 
     // The standby, in this process: it takes over only once the lease has lapsed, and settles the voucher.
-    let mut options = Options::new(chain.deployment_file.path().to_owned());
-    options.signer =
-        SignerArgs { private_key: Some(chain.anvil.private_key_hex(KEEPER)), ..Default::default() };
-    options.keeper_id = Some("standby".into());
+    let mut options = Options {
+        signer: SignerArgs {
+            private_key: Some(chain.anvil.private_key_hex(KEEPER)),
+            ..Default::default()
+        },
+        keeper_id: Some("standby".into()),
+        ..Default::default()
+    };
     (options.payee_threshold, options.book_threshold, options.min_item_value) = (1, 1, 1);
     (options.confirmations, options.poll_ms, options.lease_secs) = (0, 100, 2);
     let metrics = Metrics::new();
@@ -155,6 +173,7 @@ async fn a_hung_leader_resumes_to_a_refused_journal_write() -> eyre::Result<()> 
         beatstream_keeper::Config {
             database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
             rpc: chain.anvil.endpoint_url().into(),
+            deployment: chain.deployment_file.path().to_owned(),
             options,
         },
         metrics.clone(),

@@ -2,9 +2,8 @@
 //! variables, each with a value that is not its default, and each service honouring what it was given; SIGINT stops
 //! it cleanly.
 //!
-//! What `beatstream node` takes today: the shared database, RPC and deployment, the indexer's options, the keeper's
-//! key and HTTP address, the relay's and the API's listen addresses. The relay's limits, the keeper's thresholds and
-//! the API's limits are not flags of `beatstream node` (issue 16), so this test cannot give them.
+//! The node takes every service's flags (`cli::tests` checks the whole list); this test gives some of each service's
+//! own, beyond addresses, and sees them honoured: the relay's id, the keeper's id, the API's body limit.
 
 use std::{
     io::{BufRead, BufReader},
@@ -57,7 +56,8 @@ async fn node_runs_every_service_as_configured_by_flags_and_variables() -> eyre:
         .arg(chain.deployment_file.path())
         .args(["--api-listen", &api.to_string()])
         .args(["--batch-events", "7"])
-        .args(["--http", &indexer_http.to_string()])
+        .args(["--indexer-http", &indexer_http.to_string()])
+        .args(["--relay-id", "relay-by-flag", "--keeper-id", "keeper-by-flag"])
         // Variables: RPC, relay address, confirmations, polling, keeper key, log format.
         .env("BEATSTREAM_RPC_URL", chain.anvil.endpoint_url().as_str())
         .env("BEATSTREAM_RELAY_LISTEN", relay.to_string())
@@ -65,6 +65,7 @@ async fn node_runs_every_service_as_configured_by_flags_and_variables() -> eyre:
         .env("BEATSTREAM_POLL_INTERVAL_MS", "100")
         .env("BEATSTREAM_KEEPER_PRIVATE_KEY", &keeper_key)
         .env("BEATSTREAM_KEEPER_HTTP", keeper_http.to_string())
+        .env("BEATSTREAM_API_MAX_BODY_BYTES", "2048")
         .env("BEATSTREAM_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -88,9 +89,14 @@ async fn node_runs_every_service_as_configured_by_flags_and_variables() -> eyre:
     })
     .await?;
     assert!(answer.1.contains("liveSessions"), "{answer:?}");
+    // ... and refuses a body over the limit given by variable (the default is 32 KiB).
+    let padded =
+        format!(r#"{{"query":"{{ stats {{ liveSessions }} }}","pad":"{}"}}"#, "x".repeat(3000));
+    let (status, body) = http(api, "POST", "/graphql", &padded)?;
+    assert_eq!(status, 413, "a 3 KB body with BEATSTREAM_API_MAX_BODY_BYTES=2048: {body}");
 
     // The indexer serves /health on the address given by flag.
-    until("the indexer's /health on its --http address", || async {
+    until("the indexer's /health on its --indexer-http address", || async {
         Ok(http(indexer_http, "GET", "/health", "").ok().filter(|(status, _)| *status == 200))
     })
     .await?;
@@ -100,7 +106,7 @@ async fn node_runs_every_service_as_configured_by_flags_and_variables() -> eyre:
         Ok(http(relay, "GET", "/health", "").ok().filter(|(status, _)| *status == 200))
     })
     .await?;
-    assert!(health.1.contains("relayId"), "{health:?}");
+    assert!(health.1.contains(r#""relayId":"relay-by-flag""#), "{health:?}");
 
     // The keeper runs with the key given by variable, and leads.
     let started = until("the keeper to start", || async {
@@ -113,6 +119,9 @@ async fn node_runs_every_service_as_configured_by_flags_and_variables() -> eyre:
         Ok(logs.event("beatstream::keeper", "became the active keeper"))
     })
     .await?;
+    let holder: String =
+        sqlx::query_scalar("SELECT holder FROM keeper_lease").fetch_one(db.pool()).await?;
+    assert_eq!(holder, "keeper-by-flag", "the keeper's --keeper-id");
 
     // The keeper serves /ready on the address given by variable, and is ready once it leads.
     until("the keeper's /ready on BEATSTREAM_KEEPER_HTTP", || async {

@@ -25,11 +25,11 @@ const VAULT: Address = Address::new([0xbe; 20]);
 async fn relay(db: &TestDb, listeners: usize, stop: &CancellationToken) -> eyre::Result<Url> {
     fixture::seed(db.pool(), CHAIN_ID, SEED, listeners, TRACK, 1_000_000).await?;
     let mut config = Config::new(db.url().to_owned(), "http://127.0.0.1:1".parse::<url::Url>()?);
-    config.listen = "127.0.0.1:0".parse()?;
+    config.options.listen = "127.0.0.1:0".parse()?;
     config.chain_id = Some(CHAIN_ID);
     config.vault = Some(VAULT);
-    config.beat_ms = 100;
-    config.shutdown_secs = 2;
+    config.options.beat_ms = 100;
+    config.options.shutdown_secs = 2;
     let server = Server::bind(config, stop.clone()).await?;
     let url = format!("ws://{}/ws/stream", server.local_addr()?).parse()?;
     tokio::spawn(server.serve());

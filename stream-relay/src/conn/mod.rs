@@ -33,6 +33,8 @@ use beatstream_yellow::AppDefinition;
 
 use crate::{
     Error, Result,
+    audio::TrackAudio,
+    db::store::TrackTerms,
     guard::Revocation,
     protocol::{self, ClientMessage, ServerFrame},
     relay::Relay,
@@ -148,6 +150,10 @@ struct Session {
     overtime: u32,
     /// Set for a session paid through a Yellow app session.
     yellow: Option<Box<YellowSession>>,
+    /// The track's audio, when it has some on this node: chunk keys go out with the acks that pay for them.
+    audio: Option<Arc<TrackAudio>>,
+    /// Chunks whose keys this session has sent: `[0, keys_sent)`.
+    keys_sent: u32,
 }
 
 /// What a connection knows of a Yellow session's app session.
@@ -163,6 +169,21 @@ struct YellowSession {
     keys: HashMap<Address, Address>,
     /// Acked versions the node has not accepted yet.
     unsubmitted: Unsubmitted,
+}
+
+impl<O: Sink<Outbound>> Conn<'_, O> {
+    /// The audio of the track `terms` describe, checked against the chain and opened, or `None` for a track with no
+    /// audio on this node.
+    fn track_audio(&self, terms: &TrackTerms) -> Result<Option<Arc<TrackAudio>>> {
+        let Some(stored) = &terms.audio else { return Ok(None) };
+        let audio = TrackAudio::open(
+            stored,
+            terms.content_hash,
+            terms.duration,
+            self.relay.audio_key.as_ref(),
+        )?;
+        Ok(Some(Arc::new(audio)))
+    }
 }
 
 /// Serves one connection until the peer leaves, it is closed for abuse or idleness, or the relay shuts down.

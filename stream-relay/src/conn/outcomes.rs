@@ -9,8 +9,9 @@ use uuid::Uuid;
 use super::{Conn, Outbound};
 use crate::{
     Error,
+    audio::paid_seconds,
     guard::{Refusal, Revocation},
-    protocol::ServerFrame,
+    protocol::{ChunkKeyFrame, ServerFrame},
     writer::{CloseReason, Outcome},
 };
 
@@ -52,7 +53,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                                 yellow.wake();
                             }
                         }
-                        self.send(ServerFrame::ack(session, cumulative)).await;
+                        let keys = self.keys_paid_by(session, cumulative);
+                        self.send(ServerFrame::ack_with_keys(session, cumulative, keys)).await;
                         self.maybe_resume(key).await;
                     }
                     Err(refusal) => {
@@ -110,6 +112,27 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                 self.send(ServerFrame::closed(session_id, total)).await;
             }
         }
+    }
+
+    /// Keys of the chunks of `session` that `cumulative`, just stored, pays for and that were not sent yet; none
+    /// when the session has no audio, is gone (stopped, closed) or is paused.
+    fn keys_paid_by(&mut self, session: Uuid, cumulative: U256) -> Vec<ChunkKeyFrame> {
+        let Some(s) = self.sessions.get_mut(&session) else { return Vec::new() };
+        let Some(audio) = &s.audio else { return Vec::new() };
+        if s.paused {
+            return Vec::new();
+        }
+        let paid = paid_seconds(cumulative, s.base, s.rate, s.seconds);
+        let keys = audio.keys(s.keys_sent, paid);
+        if let Some((last, _)) = keys.last() {
+            s.keys_sent = last + 1;
+        }
+        keys.into_iter()
+            .map(|(index, key)| ChunkKeyFrame {
+                index,
+                key: alloy::hex::encode_prefixed(key.expose()),
+            })
+            .collect()
     }
 
     /// The writer found the connection's grant revoked: every session under it ends (`closed`, reason

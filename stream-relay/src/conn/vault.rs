@@ -79,6 +79,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             .await
             .map_err(storage)?
             .ok_or_else(|| Error::UnknownTrack(track_id.to_string()))?;
+        let audio = self.track_audio(&terms)?;
         let key = (grant_id, terms.payee);
         let old = self.sessions.values().find(|s| s.key == key).map(|s| s.id);
         if old.is_none() && self.sessions.len() >= self.relay.limits.max_sessions {
@@ -118,6 +119,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             next_beat: Instant::now(),
             overtime: 0,
             yellow: None,
+            audio,
+            keys_sent: 0,
         };
         self.start(new, session, track_id).await
     }

@@ -35,6 +35,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             .await
             .map_err(storage)?
             .ok_or_else(|| Error::UnknownTrack(msg.track_id.to_string()))?;
+        let audio = self.track_audio(&terms)?;
         let def = &msg.definition;
         let listener = yellow.check_definition(def, terms.payee)?;
         let id = def.session_id();
@@ -147,6 +148,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                 keys,
                 unsubmitted: Unsubmitted::default(),
             })),
+            audio,
+            keys_sent: 0,
         };
         info!(target: "beatstream::relay::conn", app_session = %id, %listener, deposit = %funds, "yellow app session opened");
         self.start(new, session, msg.track_id).await

@@ -51,6 +51,21 @@ pub struct TrackTerms {
     pub artist_node: B256,
     /// Length in seconds.
     pub duration: u32,
+    /// The track's on-chain `contentHash`.
+    pub content_hash: B256,
+    /// The audio uploaded to this node under that `contentHash` as its root, if any.
+    pub audio: Option<StoredAudio>,
+}
+
+/// A track's uploaded audio as the studio stored it (`audio_tracks`), not yet checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAudio {
+    /// Chunks, as the row says.
+    pub chunk_count: i32,
+    /// The per-track secret sealed under the node's audio key.
+    pub sealed_secret: Vec<u8>,
+    /// The manifest JSON.
+    pub manifest: String,
 }
 
 /// Read access to the relay's tables and the indexer's.
@@ -139,8 +154,9 @@ impl Store {
         let row: Option<TrackRow> = sqlx::query_as(
             "SELECT t.artist_node, a.addr,
                     (CASE WHEN t.rate_per_second = 0 THEN a.rate_per_second ELSE t.rate_per_second END)::text,
-                    t.duration
+                    t.duration, t.content_hash, au.chunk_count, au.sealed_secret, au.manifest::text
              FROM tracks t JOIN artists a ON a.chain_id = t.chain_id AND a.node = t.artist_node
+             LEFT JOIN audio_tracks au ON au.chain_id = t.chain_id AND au.root = t.content_hash
              WHERE t.chain_id = $1 AND t.track_id = $2::numeric AND t.published",
         )
         .bind(self.chain_id)
@@ -148,12 +164,22 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let terms = match row {
-            Some((node, Some(addr), rate, duration)) if addr.len() == 20 && addr != [0u8; 20] => {
+            Some((node, Some(addr), rate, duration, content_hash, chunks, sealed, manifest))
+                if addr.len() == 20 && addr != [0u8; 20] =>
+            {
+                let audio = match (chunks, sealed, manifest) {
+                    (Some(chunk_count), Some(sealed_secret), Some(manifest)) => {
+                        Some(StoredAudio { chunk_count, sealed_secret, manifest })
+                    }
+                    _ => None,
+                };
                 Some(TrackTerms {
                     payee: Address::from_slice(&addr),
                     rate: parse_amount(&rate)?,
                     artist_node: B256::from_slice(&node),
                     duration: duration.max(0) as u32,
+                    content_hash: B256::from_slice(&content_hash),
+                    audio,
                 })
             }
             _ => None,
@@ -201,5 +227,7 @@ impl Store {
     }
 }
 
-/// (artist node, payee, rate, duration) as read.
-type TrackRow = (Vec<u8>, Option<Vec<u8>>, String, i32);
+/// (artist node, payee, rate, duration, content hash, and the uploaded audio's chunk count, sealed secret and
+/// manifest) as read.
+type TrackRow =
+    (Vec<u8>, Option<Vec<u8>>, String, i32, Vec<u8>, Option<i32>, Option<Vec<u8>>, Option<String>);

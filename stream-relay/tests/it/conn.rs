@@ -92,7 +92,7 @@ async fn hello_play_beat_voucher_ack_stop_through_channels() -> eyre::Result<()>
     c.send(&player.voucher(scene.alice.payee, 100));
     loop {
         match c.frame().await? {
-            ServerFrame::Ack { session_id, cumulative } => {
+            ServerFrame::Ack { session_id, cumulative, .. } => {
                 assert_eq!((session_id.as_str(), cumulative.as_str()), (session.as_str(), "100"));
                 break;
             }

@@ -31,17 +31,17 @@ async fn child_relay() -> eyre::Result<()> {
     let (db_url, listen) = (parts[0], parts[1]);
     let mut cfg = beatstream_stream_relay::Config::new(db_url.to_owned(), no_rpc());
     if let [_, _, node, key] = parts.as_slice() {
-        cfg.yellow.yellow_url = Some(node.parse()?);
-        cfg.yellow.yellow_operator_key = Some((*key).to_owned());
+        cfg.options.yellow.yellow_url = Some(node.parse()?);
+        cfg.options.yellow.yellow_operator_key = Some((*key).to_owned());
     }
-    cfg.listen = listen.parse()?;
+    cfg.options.listen = listen.parse()?;
     cfg.chain_id = Some(CHAIN_ID);
     cfg.vault = Some(vault());
     // `default-id` as the third word: the relay's own default id (host and port), as an operator runs it.
-    cfg.relay_id = (parts.get(2) != Some(&"default-id")).then(|| "durability-relay".into());
-    cfg.beat_ms = 50;
-    cfg.grace_beats = 1_000;
-    cfg.max_frames_per_sec = 1_000;
+    cfg.options.relay_id = (parts.get(2) != Some(&"default-id")).then(|| "durability-relay".into());
+    cfg.options.beat_ms = 50;
+    cfg.options.grace_beats = 1_000;
+    cfg.options.max_frames_per_sec = 1_000;
     let shutdown = CancellationToken::new();
     let cancel = shutdown.clone();
     tokio::spawn(async move {

@@ -18,9 +18,9 @@ use crate::harness::*;
 /// Tests here count errors, not abuse: raise the abuse limit.
 fn lenient(db: &TestDb, rpc: url::Url) -> beatstream_stream_relay::Config {
     let mut c = config(db, rpc);
-    c.max_errors = 1000;
+    c.options.max_errors = 1000;
     // One beat a minute: `owed` stays put while a test probes it.
-    c.beat_ms = 60_000;
+    c.options.beat_ms = 60_000;
     c
 }
 
@@ -169,7 +169,7 @@ async fn session_errors() -> eyre::Result<()> {
     seed_track(db.pool(), 5, &nobody, 60, 0).await?;
 
     let mut cfg = lenient(&db, no_rpc());
-    cfg.max_sessions = 1;
+    cfg.options.max_sessions = 1;
     let relay = Relay::start(cfg).await?;
     let p = Player::new(1_000_000);
     seed_listener(db.pool(), p.listener(), 1_000_000, 0).await?;

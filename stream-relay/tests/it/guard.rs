@@ -105,9 +105,9 @@ async fn two_relays_never_let_one_listener_overspend() -> eyre::Result<()> {
 
 async fn start(db: &TestDb) -> eyre::Result<Relay> {
     let mut cfg = config(db, no_rpc());
-    cfg.beat_ms = 20;
-    cfg.grace_beats = 1_000;
-    cfg.max_frames_per_sec = 1_000;
+    cfg.options.beat_ms = 20;
+    cfg.options.grace_beats = 1_000;
+    cfg.options.max_frames_per_sec = 1_000;
     Relay::start(cfg).await
 }
 
@@ -122,9 +122,9 @@ async fn simultaneous_vouchers_on_two_relays_cannot_overspend() -> eyre::Result<
     let mut relays = Vec::new();
     for _ in 0..2 {
         let mut cfg = config(&db, no_rpc());
-        cfg.beat_ms = 60_000;
-        cfg.writers = 4;
-        cfg.db_connections = 8;
+        cfg.options.beat_ms = 60_000;
+        cfg.options.writers = 4;
+        cfg.options.db_connections = 8;
         relays.push(Relay::start(cfg).await?);
     }
     let mut devices = Vec::new();
@@ -172,7 +172,7 @@ async fn thawing_funds_back_no_new_voucher() -> eyre::Result<()> {
     let db = TestDb::new().await?;
     let scene = seed_scene(db.pool()).await?;
     let mut cfg = config(&db, no_rpc());
-    cfg.beat_ms = 60_000;
+    cfg.options.beat_ms = 60_000;
     let relay = Relay::start(cfg).await?;
     let alice = scene.alice.payee;
 
@@ -262,7 +262,7 @@ async fn two_relays_racing_for_one_listener_ack_at_most_its_funds() -> eyre::Res
     let mut relays = Vec::new();
     for _ in 0..2 {
         let mut cfg = config(&db, no_rpc());
-        cfg.beat_ms = 60_000;
+        cfg.options.beat_ms = 60_000;
         relays.push(Relay::start(cfg).await?);
     }
 

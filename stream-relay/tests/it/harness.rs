@@ -44,11 +44,11 @@ pub(crate) fn no_rpc() -> Url {
 /// Relay settings for tests: free port, the test vault, 100 ms beats.
 pub(crate) fn config(db: &TestDb, rpc: Url) -> Config {
     let mut c = Config::new(db.url().to_owned(), rpc);
-    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.options.listen = "127.0.0.1:0".parse().unwrap();
     c.chain_id = Some(CHAIN_ID);
     c.vault = Some(vault());
-    c.beat_ms = 100;
-    c.shutdown_secs = 5;
+    c.options.beat_ms = 100;
+    c.options.shutdown_secs = 5;
     c
 }
 
@@ -430,7 +430,7 @@ impl Client {
     ) -> eyre::Result<String> {
         self.send(&player.voucher(payee, cumulative)).await?;
         match self.recv_no_beat().await? {
-            ServerFrame::Ack { session_id, cumulative: c } if c == cumulative.to_string() => {
+            ServerFrame::Ack { session_id, cumulative: c, .. } if c == cumulative.to_string() => {
                 Ok(session_id)
             }
             other => eyre::bail!("expected ack of {cumulative}, got {other:?}"),

@@ -10,8 +10,8 @@ use crate::harness::*;
 async fn floods_are_rate_limited() -> eyre::Result<()> {
     let db = TestDb::new().await?;
     let mut cfg = config(&db, no_rpc());
-    cfg.max_frames_per_sec = 5;
-    cfg.max_errors = 1000;
+    cfg.options.max_frames_per_sec = 5;
+    cfg.options.max_errors = 1000;
     let relay = Relay::start(cfg).await?;
     let mut c = Client::connect(&relay).await?;
     // A burst of twice the rate passes the limiter (and fails on its own merits), the rest is refused unread.
@@ -62,7 +62,7 @@ async fn repeated_abuse_closes_the_connection_with_a_reason() -> eyre::Result<()
 async fn idle_connections_are_closed() -> eyre::Result<()> {
     let db = TestDb::new().await?;
     let mut cfg = config(&db, no_rpc());
-    cfg.idle_timeout_secs = 1;
+    cfg.options.idle_timeout_secs = 1;
     let relay = Relay::start(cfg).await?;
     let mut c = Client::connect(&relay).await?;
     let started = std::time::Instant::now();

@@ -90,7 +90,7 @@ async fn pauses_when_vouchers_fall_behind_and_resumes_when_they_catch_up() -> ey
     let player = Player::new(1_000_000);
     seed_listener(db.pool(), player.listener(), 1_000_000, 0).await?;
     let mut cfg = config(&db, no_rpc());
-    cfg.grace_beats = 2;
+    cfg.options.grace_beats = 2;
     let relay = Relay::start(cfg).await?;
     let mut c = Client::connect(&relay).await?;
     c.hello(&player).await?;

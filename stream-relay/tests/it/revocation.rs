@@ -15,7 +15,7 @@ fn play(track: u64) -> ClientFrame {
 /// Default limits (ten abuse errors close a connection), one beat a minute so `owed` stays put.
 fn slow_beats(db: &TestDb) -> beatstream_stream_relay::Config {
     let mut c = config(db, no_rpc());
-    c.beat_ms = 60_000;
+    c.options.beat_ms = 60_000;
     c
 }
 
@@ -263,11 +263,11 @@ async fn a_grant_revoked_on_chain_stops_the_relay_and_its_acked_vouchers_still_s
     // The relay reads the chain's id and the vault from the deployment; vouchers are paid on every 100 ms beat.
     let mut cfg =
         beatstream_stream_relay::Config::new(db.url().to_owned(), chain.anvil.endpoint_url());
-    cfg.listen = "127.0.0.1:0".parse()?;
+    cfg.options.listen = "127.0.0.1:0".parse()?;
     cfg.deployment = Some(deployment);
-    cfg.beat_ms = 100;
-    cfg.grace_beats = 1_000;
-    cfg.idle_timeout_secs = 120;
+    cfg.options.beat_ms = 100;
+    cfg.options.grace_beats = 1_000;
+    cfg.options.idle_timeout_secs = 120;
     let relay = Relay::start(cfg).await?;
 
     let player = scene::Player::new(&chain, listener.clone(), 1).await?;

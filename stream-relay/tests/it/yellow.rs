@@ -36,14 +36,14 @@ fn human(units: U256) -> Amount {
 /// A relay with the Yellow transport pointed at `double`.
 fn yellow_config(db: &TestDb, double: &Double, operator: &PrivateKeySigner) -> Config {
     let mut c = config(db, no_rpc());
-    c.yellow.yellow_url = Some(double.url());
-    c.yellow.yellow_operator_key = Some(alloy::hex::encode(operator.to_bytes()));
-    c.yellow.yellow_submit_grace_secs = 1;
-    c.yellow.yellow_request_secs = 2;
-    c.max_errors = 1000;
+    c.options.yellow.yellow_url = Some(double.url());
+    c.options.yellow.yellow_operator_key = Some(alloy::hex::encode(operator.to_bytes()));
+    c.options.yellow.yellow_submit_grace_secs = 1;
+    c.options.yellow.yellow_request_secs = 2;
+    c.options.max_errors = 1000;
     // A loaded test machine may delay acks by several 100 ms beats; pausing for vouchers behind is tested
     // elsewhere, pausing for the node here.
-    c.grace_beats = 1000;
+    c.options.grace_beats = 1000;
     c
 }
 
@@ -245,7 +245,7 @@ async fn setup_with_beat(beat_ms: u64) -> eyre::Result<Setup> {
     let double = Double::start(DoubleConfig::default()).await?;
     let operator = PrivateKeySigner::random();
     let mut config = yellow_config(&db, &double, &operator);
-    config.beat_ms = beat_ms;
+    config.options.beat_ms = beat_ms;
     let relay = Relay::start(config).await?;
     Ok(Setup { db, double, relay, scene, operator })
 }
@@ -831,10 +831,10 @@ async fn an_operator_key_in_kms_co_signs_what_the_node_accepts() -> eyre::Result
     let scene = seed_scene(db.pool()).await?;
     let double = Double::start(DoubleConfig::default()).await?;
     let mut config = yellow_config(&db, &double, &PrivateKeySigner::random());
-    config.yellow.yellow_operator_key = None;
-    config.yellow.yellow_operator_aws_kms_key_id = Some(key_id.clone());
-    config.yellow.yellow_operator_aws = Some(kms.settings());
-    config.beat_ms = 100;
+    config.options.yellow.yellow_operator_key = None;
+    config.options.yellow.yellow_operator_aws_kms_key_id = Some(key_id.clone());
+    config.options.yellow.yellow_operator_aws = Some(kms.settings());
+    config.options.beat_ms = 100;
     let relay = Relay::start(config.clone()).await?;
     let mut player = YellowPlayer::new(operator, scene.alice.payee, "0.5");
     double.credit(player.listener(), ASSET, usdc("1"));
@@ -862,7 +862,7 @@ async fn an_operator_key_in_kms_co_signs_what_the_node_accepts() -> eyre::Result
     relay.stop().await?;
 
     // A key id KMS does not know stops the relay at start, naming the key.
-    config.yellow.yellow_operator_aws_kms_key_id = Some("alias/no-such-operator".into());
+    config.options.yellow.yellow_operator_aws_kms_key_id = Some("alias/no-such-operator".into());
     let err = Relay::start(config).await.err().expect("a relay with an unknown KMS key started");
     let shown = format!("{err:#}");
     assert!(
