@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use beatstream_primitives::VoucherDomain;
-use beatstream_stream_relay::protocol::{ClientFrame, ServerFrame, Uint};
+use beatstream_stream_relay::protocol::{ChunkKeyFrame, ClientFrame, ServerFrame, Uint};
 use futures_util::{SinkExt, StreamExt};
 use secp256k1::{Secp256k1, SignOnly};
 use tokio::net::TcpStream;
@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use url::Url;
 
-use crate::{Error, Result, keys::Identity, player::ws_config};
+use crate::{Error, Result, audio::Listening, keys::Identity, player::ws_config};
 
 /// How long a step waits for the relay's answer.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,6 +53,8 @@ pub struct Playing {
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     secp: Secp256k1<SignOnly>,
+    /// Chunk keys received in acks and not yet taken.
+    keys: Vec<ChunkKeyFrame>,
 }
 
 impl Client {
@@ -61,7 +63,7 @@ impl Client {
         let (ws, _) = connect_async_with_config(relay.as_str(), Some(ws_config()), true)
             .await
             .map_err(|e| Error::Connection(format!("{relay}: {e}")))?;
-        Ok(Self { ws, secp: Secp256k1::signing_only() })
+        Ok(Self { ws, secp: Secp256k1::signing_only(), keys: Vec::new() })
     }
 
     /// Presents `identity`'s grant and waits for `ready`; returns what the listener can still spend.
@@ -111,10 +113,11 @@ impl Client {
                         .await?;
                     (answered, sent) = (answered + 1, owed);
                 }
-                ServerFrame::Ack { session_id, cumulative, .. }
+                ServerFrame::Ack { session_id, cumulative, keys }
                     if session_id == playing.session_id =>
                 {
                     acked = acked.max(parse(&cumulative, "ack")?);
+                    self.keys.extend(keys);
                 }
                 ServerFrame::Closed { session_id, .. } if session_id == playing.session_id => {
                     return Err(Error::Unexpected(format!("session {session_id} closed")));
@@ -123,6 +126,11 @@ impl Client {
             }
         }
         Ok(acked)
+    }
+
+    /// The chunk keys acks released since the last call (tracks with audio only).
+    pub fn take_keys(&mut self) -> Vec<ChunkKeyFrame> {
+        std::mem::take(&mut self.keys)
     }
 
     /// Stops `playing` and waits for `closed`; returns what the session paid.
@@ -178,19 +186,21 @@ impl Client {
 }
 
 /// Plays `track_id` over and over, `beats_per_play` paid seconds each, until `shutdown`; after any failure waits
-/// two seconds, reconnects and says hello again.
+/// two seconds, reconnects and says hello again. With `audio`, fetches, verifies, decrypts and decodes the chunk of
+/// every key an ack releases, counting into its counters.
 pub async fn stream(
     relay: Url,
     domain: VoucherDomain,
     identity: Identity,
     track_id: u64,
     beats_per_play: u64,
+    audio: Option<Listening>,
     shutdown: CancellationToken,
 ) {
     while !shutdown.is_cancelled() {
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = plays(&relay, &domain, &identity, track_id, beats_per_play) => r,
+            r = plays(&relay, &domain, &identity, track_id, beats_per_play, audio.as_ref()) => r,
         };
         if let Err(e) = result {
             warn!(target: "beatstream::sim", listener = %identity.grant.listener, error = %e, "simulated player: reconnecting");
@@ -206,12 +216,27 @@ async fn plays(
     identity: &Identity,
     track_id: u64,
     beats: u64,
+    audio: Option<&Listening>,
 ) -> Result<()> {
+    // A play stops before the track's last second: at its end the relay closes the session itself, and the `stop`
+    // that follows would then be answered with an error.
+    let beats = match audio {
+        Some(audio) => {
+            beats.min(u64::from(audio.track.manifest.chunk_count.saturating_sub(1).max(1)))
+        }
+        None => beats,
+    };
     let mut client = Client::connect(relay).await?;
     client.hello(identity).await?;
     loop {
         let playing = client.play(track_id).await?;
-        client.pay(identity, domain, &playing, beats).await?;
+        let paid = client.pay(identity, domain, &playing, beats).await;
+        // The seconds paid for are listened to even when the play then failed.
+        let keys = client.take_keys();
+        if let Some(audio) = audio {
+            audio.track.play(&keys, &audio.counters).await;
+        }
+        paid?;
         client.stop(&playing).await?;
     }
 }

@@ -30,6 +30,9 @@ pub enum Error {
     /// time).
     #[error("unexpected from the relay: {0}")]
     Unexpected(String),
+    /// A track's audio could not be fetched or did not check out (manifest, chunk, key).
+    #[error("audio: {0}")]
+    Audio(String),
 }
 
 /// Result alias for this crate.

@@ -11,6 +11,7 @@
 //! [`client`]: one player over one connection (connect, hello with a grant, play, answer beats with vouchers, stop),
 //! and [`client::stream`], a player that plays on and reconnects until told to stop (`beatstream dev`'s players).
 
+pub mod audio;
 pub mod ceiling;
 pub mod client;
 pub mod config;

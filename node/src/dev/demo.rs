@@ -1,9 +1,11 @@
 //! The demo's chain side: `demo.beatstream.eth` with three tracks and a funded listener, simulated listeners (the
 //! sim crate's players), and what `beatstream dev` prints while it runs.
 
+use std::sync::Arc;
+
 use alloy::{
     network::EthereumWallet,
-    primitives::{U256, keccak256},
+    primitives::{B256, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
@@ -14,12 +16,18 @@ use beatstream_primitives::{
         BeatStreamVault, MockUSDC,
     },
 };
-use beatstream_sim::keys::Identity;
+use beatstream_sim::{
+    audio::{AudioCounters, Listening, TrackAudio},
+    keys::Identity,
+};
 use eyre::WrapErr;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::totals::{totals, wait_indexed};
+use super::{
+    audio::StudioClient,
+    totals::{totals, wait_indexed},
+};
 use crate::cli::DevArgs;
 
 const USDC: u64 = 1_000_000;
@@ -27,6 +35,9 @@ const USDC: u64 = 1_000_000;
 const DEMO_RATE: u64 = 1_000;
 /// Paid seconds per play of a simulated listener before it stops and plays again.
 const BEATS_PER_PLAY: u64 = 60;
+/// The demo tracks: title, seed of their generated music, and seconds.
+const DEMO_TRACKS: [(&str, u64, u32); 3] =
+    [("Genesis Block", 1, 30), ("Gas Lights", 2, 45), ("Finality", 3, 60)];
 
 /// The demo's chain side.
 pub(super) struct Demo {
@@ -71,13 +82,14 @@ impl Demo {
         shutdown: CancellationToken,
     ) -> eyre::Result<()> {
         let seeded = async {
-            self.seed().await.wrap_err("seeding the demo artist and listener")?;
-            wait_indexed(&database_url, &rpc).await
+            let tracks = self.seed(&args).await.wrap_err("seeding the demo artist and listener")?;
+            wait_indexed(&database_url, &rpc).await?;
+            eyre::Ok(tracks)
         };
-        tokio::select! {
+        let tracks = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             seeded = seeded => seeded?,
-        }
+        };
         let keys = &self.keys;
         let deployment = &self.deployment;
 
@@ -96,6 +108,16 @@ impl Demo {
             keys[1].address(),
             keys[2].address()
         );
+        println!(
+            "  Audio:      generated music, uploaded through the studio and published by the demo artist:"
+        );
+        for (i, (title, root, duration)) in tracks.iter().enumerate() {
+            println!(
+                "    track {} {title:?} ({duration} s): http://{}/audio/{root}/manifest.json",
+                i + 1,
+                args.api_listen
+            );
+        }
         println!();
         println!("Paste into GraphiQL:");
         println!(
@@ -110,27 +132,44 @@ impl Demo {
                 .await
                 .wrap_err("funding the simulated listeners")?;
             let relay_url: Url = format!("ws://{}/ws/stream", args.relay_listen).parse()?;
-            // The sim crate's player: plays a minute at a time, paying every beat, and reconnects after errors.
+            // Each track's manifest, fetched and checked against the chain as a player does.
+            let http = beatstream_sim::audio::http_client()?;
+            let base: Url = format!("http://{}", args.api_listen).parse()?;
+            let mut audio = Vec::with_capacity(tracks.len());
+            for (_, root, duration) in &tracks {
+                let track = TrackAudio::fetch(&http, &base, *root, *duration)
+                    .await?
+                    .ok_or_else(|| eyre::eyre!("the node serves no audio for {root}"))?;
+                audio.push(Arc::new(track));
+            }
+            let counters = Arc::new(AudioCounters::default());
+            // The sim crate's player: plays a minute at a time, paying every beat, fetches, verifies and decrypts
+            // each second whose key an ack releases, and reconnects after errors.
             for (i, identity) in players.into_iter().enumerate() {
+                let listening =
+                    Listening { track: audio[i % 3].clone(), counters: counters.clone() };
                 tokio::spawn(beatstream_sim::client::stream(
                     relay_url.clone(),
                     self.domain.clone(),
                     identity,
                     (i % 3) as u64 + 1,
                     BEATS_PER_PLAY,
+                    Some(listening),
                     shutdown.clone(),
                 ));
             }
+            totals(&database_url, Some(counters), shutdown).await
         } else {
             println!(
                 "Ctrl-C stops everything. `--listeners N` (make dev ARGS=\"--listeners 10\") adds simulated players."
             );
+            totals(&database_url, None, shutdown).await
         }
-        totals(&database_url, shutdown).await
     }
 
-    /// `demo.beatstream.eth` with records and three tracks; a listener with 100 USDC deposited.
-    async fn seed(&self) -> eyre::Result<()> {
+    /// `demo.beatstream.eth` with records and three tracks whose generated audio the artist uploads to the studio
+    /// and publishes; a listener with 100 USDC deposited. Returns each track's title, root and seconds.
+    async fn seed(&self, args: &DevArgs) -> eyre::Result<Vec<(&'static str, B256, u32)>> {
         let registry = BeatStreamRegistry::new(self.deployment.contracts.registry, &self.artist);
         let records = vec![
             TextRecord {
@@ -148,16 +187,30 @@ impl Demo {
             records,
         )
         .await?;
-        for (title, duration) in [("Genesis Block", 180u32), ("Gas Lights", 210), ("Finality", 240)]
-        {
+        // The artist signs in to the studio with their wallet, uploads each track's audio and publishes it with
+        // the root and seconds the studio answers, as docs/STUDIO.md tells an artist to.
+        let studio =
+            StudioClient::sign_in(args.api_listen, self.deployment.chain_id, &self.keys[1])
+                .await
+                .wrap_err("signing in to the studio as the demo artist")?;
+        let mut tracks = Vec::with_capacity(DEMO_TRACKS.len());
+        for (title, seed, seconds) in DEMO_TRACKS {
+            let wav =
+                tokio::task::spawn_blocking(move || beatstream_audio::demo::track(seed, seconds))
+                    .await?;
+            let uploaded = studio
+                .upload("demo", wav)
+                .await
+                .wrap_err_with(|| format!("uploading {title:?}"))?;
             let input = TrackInput {
                 title: title.into(),
-                duration,
+                duration: uploaded.duration,
                 ratePerSecond: 0,
-                contentHash: keccak256(title),
+                contentHash: uploaded.root,
                 metadataURI: format!("ipfs://demo/{}", title.to_lowercase().replace(' ', "-")),
             };
             ensure(registry.publishTrack(node, input).send().await?).await?;
+            tracks.push((title, uploaded.root, uploaded.duration));
         }
         let amount = U256::from(100 * USDC);
         let usdc = MockUSDC::new(self.deployment.contracts.usdc, &self.listener);
@@ -165,7 +218,7 @@ impl Demo {
         ensure(usdc.approve(self.deployment.contracts.vault, amount).send().await?).await?;
         let vault = BeatStreamVault::new(self.deployment.contracts.vault, &self.listener);
         ensure(vault.deposit(amount).send().await?).await?;
-        Ok(())
+        Ok(tracks)
     }
 
     /// Fresh wallets with 10 USDC each deposited by account 0, and a grant and session key each.

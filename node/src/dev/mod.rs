@@ -2,9 +2,10 @@
 //!
 //! Starts anvil (from the npm-pinned Foundry toolchain, one-second blocks) unless `--rpc-url` is given, deploys the
 //! contracts with the real deploy script, takes a fresh database (`DATABASE_URL`, else a local server, else a private
-//! throwaway cluster), runs indexer, relay, keeper and API in this process, seeds `demo.beatstream.eth` with three
-//! tracks and a funded listener, prints where to look, and with `--listeners N` runs N simulated players streaming
-//! real signed vouchers. Ctrl-C stops everything it started and removes the database and chain it created.
+//! throwaway cluster), runs indexer, relay, keeper, API and studio in this process, seeds `demo.beatstream.eth` with
+//! three tracks of generated music (uploaded through the studio with a real sign-in, published with their roots) and a
+//! funded listener, prints where to look, and with `--listeners N` runs N simulated players streaming real signed
+//! vouchers and fetching, verifying and decrypting the chunks the relay's acks release. Ctrl-C stops everything it started and removes the database and chain it created.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tracing::info;
 
 use crate::{cli::DevArgs, tasks::Supervisor};
 
+mod audio;
 mod demo;
 mod totals;
 

@@ -1,9 +1,14 @@
 //! What the demo reads back from the database: that the indexer caught up, and the running totals it prints.
 
-use std::{io::IsTerminal, time::Duration};
+use std::{
+    io::IsTerminal,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use alloy::{primitives::U256, providers::Provider};
 use beatstream_primitives::units::format_usdc;
+use beatstream_sim::audio::AudioCounters;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -24,8 +29,12 @@ pub(super) async fn wait_indexed(database_url: &str, rpc: &Url) -> eyre::Result<
     eyre::bail!("the indexer did not reach block {head} within a minute")
 }
 
-/// Prints live totals every two seconds until `shutdown`.
-pub(super) async fn totals(database_url: &str, shutdown: CancellationToken) -> eyre::Result<()> {
+/// Prints live totals every two seconds until `shutdown`, with the players' audio when they listen.
+pub(super) async fn totals(
+    database_url: &str,
+    audio: Option<Arc<AudioCounters>>,
+    shutdown: CancellationToken,
+) -> eyre::Result<()> {
     let pool = beatstream_primitives::db::connect(database_url).await?;
     let tty = std::io::stdout().is_terminal();
     let mut last: Option<(U256, std::time::Instant)> = None;
@@ -51,12 +60,20 @@ pub(super) async fn totals(database_url: &str, shutdown: CancellationToken) -> e
             (vouched.saturating_sub(v).to::<u128>() as f64 / 1e6) / secs
         });
         last = Some((vouched, now));
-        let line = format!(
+        let mut line = format!(
             "live sessions {live:>4} | streamed {} USDC ({:.4} USDC/s) | settled on-chain {} USDC in {txs} txs",
             format_usdc(vouched),
             rate.unwrap_or_default(),
             format_usdc(settled),
         );
+        if let Some(audio) = &audio {
+            line.push_str(&format!(
+                " | audio verified {} s of {} keys, {} failed",
+                audio.verified.load(Ordering::Relaxed),
+                audio.keys.load(Ordering::Relaxed),
+                audio.failed(),
+            ));
+        }
         if tty {
             print!("\r{line}   ");
             use std::io::Write;

@@ -1,5 +1,6 @@
-//! `beatstream dev` as a newcomer runs it: it reaches "ready", simulated listeners move money on-chain within a
-//! minute, and Ctrl-C (SIGINT) stops everything it started: the chain and the database it created are gone.
+//! `beatstream dev` as a newcomer runs it: it reaches "ready" with three tracks of audio served, simulated listeners
+//! move money on-chain within a minute and fetch, verify and decrypt the chunks their payments release, and Ctrl-C
+//! (SIGINT) stops everything it started: the chain and the database it created are gone.
 
 use std::{
     io::{BufRead, BufReader},
@@ -36,7 +37,10 @@ fn dev_reaches_ready_moves_money_and_stops_on_ctrl_c() -> eyre::Result<()> {
     let mut settled = false;
     let mut anvil_url = None;
     let mut database_url = None;
-    while started.elapsed() < Duration::from_secs(180) && !settled {
+    let mut manifests = Vec::new();
+    // From the totals line's "audio verified N s of K keys, F failed": the most seen, and any failure.
+    let (mut verified, mut failed) = (0u64, 0u64);
+    while started.elapsed() < Duration::from_secs(180) && !(settled && verified > 0) {
         let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) else { continue };
         ready |= line.contains("BeatStream dev node is ready");
         if let Some(rest) = line.trim().strip_prefix("Chain:") {
@@ -44,6 +48,17 @@ fn dev_reaches_ready_moves_money_and_stops_on_ctrl_c() -> eyre::Result<()> {
         }
         if let Some(rest) = line.trim().strip_prefix("Postgres:") {
             database_url = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(url) = line.split_whitespace().find(|w| w.ends_with("/manifest.json")) {
+            manifests.push(url.to_owned());
+        }
+        if let Some(pos) = line.find("audio verified ") {
+            let words: Vec<&str> = line[pos + 15..].split_whitespace().collect();
+            // ["N", "s", "of", "K", "keys,", "F", "failed"]
+            let n = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok()).unwrap_or(0);
+            assert!(n(0) <= n(3), "verified more seconds than keys received: {line}");
+            verified = verified.max(n(0));
+            failed = failed.max(n(5));
         }
         // "settled on-chain 0.012345 USDC in 3 txs": money moved through the keeper.
         if let Some(pos) = line.find("settled on-chain ") {
@@ -68,6 +83,9 @@ fn dev_reaches_ready_moves_money_and_stops_on_ctrl_c() -> eyre::Result<()> {
     };
     assert!(ready, "never printed ready");
     assert!(settled, "no settlement within {elapsed:?}");
+    assert_eq!(manifests.len(), 3, "the banner names each demo track's manifest: {manifests:?}");
+    assert!(verified > 0, "no chunk fetched, verified and decrypted within {elapsed:?}");
+    assert_eq!(failed, 0, "audio failures");
     assert!(status.is_some_and(|s| s.success()), "did not stop cleanly on SIGINT: {status:?}");
     // The chain it started is gone.
     let url = anvil_url.expect("the ready banner names the chain (`Chain: <url>`)");

@@ -77,7 +77,7 @@ async fn stream_keeps_playing_until_stopped() -> eyre::Result<()> {
     let listener = player.grant.listener;
 
     let done = CancellationToken::new();
-    let task = tokio::spawn(client::stream(url, domain, player, TRACK, 2, done.clone()));
+    let task = tokio::spawn(client::stream(url, domain, player, TRACK, 2, None, done.clone()));
     // Two plays of two paid beats each, at least: what the listener's vouchers hold grows past one play.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
