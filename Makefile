@@ -8,7 +8,7 @@ CARGO ?= cargo
 # nextest runs each test in its own process (parallel across both cores); plain `cargo test` where it is missing.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: all setup contracts abi build dev test test-contracts test-rust test-ops fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow guarantees clean
+.PHONY: all setup contracts abi build dev test test-contracts test-rust test-ops fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow bench-audio guarantees clean
 
 all: build
 
@@ -73,6 +73,13 @@ bench-api:
 ## bench-yellow: Yellow updates submitted one by one to the nitronode double, raw and through the relay (500 players; prints node lag, backlog, verdict)
 bench-yellow:
 	$(CARGO) bench -p beatstream-stream-relay --bench yellow
+
+## bench-audio: upload and chunking throughput (audio crate alone and over the studio's HTTP), chunk serving to 10/100/1000
+## listeners next to static files, the relay's cost per released chunk key
+bench-audio: contracts
+	$(CARGO) bench -p beatstream-audio --bench upload
+	$(CARGO) bench -p beatstream-studio --bench audio
+	$(CARGO) bench -p beatstream-stream-relay --bench chunk_keys
 
 ## bench-keeper: gas per settled voucher at several batch sizes, and voucher-to-confirmed-settlement latency on anvil
 bench-keeper: contracts
