@@ -100,7 +100,12 @@ impl Server {
         let addr = self.listener.local_addr()?;
         info!(target: "beatstream::api", graphiql = %format_args!("http://{addr}/graphql"), subscriptions = %format_args!("ws://{addr}/graphql/ws"), "api listening");
         let app = router(self.schema, self.ops, &self.options).merge(self.extra);
-        let server = axum::serve(self.listener, app)
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            // No Nagle: a response's body follows its headers in a second small write, which Nagle holds until the
+            // client's delayed ACK (about 40 ms per request; docs/BENCHMARKS.md "Audio").
+            let _ = tcp.set_nodelay(true);
+        });
+        let server = axum::serve(listener, app)
             .with_graceful_shutdown(self.shutdown.clone().cancelled_owned());
         // Subscriptions end at shutdown; a client that keeps its socket open anyway gets five seconds.
         let shutdown = self.shutdown.clone();

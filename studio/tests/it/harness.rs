@@ -123,6 +123,10 @@ impl Env {
                 )
                 .with_state(studio),
         );
+        // As `beatstream node` serves it: no Nagle.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("studio serves");
         });
