@@ -176,19 +176,13 @@ async fn an_uploaded_track_is_heard_exactly_as_far_as_it_is_paid() -> eyre::Resu
         Chunker::open(&source, &Limits::default())?.collect::<Result<Vec<_>, _>>()?;
     assert_eq!(plain.len(), manifest.chunk_count as usize);
 
-    let key = PrivateKeySigner::random();
-    let grant = SessionGrant {
-        listener: listener.address(),
-        sessionKey: key.address(),
-        cap: U256::from(10 * USDC),
-        expiresAt: chain.now().await? + 86_400,
-        nonce: 1,
-    };
-    let player = Player { key, grant: grant.clone(), domain: chain.domain() };
+    // The testkit's player: a fresh session key under a grant of the listener's, signed.
+    let scene_player = beatstream_testkit::scene::Player::new(&chain, listener, 1).await?;
     let (mut ws, _) = connect_async(format!("ws://{relay_addr}/ws/stream")).await?;
-    let grant_sig = chain.domain().sign_grant(&listener, &grant)?;
-    ws.send(text(ClientFrame::hello(&grant, &grant_sig))).await?;
+    ws.send(text(ClientFrame::hello(&scene_player.grant, &scene_player.grant_sig))).await?;
     assert!(matches!(recv(&mut ws).await?, ServerFrame::Ready { .. }));
+    let player =
+        Player { key: scene_player.key, grant: scene_player.grant, domain: chain.domain() };
 
     // ----- First play: four seconds paid, then stop. Exactly chunks 0–3 are released. -----
     let first = player.play(&mut ws, Some(FIRST_PLAY)).await?;
