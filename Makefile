@@ -8,7 +8,7 @@ CARGO ?= cargo
 # nextest runs each test in its own process (parallel across both cores); plain `cargo test` where it is missing.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: all setup contracts abi build dev test test-contracts test-rust test-ops fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow bench-audio guarantees clean
+.PHONY: all setup contracts abi build dev test test-contracts test-rust test-ops fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow bench-audio guarantees web test-web clean
 
 all: build
 
@@ -24,6 +24,10 @@ contracts: setup
 abi: contracts
 	node script/export-abi.mjs
 
+## web: rebuild the app and GraphiQL (web/, on the SDK in clients/ts) into web/dist, which the node embeds (commit it)
+web:
+	./script/web.sh
+
 ## build: contracts and the `beatstream` binary
 build: contracts
 	$(CARGO) build --workspace
@@ -33,7 +37,7 @@ dev: contracts
 	$(CARGO) run --release -p beatstream-node --bin beatstream -- dev $(ARGS)
 
 ## test: every test: ABI freshness, forge (with the gas snapshot check), cargo (with moto's KMS server installed)
-test: test-contracts test-rust test-ops
+test: test-contracts test-rust test-ops test-web
 
 test-contracts: contracts
 	node script/export-abi.mjs --check
@@ -44,6 +48,10 @@ test-rust: contracts
 	./script/moto.sh  # the local KMS server of the KMS signer tests (target/venv; Python 3 with venv and pip)
 	./script/test-deps.sh  # PgBouncer and openssl for the Postgres topology tests (Debian's packages)
 	$(CARGO) $(NEXTEST) --workspace --no-fail-fast
+
+## test-web: web/dist is the build of web/ and clients/ts (npm ci from their lock files)
+test-web:
+	./script/web.sh --check
 
 ## test-ops: the Prometheus alert rules in ops/ are valid and pass their unit tests (promtool, installed if missing)
 test-ops:

@@ -13,6 +13,7 @@ mod live;
 mod metrics;
 mod schema;
 mod service;
+mod web;
 
 pub use config::{
     Config, DEFAULT_CORS_ORIGINS, DEFAULT_DB_CONNECTIONS, DEFAULT_DEPLOYMENT, DEFAULT_LISTEN,

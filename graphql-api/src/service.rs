@@ -1,15 +1,14 @@
-//! The API service: binds, serves `/graphql` (queries and GraphiQL), `/graphql/ws` (subscriptions), `/health`,
-//! `/ready` and `/metrics`, and stops at shutdown.
+//! The API service: binds, serves `/graphql` (queries, and GraphiQL from the node's own bundle), `/graphql/ws`
+//! (subscriptions), `/health`, `/ready`, `/metrics` and the app (`/`, [`crate::web`]), and stops at shutdown.
 
 use std::{net::SocketAddr, time::Duration};
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, State, WebSocketUpgrade},
     http::{HeaderValue, Method, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use beatstream_primitives::{
@@ -23,7 +22,7 @@ use tower_http::{
 };
 use tracing::info;
 
-use crate::{Config, Error, Metrics, Options, Result, db, live, schema, schema::ApiSchema};
+use crate::{Config, Error, Metrics, Options, Result, db, live, schema, schema::ApiSchema, web};
 
 /// Runs the API until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
@@ -98,7 +97,7 @@ impl Server {
     /// Serves until the shutdown token is cancelled.
     pub async fn serve(self) -> Result<()> {
         let addr = self.listener.local_addr()?;
-        info!(target: "beatstream::api", graphiql = %format_args!("http://{addr}/graphql"), subscriptions = %format_args!("ws://{addr}/graphql/ws"), "api listening");
+        info!(target: "beatstream::api", app = %format_args!("http://{addr}/"), graphiql = %format_args!("http://{addr}/graphql"), subscriptions = %format_args!("ws://{addr}/graphql/ws"), "api listening");
         let app = router(self.schema, self.ops, &self.options).merge(self.extra);
         let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
             // No Nagle: a response's body follows its headers in a second small write, which Nagle holds until the
@@ -137,10 +136,11 @@ fn router(schema: ApiSchema, ops: Ops, options: &Options) -> Router {
         .route("/metrics", get(metrics))
         .with_state(ops);
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(web::graphiql).post(graphql))
         .route("/graphql/ws", get(subscriptions))
         .with_state(schema)
         .merge(ops)
+        .merge(web::router())
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(options.max_body_bytes))
         .layer(cors)
@@ -170,10 +170,6 @@ async fn ready(State(ops): State<Ops>) -> Response {
 
 async fn metrics(State(ops): State<Ops>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], ops.metrics.render()).into_response()
-}
-
-async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
 }
 
 async fn graphql(State(schema): State<ApiSchema>, request: GraphQLRequest) -> GraphQLResponse {
