@@ -15,7 +15,7 @@ const config: CodegenConfig = {
         "typescript-operations",
         "typed-document-node",
       ],
-      config: { useTypeImports: true, enumsAsTypes: true, avoidOptionals: { field: true, inputValue: false, object: true }, scalars: {} },
+      config: { useTypeImports: true, enumsAsTypes: true, avoidOptionals: { field: true }, scalars: {} },
     },
   },
   silent: true,

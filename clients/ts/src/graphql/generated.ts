@@ -68,18 +68,18 @@ export type Artist = {
 
 /** An artist: `<label>.beatstream.eth`. */
 export type ArtistSeriesArgs = {
-  from: InputMaybe<Scalars['Int']['input']>;
+  from?: InputMaybe<Scalars['Int']['input']>;
   interval: Interval;
-  to: InputMaybe<Scalars['Int']['input']>;
+  to?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
 /** An artist: `<label>.beatstream.eth`. */
 export type ArtistSettlementsArgs = {
-  after: InputMaybe<Scalars['String']['input']>;
-  before: InputMaybe<Scalars['String']['input']>;
-  first: InputMaybe<Scalars['Int']['input']>;
-  last: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -92,16 +92,16 @@ export type ArtistTextArgs = {
 /** An artist: `<label>.beatstream.eth`. */
 export type ArtistTopTracksArgs = {
   limit?: Scalars['Int']['input'];
-  sinceHours: InputMaybe<Scalars['Int']['input']>;
+  sinceHours?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
 /** An artist: `<label>.beatstream.eth`. */
 export type ArtistTracksArgs = {
-  after: InputMaybe<Scalars['String']['input']>;
-  before: InputMaybe<Scalars['String']['input']>;
-  first: InputMaybe<Scalars['Int']['input']>;
-  last: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
 };
 
 export type ArtistConnection = {
@@ -359,34 +359,34 @@ export type Listener = {
 
 
 export type ListenerDepositsArgs = {
-  after: InputMaybe<Scalars['String']['input']>;
-  before: InputMaybe<Scalars['String']['input']>;
-  first: InputMaybe<Scalars['Int']['input']>;
-  last: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
 export type ListenerSessionsArgs = {
-  after: InputMaybe<Scalars['String']['input']>;
-  before: InputMaybe<Scalars['String']['input']>;
-  first: InputMaybe<Scalars['Int']['input']>;
-  last: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
 export type ListenerSettlementsArgs = {
-  after: InputMaybe<Scalars['String']['input']>;
-  before: InputMaybe<Scalars['String']['input']>;
-  first: InputMaybe<Scalars['Int']['input']>;
-  last: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
 export type ListenerWithdrawalsArgs = {
-  after: InputMaybe<Scalars['String']['input']>;
-  before: InputMaybe<Scalars['String']['input']>;
-  first: InputMaybe<Scalars['Int']['input']>;
-  last: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
 };
 
 /** Listening totals. */
@@ -465,35 +465,35 @@ export type QueryRoot = {
 
 
 export type QueryRootArtistArgs = {
-  address: InputMaybe<Scalars['String']['input']>;
-  name: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
 };
 
 
 export type QueryRootArtistsArgs = {
-  after: InputMaybe<Scalars['String']['input']>;
-  before: InputMaybe<Scalars['String']['input']>;
-  first: InputMaybe<Scalars['Int']['input']>;
-  last: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
   orderBy?: ArtistOrder;
 };
 
 
 export type QueryRootDepositsArgs = {
-  after: InputMaybe<Scalars['String']['input']>;
-  before: InputMaybe<Scalars['String']['input']>;
-  first: InputMaybe<Scalars['Int']['input']>;
-  last: InputMaybe<Scalars['Int']['input']>;
-  listener: InputMaybe<Scalars['String']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+  listener?: InputMaybe<Scalars['String']['input']>;
 };
 
 
 export type QueryRootKeeperTransactionsArgs = {
-  after: InputMaybe<Scalars['String']['input']>;
-  before: InputMaybe<Scalars['String']['input']>;
-  first: InputMaybe<Scalars['Int']['input']>;
-  last: InputMaybe<Scalars['Int']['input']>;
-  status: InputMaybe<Scalars['String']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -503,9 +503,9 @@ export type QueryRootListenerArgs = {
 
 
 export type QueryRootSeriesArgs = {
-  from: InputMaybe<Scalars['Int']['input']>;
+  from?: InputMaybe<Scalars['Int']['input']>;
   interval: Interval;
-  to: InputMaybe<Scalars['Int']['input']>;
+  to?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -515,19 +515,19 @@ export type QueryRootSessionArgs = {
 
 
 export type QueryRootSessionsArgs = {
-  after: InputMaybe<Scalars['String']['input']>;
-  before: InputMaybe<Scalars['String']['input']>;
-  first: InputMaybe<Scalars['Int']['input']>;
-  last: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
   where?: SessionWhere;
 };
 
 
 export type QueryRootSettlementsArgs = {
-  after: InputMaybe<Scalars['String']['input']>;
-  before: InputMaybe<Scalars['String']['input']>;
-  first: InputMaybe<Scalars['Int']['input']>;
-  last: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
   orderBy?: EventOrder;
   where?: SettlementWhere;
 };
@@ -551,11 +551,11 @@ export type QueryRootTrackArgs = {
 
 
 export type QueryRootWithdrawalsArgs = {
-  after: InputMaybe<Scalars['String']['input']>;
-  before: InputMaybe<Scalars['String']['input']>;
-  first: InputMaybe<Scalars['Int']['input']>;
-  last: InputMaybe<Scalars['Int']['input']>;
-  listener: InputMaybe<Scalars['String']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+  listener?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** One play of one track, live or past. */
@@ -746,8 +746,8 @@ export type SubscriptionRootSessionBeatsArgs = {
 
 
 export type SubscriptionRootSettlementsArgs = {
-  artist: InputMaybe<Scalars['String']['input']>;
-  listener: InputMaybe<Scalars['String']['input']>;
+  artist?: InputMaybe<Scalars['String']['input']>;
+  listener?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** An ENS text record of an artist. */
@@ -888,8 +888,8 @@ export type ListenerQueryVariables = Exact<{
 export type ListenerQuery = { __typename?: 'QueryRoot', listener: { __typename?: 'Listener', address: string, balance: { __typename?: 'Balance', thawEnd: number | null, available: { __typename?: 'Amount', raw: string, usdc: string }, thawing: { __typename?: 'Amount', raw: string, usdc: string }, deposited: { __typename?: 'Amount', raw: string, usdc: string }, spent: { __typename?: 'Amount', raw: string, usdc: string }, withdrawn: { __typename?: 'Amount', raw: string, usdc: string } } | null, grants: Array<{ __typename?: 'Grant', id: string, sessionKey: string, expiresAt: number, nonce: string, revoked: boolean, revokedAt: number | null, revocationEffectiveAt: number | null, cap: { __typename?: 'Amount', raw: string, usdc: string }, spent: { __typename?: 'Amount', raw: string, usdc: string }, vouched: { __typename?: 'Amount', raw: string, usdc: string } }>, nonceFloor: { __typename?: 'NonceFloor', floor: string, previous: string, floorFrom: number } | null, spendPerArtist: Array<{ __typename?: 'ArtistSpend', payee: string, artist: { __typename?: 'Artist', name: string } | null, settled: { __typename?: 'Amount', raw: string, usdc: string } }>, sessions: { __typename?: 'SessionConnection', edges: Array<{ __typename?: 'SessionEdge', node: { __typename?: 'Session', id: string, grantId: string, listener: string, payee: string, trackId: string, seconds: number, status: SessionStatus, closeReason: string | null, startedAt: number, endedAt: number | null, ratePerSecond: { __typename?: 'Amount', raw: string, usdc: string }, amount: { __typename?: 'Amount', raw: string, usdc: string }, track: { __typename?: 'Track', id: string, title: string } | null, artist: { __typename?: 'Artist', name: string } | null } }> }, deposits: { __typename?: 'DepositConnection', edges: Array<{ __typename?: 'DepositEdge', node: { __typename?: 'Deposit', blockTime: number, txHash: string, amount: { __typename?: 'Amount', raw: string, usdc: string } } }> }, withdrawals: { __typename?: 'WithdrawalConnection', edges: Array<{ __typename?: 'WithdrawalEdge', node: { __typename?: 'Withdrawal', blockTime: number, txHash: string, recipient: string, amount: { __typename?: 'Amount', raw: string, usdc: string } } }> } } };
 
 export type ArtistQueryVariables = Exact<{
-  name: InputMaybe<Scalars['String']['input']>;
-  address: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
 }>;
 
@@ -898,7 +898,7 @@ export type ArtistQuery = { __typename?: 'QueryRoot', artist: { __typename?: 'Ar
 
 export type ArtistsQueryVariables = Exact<{
   first?: InputMaybe<Scalars['Int']['input']>;
-  after: InputMaybe<Scalars['String']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
 }>;
 
 
@@ -924,8 +924,8 @@ export type StatsQueryVariables = Exact<{ [key: string]: never; }>;
 export type StatsQuery = { __typename?: 'QueryRoot', stats: { __typename?: 'Stats', artists: number, tracks: number, listeners: number, settlements: number, liveSessions: number, indexedBlock: number | null, deposited: { __typename?: 'Amount', raw: string, usdc: string }, settled: { __typename?: 'Amount', raw: string, usdc: string }, fees: { __typename?: 'Amount', raw: string, usdc: string } } };
 
 export type SettlementsSubscriptionVariables = Exact<{
-  artist: InputMaybe<Scalars['String']['input']>;
-  listener: InputMaybe<Scalars['String']['input']>;
+  artist?: InputMaybe<Scalars['String']['input']>;
+  listener?: InputMaybe<Scalars['String']['input']>;
 }>;
 
 
