@@ -14,8 +14,9 @@ import {
   type WalletClient,
   encodePacked,
   getAddress,
-  hexToSignature,
   keccak256,
+  parseEventLogs,
+  parseSignature,
   toHex,
 } from "viem";
 import { registryAbi, usdcAbi, vaultAbi } from "./abi.js";
@@ -152,12 +153,12 @@ export class VaultClient extends ContractClient {
     if (options.permit ?? true) {
       const deadline = BigInt(Math.floor(Date.now() / 1000) + (options.deadlineSeconds ?? 3600));
       const sig = await this.signPermit(owner, amount, deadline);
-      const { r, s, v } = hexToSignature(sig);
+      const { r, s, yParity } = parseSignature(sig);
       return this.send({
         address: this.contracts.vault,
         abi: vaultAbi,
         functionName: "depositWithPermit",
-        args: [amount, deadline, Number(v ?? 27n), r, s],
+        args: [amount, deadline, 27 + yParity, r, s],
       });
     }
     const allowance = await this.publicClient.readContract({
@@ -367,7 +368,7 @@ export class RegistryClient extends ContractClient {
     };
     if (!this.wallet) throw new Error("a wallet is needed to send transactions");
     const account = await sender(this.wallet);
-    const { request, result } = await this.publicClient.simulateContract({
+    const { request } = await this.publicClient.simulateContract({
       address: this.address,
       abi: registryAbi,
       functionName: "publishTrack",
@@ -377,6 +378,9 @@ export class RegistryClient extends ContractClient {
     const hash = await this.wallet.writeContract({ ...request, account, chain: this.wallet.chain ?? null } as never);
     const receipt = await this.publicClient.waitForTransactionReceipt({ hash });
     if (receipt.status !== "success") throw new Error(`publishTrack ${hash} reverted`);
-    return result;
+    // The id from the transaction's own event: another publish between simulation and inclusion moves it.
+    const [published] = parseEventLogs({ abi: registryAbi, eventName: "TrackPublished", logs: receipt.logs });
+    if (!published) throw new Error(`publishTrack ${hash} emitted no TrackPublished`);
+    return published.args.trackId;
   }
 }

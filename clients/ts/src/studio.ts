@@ -2,7 +2,7 @@
  * The studio (docs/STUDIO.md): Sign-In with Ethereum for a bearer token, who manages an artist name, and audio
  * uploads whose `root` and `duration` the artist's wallet then publishes with {@link RegistryClient.publishTrack}.
  */
-import type { Account, Address, Chain, Hex, Transport, WalletClient } from "viem";
+import { type Account, type Address, type Chain, type Hex, type Transport, type WalletClient, getAddress } from "viem";
 import { createSiweMessage } from "viem/siwe";
 import type { Fetch } from "./audio.js";
 import { StudioError } from "./errors.js";
@@ -94,7 +94,8 @@ export class StudioClient {
     const { nonce } = await this.call<{ nonce: string; expiresAt: number }>("POST", "/studio/siwe/nonce");
     const account = wallet.account ?? (await wallet.getAddresses())[0];
     if (!account) throw new Error("the wallet has no account");
-    const address = typeof account === "string" ? account : account.address;
+    // EIP-4361 wants the EIP-55 form; a wallet may answer in lower case.
+    const address = getAddress(typeof account === "string" ? account : account.address);
     const domain = this.options.domain ?? new URL(this.base).host;
     const message = createSiweMessage({
       domain,
