@@ -8,7 +8,7 @@ CARGO ?= cargo
 # nextest runs each test in its own process (parallel across both cores); plain `cargo test` where it is missing.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: all setup contracts abi build dev test test-contracts test-rust test-ops fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow bench-audio guarantees web test-web clean
+.PHONY: all setup contracts abi build dev test test-contracts test-rust test-ops fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow bench-audio guarantees web test-web test-sdk clean
 
 all: build
 
@@ -37,7 +37,7 @@ dev: contracts
 	$(CARGO) run --release -p beatstream-node --bin beatstream -- dev $(ARGS)
 
 ## test: every test: ABI freshness, forge (with the gas snapshot check), cargo (with moto's KMS server installed)
-test: test-contracts test-rust test-ops test-web
+test: test-contracts test-rust test-ops test-web test-sdk
 
 test-contracts: contracts
 	node script/export-abi.mjs --check
@@ -52,6 +52,12 @@ test-rust: contracts
 ## test-web: web/dist is the build of web/ and clients/ts (npm ci from their lock files)
 test-web:
 	./script/web.sh --check
+
+## test-sdk: the TypeScript SDK (clients/ts, npm ci from its lock file): generated ABIs and GraphQL types fresh, unit
+## tests on docs/vectors, and integration tests driving the built `beatstream dev` (relay, indexer, keeper, API, studio)
+test-sdk: contracts
+	$(CARGO) build -p beatstream-node --bin beatstream
+	cd clients/ts && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm test
 
 ## test-ops: the Prometheus alert rules in ops/ are valid and pass their unit tests (promtool, installed if missing)
 test-ops:

@@ -131,6 +131,10 @@ pub(crate) struct DevArgs {
     /// Where the relay listens.
     #[arg(long, env = "BEATSTREAM_DEV_RELAY_LISTEN", default_value = DEFAULT_DEV_RELAY_LISTEN)]
     pub(crate) relay_listen: SocketAddr,
+    /// Once the demo is ready, write the node's addresses, deployment and demo accounts and tracks here as JSON
+    /// (for SDK tests and tools; docs/CONFIGURATION.md).
+    #[arg(long, env = "BEATSTREAM_DEV_INFO_FILE")]
+    pub(crate) info_file: Option<std::path::PathBuf>,
 }
 
 impl Default for DevArgs {
@@ -140,6 +144,7 @@ impl Default for DevArgs {
             listeners: DEFAULT_DEV_LISTENERS,
             api_listen: DEFAULT_DEV_API_LISTEN.parse().expect("a valid default address"),
             relay_listen: DEFAULT_DEV_RELAY_LISTEN.parse().expect("a valid default address"),
+            info_file: None,
         }
     }
 }

@@ -53,5 +53,9 @@ export function parseDevInfo(json: unknown): DevInfo {
     vault: getAddress(c.vault),
     ...(c.ensRegistry ? { ensRegistry: getAddress(c.ensRegistry) } : {}),
   };
+  if (info.demo) {
+    info.demo.artist.address = getAddress(info.demo.artist.address);
+    info.demo.listener.address = getAddress(info.demo.listener.address);
+  }
   return info;
 }

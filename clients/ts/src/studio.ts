@@ -118,12 +118,12 @@ export class StudioClient {
   }
 
   /** Whether the signed-in address manages `<label>.beatstream.eth` now (else `StudioError` `not_manager`). */
-  me(label: string): Promise<StudioMe> {
+  async me(label: string): Promise<StudioMe> {
     return this.call<StudioMe>("GET", `/studio/me?label=${encodeURIComponent(label)}`, undefined, this.auth());
   }
 
   /** Uploads an audio file (MP3, Ogg Opus, FLAC or WAV) for the artist name; the node cuts, encrypts and stores it. */
-  upload(label: string, file: Blob | ArrayBuffer | Uint8Array): Promise<UploadedTrack> {
+  async upload(label: string, file: Blob | ArrayBuffer | Uint8Array): Promise<UploadedTrack> {
     const body = file instanceof Uint8Array ? new Blob([file as BlobPart]) : (file as BodyInit);
     return this.call<UploadedTrack>("POST", `/studio/artists/${encodeURIComponent(label)}/tracks`, body, {
       ...this.auth(),

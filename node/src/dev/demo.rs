@@ -92,6 +92,11 @@ impl Demo {
         };
         let keys = &self.keys;
         let deployment = &self.deployment;
+        if let Some(path) = &args.info_file {
+            self.write_info(path, &args, &rpc, &tracks)
+                .await
+                .wrap_err_with(|| format!("writing the info file {}", path.display()))?;
+        }
 
         println!();
         println!("BeatStream dev node is ready.");
@@ -219,6 +224,75 @@ impl Demo {
         let vault = BeatStreamVault::new(self.deployment.contracts.vault, &self.listener);
         ensure(vault.deposit(amount).send().await?).await?;
         Ok(tracks)
+    }
+
+    /// `--info-file`: where everything is, as JSON (docs/CONFIGURATION.md), written whole (a temporary file renamed) so
+    /// a reader polling for it never sees half of it.
+    async fn write_info(
+        &self,
+        path: &std::path::Path,
+        args: &DevArgs,
+        rpc: &Url,
+        tracks: &[(&'static str, B256, u32)],
+    ) -> eyre::Result<()> {
+        let (deployment, keys) = (&self.deployment, &self.keys);
+        // Each track's id, found by its root among the registry's tracks (a chain given with --rpc-url may have
+        // others before them).
+        let registry = BeatStreamRegistry::new(deployment.contracts.registry, &self.artist);
+        let count: u64 = registry.trackCount().call().await?.saturating_to();
+        let mut ids = Vec::with_capacity(tracks.len());
+        for (_, root, _) in tracks {
+            let mut found = None;
+            for id in (1..=count).rev() {
+                if registry.track(U256::from(id)).call().await?.contentHash == *root {
+                    found = Some(id);
+                    break;
+                }
+            }
+            ids.push(found.ok_or_else(|| eyre::eyre!("no published track has root {root}"))?);
+        }
+        let api = format!("http://{}", args.api_listen);
+        let key = |k: &PrivateKeySigner| alloy::hex::encode_prefixed(k.to_bytes());
+        let root_node = deployment.root_node;
+        let label_hash = alloy::primitives::keccak256("demo");
+        let node =
+            alloy::primitives::keccak256([root_node.as_slice(), label_hash.as_slice()].concat());
+        let info = serde_json::json!({
+            "chainId": deployment.chain_id,
+            "rpcUrl": rpc.as_str().trim_end_matches('/'),
+            "apiUrl": api,
+            "graphqlUrl": format!("{api}/graphql"),
+            "graphqlWsUrl": format!("ws://{}/graphql/ws", args.api_listen),
+            "relayUrl": format!("ws://{}/ws/stream", args.relay_listen),
+            "contracts": deployment.contracts,
+            "rootNode": root_node,
+            "withdrawalDelay": deployment.withdrawal_delay,
+            "deployment": deployment,
+            "demo": {
+                "artist": {
+                    "label": "demo",
+                    "name": "demo.beatstream.eth",
+                    "address": keys[1].address().to_checksum(None),
+                    "node": node,
+                    "privateKey": key(&keys[1]),
+                },
+                "listener": {
+                    "address": keys[2].address().to_checksum(None),
+                    "privateKey": key(&keys[2]),
+                },
+                "tracks": tracks.iter().zip(&ids).map(|((title, root, duration), id)| serde_json::json!({
+                    "id": id.to_string(),
+                    "title": title,
+                    "root": root,
+                    "duration": duration,
+                    "manifestUrl": format!("{api}/audio/{root}/manifest.json"),
+                })).collect::<Vec<_>>(),
+            },
+        });
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&info)? + "\n")?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
     }
 
     /// Fresh wallets with 10 USDC each deposited by account 0, and a grant and session key each.

@@ -1,0 +1,340 @@
+// The SDK against the real node: `beatstream dev` (anvil with the contracts, Postgres, indexer, relay, keeper, API and
+// studio, and the demo artist's three tracks of audio), driven as a listener's player and an artist's studio would.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import {
+  type Address,
+  type Chain,
+  type Hex,
+  type PublicClient,
+  type WalletClient,
+  createPublicClient,
+  createTestClient,
+  createWalletClient,
+  defineChain,
+  http,
+  parseEther,
+} from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import WebSocket from "ws";
+import {
+  AudioError,
+  ChunkPipeline,
+  type ChunkKey,
+  GraphQLClient,
+  GraphQLRequestError,
+  MemoryStorage,
+  type PlainChunk,
+  RegistryClient,
+  RelayClient,
+  RelayError,
+  type RelayEvent,
+  SessionKeyStore,
+  type SignedGrant,
+  StudioClient,
+  StudioError,
+  TrackAudio,
+  VaultClient,
+  type VoucherDomain,
+  type WebSocketConstructor,
+  gql,
+  voucherDomain,
+} from "../../src/index.js";
+import { type DevNode, eventually, startDevNode } from "./devnode.js";
+import { CuttableProxy, sineWav } from "./helpers.js";
+
+const WS = WebSocket as unknown as WebSocketConstructor;
+const USDC = 1_000_000n;
+
+let node: DevNode;
+let chain: Chain;
+let publicClient: PublicClient;
+let domain: VoucherDomain;
+let graphql: GraphQLClient;
+
+/** A fresh account with ETH for gas and `usdc` minted. */
+async function freshAccount(usdc: bigint): Promise<{ wallet: WalletClient; address: Address; vault: VaultClient }> {
+  const account = privateKeyToAccount(generatePrivateKey());
+  const test = createTestClient({ mode: "anvil", chain, transport: http(node.info.rpcUrl) });
+  await test.setBalance({ address: account.address, value: parseEther("10") });
+  const wallet = createWalletClient({ account, chain, transport: http(node.info.rpcUrl) });
+  const vault = new VaultClient(publicClient, node.info.contracts, wallet);
+  if (usdc > 0n) await vault.mintTestUsdc(account.address, usdc);
+  return { wallet, address: account.address, vault };
+}
+
+async function balanceOf(address: Address) {
+  const r = await graphql.query(gql.ListenerDocument, { address });
+  return r.listener.balance;
+}
+
+/** Collects a relay client's events. */
+function record(client: RelayClient): RelayEvent[] {
+  const events: RelayEvent[] = [];
+  client.on((e) => events.push(e));
+  return events;
+}
+
+describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
+  before(async () => {
+    node = await startDevNode();
+    const { info } = node;
+    chain = defineChain({
+      id: info.chainId,
+      name: "beatstream dev",
+      nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+      rpcUrls: { default: { http: [info.rpcUrl!] } },
+    });
+    publicClient = createPublicClient({ chain, transport: http(info.rpcUrl) }) as PublicClient;
+    domain = voucherDomain(info.chainId, info.contracts.vault);
+    graphql = new GraphQLClient({ url: info.graphqlUrl, wsUrl: info.graphqlWsUrl, webSocketImpl: WebSocket });
+  });
+
+  after(async () => {
+    await graphql?.close();
+    await node?.stop();
+  });
+
+  let listener: Awaited<ReturnType<typeof freshAccount>>;
+  let signed: SignedGrant;
+  let paidSession = { total: 0n, sessionId: "" };
+
+  it("deposits with a permit (one transaction) and with approve + deposit, and the API mirrors both", async () => {
+    listener = await freshAccount(10n * USDC);
+    const before = await listener.vault.tokenBalance(listener.address);
+    await listener.vault.deposit(4n * USDC);
+    // No allowance was left behind by the permit path: the permit covered exactly the deposit.
+    await listener.vault.deposit(1n * USDC, { permit: false });
+    assert.equal(await listener.vault.tokenBalance(listener.address), before - 5n * USDC);
+    assert.deepEqual(await listener.vault.account(listener.address), { available: 5n * USDC, thawing: 0n, thawEnd: 0n });
+    const balance = await eventually("the deposits indexed", async () => {
+      const b = await balanceOf(listener.address);
+      return b && b.available.raw === (5n * USDC).toString() ? b : undefined;
+    });
+    assert.equal(balance.deposited.raw, (5n * USDC).toString());
+  });
+
+  it("signs a grant with the wallet once and keeps the session key", async () => {
+    const store = new SessionKeyStore(new MemoryStorage());
+    signed = await store.ensureGrant(listener.wallet, domain, listener.address, { cap: 2n * USDC });
+    const again = await store.ensureGrant(listener.wallet, domain, listener.address, { cap: 2n * USDC });
+    assert.equal(again.grantId, signed.grantId);
+  });
+
+  it("plays a demo track: pays each beat, gets exactly the paid chunks' keys, fetches, verifies and decrypts them", async () => {
+    const { info } = node;
+    const track = info.demo.tracks[0];
+    const registry = new RegistryClient(publicClient, info.contracts.registry);
+    const onChain = await registry.track(track.id);
+    assert.equal(onChain.contentHash, track.root);
+    const audio = await TrackAudio.open({ apiUrl: info.apiUrl, track: onChain });
+    assert.equal(audio.manifest.chunkCount, track.duration);
+
+    const relay = new RelayClient({ url: info.relayUrl, domain, grant: signed, WebSocket: WS });
+    const events = record(relay);
+    const ready = await relay.connect();
+    assert.equal(ready.grantId, signed.grantId);
+    assert.equal(ready.available, 5n * USDC);
+
+    const chunks: PlainChunk[] = [];
+    const pipeline = new ChunkPipeline(audio, (c) => chunks.push(c), (e) => assert.fail(e));
+    relay.on((e) => {
+      if (e.type === "ack") pipeline.addKeys(e.keys);
+    });
+    const session = await relay.play(track.id);
+    assert.equal(session.payee, info.demo.artist.address);
+    const rate = session.ratePerSecond;
+    assert.ok(rate > 0n);
+
+    // Live updates of the session over the API's subscription, while it plays.
+    const beats: number[] = [];
+    const unsubscribe = graphql.subscribe(gql.SessionBeatsDocument, { id: session.sessionId }, { next: (d) => beats.push(d.sessionBeats.seconds) });
+
+    await eventually("four chunks decrypted", async () => chunks.length >= 4, 30_000);
+    const total = await relay.stop(session.sessionId);
+    unsubscribe();
+
+    const acks = events.filter((e): e is Extract<RelayEvent, { type: "ack" }> => e.type === "ack");
+    const vouchers = events.filter((e) => e.type === "voucher");
+    assert.ok(vouchers.length >= 4, "a voucher per beat");
+    assert.equal(total, acks.at(-1)!.cumulative, "closed.total is what the vouchers paid (base 0)");
+    assert.equal(total % rate, 0n);
+    // Keys follow payment: every key released by an ack is of a second that ack's cumulative pays.
+    const released: ChunkKey[] = [];
+    for (const a of acks) {
+      for (const k of a.keys) assert.ok(BigInt(k.index) < a.cumulative / rate, `key ${k.index} released by an ack paying ${a.cumulative}`);
+      released.push(...a.keys);
+    }
+    assert.deepEqual(released.map((k) => k.index), [...Array(released.length).keys()], "each key once, in order");
+    // Each decrypted chunk is a FLAC file, in order.
+    chunks.forEach((c, i) => {
+      assert.equal(c.index, i);
+      assert.equal(new TextDecoder().decode(c.flac.slice(0, 4)), "fLaC");
+    });
+    assert.ok(!events.some((e) => e.type === "error"), JSON.stringify(events.filter((e) => e.type === "error")));
+    assert.ok(beats.length > 0 && Math.max(...beats) > 0, "the sessionBeats subscription moved");
+    paidSession = { total, sessionId: session.sessionId };
+    relay.close();
+  });
+
+  it("sees the session, the grant and the settlement through GraphQL, and the balance drop by what was paid", async () => {
+    const s = await graphql.query(gql.SessionDocument, { id: paidSession.sessionId });
+    assert.equal(s.session?.amount.raw, paidSession.total.toString());
+    assert.equal(s.session?.status, "CLOSED");
+    // The keeper settles the artist's vouchers (every 0.01 USDC or 15 s on the dev node).
+    const settled = await eventually(
+      "the listener's vouchers settled",
+      async () => {
+        const b = await balanceOf(listener.address);
+        return b && BigInt(b.spent.raw) === paidSession.total ? b : undefined;
+      },
+      90_000,
+      1000,
+    );
+    assert.equal(BigInt(settled.available.raw), 5n * USDC - paidSession.total);
+    assert.equal((await listener.vault.account(listener.address)).available, 5n * USDC - paidSession.total);
+    const l = await graphql.query(gql.ListenerDocument, { address: listener.address });
+    assert.ok(l.listener.grants.some((g) => g.id === signed.grantId && !g.revoked));
+    const artist = await graphql.query(gql.ArtistDocument, { name: node.info.demo.artist.label });
+    assert.ok(BigInt(artist.artist!.earnings!.earned.raw) >= paidSession.total);
+  });
+
+  it("refuses by stable codes: an unknown track, a forged grant, a bad GraphQL argument", async () => {
+    const relay = new RelayClient({ url: node.info.relayUrl, domain, grant: signed, WebSocket: WS });
+    await relay.connect();
+    await assert.rejects(relay.play(999_999), (e: RelayError) => e instanceof RelayError && e.code === "unknown_track");
+    // The connection survives a refused frame.
+    assert.equal(relay.state, "ready");
+    relay.close();
+
+    const forged = new RelayClient({
+      url: node.info.relayUrl,
+      domain,
+      grant: { ...signed, grant: { ...signed.grant, cap: signed.grant.cap + 1n } },
+      WebSocket: WS,
+    });
+    await assert.rejects(forged.connect(), (e: RelayError) => e.code === "bad_grant_signature");
+    assert.equal(forged.state, "stopped");
+
+    await assert.rejects(graphql.query(gql.ListenerDocument, { address: "0x12" }), (e: GraphQLRequestError) => e.code === "BAD_USER_INPUT");
+  });
+
+  it("reconnects after a lost connection and resumes without paying a cumulative twice", async () => {
+    const url = new URL(node.info.relayUrl);
+    const proxy = await new CuttableProxy({ host: url.hostname, port: Number(url.port) }).start();
+    try {
+      const relay = new RelayClient({
+        url: `ws://127.0.0.1:${proxy.port}${url.pathname}`,
+        domain,
+        grant: signed,
+        WebSocket: WS,
+        reconnect: { initialDelayMs: 200 },
+      });
+      const events = record(relay);
+      await relay.connect();
+      const first = await relay.play(node.info.demo.tracks[1].id);
+      await eventually("two acks", async () => events.filter((e) => e.type === "ack").length >= 2, 20_000);
+      const ackedBefore = relay.sessions.get(first.sessionId)!.acked;
+      assert.ok(proxy.cut() > 0);
+      const resumed = await eventually(
+        "resumed",
+        async () => events.find((e): e is Extract<RelayEvent, { type: "resumed" }> => e.type === "resumed"),
+        20_000,
+      );
+      assert.equal(resumed.previousSessionId, first.sessionId);
+      assert.ok(events.some((e) => e.type === "reconnecting"));
+      const n = events.length;
+      await eventually("acks after the resumption", async () => events.slice(n).filter((e) => e.type === "ack").length >= 2, 20_000);
+      // The new session starts from the pair's stored cumulative: its vouchers only go up from what was acked.
+      const sent = events.filter((e): e is Extract<RelayEvent, { type: "voucher" }> => e.type === "voucher").map((e) => e.cumulative);
+      for (let i = 1; i < sent.length; i++) assert.ok(sent[i] > sent[i - 1], `vouchers rise: ${sent.join(", ")}`);
+      assert.ok(sent.at(-1)! > ackedBefore);
+      const codes = events.filter((e): e is Extract<RelayEvent, { type: "error" }> => e.type === "error").map((e) => e.error.code);
+      assert.deepEqual(codes.filter((c) => c !== "connection_lost"), [], "no stale or refused voucher");
+      await relay.stop(resumed.session.sessionId);
+      relay.close();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("revokes the grant: the open connection's next voucher and a new hello are refused grant_revoked", async () => {
+    const relay = new RelayClient({ url: node.info.relayUrl, domain, grant: signed, WebSocket: WS });
+    const events = record(relay);
+    await relay.connect();
+    await relay.play(node.info.demo.tracks[2].id);
+    await eventually("an ack", async () => events.some((e) => e.type === "ack"), 20_000);
+    await listener.vault.revokeGrant(signed.grantId);
+    assert.ok((await listener.vault.grantRevokedAt(listener.address, signed.grantId)) > 0n);
+    const err = await eventually(
+      "grant_revoked at a voucher",
+      async () => events.find((e): e is Extract<RelayEvent, { type: "error" }> => e.type === "error" && e.error.code === "grant_revoked"),
+      30_000,
+    );
+    assert.equal(err.error.code, "grant_revoked");
+    assert.equal(relay.state, "stopped");
+    const again = new RelayClient({ url: node.info.relayUrl, domain, grant: signed, WebSocket: WS });
+    await assert.rejects(again.connect(), (e: RelayError) => e.code === "grant_revoked");
+    const l = await eventually("the revocation indexed", async () => {
+      const r = await graphql.query(gql.ListenerDocument, { address: listener.address });
+      return r.listener.grants.find((g) => g.id === signed.grantId && g.revoked);
+    });
+    assert.ok(l.revokedAt);
+    // "Sign out everywhere": the nonce floor rises past the grant's nonce.
+    await listener.vault.revokeGrantsBelow(signed.grant.nonce + 1n);
+    assert.equal((await listener.vault.nonceFloor(listener.address)).floor, signed.grant.nonce + 1n);
+  });
+
+  it("an artist registers a name with records and rate, signs in, uploads, publishes, and the track plays verified", async () => {
+    const { info } = node;
+    const artist = await freshAccount(0n);
+    const label = `sdk${Date.now().toString(36)}`;
+    const registry = new RegistryClient(publicClient, info.contracts.registry, artist.wallet);
+    const nodeHash = await registry.register(label, 2_000n, [{ key: "description", value: "made by the SDK test" }]);
+    assert.equal(await registry.managerOf(nodeHash), artist.address);
+
+    const studio = new StudioClient({ apiUrl: info.apiUrl });
+    await assert.rejects(studio.me(label), (e: StudioError) => e.code === "unauthorized");
+    const session = await studio.signIn(artist.wallet, info.chainId);
+    assert.equal(session.address, artist.address);
+    assert.equal((await studio.me(label)).node, nodeHash);
+    await assert.rejects(studio.me(info.demo.artist.label), (e: StudioError) => e.code === "not_manager" && e.status === 403);
+    await assert.rejects(studio.upload(label, new TextEncoder().encode("not audio")), (e: StudioError) => e.code === "audio_unsupported");
+
+    const uploaded = await studio.upload(label, sineWav(2.5));
+    assert.equal(uploaded.chunkCount, 3);
+    assert.equal(uploaded.duration, 3);
+    const trackId = await registry.publishTrack(nodeHash, { title: "SDK sine", duration: uploaded.duration, contentHash: uploaded.root as Hex });
+    const audio = await TrackAudio.open({ apiUrl: info.apiUrl, track: await registry.track(trackId) });
+    assert.equal(audio.root, uploaded.root);
+    // Another track's on-chain root does not verify against this manifest.
+    await assert.rejects(
+      TrackAudio.open({ apiUrl: info.apiUrl, track: { contentHash: uploaded.root as Hex, duration: 4 } }),
+      (e: AudioError) => e.code === "manifest_mismatch",
+    );
+    const found = await eventually("the artist indexed", async () => (await graphql.query(gql.ArtistDocument, { name: label })).artist ?? undefined);
+    assert.equal(found.ratePerSecond.raw, "2000");
+    assert.ok(found.texts.some((t) => t.key === "description" && t.value === "made by the SDK test"));
+  });
+
+  it("withdraws in two steps: request, not before thawEnd, then withdraw", async () => {
+    const { vault, address } = listener;
+    const acc = await vault.account(address);
+    await vault.requestWithdrawal(1n * USDC);
+    const thawing = await vault.account(address);
+    assert.equal(thawing.thawing, 1n * USDC);
+    assert.equal(thawing.available, acc.available - 1n * USDC);
+    assert.ok(thawing.thawEnd > 0n);
+    await assert.rejects(vault.withdraw(), /WithdrawalNotReady/);
+    await vault.cancelWithdrawal();
+    assert.equal((await vault.account(address)).available, acc.available);
+    await vault.requestWithdrawal(1n * USDC);
+    const test = createTestClient({ mode: "anvil", chain, transport: http(node.info.rpcUrl) });
+    await test.increaseTime({ seconds: Number(await vault.withdrawalDelay()) + 1 });
+    await test.mine({ blocks: 1 });
+    const before = await vault.tokenBalance(address);
+    await vault.withdraw();
+    assert.equal(await vault.tokenBalance(address), before + 1n * USDC);
+    assert.deepEqual(await vault.account(address), { available: acc.available - 1n * USDC, thawing: 0n, thawEnd: 0n });
+  });
+});
