@@ -317,6 +317,50 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
     assert.ok(found.texts.some((t) => t.key === "description" && t.value === "made by the SDK test"));
   });
 
+  it("pauses when the funds or the grant's cap run out, with the code saying which, and resumes once paid", async () => {
+    const poor = await freshAccount(1n * USDC);
+    await poor.vault.deposit(3_000n);
+    await eventually("the deposit indexed", async () => (await balanceOf(poor.address))?.available.raw === "3000");
+    const store = new SessionKeyStore(new MemoryStorage());
+    const grant = await store.ensureGrant(poor.wallet, domain, poor.address, { cap: 1n * USDC });
+    const relay = new RelayClient({ url: node.info.relayUrl, domain, grant, WebSocket: WS });
+    const events = record(relay);
+    assert.equal((await relay.connect()).available, 3_000n);
+    const session = await relay.play(node.info.demo.tracks[0].id);
+    const refused = await eventually(
+      "insufficient_funds",
+      async () => events.find((e): e is Extract<RelayEvent, { type: "error" }> => e.type === "error" && e.error.code === "insufficient_funds"),
+      20_000,
+    );
+    assert.ok(refused);
+    await eventually("paused", async () => events.find((e) => e.type === "paused" && e.reason === "vouchers_behind"), 20_000);
+    assert.equal(relay.sessions.get(session.sessionId)?.paused, true);
+    const acked = relay.sessions.get(session.sessionId)!.acked;
+    assert.equal(acked, 3_000n, "acked up to the funds and no further");
+
+    // Funds arrive: paying the newest owed ends the pause and the beats go on.
+    await poor.vault.deposit(100_000n);
+    // (`deposited` counts every deposit; `available` may already have lost the 3,000 to a settlement.)
+    await eventually("the deposit indexed", async () => (await balanceOf(poor.address))?.deposited.raw === "103000");
+    const n = events.length;
+    assert.ok((await relay.pay(session.sessionId))! > acked);
+    await eventually("beats again", async () => events.slice(n).filter((e) => e.type === "beat").length >= 2, 20_000);
+    assert.ok(relay.sessions.get(session.sessionId)!.acked > acked);
+    await relay.stop(session.sessionId);
+    relay.close();
+
+    // A grant whose cap is two seconds: the SDK signs no voucher past it and says so; the relay pauses.
+    const small = await new SessionKeyStore(new MemoryStorage()).ensureGrant(poor.wallet, domain, poor.address, { cap: 2_000n });
+    const capped = new RelayClient({ url: node.info.relayUrl, domain, grant: small, WebSocket: WS });
+    const cappedEvents = record(capped);
+    const s2 = await capped.play(node.info.demo.tracks[0].id);
+    await eventually("cap_reached", async () => cappedEvents.find((e) => e.type === "error" && e.error.code === "cap_reached"), 20_000);
+    await eventually("paused", async () => cappedEvents.find((e) => e.type === "paused"), 20_000);
+    assert.equal(capped.totalSent, 2_000n);
+    await capped.stop(s2.sessionId);
+    capped.close();
+  });
+
   it("withdraws in two steps: request, not before thawEnd, then withdraw", async () => {
     const { vault, address } = listener;
     const acc = await vault.account(address);
