@@ -8,7 +8,7 @@ CARGO ?= cargo
 # nextest runs each test in its own process (parallel across both cores); plain `cargo test` where it is missing.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: all setup contracts abi build dev test test-contracts test-rust test-ops fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow bench-audio guarantees web test-web test-sdk clean
+.PHONY: all setup contracts abi build dev test test-contracts test-rust test-ops fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow bench-audio guarantees web test-web test-sdk screenshots clean
 
 all: build
 
@@ -49,9 +49,19 @@ test-rust: contracts
 	./script/test-deps.sh  # PgBouncer and openssl for the Postgres topology tests (Debian's packages)
 	$(CARGO) $(NEXTEST) --workspace --no-fail-fast
 
-## test-web: web/dist is the build of web/ and clients/ts (npm ci from their lock files)
-test-web:
+## test-web: web/dist is the build of web/ and clients/ts (npm ci from their lock files), and the app works in
+## Debian's Chromium (playwright-core, no browser download) against a real `beatstream dev`
+test-web: contracts
 	./script/web.sh --check
+	./script/test-deps.sh  # Chromium and a font (Debian's packages)
+	$(CARGO) build -p beatstream-node --bin beatstream
+	cd web && node --test --test-concurrency=1 test/
+
+## screenshots: rerun the browser test and keep its screenshots of the app and GraphiQL in docs/screenshots (commit them)
+screenshots: contracts
+	./script/test-deps.sh
+	$(CARGO) build -p beatstream-node --bin beatstream
+	cd web && BEATSTREAM_SCREENSHOTS=docs/screenshots node --test --test-concurrency=1 test/
 
 ## test-sdk: the TypeScript SDK (clients/ts, npm ci from its lock file): generated ABIs and GraphQL types fresh, unit
 ## tests on docs/vectors, and integration tests driving the built `beatstream dev` (relay, indexer, keeper, API, studio)

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # `make test`: the system programs the cargo tests start, installed from Debian's packages when missing (as root; no
-# service is started). PgBouncer (node/tests/it/pooler.rs) and openssl (the throwaway CAs of the TLS tests).
+# service is started). PgBouncer (node/tests/it/pooler.rs) and openssl (the throwaway CAs of the TLS tests); Chromium and
+# a font for the app's browser test (web/test, driven by playwright-core, which downloads no browser of its own).
 # Postgres' own initdb, pg_ctl, pg_basebackup and psql are the machine's. Quiet on success.
 set -euo pipefail
 
 missing=()
 [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+[[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -5,6 +5,8 @@ import { defineConfig } from 'vite';
 
 export default defineConfig({
   base: '/',
+  // One copy of each library the SDK (clients/ts, linked by file:) shares with the app: the app's.
+  resolve: { dedupe: ['viem', 'graphql', 'graphql-ws'] },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

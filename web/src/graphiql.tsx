@@ -3,6 +3,7 @@
 import { createGraphiQLFetcher } from '@graphiql/toolkit';
 import { GraphiQL } from 'graphiql';
 import 'graphiql/graphiql.css';
+import { parse, print } from 'graphql';
 import { createRoot } from 'react-dom/client';
 
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
@@ -11,7 +12,16 @@ const fetcher = createGraphiQLFetcher({
   subscriptionUrl: `${scheme}://${location.host}/graphql/ws`,
 });
 const params = new URLSearchParams(location.search);
-const query = params.get('query') ?? undefined;
+/** The preloaded query laid out on lines, as GraphiQL's prettify would (unchanged when it does not parse). */
+function layOut(text: string | null): string | undefined {
+  if (text === null) return undefined;
+  try {
+    return print(parse(text));
+  } catch {
+    return text;
+  }
+}
+const query = layOut(params.get('query'));
 
 createRoot(document.getElementById('graphiql')!).render(
   <GraphiQL fetcher={fetcher} defaultQuery={query} query={query} defaultEditorToolsVisibility={false} />,

@@ -100,6 +100,10 @@ impl Demo {
 
         println!();
         println!("BeatStream dev node is ready.");
+        println!(
+            "  App:        http://{}/ (listener: a burner account the faucet funds; artist: #/artist)",
+            args.api_listen
+        );
         println!("  GraphiQL:   http://{}/graphql", args.api_listen);
         println!("  Subscriptions: ws://{}/graphql/ws", args.api_listen);
         println!("  Relay:      ws://{}/ws/stream", args.relay_listen);

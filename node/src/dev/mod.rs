@@ -20,6 +20,7 @@ use crate::{cli::DevArgs, tasks::Supervisor};
 mod audio;
 mod demo;
 mod totals;
+mod web;
 
 /// The well-known keys of the default anvil/hardhat dev accounts: 0 deploys and funds, 1 is the demo artist, 2 the
 /// demo listener, 9 the keeper.
@@ -126,7 +127,13 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> eyre::Res
     let api_server = beatstream_graphql_api::Server::bind(api, tasks.token())
         .await
         .wrap_err_with(|| format!("binding the API to {}", args.api_listen))?
-        .with_routes(beatstream_studio::router(studio));
+        .with_routes(beatstream_studio::router(studio))
+        .with_routes(web::routes(
+            &deployment,
+            &rpc,
+            &format!("ws://{}/ws/stream", args.relay_listen).parse()?,
+            beatstream_primitives::rpc::client(&rpc.clone().into())?,
+        )?);
     tasks.spawn_critical("indexer", beatstream_indexer::run(indexer, tasks.token()));
     tasks.spawn_critical("relay", relay_server.serve());
     tasks.spawn_critical("keeper", beatstream_keeper::run(keeper, tasks.token()));

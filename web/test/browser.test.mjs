@@ -1,0 +1,258 @@
+// The app in a real browser against a real `beatstream dev` (anvil, relay, indexer, keeper, API and studio):
+// Debian's Chromium driven by playwright-core, no browser download and no network beyond this machine.
+//
+// An artist registers a name and uploads a track through the page; a listener deposits, plays ten seconds and hears
+// them (the page's AnalyserNode shows sound, not silence, and the audio clock advances); the artist's page shows the
+// earnings arrive without a reload; the listener's vault balance drops by exactly what the play paid.
+//
+// BEATSTREAM_BIN: the `beatstream` binary (default target/debug/beatstream). CHROMIUM: the browser
+// (default /usr/bin/chromium). BEATSTREAM_SCREENSHOTS: where to write the three screenshots (default
+// target/web-screenshots; `make screenshots` writes docs/screenshots).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const bin = process.env.BEATSTREAM_BIN ?? path.join(root, 'target/debug/beatstream');
+const shots = path.resolve(root, process.env.BEATSTREAM_SCREENSHOTS ?? 'target/web-screenshots');
+/** The README tour's query. */
+const TOUR_QUERY =
+  '{ artist(name: "demo") { name earnings { earned { usdc } pending { usdc } } stats { streams seconds uniqueListeners } tracks { edges { node { id title } } } } stats { liveSessions settled { usdc } } }';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** A 16-bit mono WAV: a 440 Hz tone with a slow 2 Hz pulse, `seconds` long. */
+function wav(seconds, rate = 44100) {
+  const n = seconds * rate;
+  const buf = Buffer.alloc(44 + n * 2);
+  buf.write('RIFF', 0);
+  buf.writeUInt32LE(36 + n * 2, 4);
+  buf.write('WAVEfmt ', 8);
+  buf.writeUInt32LE(16, 16);
+  buf.writeUInt16LE(1, 20);
+  buf.writeUInt16LE(1, 22);
+  buf.writeUInt32LE(rate, 24);
+  buf.writeUInt32LE(rate * 2, 28);
+  buf.writeUInt16LE(2, 32);
+  buf.writeUInt16LE(16, 34);
+  buf.write('data', 36);
+  buf.writeUInt32LE(n * 2, 40);
+  for (let i = 0; i < n; i++) {
+    const t = i / rate;
+    const v = 0.4 * Math.sin(2 * Math.PI * 440 * t) * (0.75 + 0.25 * Math.sin(2 * Math.PI * 2 * t));
+    buf.writeInt16LE(Math.round(v * 32767), 44 + i * 2);
+  }
+  return buf;
+}
+
+let dev;
+let browser;
+let api;
+const devOutput = [];
+
+before(async () => {
+  const [apiPort, relayPort] = [await freePort(), await freePort()];
+  api = `http://127.0.0.1:${apiPort}`;
+  dev = spawn(bin, ['dev', '--listeners', '0', '--api-listen', `127.0.0.1:${apiPort}`, '--relay-listen', `127.0.0.1:${relayPort}`], {
+    cwd: root,
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  dev.stderr.on('data', (d) => devOutput.push(d.toString()));
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`beatstream dev not ready in 240 s:\n${devOutput.join('')}`)), 240_000);
+    dev.stdout.on('data', (d) => {
+      const text = d.toString();
+      devOutput.push(text);
+      if (devOutput.join('').includes('BeatStream dev node is ready') && devOutput.join('').includes('Paste into GraphiQL')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    dev.on('exit', (code) => reject(new Error(`beatstream dev exited (${code}):\n${devOutput.join('')}`)));
+  });
+  assert.match(devOutput.join(''), new RegExp(`App: +${api.replace(/\./g, '\\.')}/`), 'the banner prints the app URL');
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--disable-dev-shm-usage'],
+  });
+  mkdirSync(shots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  if (dev && dev.exitCode === null) {
+    dev.kill('SIGINT');
+    await new Promise((resolve) => {
+      const t = setTimeout(() => {
+        dev.kill('SIGKILL');
+        resolve();
+      }, 30_000);
+      dev.on('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+});
+
+/** A fresh browser profile on the app with its own demo account, failing on any page error. */
+async function openApp(hash) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  // Only this machine: anything else the page asks for is refused and reported.
+  const foreign = [];
+  await context.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (['127.0.0.1', 'localhost'].includes(url.hostname) || url.protocol === 'data:') return route.continue();
+    foreign.push(url.href);
+    return route.abort();
+  });
+  await page.goto(`${api}/${hash}`);
+  await page.getByTestId('use-demo-account').click();
+  await page.getByTestId('wallet-address').waitFor({ timeout: 60_000 });
+  return { page, errors, foreign };
+}
+
+const raw = async (page, testId) => BigInt((await page.getByTestId(testId).getAttribute('data-raw')) || '0');
+
+async function until(what, check, timeoutMs = 60_000, everyMs = 500) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+test('an artist uploads, a listener pays to hear ten seconds, the artist sees the earnings live', { timeout: 600_000 }, async (t) => {
+  const artist = await openApp('#/artist');
+  const a = artist.page;
+  const label = `webtest${Date.now() % 100000}`;
+
+  await t.test('the artist registers a name with records and a rate', async () => {
+    await a.getByTestId('register-label').fill(label);
+    await a.getByTestId('register-rate').fill('0.001');
+    await a.getByTestId('register-description').fill('Made in the browser test');
+    await a.getByTestId('register-genre').fill('test tones');
+    await a.getByTestId('register').click();
+    await a.getByTestId('artist-name').waitFor({ timeout: 90_000 });
+    assert.match(await a.getByTestId('artist-name').innerText(), new RegExp(`${label}\\.beatstream\\.eth`));
+  });
+
+  let trackId;
+  await t.test('the artist signs in to the studio and uploads and publishes a track', async () => {
+    await a.getByTestId('sign-in').click();
+    await a.getByTestId('upload-title').fill('Browser Tone');
+    await a.getByTestId('upload-file').setInputFiles({ name: 'tone.wav', mimeType: 'audio/wav', buffer: wav(30) });
+    await a.getByTestId('upload').click();
+    const done = await a.getByTestId('upload-done').innerText({ timeout: 120_000 });
+    trackId = done.match(/as track (\d+)/)?.[1];
+    assert.ok(trackId, done);
+    assert.match(done, /\(30 s,/);
+  });
+
+  const listener = await openApp('#/');
+  const l = listener.page;
+  let before;
+  await t.test('the listener deposits', async () => {
+    await l.getByTestId('deposit-amount').fill('5');
+    await l.getByTestId('deposit').click();
+    before = await until('the deposit in the vault', async () => {
+      const v = await raw(l, 'vault-available');
+      return v === 5_000_000n ? v : null;
+    });
+  });
+
+  const earningsBefore = {
+    updates: Number(await a.getByTestId('earnings').getAttribute('data-updates')),
+    pending: await raw(a, 'earnings-pending'),
+    earned: await raw(a, 'earnings-earned'),
+  };
+  assert.equal(earningsBefore.pending + earningsBefore.earned, 0n, 'a new artist has earned nothing');
+
+  let paid;
+  await t.test('the listener plays ten seconds and hears them', async () => {
+    const play = l.getByTestId(`play-${trackId}`);
+    await until('the track in the listener\'s list', async () => (await play.count()) > 0, 30_000);
+    await play.click();
+    await until('the player playing', async () => (await l.getByTestId('player-status').innerText()) === 'playing', 60_000);
+    // Ten seconds of listening, sampled every 250 ms: the output's level and the player's position.
+    const samples = [];
+    const start = await l.evaluate(() => ({ clock: window.beatstream.audio.context.currentTime, position: window.beatstream.audio.position() }));
+    const started = Date.now();
+    while (Date.now() - started < 10_000) {
+      samples.push(await l.evaluate(() => window.beatstream.audio.rms()));
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const end = await l.evaluate(() => ({ clock: window.beatstream.audio.context.currentTime, position: window.beatstream.audio.position() }));
+    assert.ok(end.clock - start.clock >= 9, `the audio clock advanced ${end.clock - start.clock} s in 10 s`);
+    assert.ok(end.position - start.position >= 8, `the track advanced ${end.position - start.position} s in 10 s`);
+    const loud = samples.filter((r) => r > 0.05).length;
+    assert.ok(loud >= samples.length * 0.8, `sound in ${loud} of ${samples.length} samples (levels ${samples.map((r) => r.toFixed(3)).join(' ')})`);
+    await l.screenshot({ path: path.join(shots, 'listener.png'), fullPage: true });
+    await l.getByTestId('stop').click();
+    await until('the player stopped', async () => (await l.getByTestId('player-status').innerText()) === 'stopped', 30_000);
+    paid = await raw(l, 'player-paid');
+    // 0.001 USDC a second: ten seconds heard, a second or two more billed while the play started and stopped.
+    assert.ok(paid >= 9_000n && paid <= 14_000n, `paid ${paid} for about ten seconds`);
+  });
+
+  await t.test("the artist's page shows the earnings arrive without a reload", async () => {
+    const url = a.url();
+    await until('earnings on the artist\'s page', async () => (await raw(a, 'earnings-pending')) + (await raw(a, 'earnings-earned')) > 0n, 60_000);
+    await until('the settlement on the artist\'s page', async () => (await raw(a, 'earnings-earned')) > 0n, 90_000);
+    assert.equal(a.url(), url);
+    const updates = Number(await a.getByTestId('earnings').getAttribute('data-updates'));
+    assert.ok(updates > earningsBefore.updates, `the subscription delivered ${updates - earningsBefore.updates} updates`);
+    assert.equal(await a.evaluate(() => performance.getEntriesByType('navigation').length), 1, 'the page was loaded once');
+    await a.screenshot({ path: path.join(shots, 'artist.png'), fullPage: true });
+  });
+
+  await t.test("the listener's balance drops by what was paid", async () => {
+    // The keeper may settle the play in parts (a threshold reached mid-play, then the rest): wait for them all.
+    const after = await until('the settlement of the whole play', async () => {
+      const v = await raw(l, 'vault-available');
+      return before - v >= paid ? v : null;
+    }, 90_000);
+    assert.equal(before - after, paid, `the vault took ${before - after}, the play paid ${paid}`);
+    await l.screenshot({ path: path.join(shots, 'listener.png'), fullPage: true });
+  });
+
+  await t.test("GraphiQL from the node's bundle answers the tour's query", async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const g = await context.newPage();
+    const foreign = [];
+    await context.route('**/*', (route) => {
+      const url = new URL(route.request().url());
+      if (['127.0.0.1', 'localhost'].includes(url.hostname) || url.protocol === 'data:') return route.continue();
+      foreign.push(url.href);
+      return route.abort();
+    });
+    await g.goto(`${api}/graphql?query=${encodeURIComponent(TOUR_QUERY)}`);
+    await g.locator('.graphiql-execute-button').click({ timeout: 30_000 });
+    await g.locator('.result-window').getByText('"demo.beatstream.eth"').waitFor({ timeout: 30_000 });
+    await g.screenshot({ path: path.join(shots, 'graphiql.png') });
+    assert.deepEqual(foreign, [], 'GraphiQL asked for nothing beyond this machine');
+  });
+
+  assert.deepEqual([...artist.foreign, ...listener.foreign], [], 'the app asked for nothing beyond this machine');
+  assert.deepEqual([...artist.errors, ...listener.errors].map(String), [], 'no uncaught error in the pages');
+});
