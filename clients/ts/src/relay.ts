@@ -49,6 +49,16 @@ export interface SessionInfo {
   owed: bigint;
   /** The newest acked cumulative for this session's pair. */
   acked: bigint;
+  /**
+   * The pair's cumulative when the session started (the relay's `base`: what earlier sessions under the grant, on
+   * any connection, had stored for this artist). Known from the first beat (`owed − rate × second`); until then the
+   * newest cumulative this client saw acked for the pair.
+   */
+  base: bigint;
+  /** What this session has paid so far: `acked − base`. */
+  paid: bigint;
+  /** Seconds this session has paid: `floor(paid / ratePerSecond)`; chunk `i` is paid when `i < paidSeconds`. */
+  paidSeconds: number;
   /** Whether the relay paused the session (`vouchers_behind` or `node_unreachable`). */
   paused: boolean;
   /** Chunk keys released in this session, by index. */
@@ -402,6 +412,9 @@ export class RelayClient {
           second: 0,
           owed: this.acked.get(payee) ?? 0n,
           acked: this.acked.get(payee) ?? 0n,
+          base: this.acked.get(payee) ?? 0n,
+          paid: 0n,
+          paidSeconds: 0,
           paused: false,
           keys: new Map(),
         };
@@ -422,6 +435,10 @@ export class RelayClient {
         const owed = BigInt(f.owed as string);
         const second = Number(f.second);
         if (s) {
+          if (s.second === 0) {
+            s.base = owed - s.ratePerSecond * BigInt(second);
+            s.paid = s.acked > s.base ? s.acked - s.base : 0n;
+          }
           s.second = second;
           s.owed = owed;
           s.paused = false;
@@ -445,6 +462,8 @@ export class RelayClient {
         if (s) {
           if (cumulative > (this.acked.get(s.payee) ?? 0n)) this.acked.set(s.payee, cumulative);
           s.acked = cumulative;
+          s.paid = cumulative > s.base ? cumulative - s.base : 0n;
+          s.paidSeconds = s.ratePerSecond > 0n ? Number(s.paid / s.ratePerSecond) : 0;
           for (const k of keys) s.keys.set(k.index, k.key);
         }
         this.emit({ type: "ack", sessionId, cumulative, keys });

@@ -151,6 +151,9 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
     const unsubscribe = graphql.subscribe(gql.SessionBeatsDocument, { id: session.sessionId }, { next: (d) => beats.push(d.sessionBeats.seconds) });
 
     await eventually("four chunks decrypted", async () => chunks.length >= 4, 30_000);
+    const live = relay.sessions.get(session.sessionId)!;
+    assert.equal(live.base, 0n);
+    assert.ok(live.paidSeconds >= 4 && live.paid === live.acked);
     const total = await relay.stop(session.sessionId);
     unsubscribe();
 
@@ -249,6 +252,8 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
       const sent = events.filter((e): e is Extract<RelayEvent, { type: "voucher" }> => e.type === "voucher").map((e) => e.cumulative);
       for (let i = 1; i < sent.length; i++) assert.ok(sent[i] > sent[i - 1], `vouchers rise: ${sent.join(", ")}`);
       assert.ok(sent.at(-1)! > ackedBefore);
+      // A fresh client learns the pair's stored cumulative as the new session's base from its first beat.
+      assert.ok(relay.sessions.get(resumed.session.sessionId)!.base >= ackedBefore);
       const codes = events.filter((e): e is Extract<RelayEvent, { type: "error" }> => e.type === "error").map((e) => e.error.code);
       assert.deepEqual(codes.filter((c) => c !== "connection_lost"), [], "no stale or refused voucher");
       await relay.stop(resumed.session.sessionId);
@@ -262,8 +267,12 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
     const relay = new RelayClient({ url: node.info.relayUrl, domain, grant: signed, WebSocket: WS });
     const events = record(relay);
     await relay.connect();
-    await relay.play(node.info.demo.tracks[2].id);
+    const s3 = await relay.play(node.info.demo.tracks[2].id);
     await eventually("an ack", async () => events.some((e) => e.type === "ack"), 20_000);
+    // A new connection under the same grant (a reload) starts from what the pair had stored: nothing paid again.
+    const firstVoucher = events.find((e): e is Extract<RelayEvent, { type: "voucher" }> => e.type === "voucher")!;
+    assert.ok(relay.sessions.get(s3.sessionId)!.base >= paidSession.total);
+    assert.equal(firstVoucher.cumulative, relay.sessions.get(s3.sessionId)!.base + s3.ratePerSecond);
     await listener.vault.revokeGrant(signed.grantId);
     assert.ok((await listener.vault.grantRevokedAt(listener.address, signed.grantId)) > 0n);
     const err = await eventually(
