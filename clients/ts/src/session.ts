@@ -64,6 +64,10 @@ export interface GrantOptions {
   nonce?: bigint;
   /** Renew when less than this many seconds are left (default 1 hour). */
   renewWithinSeconds?: number;
+  /** Sign a new grant even if the stored one is still good: after `cap_reached` or `cap_exceeded` (the stored
+   * grant's cap is spent). After `grant_revoked`, {@link SessionKeyStore.forget} first, so the new grant also has a
+   * new key. */
+  force?: boolean;
   /** The clock, unix seconds (tests). */
   now?: () => number;
 }
@@ -146,7 +150,7 @@ export class SessionKeyStore {
     const now = options.now ?? (() => Math.floor(Date.now() / 1000));
     const existing = this.signedGrant(domain, listener);
     const renewWithin = BigInt(options.renewWithinSeconds ?? 3600);
-    if (existing && existing.grant.expiresAt > BigInt(now()) + renewWithin && (options.cap === undefined || existing.grant.cap === options.cap)) {
+    if (!options.force && existing && existing.grant.expiresAt > BigInt(now()) + renewWithin && (options.cap === undefined || existing.grant.cap === options.cap)) {
       return existing;
     }
     const sessionKey = this.sessionKey(domain, listener);

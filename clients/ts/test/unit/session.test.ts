@@ -31,6 +31,13 @@ test("a session key is made once per listener and kept in the storage with its g
   assert.notEqual(renewed.grantId, first.grantId);
   assert.equal(renewed.sessionKey.address, first.sessionKey.address);
 
+  // A spent cap: forced, a new grant (a new nonce) for the same key.
+  const forced = await store.ensureGrant(listener, domain, listener.address, { now: () => 1_086_000, nonce: 5n, force: true });
+  assert.notEqual(forced.grantId, renewed.grantId);
+  assert.equal(forced.grant.nonce, 5n);
+  assert.equal(forced.sessionKey.address, first.sessionKey.address);
+  assert.equal(store.signedGrant(domain, listener.address)?.grantId, forced.grantId);
+
   // Another chain or vault is another key; forgetting makes a new key.
   assert.notEqual(store.sessionKey(voucherDomain(1, domain.verifyingContract), listener.address).address, first.sessionKey.address);
   store.forget(domain, listener.address);
