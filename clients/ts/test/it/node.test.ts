@@ -98,6 +98,10 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
   let listener: Awaited<ReturnType<typeof freshAccount>>;
   let signed: SignedGrant;
   let paidSession = { total: 0n, sessionId: "" };
+  const liveSettlements: gql.SettlementsSubscription["settlements"][] = [];
+  const liveEarnings: bigint[] = [];
+  const stopLive: Array<() => void> = [];
+  after(() => stopLive.forEach((stop) => stop()));
 
   it("deposits with a permit (one transaction) and with approve + deposit, and the API mirrors both", async () => {
     listener = await freshAccount(10n * USDC);
@@ -129,6 +133,12 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
     assert.equal(onChain.contentHash, track.root);
     const audio = await TrackAudio.open({ apiUrl: info.apiUrl, track: onChain });
     assert.equal(audio.manifest.chunkCount, track.duration);
+
+    // The artist's dashboard and the listener's history, live: subscribed before anything is paid.
+    stopLive.push(
+      graphql.subscribe(gql.SettlementsDocument, { listener: listener.address }, { next: (d) => liveSettlements.push(d.settlements) }),
+      graphql.subscribe(gql.ArtistEarningsDocument, { artist: info.demo.artist.label }, { next: (d) => liveEarnings.push(BigInt(d.artistEarnings.earned.raw)) }),
+    );
 
     const relay = new RelayClient({ url: info.relayUrl, domain, grant: signed, WebSocket: WS });
     const events = record(relay);
@@ -200,6 +210,13 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
     assert.ok(l.listener.grants.some((g) => g.id === signed.grantId && !g.revoked));
     const artist = await graphql.query(gql.ArtistDocument, { name: node.info.demo.artist.label });
     assert.ok(BigInt(artist.artist!.earnings!.earned.raw) >= paidSession.total);
+    // The subscriptions delivered the settlement and the artist's earnings rising, without a query.
+    const mine = await eventually("the settlements over the subscription", async () => {
+      const list = liveSettlements.filter((x) => x.listener === listener.address);
+      return list.reduce((sum, x) => sum + BigInt(x.amount.raw), 0n) === paidSession.total ? list : undefined;
+    });
+    assert.ok(mine.every((x) => x.artist?.name === node.info.demo.artist.name && x.grantId === signed.grantId));
+    assert.ok(liveEarnings.length >= 2 && liveEarnings.at(-1)! > liveEarnings[0], `earnings over the subscription: ${liveEarnings.join(", ")}`);
   });
 
   it("refuses by stable codes: an unknown track, a forged grant, a bad GraphQL argument", async () => {
