@@ -130,6 +130,35 @@ async function openApp(hash) {
   return { page, errors, foreign };
 }
 
+/**
+ * The app with an injected EIP-1193 wallet on `chainId` that refuses every switch of network and every signature
+ * (code 4001, as a wallet's owner clicking "Reject").
+ */
+async function injected({ chainId }) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.addInitScript((chainId) => {
+    const rejected = () => Object.assign(new Error('User rejected the request.'), { code: 4001 });
+    window.ethereum = {
+      async request({ method }) {
+        switch (method) {
+          case 'eth_requestAccounts':
+          case 'eth_accounts':
+            return ['0x000000000000000000000000000000000000dEaD'];
+          case 'eth_chainId':
+            return chainId;
+          default:
+            throw rejected();
+        }
+      },
+      on() {},
+      removeListener() {},
+    };
+  }, chainId);
+  const page = await context.newPage();
+  await page.goto(`${api}/#/`);
+  return page;
+}
+
 const raw = async (page, testId) => BigInt((await page.getByTestId(testId).getAttribute('data-raw')) || '0');
 
 async function until(what, check, timeoutMs = 60_000, everyMs = 500) {
@@ -247,10 +276,52 @@ test('an artist uploads, a listener pays to hear ten seconds, the artist sees th
       return route.abort();
     });
     await g.goto(`${api}/graphql?query=${encodeURIComponent(TOUR_QUERY)}`);
-    await g.locator('.graphiql-execute-button').click({ timeout: 30_000 });
-    await g.locator('.result-window').getByText('"demo.beatstream.eth"').waitFor({ timeout: 30_000 });
+    // Run once the editor holds the query (GraphiQL loads the schema first); again if the first run found it empty.
+    await g.locator('.graphiql-query-editor').getByText('uniqueListeners').waitFor({ timeout: 30_000 });
+    const answer = g.locator('.result-window').getByText('"demo.beatstream.eth"');
+    await until('GraphiQL\'s answer', async () => {
+      await g.locator('.graphiql-execute-button').click();
+      return answer.waitFor({ timeout: 5_000 }).then(() => true, () => false);
+    }, 60_000, 0);
     await g.screenshot({ path: path.join(shots, 'graphiql.png') });
     assert.deepEqual(foreign, [], 'GraphiQL asked for nothing beyond this machine');
+  });
+
+  const broke = await openApp('#/');
+  await t.test('a listener with no funds is told to deposit', async () => {
+    await broke.page.getByTestId('play-1').click();
+    const message = await broke.page.getByTestId('player-message').innerText({ timeout: 60_000 });
+    assert.equal(message, 'Your vault balance has run out: deposit more USDC to keep listening.');
+    assert.equal(await broke.page.getByTestId('player-status').innerText(), 'paused');
+  });
+
+  await t.test('an unreachable relay is said in words', async () => {
+    const { page, foreign } = broke;
+    // Every connection to the relay is refused at once, as a relay that is down would.
+    await page.routeWebSocket(/\/ws\/stream/, (ws) => ws.close({ code: 1011, reason: 'relay down' }));
+    await page.reload();
+    await page.getByTestId('wallet-address').waitFor({ timeout: 60_000 });
+    await page.getByTestId('play-1').click();
+    const message = await page.getByTestId('player-message').innerText({ timeout: 90_000 });
+    assert.match(message, /relay at ws:\/\/127\.0\.0\.1:\d+\/ws\/stream is unreachable/, message);
+    assert.deepEqual(foreign, []);
+  });
+
+  await t.test('an injected wallet on another network is told to switch', async () => {
+    const page = await injected({ chainId: '0x1' });
+    await page.getByRole('button', { name: 'Connect wallet' }).click();
+    const message = await page.getByTestId('wallet-error').innerText({ timeout: 30_000 });
+    assert.match(message, /on chain 1, this node's contracts are on chain 31337/, message);
+  });
+
+  await t.test('a signature rejected in the wallet is said in words', async () => {
+    const page = await injected({ chainId: '0x7a69' });
+    await page.getByRole('button', { name: 'Connect wallet' }).click();
+    await page.getByTestId('wallet-address').waitFor({ timeout: 30_000 });
+    // Playing asks the wallet to sign this device's grant: the wallet refuses.
+    await page.getByTestId('play-1').click();
+    const message = await page.getByTestId('player-message').innerText({ timeout: 30_000 });
+    assert.equal(message, 'You rejected the request in your wallet: nothing was signed or sent.');
   });
 
   assert.deepEqual([...artist.foreign, ...listener.foreign], [], 'the app asked for nothing beyond this machine');
