@@ -209,7 +209,7 @@ function Earnings({ config, wallet, graphql, label }: { config: AppConfig; walle
         <dt>Earned (settled on-chain, after fees)</dt>
         <dd data-testid="earnings-earned" data-raw={earnings?.earned.raw ?? ''}>{earnings ? `${earnings.earned.usdc} USDC` : '…'}</dd>
         <dt>Withdrawable</dt>
-        <dd data-testid="earnings-withdrawable">{earnings ? `${earnings.withdrawable.usdc} USDC` : '…'}</dd>
+        <dd data-testid="earnings-withdrawable" data-raw={earnings?.withdrawable.raw ?? ''}>{earnings ? `${earnings.withdrawable.usdc} USDC` : '…'}</dd>
         <dt>Settlements</dt>
         <dd>{earnings?.settlements ?? '…'}</dd>
       </dl>

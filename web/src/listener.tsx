@@ -46,7 +46,7 @@ export function ListenerPage({ config, wallet, graphql }: { config: AppConfig; w
             {v ? `${usdc(v.available)} USDC` : '…'}
           </dd>
           <dt>Thawing (withdrawal requested)</dt>
-          <dd data-testid="vault-thawing">
+          <dd data-testid="vault-thawing" data-raw={v?.thawing.toString() ?? ''}>
             {v ? `${usdc(v.thawing)} USDC` : '…'}
             {v && v.thawing > 0n && <small> withdrawable {when(v.thawEnd)}</small>}
           </dd>

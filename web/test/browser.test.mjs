@@ -265,6 +265,24 @@ test('an artist uploads, a listener pays to hear ten seconds, the artist sees th
     await l.screenshot({ path: path.join(shots, 'listener.png'), fullPage: true });
   });
 
+  await t.test('the artist withdraws the earnings', async () => {
+    const withdrawable = await raw(a, 'earnings-withdrawable');
+    assert.ok(withdrawable > 0n);
+    await a.getByTestId('withdraw-earnings').click();
+    await until('the withdrawal on the artist\'s page', async () => (await raw(a, 'earnings-withdrawable')) === 0n, 60_000);
+  });
+
+  await t.test('the listener requests a withdrawal and revokes this device', async () => {
+    const available = await raw(l, 'vault-available');
+    await l.getByTestId('request-withdrawal-amount').fill('1');
+    await l.getByTestId('request-withdrawal').click();
+    await until('1 USDC thawing', async () => (await l.getByTestId('vault-thawing').innerText()).startsWith('1.000000 USDC'), 30_000);
+    assert.equal(await raw(l, 'vault-available'), available - 1_000_000n);
+    const device = l.getByTestId('devices').locator('tr', { hasText: 'this device' });
+    await device.getByRole('button', { name: /Revoke/ }).click();
+    await until('the revocation in the devices list', async () => /revoked/.test(await l.getByTestId('devices').innerText()), 60_000);
+  });
+
   await t.test("GraphiQL from the node's bundle answers the tour's query", async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const g = await context.newPage();
@@ -316,7 +334,11 @@ test('an artist uploads, a listener pays to hear ten seconds, the artist sees th
 
   await t.test('a signature rejected in the wallet is said in words', async () => {
     const page = await injected({ chainId: '0x7a69' });
-    await page.getByRole('button', { name: 'Connect wallet' }).click();
+    // From the keyboard: the skip link, the three pages, then the wallet's button.
+    await page.getByRole('button', { name: 'Connect wallet' }).waitFor();
+    for (let i = 0; i < 5; i++) await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Connect wallet');
+    await page.keyboard.press('Enter');
     await page.getByTestId('wallet-address').waitFor({ timeout: 30_000 });
     // Playing asks the wallet to sign this device's grant: the wallet refuses.
     await page.getByTestId('play-1').click();
