@@ -131,6 +131,8 @@ export class RelayClient {
   private readonly playWaits: Array<Pending<SessionInfo> & { trackId: string }> = [];
   private readonly stopWaits = new Map<string, Pending<bigint>>();
   private attempt = 0;
+  /** The tail of the vouchers being signed and sent, in order. */
+  private sending: Promise<void> = Promise.resolve();
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   /** Tracks to play again after a reconnection, by the session id they had. */
   private toResume: Array<{ previousSessionId: string; trackId: string }> = [];
@@ -293,18 +295,24 @@ export class RelayClient {
       return null;
     }
     this.sent.set(s.payee, owed);
-    const sig = await signVoucher(this.opts.grant.sessionKey, this.opts.domain, {
-      grantId: this.grantId,
-      payee: s.payee,
-      cumulative: owed,
+    // Signed and sent one after another, so vouchers leave in the order they were decided (a later, higher one
+    // overtaking an earlier one would make the earlier one stale).
+    const send = this.sending.then(async () => {
+      const sig = await signVoucher(this.opts.grant.sessionKey, this.opts.domain, {
+        grantId: this.grantId,
+        payee: s.payee,
+        cumulative: owed,
+      });
+      try {
+        this.sendFrame({ type: "voucher", grantId: this.grantId, payee: s.payee, cumulative: owed.toString(), sig });
+      } catch (e) {
+        if (this.sent.get(s.payee) === owed) this.sent.set(s.payee, sent);
+        throw e;
+      }
+      this.emit({ type: "voucher", sessionId: s.sessionId, payee: s.payee, cumulative: owed });
     });
-    try {
-      this.sendFrame({ type: "voucher", grantId: this.grantId, payee: s.payee, cumulative: owed.toString(), sig });
-    } catch (e) {
-      this.sent.set(s.payee, sent);
-      throw e;
-    }
-    this.emit({ type: "voucher", sessionId: s.sessionId, payee: s.payee, cumulative: owed });
+    this.sending = send.catch(() => {});
+    await send;
     return owed;
   }
 
