@@ -84,6 +84,24 @@ pub struct Options {
         default_value_t = DEFAULT_DB_CONNECTIONS
     )]
     pub db_connections: u32,
+    /// The relay's WebSocket URL as browsers reach it (`wss://relay.example/ws/stream`); with `--api-app-rpc-url`,
+    /// the API serves the app's settings at `/app/config.json` and the app at `/` can play.
+    #[arg(
+        long = "api-app-relay-url",
+        id = "api_app_relay_url",
+        env = "BEATSTREAM_API_APP_RELAY_URL",
+        requires = "api_app_rpc_url"
+    )]
+    pub app_relay_url: Option<url::Url>,
+    /// An Ethereum JSON-RPC URL browsers may use for reads and to send the app's transactions (public: it is served
+    /// to every visitor, so never one with a secret key in it).
+    #[arg(
+        long = "api-app-rpc-url",
+        id = "api_app_rpc_url",
+        env = "BEATSTREAM_API_APP_RPC_URL",
+        requires = "api_app_relay_url"
+    )]
+    pub app_rpc_url: Option<url::Url>,
 }
 
 impl Default for Options {
@@ -97,6 +115,8 @@ impl Default for Options {
             statement_timeout_ms: DEFAULT_STATEMENT_TIMEOUT_MS,
             cors_origins: DEFAULT_CORS_ORIGINS.split(',').map(str::to_owned).collect(),
             db_connections: DEFAULT_DB_CONNECTIONS,
+            app_relay_url: None,
+            app_rpc_url: None,
         }
     }
 }
@@ -127,6 +147,27 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         config: Config,
+    }
+
+    /// The app's two URLs come together or not at all.
+    #[test]
+    fn app_urls_come_in_pairs() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["api", "--database-url", "postgres://x"];
+            all.extend_from_slice(args);
+            Cli::command().try_get_matches_from(all)
+        };
+        assert!(parse(&["--api-app-relay-url", "wss://relay.example/ws/stream"]).is_err());
+        assert!(parse(&["--api-app-rpc-url", "https://rpc.example"]).is_err());
+        let both = parse(&[
+            "--api-app-relay-url",
+            "wss://relay.example/ws/stream",
+            "--api-app-rpc-url",
+            "https://rpc.example",
+        ])
+        .unwrap();
+        let options = Cli::from_arg_matches(&both).unwrap().config.options;
+        assert_eq!(options.app_rpc_url.unwrap().as_str(), "https://rpc.example/");
     }
 
     /// Parsing no flags (the database URL aside, which has no default) gives [`Options::default`].

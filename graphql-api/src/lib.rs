@@ -24,3 +24,4 @@ pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use schema::sdl;
 pub use service::{Server, run};
+pub use web::app_config;

@@ -55,6 +55,13 @@ impl Server {
         let Config { database, deployment, chain_id, options, .. } = config;
         options.validate()?;
         database.validate(true)?;
+        // The app's settings need the contracts too; otherwise only the chain id is read, and only when not given.
+        let app_config = match (&options.app_relay_url, &options.app_rpc_url) {
+            (Some(relay), Some(rpc)) => {
+                Some(web::app_config(&Deployment::load(&deployment)?, rpc, relay))
+            }
+            _ => None,
+        };
         let chain_id = match chain_id {
             Some(id) => id,
             None => Deployment::load(&deployment)?.chain_id,
@@ -79,7 +86,11 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|source| Error::Bind { addr: options.listen, source })?;
-        Ok(Self { listener, schema, ops, options, shutdown, extra: Router::new() })
+        let extra = match app_config {
+            Some(config) => web::config_route(config),
+            None => Router::new(),
+        };
+        Ok(Self { listener, schema, ops, options, shutdown, extra })
     }
 
     /// Serves `routes` on the same address besides the API's own (the node mounts the studio here). They keep their

@@ -4,13 +4,15 @@
 //! hashed files, and a GET of `/graphql` is GraphiQL.
 
 use axum::{
-    Router,
+    Json, Router,
     extract::Path,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
+use beatstream_primitives::Deployment;
 use include_dir::{Dir, include_dir};
+use url::Url;
 
 static DIST: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../web/dist");
 
@@ -22,6 +24,22 @@ const REVALIDATE: &str = "no-cache";
 /// `/` (the app) and `/assets/{file}`.
 pub(crate) fn router() -> Router {
     Router::new().route("/", get(app)).route("/assets/{*file}", get(asset))
+}
+
+/// The app's settings, `GET /app/config.json`: the chain, its contracts, and the relay and JSON-RPC URLs browsers use
+/// (`beatstream dev` adds its faucet).
+pub fn app_config(deployment: &Deployment, rpc: &Url, relay: &Url) -> serde_json::Value {
+    serde_json::json!({
+        "chainId": deployment.chain_id,
+        "rpcUrl": rpc.as_str(),
+        "relayUrl": relay.as_str(),
+        "deployment": deployment,
+    })
+}
+
+/// `GET /app/config.json` answering `config`.
+pub(crate) fn config_route(config: serde_json::Value) -> Router {
+    Router::new().route("/app/config.json", get(move || std::future::ready(Json(config.clone()))))
 }
 
 /// The app's page.
@@ -113,6 +131,35 @@ mod tests {
         }
         assert_eq!(get(app.clone(), "/assets/missing.js").await.0, StatusCode::NOT_FOUND);
         assert_eq!(get(app, "/assets/../index.html").await.0, StatusCode::NOT_FOUND);
+    }
+
+    /// `/app/config.json` carries the chain, the contracts and the two public URLs, as web/src/config.ts reads them.
+    #[tokio::test]
+    async fn app_config_names_chain_contracts_relay_and_rpc() {
+        let deployment: Deployment = serde_json::from_value(serde_json::json!({
+            "chainId": 8453, "deploymentBlock": 7, "rootNode": format!("0x{}", "11".repeat(32)),
+            "withdrawalDelay": 86400, "settlementWindow": 604800,
+            "contracts": {
+                "ensRegistry": format!("0x{}", "01".repeat(20)), "registry": format!("0x{}", "02".repeat(20)),
+                "usdc": format!("0x{}", "03".repeat(20)), "vault": format!("0x{}", "04".repeat(20)),
+            },
+        }))
+        .unwrap();
+        let rpc: Url = "https://rpc.example/".parse().unwrap();
+        let relay: Url = "wss://relay.example/ws/stream".parse().unwrap();
+        let (status, kind, body) =
+            get(config_route(app_config(&deployment, &rpc, &relay)), "/app/config.json").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(kind, "application/json");
+        let config: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(config["chainId"], 8453);
+        assert_eq!(config["rpcUrl"], "https://rpc.example/");
+        assert_eq!(config["relayUrl"], "wss://relay.example/ws/stream");
+        assert_eq!(config["deployment"]["withdrawalDelay"], 86400);
+        assert_eq!(
+            config["deployment"]["contracts"]["vault"].as_str().unwrap().to_lowercase(),
+            format!("0x{}", "04".repeat(20))
+        );
     }
 
     #[test]

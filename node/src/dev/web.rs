@@ -45,13 +45,9 @@ pub(super) fn routes(
     relay: &Url,
     client: alloy::rpc::client::RpcClient,
 ) -> eyre::Result<Router> {
-    let config = json!({
-        "chainId": deployment.chain_id,
-        "rpcUrl": rpc.as_str(),
-        "relayUrl": relay.as_str(),
-        "deployment": deployment,
-        "dev": { "faucet": "/dev/faucet", "faucetUsdc": FAUCET_USDC.to_string() },
-    });
+    // What `--api-app-relay-url` and `--api-app-rpc-url` make the API serve on a real node, and the faucet.
+    let mut config = beatstream_graphql_api::app_config(deployment, rpc, relay);
+    config["dev"] = json!({ "faucet": "/dev/faucet", "faucetUsdc": FAUCET_USDC.to_string() });
     let signer: PrivateKeySigner = FAUCET_KEY.parse()?;
     let provider =
         ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_client(client).erased();
