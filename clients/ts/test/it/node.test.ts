@@ -38,6 +38,8 @@ import {
   type VoucherDomain,
   type WebSocketConstructor,
   gql,
+  grantDigest,
+  recoverSigner,
   voucherDomain,
 } from "../../src/index.js";
 import { type DevNode, eventually, startDevNode } from "./devnode.js";
@@ -341,6 +343,30 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
     const found = await eventually("the artist indexed", async () => (await graphql.query(gql.ArtistDocument, { name: label })).artist ?? undefined);
     assert.equal(found.ratePerSecond.raw, "2000");
     assert.ok(found.texts.some((t) => t.key === "description" && t.value === "made by the SDK test"));
+  });
+
+  it("an EIP-1193 wallet (anvil's unlocked accounts over JSON-RPC) signs the grant, the permit and the SIWE message", async () => {
+    const { info } = node;
+    // No key in this process: every signature and transaction is the node's eth_signTypedData_v4, personal_sign and
+    // eth_sendTransaction, as an injected browser wallet would answer them.
+    const wallet = createWalletClient({ account: info.demo.listener.address, chain, transport: http(info.rpcUrl) });
+    const store = new SessionKeyStore(new MemoryStorage());
+    const grant = await store.ensureGrant(wallet, domain, info.demo.listener.address, { cap: 1n * USDC });
+    assert.equal(await recoverSigner(grantDigest(domain, grant.grant), grant.grantSig), info.demo.listener.address);
+    const relay = new RelayClient({ url: info.relayUrl, domain, grant, WebSocket: WS });
+    assert.equal((await relay.connect()).grantId, grant.grantId);
+    relay.close();
+
+    const vault = new VaultClient(publicClient, info.contracts, wallet);
+    const before = await vault.account(info.demo.listener.address);
+    await vault.mintTestUsdc(info.demo.listener.address, 2n * USDC);
+    await vault.deposit(2n * USDC);
+    assert.equal((await vault.account(info.demo.listener.address)).available, before.available + 2n * USDC);
+
+    const artistWallet = createWalletClient({ account: info.demo.artist.address, chain, transport: http(info.rpcUrl) });
+    const studio = new StudioClient({ apiUrl: info.apiUrl });
+    assert.equal((await studio.signIn(artistWallet, info.chainId)).address, info.demo.artist.address);
+    assert.equal((await studio.me(info.demo.artist.label)).node, info.demo.artist.node);
   });
 
   it("pauses when the funds or the grant's cap run out, with the code saying which, and resumes once paid", async () => {
