@@ -32,7 +32,7 @@ export async function loadConfig(origin = location.origin): Promise<AppConfig> {
     served = (await res.json()) as Served;
   } catch (e) {
     throw new Error(
-      `This node publishes no app settings at /app/config.json (${(e as Error).message}): run the app from \`beatstream dev\`.`,
+      `This node publishes no app settings at /app/config.json (${(e as Error).message}): its operator sets --api-app-relay-url and --api-app-rpc-url (\`beatstream dev\` does it for you).`,
     );
   }
   const c = served.deployment.contracts;
