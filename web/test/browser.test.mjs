@@ -302,6 +302,14 @@ test('an artist uploads, a listener pays to hear ten seconds, the artist sees th
       return answer.waitFor({ timeout: 5_000 }).then(() => true, () => false);
     }, 60_000, 0);
     await g.screenshot({ path: path.join(shots, 'graphiql.png') });
+    // A subscription over /graphql/ws from the same bundle: artistEarnings answers with the earnings now.
+    await g.goto(`${api}/graphql?query=${encodeURIComponent(`subscription { artistEarnings(artist: "${label}") { earned { usdc } settlements } }`)}`);
+    await g.locator('.graphiql-query-editor').getByText('artistEarnings').waitFor({ timeout: 30_000 });
+    const earned = g.locator('.result-window').getByText(/"settlements": [1-9]/);
+    await until('the subscription\'s first answer', async () => {
+      await g.locator('.graphiql-execute-button').click();
+      return earned.waitFor({ timeout: 5_000 }).then(() => true, () => false);
+    }, 60_000, 0);
     assert.deepEqual(foreign, [], 'GraphiQL asked for nothing beyond this machine');
   });
 
