@@ -26,12 +26,13 @@ export default defineConfig({
     },
   },
   server: {
-    // `npm run dev` against a running `beatstream dev`: the API, the studio and the audio on :8000.
+    // `npm run dev` against a running `beatstream dev`: the API, the studio, the audio and the dev routes on :8080.
     proxy: {
-      '/graphql': { target: 'http://127.0.0.1:8000', ws: true },
-      '/studio': 'http://127.0.0.1:8000',
-      '/audio': 'http://127.0.0.1:8000',
-      '/app': 'http://127.0.0.1:8000',
+      '/graphql': { target: 'http://127.0.0.1:8080', ws: true },
+      '/studio': 'http://127.0.0.1:8080',
+      '/audio': 'http://127.0.0.1:8080',
+      '/app': 'http://127.0.0.1:8080',
+      '/dev': 'http://127.0.0.1:8080',
     },
   },
 });
