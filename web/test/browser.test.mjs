@@ -131,29 +131,37 @@ async function openApp(hash) {
 }
 
 /**
- * The app with an injected EIP-1193 wallet on `chainId` that refuses every switch of network and every signature
- * (code 4001, as a wallet's owner clicking "Reject").
+ * The app with an injected EIP-1193 wallet. With `chainId`, a wallet on that chain that refuses every switch of
+ * network and every signature (code 4001, as a wallet's owner clicking "Reject"); with `account`, one that sends
+ * every request to the dev node's anvil, which signs for its unlocked default accounts.
  */
-async function injected({ chainId }) {
+async function injected({ chainId, account }) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.addInitScript((chainId) => {
+  await context.addInitScript(({ chainId, account }) => {
     const rejected = () => Object.assign(new Error('User rejected the request.'), { code: 4001 });
+    let rpc = null;
+    const forward = async (method, params) => {
+      rpc ??= (await (await fetch('/app/config.json')).json()).rpcUrl;
+      const res = await fetch(rpc, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: params ?? [] }),
+      });
+      const body = await res.json();
+      if (body.error) throw Object.assign(new Error(body.error.message), { code: body.error.code });
+      return body.result;
+    };
     window.ethereum = {
-      async request({ method }) {
-        switch (method) {
-          case 'eth_requestAccounts':
-          case 'eth_accounts':
-            return ['0x000000000000000000000000000000000000dEaD'];
-          case 'eth_chainId':
-            return chainId;
-          default:
-            throw rejected();
-        }
+      async request({ method, params }) {
+        if (method === 'eth_requestAccounts' || method === 'eth_accounts') return [account ?? '0x000000000000000000000000000000000000dEaD'];
+        if (account) return forward(method, params);
+        if (method === 'eth_chainId') return chainId;
+        throw rejected();
       },
       on() {},
       removeListener() {},
     };
-  }, chainId);
+  }, { chainId: chainId ?? null, account: account ?? null });
   const page = await context.newPage();
   await page.goto(`${api}/#/`);
   return page;
@@ -352,6 +360,24 @@ test('an artist uploads, a listener pays to hear ten seconds, the artist sees th
     await page.getByTestId('play-1').click();
     const message = await page.getByTestId('player-message').innerText({ timeout: 30_000 });
     assert.equal(message, 'You rejected the request in your wallet: nothing was signed or sent.');
+  });
+
+  await t.test('an injected wallet deposits with a permit and pays to play', async () => {
+    // A wallet extension stand-in: every request goes to anvil, which signs for its unlocked default account 5.
+    const account = '0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc';
+    const faucet = await fetch(`${api}/dev/faucet`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ address: account }) });
+    assert.equal(faucet.status, 200);
+    const page = await injected({ account });
+    await page.getByRole('button', { name: 'Connect wallet' }).click();
+    await page.getByTestId('wallet-address').waitFor({ timeout: 30_000 });
+    assert.equal(await page.getByTestId('wallet-address').getAttribute('data-address'), account);
+    await page.getByTestId('deposit-amount').fill('2');
+    await page.getByTestId('deposit').click();
+    await until('the deposit', async () => (await raw(page, 'vault-available')) === 2_000_000n, 60_000);
+    await page.getByTestId('play-2').click();
+    await until('a paid second', async () => (await raw(page, 'player-paid')) > 0n, 60_000);
+    await page.getByTestId('stop').click();
+    await until('the player stopped', async () => (await page.getByTestId('player-status').innerText()) === 'stopped', 30_000);
   });
 
   assert.deepEqual([...artist.foreign, ...listener.foreign], [], 'the app asked for nothing beyond this machine');
