@@ -116,7 +116,8 @@ export class Playback {
     try {
       const audio = await TrackAudio.open({ apiUrl: config.apiUrl, track: { contentHash: state.track.contentHash, duration: state.track.duration } });
       const grant = await wallet.sessions.ensureGrant(wallet.client, wallet.domain, wallet.address);
-      this.player = new GaplessPlayer(audio.manifest, { context, destination: analyser });
+      // A second of lead: each key comes with the beat that pays its second, so a key a little late still plays whole.
+      this.player = new GaplessPlayer(audio.manifest, { context, destination: analyser, leadSeconds: 1 });
       this.player.onEnded = () => this.finish('ended', 'The track ended.');
       this.pipeline = new ChunkPipeline(
         audio,
