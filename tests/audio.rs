@@ -9,15 +9,15 @@ use std::{net::SocketAddr, time::Duration};
 
 use alloy::{
     primitives::{B256, U256},
-    signers::{SignerSync, local::PrivateKeySigner},
+    signers::local::PrivateKeySigner,
 };
 use beatstream_audio::{ChunkKey, Chunker, Limits, Manifest, decode_chunk, decrypt_chunk, demo};
 use beatstream_primitives::{
     SessionGrant, audio_key::AudioKeyArgs, contracts::BeatStreamRegistry::TrackInput,
-    db::DatabaseArgs, unix_now,
+    db::DatabaseArgs,
 };
 use beatstream_stream_relay::protocol::{ChunkKeyFrame, ClientFrame, ServerFrame, Uint};
-use beatstream_studio::siwe::{DateTime, Message as Siwe};
+use beatstream_studio::client::{ClientError, StudioClient};
 use beatstream_testkit::{
     TestDb,
     scene::{Chain, USDC},
@@ -127,18 +127,21 @@ async fn an_uploaded_track_is_heard_exactly_as_far_as_it_is_paid() -> eyre::Resu
     std::fs::write(&source, &wav)?;
 
     // Someone who does not manage the name is refused, and nothing is stored.
-    let stranger = node.sign_in(&chain, &chain.anvil.signer(STRANGER)).await?;
-    let (status, body) = node.upload(&stranger, "aurora", wav.clone()).await?;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("not_manager")), "{body}");
+    let chain_id = chain.deployment.chain_id;
+    let stranger =
+        StudioClient::sign_in(&node.base(), chain_id, &chain.anvil.signer(STRANGER)).await?;
+    let refused = stranger.upload("aurora", "audio/wav", wav.clone()).await.unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::Studio { status: 403, code, .. } if code == "not_manager"),
+        "{refused}"
+    );
     assert_eq!(count(&db, "audio_tracks").await?, 0);
 
-    let token = node.sign_in(&chain, &artist).await?;
-    let (status, upload) = node.upload(&token, "aurora", wav).await?;
-    assert_eq!(status, 201, "{upload}");
-    let root: B256 = upload["root"].as_str().expect("a root").parse()?;
-    let duration = upload["duration"].as_u64().expect("a duration");
+    let studio = StudioClient::sign_in(&node.base(), chain_id, &artist).await?;
+    let upload = studio.upload("aurora", "audio/wav", wav).await?;
+    let (root, duration) = (upload.root, u64::from(upload.duration));
     assert_eq!(duration, TRACK_MS.div_ceil(1000), "the real duration, from the file");
-    assert_eq!(upload["durationMs"], json!(TRACK_MS));
+    assert_eq!(upload.duration_ms, TRACK_MS);
 
     // ----- The artist publishes it: the root is the track's contentHash. -----
     let registry = chain.registry(&artist);
@@ -327,45 +330,9 @@ struct Node {
 }
 
 impl Node {
-    /// Signs in as `wallet` the way a wallet does: a nonce, the EIP-4361 message, `personal_sign`; the bearer token.
-    async fn sign_in(&self, chain: &Chain, wallet: &PrivateKeySigner) -> eyre::Result<String> {
-        let nonce = self.post("/studio/siwe/nonce", json!({})).await?;
-        let message = Siwe {
-            scheme: None,
-            domain: self.addr.to_string(),
-            address: wallet.address(),
-            statement: Some("Sign in to the BeatStream studio.".into()),
-            uri: format!("http://{}/studio", self.addr),
-            chain_id: chain.deployment.chain_id,
-            nonce: nonce["nonce"].as_str().expect("a nonce").to_owned(),
-            issued_at: DateTime::from_unix_seconds(unix_now() as i64),
-            expiration_time: None,
-            not_before: None,
-            request_id: None,
-            resources: None,
-        }
-        .to_string();
-        let signature = wallet.sign_message_sync(message.as_bytes())?;
-        let session = self
-            .post(
-                "/studio/siwe/verify",
-                json!({ "message": message, "signature": alloy::hex::encode_prefixed(signature.as_bytes()) }),
-            )
-            .await?;
-        Ok(session["token"].as_str().ok_or_else(|| eyre::eyre!("no token: {session}"))?.to_owned())
-    }
-
-    /// Uploads `file` for `label`; the status and the JSON answer.
-    async fn upload(&self, token: &str, label: &str, file: Vec<u8>) -> eyre::Result<(u16, Value)> {
-        let response = self
-            .http
-            .post(format!("http://{}/studio/artists/{label}/tracks", self.addr))
-            .bearer_auth(token)
-            .header("content-type", "audio/wav")
-            .body(file)
-            .send()
-            .await?;
-        Ok((response.status().as_u16(), response.json().await?))
+    /// The node's address as a URL.
+    fn base(&self) -> reqwest::Url {
+        format!("http://{}", self.addr).parse().expect("a URL")
     }
 
     /// The track's manifest, as served.

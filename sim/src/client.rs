@@ -55,6 +55,8 @@ pub struct Client {
     secp: Secp256k1<SignOnly>,
     /// Chunk keys received in acks and not yet taken.
     keys: Vec<ChunkKeyFrame>,
+    /// A session the relay closed itself at the end of its track, with its total, until [`Client::stop`] takes it.
+    ended: Option<(String, U256)>,
 }
 
 impl Client {
@@ -63,7 +65,7 @@ impl Client {
         let (ws, _) = connect_async_with_config(relay.as_str(), Some(ws_config()), true)
             .await
             .map_err(|e| Error::Connection(format!("{relay}: {e}")))?;
-        Ok(Self { ws, secp: Secp256k1::signing_only(), keys: Vec::new() })
+        Ok(Self { ws, secp: Secp256k1::signing_only(), keys: Vec::new(), ended: None })
     }
 
     /// Presents `identity`'s grant and waits for `ready`; returns what the listener can still spend.
@@ -93,7 +95,8 @@ impl Client {
     }
 
     /// Answers the next `beats` beats of `playing` with vouchers signed by `identity`'s session key, and waits for
-    /// the last one's ack; returns the cumulative acked.
+    /// the last one's ack; returns the cumulative acked. When the track ends first (the relay closes the session
+    /// after acking its last second), returns what was acked by then, and [`Client::ended`] is true.
     pub async fn pay(
         &mut self,
         identity: &Identity,
@@ -119,8 +122,14 @@ impl Client {
                     acked = acked.max(parse(&cumulative, "ack")?);
                     self.keys.extend(keys);
                 }
-                ServerFrame::Closed { session_id, .. } if session_id == playing.session_id => {
-                    return Err(Error::Unexpected(format!("session {session_id} closed")));
+                ServerFrame::Closed { session_id, total } if session_id == playing.session_id => {
+                    if acked < sent {
+                        return Err(Error::Unexpected(format!(
+                            "session {session_id} closed with vouchers unacknowledged"
+                        )));
+                    }
+                    self.ended = Some((session_id, parse(&total, "total")?));
+                    return Ok(acked);
                 }
                 _ => {}
             }
@@ -133,8 +142,18 @@ impl Client {
         std::mem::take(&mut self.keys)
     }
 
-    /// Stops `playing` and waits for `closed`; returns what the session paid.
+    /// Whether the relay closed `playing` itself at the end of its track.
+    pub fn ended(&self, playing: &Playing) -> bool {
+        self.ended.as_ref().is_some_and(|(id, _)| *id == playing.session_id)
+    }
+
+    /// Stops `playing` and waits for `closed`; returns what the session paid. A session that ended with its track
+    /// is already closed: its total is returned without sending anything.
     pub async fn stop(&mut self, playing: &Playing) -> Result<U256> {
+        if self.ended(playing) {
+            let (_, total) = self.ended.take().expect("checked");
+            return Ok(total);
+        }
         self.send(ClientFrame::Stop { session_id: playing.session_id.clone() }).await?;
         loop {
             if let ServerFrame::Closed { session_id, total } = self.next().await?
@@ -218,14 +237,8 @@ async fn plays(
     beats: u64,
     audio: Option<&Listening>,
 ) -> Result<()> {
-    // A play stops before the track's last second: at its end the relay closes the session itself, and the `stop`
-    // that follows would then be answered with an error.
-    let beats = match audio {
-        Some(audio) => {
-            beats.min(u64::from(audio.track.manifest.chunk_count.saturating_sub(1).max(1)))
-        }
-        None => beats,
-    };
+    // A play longer than the track ends with it: the relay closes the session after acking its last second, and
+    // `stop` then returns the total without sending anything.
     let mut client = Client::connect(relay).await?;
     client.hello(identity).await?;
     loop {

@@ -16,10 +16,12 @@
 //! [`Artist`] extractors), [`siwe`] (the message, parsed strictly, and its pure checks), `signature.rs` (EIP-191 and
 //! ERC-1271), `chain.rs` (RPC), `token.rs` (nonces and session tokens), `upload.rs` (an upload, from body to
 //! stored track), `storage.rs` (the object store and its layout), `catalog.rs` (stored tracks by root, cached),
-//! `serve.rs` and `range.rs` (the public audio routes), `db/` (all SQL), `error.rs` (the error codes clients see).
+//! `serve.rs` and `range.rs` (the public audio routes), `db/` (all SQL), `error.rs` (the error codes clients see), [`client`] (the studio's own HTTP client, as a wallet
+//! uses it).
 
 mod catalog;
 mod chain;
+pub mod client;
 pub mod config;
 mod db;
 mod error;

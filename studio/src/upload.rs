@@ -14,7 +14,7 @@ use beatstream_audio::{
     ByteLimit, Limits, Manifest, NodeKey, StoredChunk, TrackChunks, TrackSecret, seal_secret,
 };
 use futures_util::{Stream, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 use tokio::{io::AsyncWriteExt, sync::mpsc};
 use tracing::{info, warn};
@@ -31,7 +31,7 @@ const CHUNKS_QUEUED: usize = 2;
 const PUTS_IN_FLIGHT: usize = 4;
 
 /// A stored track, as `POST /studio/artists/{label}/tracks` answers it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Uploaded {
     /// The root over the stored chunks: the track's `contentHash` when it is published.

@@ -20,14 +20,12 @@ use beatstream_sim::{
     audio::{AudioCounters, Listening, TrackAudio},
     keys::Identity,
 };
+use beatstream_studio::client::StudioClient;
 use eyre::WrapErr;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::{
-    audio::StudioClient,
-    totals::{totals, wait_indexed},
-};
+use super::totals::{totals, wait_indexed};
 use crate::cli::DevArgs;
 
 const USDC: u64 = 1_000_000;
@@ -198,17 +196,17 @@ impl Demo {
         .await?;
         // The artist signs in to the studio with their wallet, uploads each track's audio and publishes it with
         // the root and seconds the studio answers, as docs/STUDIO.md tells an artist to.
-        let studio =
-            StudioClient::sign_in(args.api_listen, self.deployment.chain_id, &self.keys[1])
-                .await
-                .wrap_err("signing in to the studio as the demo artist")?;
+        let api: Url = format!("http://{}", args.api_listen).parse()?;
+        let studio = StudioClient::sign_in(&api, self.deployment.chain_id, &self.keys[1])
+            .await
+            .wrap_err("signing in to the studio as the demo artist")?;
         let mut tracks = Vec::with_capacity(DEMO_TRACKS.len());
         for (title, seed, seconds) in DEMO_TRACKS {
             let wav =
                 tokio::task::spawn_blocking(move || beatstream_audio::demo::track(seed, seconds))
                     .await?;
             let uploaded = studio
-                .upload("demo", wav)
+                .upload("demo", "audio/wav", wav)
                 .await
                 .wrap_err_with(|| format!("uploading {title:?}"))?;
             let input = TrackInput {

@@ -17,7 +17,6 @@ use tracing::info;
 
 use crate::{cli::DevArgs, tasks::Supervisor};
 
-mod audio;
 mod demo;
 mod totals;
 mod web;

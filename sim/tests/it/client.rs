@@ -68,6 +68,42 @@ async fn a_player_says_hello_plays_pays_and_stops() -> eyre::Result<()> {
 }
 
 #[tokio::test]
+async fn a_play_longer_than_the_track_ends_with_it() -> eyre::Result<()> {
+    let db = TestDb::new().await?;
+    let stop = CancellationToken::new();
+    let url = relay(&db, 1, &stop).await?;
+    // A three-second track beside the fixture's day-long one, same artist.
+    sqlx::query(
+        "INSERT INTO tracks (chain_id, track_id, artist_node, title, duration, rate_per_second, content_hash,
+                             metadata_uri, published, published_at, updated_block)
+         SELECT chain_id, 2, artist_node, 'Short', 3, 0, content_hash, metadata_uri, true, now(), 0
+         FROM tracks WHERE track_id = $1",
+    )
+    .bind(TRACK.to_string().parse::<i64>()?)
+    .execute(db.pool())
+    .await?;
+    let domain = VoucherDomain::new(CHAIN_ID, VAULT);
+    let player = identity(&domain, 0);
+
+    let mut client = Client::connect(&url).await?;
+    client.hello(&player).await?;
+    let playing = client.play(2).await?;
+    // Ten beats asked for; the track has three, each paid and acked, then the relay closes the session itself.
+    let acked = client.pay(&player, &domain, &playing, 10).await?;
+    assert_eq!(acked, U256::from(3 * fixture::RATE));
+    assert!(client.ended(&playing));
+    // `stop` after the end sends nothing and returns the session's total; the connection plays on.
+    assert_eq!(client.stop(&playing).await?, acked);
+    assert!(!client.ended(&playing));
+    let again = client.play(2).await?;
+    assert_ne!(again.session_id, playing.session_id);
+    assert_eq!(client.pay(&player, &domain, &again, 1).await?, U256::from(4 * fixture::RATE));
+    client.close().await;
+    stop.cancel();
+    Ok(())
+}
+
+#[tokio::test]
 async fn stream_keeps_playing_until_stopped() -> eyre::Result<()> {
     let db = TestDb::new().await?;
     let stop = CancellationToken::new();

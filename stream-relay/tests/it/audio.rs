@@ -12,12 +12,12 @@ use sqlx::PgPool;
 
 use crate::harness::*;
 
-const NODE_KEY: [u8; 32] = [0x42; 32];
+pub(crate) const NODE_KEY: [u8; 32] = [0x42; 32];
 
 /// A track of `chunks` seconds by `artist` (the artist's rate), its audio uploaded as the studio stores it: stand-in
 /// chunks encrypted under `secret`, the manifest, the root as the track's `contentHash`. `published_duration` is
 /// what the chain says (equal to `chunks` for a consistent track).
-async fn seed_audio_track(
+pub(crate) async fn seed_audio_track(
     pool: &PgPool,
     id: u64,
     artist: &Artist,

@@ -1,6 +1,6 @@
 //! Stream relay tests, driven through a real WebSocket against a real Postgres.
 
-mod audio;
+pub(crate) mod audio;
 mod conn;
 pub(crate) mod durability;
 mod erc1271;

@@ -873,3 +873,51 @@ async fn an_operator_key_in_kms_co_signs_what_the_node_accepts() -> eyre::Result
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yellow_listener_gets_the_keys_of_exactly_the_seconds_its_updates_paid()
+-> eyre::Result<()> {
+    use beatstream_audio::{TrackSecret, chunk_key};
+
+    use crate::audio::{NODE_KEY, seed_audio_track};
+
+    let db = TestDb::new().await?;
+    let scene = seed_scene(db.pool()).await?;
+    let double = Double::start(DoubleConfig::default()).await?;
+    let operator = PrivateKeySigner::random();
+    let secret = TrackSecret::from_bytes([0x29; 32]);
+    seed_audio_track(db.pool(), 10, &scene.alice, &secret, 6, 6).await?;
+    let mut config = yellow_config(&db, &double, &operator);
+    config.audio_key.audio_key = Some(alloy::hex::encode(NODE_KEY));
+    let relay = Relay::start(config).await?;
+    let mut player = YellowPlayer::new(operator.address(), scene.alice.payee, "0.5");
+    double.credit(player.listener(), ASSET, usdc("1"));
+
+    let mut ws = Client::connect(&relay).await?;
+    let (session, mut owed) = open(&mut ws, &player, 10).await?;
+    // The app session starts at nothing paid: the update paying second n carries exactly chunk n − 1's key.
+    for second in 1..=3u32 {
+        ws.send(&player.next(&session, owed)).await?;
+        let keys = match ws.recv_no_beat().await? {
+            ServerFrame::Ack { cumulative, keys, .. } if cumulative == owed.to_string() => keys,
+            other => eyre::bail!("expected the ack of {owed}, got {other:?}"),
+        };
+        let index = second - 1;
+        assert_eq!(keys.iter().map(|k| k.index).collect::<Vec<_>>(), vec![index]);
+        assert_eq!(keys[0].key, alloy::hex::encode_prefixed(chunk_key(&secret, index).expose()));
+        owed = ws.beat_of(&session).await?.1;
+    }
+    // Stopped with second 4 released but unpaid: no more keys, and its key never came.
+    ws.send(&ClientFrame::Stop { session_id: session.clone() }).await?;
+    loop {
+        match ws.recv().await? {
+            ServerFrame::Closed { session_id, total } => {
+                assert_eq!((session_id, total), (session.clone(), "300".to_owned()));
+                break;
+            }
+            ServerFrame::Ack { keys, .. } => assert!(keys.is_empty(), "{keys:?}"),
+            _ => {}
+        }
+    }
+    relay.stop().await
+}
