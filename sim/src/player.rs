@@ -120,9 +120,11 @@ pub async fn probe(relay: &Url, identity: &Identity, track_id: u64) -> Result<(A
     ws.send(Message::text(ClientFrame::hello(&identity.grant, &identity.grant_sig).to_json()))
         .await
         .map_err(|e| fail(e.to_string()))?;
-    ws.send(Message::text(ClientFrame::Play { track_id: Uint(track_id.to_string()) }.to_json()))
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+    ws.send(Message::text(
+        ClientFrame::Play { track_id: Uint(track_id.to_string()), from: None }.to_json(),
+    ))
+    .await
+    .map_err(|e| fail(e.to_string()))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let msg = timeout_at(deadline, ws.next())
@@ -250,7 +252,7 @@ async fn play(
     let send = |frame: ClientFrame| Message::text(frame.to_json());
     // hello, then play, each retried while the relay says it may be (storage or chain briefly unavailable).
     let hello = send(ClientFrame::hello(&p.identity.grant, &p.identity.grant_sig));
-    let play = send(ClientFrame::Play { track_id: Uint(track_id.to_string()) });
+    let play = send(ClientFrame::Play { track_id: Uint(track_id.to_string()), from: None });
     for request in [hello, play] {
         let mut attempts = 0;
         loop {

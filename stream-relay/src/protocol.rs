@@ -93,6 +93,10 @@ pub enum ClientFrame {
     Play {
         /// The registry's track id.
         track_id: Uint,
+        /// The second to start at (the first chunk whose key the session releases), 0 when absent: a player
+        /// resuming a track it was cut off from pays only for what it has not heard.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<u32>,
     },
     /// The session key's signed cumulative voucher; answered by `ack` once stored.
     Voucher {
@@ -244,6 +248,8 @@ pub enum ClientMessage {
     Play {
         /// The track id.
         track_id: U256,
+        /// The second to start at.
+        from: u32,
     },
     /// See [`ClientFrame::Voucher`].
     Voucher(VoucherMsg),
@@ -345,8 +351,8 @@ impl TryFrom<ClientFrame> for ClientMessage {
                 },
                 grant_sig: hex_bytes("grantSig", &grant_sig)?,
             },
-            ClientFrame::Play { track_id } => {
-                Self::Play { track_id: amount("trackId", &track_id.0)? }
+            ClientFrame::Play { track_id, from } => {
+                Self::Play { track_id: amount("trackId", &track_id.0)?, from: from.unwrap_or(0) }
             }
             ClientFrame::Voucher { grant_id, payee, cumulative, sig } => {
                 Self::Voucher(VoucherMsg {
@@ -560,7 +566,7 @@ mod tests {
         let a = decode(r#"{"type":"play","trackId":7}"#).unwrap();
         let b = decode(r#"{"type":"play","trackId":"7"}"#).unwrap();
         assert_eq!(a, b);
-        assert_eq!(a, ClientMessage::Play { track_id: U256::from(7) });
+        assert_eq!(a, ClientMessage::Play { track_id: U256::from(7), from: 0 });
     }
 
     #[test]

@@ -152,7 +152,9 @@ struct Session {
     yellow: Option<Box<YellowSession>>,
     /// The track's audio, when it has some on this node: chunk keys go out with the acks that pay for them.
     audio: Option<Arc<TrackAudio>>,
-    /// Chunks whose keys this session has sent: `[0, keys_sent)`.
+    /// The chunk of the session's first second (`play`'s `from`).
+    first_chunk: u32,
+    /// Chunks whose keys this session has sent: `[first_chunk, keys_sent)`.
     keys_sent: u32,
 }
 
@@ -355,7 +357,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         let result = match protocol::decode(&text) {
             Err(e) => Err(e),
             Ok(ClientMessage::Hello { grant, grant_sig }) => self.on_hello(grant, grant_sig).await,
-            Ok(ClientMessage::Play { track_id }) => self.on_play(track_id).await,
+            Ok(ClientMessage::Play { track_id, from }) => self.on_play(track_id, from).await,
             Ok(ClientMessage::Voucher(v)) => self.on_voucher(v, received).await,
             Ok(ClientMessage::Stop { session_id }) => self.on_stop(session_id).await,
             Ok(ClientMessage::YellowOpen(msg)) => self.on_yellow_open(*msg).await,

@@ -122,7 +122,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         if s.paused {
             return Vec::new();
         }
-        let paid = paid_seconds(cumulative, s.base, s.rate, s.seconds);
+        let paid =
+            s.first_chunk.saturating_add(paid_seconds(cumulative, s.base, s.rate, s.seconds));
         let keys = audio.keys(s.keys_sent, paid);
         if let Some((last, _)) = keys.last() {
             s.keys_sent = last + 1;

@@ -67,7 +67,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         Ok(grant)
     }
 
-    pub(super) async fn on_play(&mut self, track_id: U256) -> Result<()> {
+    pub(super) async fn on_play(&mut self, track_id: U256, from: u32) -> Result<()> {
         let (grant_id, listener) = {
             let g = self.grant()?;
             (g.id, g.grant.listener)
@@ -79,6 +79,12 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             .await
             .map_err(storage)?
             .ok_or_else(|| Error::UnknownTrack(track_id.to_string()))?;
+        let duration = terms.duration.max(1);
+        if from >= duration {
+            return Err(Error::InvalidField(format!(
+                "from: {from} is not a second of the track (it lasts {duration} s)"
+            )));
+        }
         let audio = self.track_audio(&terms)?;
         let key = (grant_id, terms.payee);
         let old = self.sessions.values().find(|s| s.key == key).map(|s| s.id);
@@ -114,13 +120,15 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             rate: terms.rate,
             base,
             seconds: 0,
-            duration: terms.duration.max(1),
+            // The seconds left from `from` to the end.
+            duration: duration - from,
             paused: false,
             next_beat: Instant::now(),
             overtime: 0,
             yellow: None,
             audio,
-            keys_sent: 0,
+            first_chunk: from,
+            keys_sent: from,
         };
         self.start(new, session, track_id).await
     }

@@ -149,6 +149,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                 unsubmitted: Unsubmitted::default(),
             })),
             audio,
+            first_chunk: 0,
             keys_sent: 0,
         };
         info!(target: "beatstream::relay::conn", app_session = %id, %listener, deposit = %funds, "yellow app session opened");

@@ -162,6 +162,48 @@ async fn each_ack_carries_the_keys_its_voucher_paid_for_and_no_more() -> eyre::R
 }
 
 #[tokio::test]
+async fn a_play_from_a_second_pays_and_releases_only_the_rest_of_the_track() -> eyre::Result<()> {
+    use beatstream_stream_relay::protocol::{ClientFrame, Uint};
+
+    let db = TestDb::new().await?;
+    let scene = seed_scene(db.pool()).await?;
+    let secret = TrackSecret::from_bytes([0x1a; 32]);
+    seed_audio_track(db.pool(), 10, &scene.alice, &secret, 6, 6).await?;
+    let player = Player::new(1_000_000);
+    seed_listener(db.pool(), player.listener(), 700_000, 0).await?;
+    let relay = Relay::start(with_key(&db)).await?;
+    let mut c = Client::connect(&relay).await?;
+    c.hello(&player).await?;
+    let play = |from: u32| ClientFrame::Play { track_id: Uint("10".into()), from: Some(from) };
+
+    // `from` past the track's last second is refused, and nothing starts.
+    c.send(&play(6)).await?;
+    match c.recv_no_beat().await? {
+        ServerFrame::Error { code, .. } => assert_eq!(code, "invalid_field"),
+        other => eyre::bail!("expected invalid_field, got {other:?}"),
+    }
+
+    // From second 4 of 6: two seconds to pay, chunks 4 and 5, then the end.
+    c.send(&play(4)).await?;
+    let session = match c.recv_no_beat().await? {
+        ServerFrame::Session { session_id, .. } => session_id,
+        other => eyre::bail!("expected session, got {other:?}"),
+    };
+    assert_eq!(c.beat_of(&session).await?, (1, U256::from(100)));
+    let keys = pay_for_keys(&mut c, &player, &scene.alice, 100).await?;
+    assert_eq!(indexes(&keys), [4]);
+    assert_eq!(keys[0].key, alloy::hex::encode_prefixed(chunk_key(&secret, 4).expose()));
+    assert_eq!(c.beat_of(&session).await?, (2, U256::from(200)));
+    assert_eq!(indexes(&pay_for_keys(&mut c, &player, &scene.alice, 200).await?), [5]);
+    let closed = c.recv_until(|f| matches!(f, ServerFrame::Closed { .. })).await?;
+    assert!(
+        matches!(closed, ServerFrame::Closed { ref total, .. } if total == "200"),
+        "{closed:?}"
+    );
+    relay.stop().await
+}
+
+#[tokio::test]
 async fn a_track_whose_audio_does_not_match_the_chain_is_not_played() -> eyre::Result<()> {
     let db = TestDb::new().await?;
     let scene = seed_scene(db.pool()).await?;
@@ -188,6 +230,7 @@ async fn a_track_whose_audio_does_not_match_the_chain_is_not_played() -> eyre::R
     for track in [11, 12] {
         c.send(&beatstream_stream_relay::protocol::ClientFrame::Play {
             track_id: beatstream_stream_relay::protocol::Uint(track.to_string()),
+            from: None,
         })
         .await?;
         let message = c.expect_error("audio_mismatch").await?;
@@ -207,6 +250,7 @@ async fn a_track_whose_audio_does_not_match_the_chain_is_not_played() -> eyre::R
     c.hello(&player).await?;
     c.send(&beatstream_stream_relay::protocol::ClientFrame::Play {
         track_id: beatstream_stream_relay::protocol::Uint("13".into()),
+        from: None,
     })
     .await?;
     c.expect_error("audio_unavailable").await?;

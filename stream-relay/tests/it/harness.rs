@@ -398,6 +398,7 @@ impl Client {
     pub(crate) async fn play(&mut self, track: u64) -> eyre::Result<(String, U256)> {
         self.send(&ClientFrame::Play {
             track_id: beatstream_stream_relay::protocol::Uint(track.to_string()),
+            from: None,
         })
         .await?;
         let id = match self.recv_no_beat().await? {

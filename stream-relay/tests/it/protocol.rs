@@ -20,8 +20,11 @@ async fn hello_play_beat_voucher_ack_stop_closed() -> eyre::Result<()> {
     assert_eq!(c.hello(&player).await?, U256::from(700_000));
 
     // session: track 1 has no rate of its own, so it plays at the artist's (as playTerms does).
-    c.send(&ClientFrame::Play { track_id: beatstream_stream_relay::protocol::Uint("1".into()) })
-        .await?;
+    c.send(&ClientFrame::Play {
+        track_id: beatstream_stream_relay::protocol::Uint("1".into()),
+        from: None,
+    })
+    .await?;
     let (session, payee) = match c.recv().await? {
         ServerFrame::Session { session_id, track_id, payee, rate_per_second, app_session_id } => {
             assert_eq!((track_id.as_str(), rate_per_second.as_str()), ("1", "100"));
@@ -148,8 +151,11 @@ async fn new_play_for_the_same_artist_ends_the_old_session() -> eyre::Result<()>
     c.pay(&player, scene.bob.payee, 50).await?;
 
     // Same artist again: the first session closes with what it was paid, the new one starts from there.
-    c.send(&ClientFrame::Play { track_id: beatstream_stream_relay::protocol::Uint("2".into()) })
-        .await?;
+    c.send(&ClientFrame::Play {
+        track_id: beatstream_stream_relay::protocol::Uint("2".into()),
+        from: None,
+    })
+    .await?;
     let mut closed = None;
     let mut second = None;
     while closed.is_none() || second.is_none() {
