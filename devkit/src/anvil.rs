@@ -89,7 +89,8 @@ pub fn anvil_path() -> Result<PathBuf> {
 
 /// Path of a Foundry tool (`forge`, `anvil`, `cast`) installed by `make setup` under `node_modules/`: the native
 /// binary of the platform package where there is one, else the `.bin/` Node wrapper (which starts slower, does not
-/// forward every signal and loses the tool's exit status). `Err` holds the wrapper's path when neither exists.
+/// forward every signal and loses the tool's exit status), else the first `tool` on `PATH`. `Err` holds the wrapper's
+/// path when none exists.
 pub fn foundry_tool(tool: &str) -> std::result::Result<PathBuf, PathBuf> {
     let modules = workspace_root().join("node_modules");
     let platform = match (std::env::consts::OS, std::env::consts::ARCH) {
@@ -106,5 +107,14 @@ pub fn foundry_tool(tool: &str) -> std::result::Result<PathBuf, PathBuf> {
         }
     }
     let wrapper = modules.join(".bin").join(tool);
-    if wrapper.is_file() { Ok(wrapper) } else { Err(wrapper) }
+    if wrapper.is_file() {
+        return Ok(wrapper);
+    }
+    // A binary used away from the checkout it was built in (installed, or the checkout moved): the tool on `PATH`.
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(tool))
+        .find(|path| path.is_file())
+        .ok_or(wrapper)
 }

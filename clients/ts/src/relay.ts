@@ -5,10 +5,10 @@
  *
  * Paying never repeats: vouchers are cumulative per (grant, payee), the client signs a cumulative only when it is
  * above every one it sent for the pair, and after a reconnection the relay starts the new session from the pair's
- * stored cumulative (`base`), so what an ack confirmed is never owed again. What the relay does not do is resume a
- * track in the middle: a new `play` starts again at chunk 0 (docs/PROTOCOL.md, "ack"), so seconds heard before the
- * drop are paid again if the track is played again from the start; {@link RelayClient} re-plays live sessions after
- * a reconnection only when `resume` is on (the default), and reports it with a `resumed` event.
+ * stored cumulative (`base`), so what an ack confirmed is never owed again. Nor is a second heard: after a
+ * reconnection {@link RelayClient} plays each live track again `from` the first second it had not paid (`play`'s
+ * `from`, docs/PROTOCOL.md), so the new session releases the next chunk's key first. It does so only when `resume` is
+ * on (the default), and reports it with a `resumed` event.
  */
 import { type Address, type Hex, getAddress } from "viem";
 import { type VoucherDomain, signVoucher, toWireGrant } from "./eip712.js";
@@ -57,7 +57,9 @@ export interface SessionInfo {
   base: bigint;
   /** What this session has paid so far: `acked − base`. */
   paid: bigint;
-  /** Seconds this session has paid: `floor(paid / ratePerSecond)`; chunk `i` is paid when `i < paidSeconds`. */
+  /** The second the session started at (`play`'s `from`, 0 from the start): its first beat pays chunk `from`. */
+  from: number;
+  /** Seconds this session has paid: `floor(paid / ratePerSecond)`; chunk `i` is paid when `i < from + paidSeconds`. */
   paidSeconds: number;
   /** Whether the relay paused the session (`vouchers_behind` or `node_unreachable`). */
   paused: boolean;
@@ -128,14 +130,14 @@ export class RelayClient {
   private readonly acked = new Map<Address, bigint>();
   private readyWait: Pending<{ grantId: Hex; available: bigint }> | null = null;
   private readyPromise: Promise<{ grantId: Hex; available: bigint }> | null = null;
-  private readonly playWaits: Array<Pending<SessionInfo> & { trackId: string }> = [];
+  private readonly playWaits: Array<Pending<SessionInfo> & { trackId: string; from: number }> = [];
   private readonly stopWaits = new Map<string, Pending<bigint>>();
   private attempt = 0;
   /** The tail of the vouchers being signed and sent, in order. */
   private sending: Promise<void> = Promise.resolve();
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   /** Tracks to play again after a reconnection, by the session id they had. */
-  private toResume: Array<{ previousSessionId: string; trackId: string }> = [];
+  private toResume: Array<{ previousSessionId: string; trackId: string; from: number }> = [];
   private readonly opts: Required<Pick<RelayClientOptions, "resume" | "timeoutMs">> & RelayClientOptions;
 
   constructor(options: RelayClientOptions) {
@@ -236,19 +238,24 @@ export class RelayClient {
     ws.send(JSON.stringify(frame));
   }
 
-  /** Starts a session for `trackId`; resolves with it once the relay answers `session`. */
-  async play(trackId: bigint | number | string): Promise<SessionInfo> {
+  /**
+   * Starts a session for `trackId`, at second `options.from` (default 0: the start); resolves with it once the relay
+   * answers `session`. A `from` at or past the track's end is refused with `invalid_field`.
+   */
+  async play(trackId: bigint | number | string, options: { from?: number } = {}): Promise<SessionInfo> {
     await this.connect();
     const id = BigInt(trackId).toString();
+    const from = options.from ?? 0;
+    if (!Number.isInteger(from) || from < 0) throw new RelayError("invalid_field", `from must be a second, got ${from}`);
     const p = new Promise<SessionInfo>((resolve, reject) => {
       const timer = setTimeout(() => {
         const i = this.playWaits.findIndex((w) => w.timer === timer);
         if (i >= 0) this.playWaits.splice(i, 1);
         reject(new RelayError("timeout", `no session for track ${id} in time`));
       }, this.opts.timeoutMs);
-      this.playWaits.push({ resolve, reject, timer, trackId: id });
+      this.playWaits.push({ resolve, reject, timer, trackId: id, from });
     });
-    this.sendFrame({ type: "play", trackId: id });
+    this.sendFrame(from > 0 ? { type: "play", trackId: id, from } : { type: "play", trackId: id });
     return p;
   }
 
@@ -361,7 +368,14 @@ export class RelayClient {
       return;
     }
     if (this.opts.resume) {
-      this.toResume.push(...live.map((s) => ({ previousSessionId: s.sessionId, trackId: s.trackId })));
+      // Each track again from its first second not paid for (a free track: not yet released).
+      this.toResume.push(
+        ...live.map((s) => ({
+          previousSessionId: s.sessionId,
+          trackId: s.trackId,
+          from: s.from + (s.ratePerSecond > 0n ? s.paidSeconds : s.second),
+        })),
+      );
     }
     const max = reconnect.maxAttempts ?? 10;
     if (this.attempt >= max) {
@@ -387,9 +401,11 @@ export class RelayClient {
     const todo = this.toResume.splice(0);
     for (const r of todo) {
       try {
-        const session = await this.play(r.trackId);
+        const session = await this.play(r.trackId, { from: r.from });
         this.emit({ type: "resumed", previousSessionId: r.previousSessionId, session });
       } catch (e) {
+        // Every second was paid and heard before the drop: the track is over, nothing to resume.
+        if (e instanceof RelayError && e.code === "invalid_field" && r.from > 0) continue;
         this.emit({ type: "error", error: e instanceof RelayError ? e : new RelayError("connection_lost", String(e)) });
       }
     }
@@ -412,6 +428,7 @@ export class RelayClient {
       }
       case "session": {
         const payee = getAddress(f.payee as string);
+        const i = this.playWaits.findIndex((w) => w.trackId === String(f.trackId));
         const s: SessionInfo = {
           sessionId: f.sessionId as string,
           trackId: String(f.trackId),
@@ -422,6 +439,7 @@ export class RelayClient {
           acked: this.acked.get(payee) ?? 0n,
           base: this.acked.get(payee) ?? 0n,
           paid: 0n,
+          from: i >= 0 ? this.playWaits[i].from : 0,
           paidSeconds: 0,
           paused: false,
           keys: new Map(),
@@ -430,7 +448,6 @@ export class RelayClient {
         for (const [id, old] of this.sessions) if (old.payee === payee) this.sessions.delete(id);
         this.sessions.set(s.sessionId, s);
         this.emit({ type: "session", session: s });
-        const i = this.playWaits.findIndex((w) => w.trackId === s.trackId);
         if (i >= 0) {
           const [w] = this.playWaits.splice(i, 1);
           clearTimeout(w.timer);

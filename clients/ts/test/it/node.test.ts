@@ -273,6 +273,15 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
       assert.ok(sent.at(-1)! > ackedBefore);
       // A fresh client learns the pair's stored cumulative as the new session's base from its first beat.
       assert.ok(relay.sessions.get(resumed.session.sessionId)!.base >= ackedBefore);
+      // Nothing heard is paid again: the track resumes at the first second the cut session had not paid, and the
+      // new session's first key is that chunk's.
+      const keysOf = (id: string) =>
+        events.filter((e): e is Extract<RelayEvent, { type: "ack" }> => e.type === "ack" && e.sessionId === id).flatMap((e) => e.keys.map((k) => k.index));
+      const heard = keysOf(first.sessionId);
+      assert.ok(heard.length >= 2);
+      assert.equal(resumed.session.from, Math.max(...heard) + 1);
+      await eventually("a key after the resumption", async () => keysOf(resumed.session.sessionId).length > 0, 20_000);
+      assert.equal(keysOf(resumed.session.sessionId)[0], resumed.session.from);
       const codes = events.filter((e): e is Extract<RelayEvent, { type: "error" }> => e.type === "error").map((e) => e.error.code);
       assert.deepEqual(codes.filter((c) => c !== "connection_lost"), [], "no stale or refused voucher");
       await relay.stop(resumed.session.sessionId);

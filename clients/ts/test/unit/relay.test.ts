@@ -198,11 +198,13 @@ test("a lost connection reconnects with the same grant and plays the live track 
   const hello = await again.next("hello");
   assert.deepEqual(hello.grant, (ws.sent[0] as { grant: unknown }).grant, "the same grant, no new signature");
   again.frame({ type: "ready", grantId: client.grantId, available: "5000" });
-  assert.deepEqual(await again.next("play"), { type: "play", trackId: "7", seen: true });
+  // Second 1 was paid and heard: the track resumes from second 1, so chunk 0 is not paid for again.
+  assert.deepEqual(await again.next("play"), { type: "play", trackId: "7", from: 1, seen: true });
   again.frame({ type: "session", sessionId: "s2", trackId: "7", payee: PAYEE, ratePerSecond: "100" });
   await new Promise((r) => setTimeout(r, 5));
   const resumed = events.find((e) => e.type === "resumed");
   assert.ok(resumed && resumed.type === "resumed" && resumed.previousSessionId === "s1" && resumed.session.sessionId === "s2");
+  assert.equal(resumed.session.from, 1);
   // The relay stored 100 (200 was lost): its first beat owes 200 again, which is paid once.
   again.frame({ type: "beat", sessionId: "s2", second: 1, owed: "200" });
   assert.equal((await again.next("voucher")).cumulative, "200");
