@@ -212,6 +212,10 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
     assert.ok(l.listener.grants.some((g) => g.id === signed.grantId && !g.revoked));
     const artist = await graphql.query(gql.ArtistDocument, { name: node.info.demo.artist.label });
     assert.ok(BigInt(artist.artist!.earnings!.earned.raw) >= paidSession.total);
+    // The catalogue query, with its defaults, is within the API's complexity limit and lists the demo's tracks.
+    const catalogue = await graphql.query(gql.ArtistsDocument, {});
+    const demo = catalogue.artists.edges.find((e) => e.node.label === node.info.demo.artist.label);
+    assert.ok(demo && demo.node.tracks.edges.length === node.info.demo.tracks.length, JSON.stringify(catalogue));
     // The subscriptions delivered the settlement and the artist's earnings rising, without a query.
     const mine = await eventually("the settlements over the subscription", async () => {
       const list = liveSettlements.filter((x) => x.listener === listener.address);
