@@ -1,11 +1,14 @@
 // RelayClient's state machine on a scripted socket (the real relay drives it in test/it): what it sends for each
 // frame it gets, in order, and how it closes, goes idle, stops and reconnects.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import type { Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import {
   MemoryStorage,
+  RELAY_ERROR_CODES,
   RelayClient,
   RelayError,
   type RelayEvent,
@@ -16,6 +19,7 @@ import {
   voucherDigest,
   voucherDomain,
 } from "../../src/index.js";
+import { REPO } from "../paths.js";
 
 const listener = privateKeyToAccount("0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a");
 const domain = voucherDomain(31337, "0x5FC8d32690cc91D4c39d9d3abcBD16989F875707");
@@ -210,4 +214,13 @@ test("a lost connection reconnects with the same grant and plays the live track 
   assert.equal((await again.next("voucher")).cumulative, "200");
   assert.equal(client.sessions.get("s2")!.base, 100n);
   client.close();
+});
+
+test("RELAY_ERROR_CODES are exactly the codes of docs/PROTOCOL.md's table", () => {
+  const doc = readFileSync(join(REPO, "docs", "PROTOCOL.md"), "utf8");
+  const table = doc.slice(doc.indexOf("## Error codes"));
+  const rows = table.slice(0, table.indexOf("\n\n", table.indexOf("|---")));
+  const documented = [...rows.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]);
+  assert.ok(documented.length > 20, `found ${documented.length} codes in PROTOCOL.md`);
+  assert.deepEqual([...RELAY_ERROR_CODES].sort(), documented.sort());
 });
