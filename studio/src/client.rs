@@ -133,11 +133,8 @@ impl StudioClient {
         address: alloy::primitives::Address,
         nonce: String,
     ) -> Message {
-        let authority = match (self.base.host_str(), self.base.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            (None, _) => String::new(),
-        };
+        // Host and port as the URL writes them (an IPv6 host keeps its brackets), without user info.
+        let authority = self.base[url::Position::BeforeHost..url::Position::AfterPort].to_owned();
         Message {
             scheme: None,
             domain: authority,
