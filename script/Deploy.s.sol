@@ -78,7 +78,7 @@ contract Deploy is Script {
         }
         d.vault = address(
             new BeatStreamVault(
-                IERC20(d.usdc), withdrawalDelay, settlementWindow, owner, treasury, feeBps, settlers
+                IERC20(d.usdc), withdrawalDelay, settlementWindow, owner, treasury, feeBps, settlers, registry
             )
         );
         vm.stopBroadcast();

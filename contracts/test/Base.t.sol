@@ -6,7 +6,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {TextRecord} from "../src/interfaces/IBeatStreamRegistry.sol";
 import {IBeatStreamVault} from "../src/interfaces/IBeatStreamVault.sol";
 import {IENS} from "../src/interfaces/IENS.sol";
-import {SessionGrant, SettlementItem, SkipReason} from "../src/types/DataTypes.sol";
+import {SessionGrant, SettlementItem, SkipReason, TipItem} from "../src/types/DataTypes.sol";
 import {IBeatStreamRegistryFull, IBeatStreamVaultFull, IMockUSDC} from "./utils/Interfaces.sol";
 import {Test} from "./utils/Test.sol";
 
@@ -70,7 +70,9 @@ abstract contract Base_Test is Test {
         return IBeatStreamVaultFull(
             vm.deployCode(
                 "BeatStreamVault.sol:BeatStreamVault",
-                abi.encode(token, withdrawalDelay, settlementWindow, owner_, treasury_, feeBps, settlers)
+                abi.encode(
+                    token, withdrawalDelay, settlementWindow, owner_, treasury_, feeBps, settlers, registry
+                )
             )
         );
     }
@@ -196,6 +198,39 @@ abstract contract Base_Test is Test {
             s := mload(add(sig, 0x40))
             v := byte(0, mload(add(sig, 0x60)))
         }
+    }
+
+    /// @dev A tip under `grant` signed by `sessionKey_`, with the grant signed by `listenerKey` (empty if zero).
+    function _tip(
+        uint256 listenerKey,
+        uint256 sessionKey_,
+        SessionGrant memory grant,
+        address payee,
+        uint256 tipId,
+        uint256 amount,
+        string memory message
+    ) internal view returns (TipItem memory) {
+        return TipItem({
+            grant: grant,
+            grantSignature: listenerKey == 0 ? bytes("") : _signGrant(listenerKey, grant),
+            payee: payee,
+            tipId: tipId,
+            amount: amount,
+            message: message,
+            tipSignature: _sign(
+                sessionKey_,
+                vault.tipDigest(vault.grantId(grant), payee, tipId, amount, keccak256(bytes(message)))
+            )
+        });
+    }
+
+    function _oneTip(TipItem memory tip) internal pure returns (TipItem[] memory tips) {
+        tips = new TipItem[](1);
+        tips[0] = tip;
+    }
+
+    function _noItems() internal pure returns (SettlementItem[] memory items) {
+        items = new SettlementItem[](0);
     }
 
     function _expectSettled(

@@ -3,7 +3,8 @@ pragma solidity ^0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
-import {SessionGrant, SettlementItem, SkipReason} from "../types/DataTypes.sol";
+import {SessionGrant, SettlementItem, SkipReason, TipItem} from "../types/DataTypes.sol";
+import {IBeatStreamRegistry} from "./IBeatStreamRegistry.sol";
 
 /// @title IBeatStreamVault
 /// @notice Holds listeners' USDC and pays artists from per-second cumulative vouchers, settled in batches.
@@ -81,6 +82,46 @@ interface IBeatStreamVault {
     /// @notice Emitted when accrued protocol fees are sent to the treasury.
     event FeesCollected(address indexed treasury, uint256 amount);
 
+    /// @notice Emitted when the manager of `node` sets version `version` of the split of the artist (`trackId` 0) or
+    /// of one of its tracks. `split` is the version's payee: vouchers and tips naming it pay `recipients` by `shares`
+    /// (basis points, in the same order), whenever they settle. The version applies to new plays from now on.
+    event SplitSet(
+        bytes32 indexed node,
+        uint256 indexed trackId,
+        address indexed split,
+        uint64 version,
+        address[] recipients,
+        uint16[] shares
+    );
+
+    /// @notice Emitted when the manager of `node` stops the current split (`version`, payee `split`) applying to new
+    /// plays; plays pay the artist's address record again. What was streamed under it still settles by its shares.
+    event SplitCleared(bytes32 indexed node, uint256 indexed trackId, address indexed split, uint64 version);
+
+    /// @notice Emitted right after the {Settled} or {Tipped} event of a settlement whose payee is a split: the
+    /// settlement's `amount` after the fee went to the split's recipients, `parts[i]` to recipient `i` of the split's
+    /// version (the order of its {SplitSet}). The parts sum to `amount` exactly.
+    event SplitPaid(address indexed split, uint256 amount, uint256[] parts);
+
+    /// @notice Emitted when a tip settles: `amount` left the listener's funds (available first, then thawing),
+    /// `amount - fee` went to the payee (or its split's recipients) and `fee` to the protocol. `message` is as signed.
+    event Tipped(
+        bytes32 indexed grantId,
+        address indexed listener,
+        address indexed payee,
+        uint256 tipId,
+        uint256 amount,
+        uint256 fee,
+        string message
+    );
+
+    /// @notice Emitted for a tip that did not settle; the rest of the batch goes on.
+    event TipSkipped(bytes32 indexed grantId, address indexed payee, uint256 tipId, SkipReason reason);
+
+    /// @notice Emitted when gas ran low before the tips of a `settleBatchWithTips`: tips from index `processed` on
+    /// were not looked at and can be sent again.
+    event TipsCutShort(uint256 processed, uint256 total);
+
     /*//////////////////////////////////////////////////////////////
                                  ERRORS
     //////////////////////////////////////////////////////////////*/
@@ -124,6 +165,40 @@ interface IBeatStreamVault {
 
     /// @notice Thrown when a listener's new nonce floor is not above the one it already set.
     error BeatStreamVault_NonceFloorNotRaised(uint64 current, uint64 requested);
+
+    /// @notice Thrown when `caller` neither holds the name token of `node` in the registry nor is approved by its
+    /// holder (the registry's manager rule), or `node` is not a registered artist.
+    error BeatStreamVault_NotManager(bytes32 node, address caller);
+
+    /// @notice Thrown for a per-track split of a track that is not the artist's (or does not exist).
+    error BeatStreamVault_TrackNotOfArtist(bytes32 node, uint256 trackId);
+
+    /// @notice Thrown for a split without recipients.
+    error BeatStreamVault_SplitEmpty();
+
+    /// @notice Thrown for a split with more than `max` recipients.
+    error BeatStreamVault_SplitTooManyRecipients(uint256 count, uint256 max);
+
+    /// @notice Thrown when a split's recipient and share lists differ in length.
+    error BeatStreamVault_SplitLengthMismatch(uint256 recipients, uint256 shares);
+
+    /// @notice Thrown for a split whose recipient at `index` is the zero address.
+    error BeatStreamVault_SplitZeroRecipient(uint256 index);
+
+    /// @notice Thrown for a split that names `recipient` twice.
+    error BeatStreamVault_SplitDuplicateRecipient(address recipient);
+
+    /// @notice Thrown for a split whose recipient at `index` has a zero share.
+    error BeatStreamVault_SplitZeroShare(uint256 index);
+
+    /// @notice Thrown for a split whose shares sum to `total` basis points instead of 10,000.
+    error BeatStreamVault_SplitSharesNotTotal(uint256 total);
+
+    /// @notice Thrown for a split whose recipient is itself a split payee (its earnings could never be withdrawn).
+    error BeatStreamVault_SplitRecipientIsSplit(address recipient);
+
+    /// @notice Thrown by `clearSplit` when no split applies to (node, trackId).
+    error BeatStreamVault_NoSplit(bytes32 node, uint256 trackId);
 
     /*//////////////////////////////////////////////////////////////
                                 LISTENERS
@@ -179,9 +254,42 @@ interface IBeatStreamVault {
     /// @return settledCount The number of items that settled.
     function settleBatch(SettlementItem[] calldata items) external returns (uint256 settledCount);
 
+    /// @notice Settles vouchers, then tips, in one transaction, under the same rules as `settleBatch` (settlers only).
+    /// A tip is a one-off `amount` under a grant, signed by its session key with the EIP-712 `Tip` type: it counts
+    /// toward the grant's cap, is debited like a voucher's increase, pays the payee (or its split) after the fee, and
+    /// settles at most once per (grant, tipId).
+    /// @dev Emits per voucher what `settleBatch` does; per tip {Tipped} (then {SplitPaid} for a split payee) or
+    /// {TipSkipped}; {GrantRegistered} for a grant's first settlement; {TipsCutShort} if gas ran low before the last
+    /// tip.
+    /// @return settledCount The number of vouchers that settled.
+    /// @return tipsSettled The number of tips that settled.
+    function settleBatchWithTips(SettlementItem[] calldata items, TipItem[] calldata tips)
+        external
+        returns (uint256 settledCount, uint256 tipsSettled);
+
     /// @notice Sends `amount` of the caller's earnings to `to`.
     /// @dev Emits {EarningsWithdrawn}.
     function withdrawEarnings(address to, uint256 amount) external;
+
+    /*//////////////////////////////////////////////////////////////
+                                 SPLITS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Sets a new version of the split of the artist at `node` (`trackId` 0) or of its track `trackId`:
+    /// `recipients` share every settlement to the version's payee by `shares` (basis points summing to 10,000, each
+    /// non-zero; recipients non-zero and distinct, at most `MAX_SPLIT_RECIPIENTS`). Only the artist's manager in the
+    /// registry (the name token's holder, or an address it approved) may call it. The previous version keeps paying
+    /// what was streamed under it.
+    /// @dev Emits {SplitSet}, and {SplitPaid} if the new payee already held earnings (they go to its recipients).
+    /// @return split The version's payee: `splitPayee(node, trackId, version)`.
+    /// @return version The new version, one above the previous.
+    function setSplit(bytes32 node, uint256 trackId, address[] calldata recipients, uint16[] calldata shares)
+        external
+        returns (address split, uint64 version);
+
+    /// @notice Stops the current split of (node, trackId) applying to new plays. Manager only.
+    /// @dev Emits {SplitCleared}.
+    function clearSplit(bytes32 node, uint256 trackId) external;
 
     /*//////////////////////////////////////////////////////////////
                                   ADMIN
@@ -291,4 +399,50 @@ interface IBeatStreamVault {
 
     /// @notice The EIP-712 digest the session key signs for a voucher.
     function voucherDigest(bytes32 grantId, address payee, uint256 cumulative) external view returns (bytes32);
+
+    /// @notice The EIP-712 digest the session key signs for a tip; `messageHash` is `keccak256(bytes(message))`.
+    function tipDigest(bytes32 grantId, address payee, uint256 tipId, uint256 amount, bytes32 messageHash)
+        external
+        view
+        returns (bytes32);
+
+    /// @notice Whether the tip `tipId` under `grantId` has settled.
+    function isTipSettled(bytes32 grantId, uint256 tipId) external view returns (bool);
+
+    /// @notice The longest tip message accepted, in bytes.
+    function MAX_TIP_MESSAGE_BYTES() external view returns (uint256);
+
+    /// @notice The most recipients a split may have.
+    function MAX_SPLIT_RECIPIENTS() external view returns (uint256);
+
+    /// @notice The registry whose name tokens decide who manages an artist's splits.
+    function registry() external view returns (IBeatStreamRegistry);
+
+    /// @notice The payee of version `version` of the split of (node, trackId): the low 20 bytes of
+    /// `keccak256(abi.encode(keccak256("BeatStream split payee"), node, trackId, version))`.
+    function splitPayee(bytes32 node, uint256 trackId, uint64 version) external pure returns (address);
+
+    /// @notice The split that applies to new plays of (node, trackId) by itself (no fallback from a track to its
+    /// artist): its payee and version, or zero for both when none applies.
+    function currentSplit(bytes32 node, uint256 trackId) external view returns (address split, uint64 version);
+
+    /// @notice The newest split version ever set for (node, trackId) (zero: never), whether or not it applies.
+    function splitVersion(bytes32 node, uint256 trackId) external view returns (uint64);
+
+    /// @notice What a split payee stands for and whom it pays; an empty `recipients` for an address that is no split.
+    function splitOf(address split)
+        external
+        view
+        returns (
+            bytes32 node,
+            uint256 trackId,
+            uint64 version,
+            address[] memory recipients,
+            uint16[] memory shares
+        );
+
+    /// @notice How `amount` (after the fee) settled to `split` is divided among its recipients, in their order:
+    /// largest-remainder rounding of `amount * share / 10,000`, ties to the earlier recipient; the parts sum to
+    /// `amount`. Empty for an address that is no split.
+    function splitParts(address split, uint256 amount) external view returns (uint256[] memory parts);
 }

@@ -16,6 +16,10 @@ library VoucherHashing {
     bytes32 internal constant VOUCHER_TYPEHASH =
         keccak256("Voucher(bytes32 grantId,address payee,uint256 cumulative)");
 
+    /// @dev keccak256("Tip(bytes32 grantId,address payee,uint256 tipId,uint256 amount,bytes32 messageHash)")
+    bytes32 internal constant TIP_TYPEHASH =
+        keccak256("Tip(bytes32 grantId,address payee,uint256 tipId,uint256 amount,bytes32 messageHash)");
+
     /// @notice The grant's struct hash, which is also its id.
     function grantId(SessionGrant calldata grant) internal pure returns (bytes32 id) {
         // A calldata SessionGrant is five static words laid out exactly as abi.encode would write them, so the
@@ -45,5 +49,14 @@ library VoucherHashing {
             mstore(add(ptr, 0x60), cumulative)
             h := keccak256(ptr, 0x80)
         }
+    }
+
+    /// @notice The struct hash of `Tip(grantId, payee, tipId, amount, messageHash)`.
+    function tipHash(bytes32 grantId_, address payee, uint256 tipId, uint256 amount, bytes32 messageHash)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(TIP_TYPEHASH, grantId_, payee, tipId, amount, messageHash));
     }
 }

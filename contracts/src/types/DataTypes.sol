@@ -27,6 +27,45 @@ struct SettlementItem {
     bytes voucherSignature;
 }
 
+/// @notice One tip to settle: the grant, its signature, and a one-off amount with a message for one payee, signed by
+/// the grant's session key.
+/// @dev EIP-712 type `Tip(bytes32 grantId,address payee,uint256 tipId,uint256 amount,bytes32 messageHash)` with
+/// `messageHash = keccak256(bytes(message))`. `grantSignature` may be empty when the grant is already registered.
+struct TipItem {
+    SessionGrant grant;
+    bytes grantSignature;
+    address payee;
+    /// Chosen by the player; each (grant, tipId) settles at most once.
+    uint256 tipId;
+    /// What the tip pays, in token base units; counts toward the grant's cap like a voucher's increase.
+    uint256 amount;
+    /// At most `MAX_TIP_MESSAGE_BYTES` bytes, carried as given in the `Tipped` event.
+    string message;
+    bytes tipSignature;
+}
+
+/// @notice One recipient of a split and its share, in one slot.
+struct SplitShare {
+    address recipient;
+    /// Basis points of each settlement to the split; a split's shares sum to 10,000.
+    uint16 bps;
+}
+
+/// @notice The current split version of an artist (`trackId` 0) or of one of its tracks.
+struct SplitHead {
+    /// The newest version set; versions count up from 1 per (node, trackId).
+    uint64 version;
+    /// Whether that version applies to new plays (false after `clearSplit`).
+    bool active;
+}
+
+/// @notice What a split payee stands for.
+struct SplitInfo {
+    bytes32 node;
+    uint256 trackId;
+    uint64 version;
+}
+
 /// @notice A listener's vault account, packed into one slot.
 struct Account {
     /// Funds available to settle and to request for withdrawal: what the relay's guard may promise to artists.
@@ -76,13 +115,13 @@ struct GrantState {
 
 /// @notice Why an item of a batch was skipped instead of settled.
 enum SkipReason {
-    /// Zero address payee or listener, or a voucher signature that is not 65 bytes (`r ‖ s ‖ v`). The signature
+    /// Zero address payee or listener, a zero tip, or a voucher or tip signature that is not 65 bytes (`r ‖ s ‖ v`). The signature
     /// length is judged where the voucher signature is checked, so an item failing an earlier check reports that.
     Malformed,
     /// The grant signature is not the listener's (EOA or ERC-1271), is high-s, has the wrong length for an EOA, or
     /// is for another domain.
     InvalidGrantSignature,
-    /// The voucher signature is not the session key's, or is high-s, or is for another domain.
+    /// The voucher (or tip) signature is not the session key's, or is high-s, or is for another domain.
     InvalidVoucherSignature,
     /// The settlement window after the grant's expiry has passed.
     GrantExpired,
@@ -94,6 +133,11 @@ enum SkipReason {
     InsufficientFunds,
     /// The grant was revoked by its listener (by id or by nonce floor) and the withdrawal delay since has passed.
     GrantRevoked,
-    /// Too little gas was left to give a smart-wallet listener's `isValidSignature` its full allowance.
-    InsufficientGas
+    /// Too little gas was left to give a smart-wallet listener's `isValidSignature` its full allowance, or to credit
+    /// every recipient of a split payee.
+    InsufficientGas,
+    /// A tip whose (grant, tipId) already settled.
+    TipAlreadySettled,
+    /// A tip whose message is longer than `MAX_TIP_MESSAGE_BYTES` bytes.
+    MessageTooLong
 }

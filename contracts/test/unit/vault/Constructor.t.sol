@@ -55,7 +55,7 @@ contract Constructor_Vault_Unit_Test is Base_Test {
         IBeatStreamVaultFull v = IBeatStreamVaultFull(
             vm.deployCode(
                 "BeatStreamVault.sol:BeatStreamVault",
-                abi.encode(usdc, 1 days, 1 days, owner, treasury, uint16(300), settlers)
+                abi.encode(usdc, 1 days, 1 days, owner, treasury, uint16(300), settlers, registry)
             )
         );
         vm.assertTrue(v.isSettler(keeper), "keeper settles at once");
@@ -70,7 +70,7 @@ contract Constructor_Vault_Unit_Test is Base_Test {
         vm.expectRevert(abi.encodeWithSelector(IBeatStreamVault.BeatStreamVault_ZeroAddress.selector));
         vm.deployCode(
             "BeatStreamVault.sol:BeatStreamVault",
-            abi.encode(usdc, 1 days, 1 days, owner, treasury, uint16(0), settlers)
+            abi.encode(usdc, 1 days, 1 days, owner, treasury, uint16(0), settlers, registry)
         );
     }
 
