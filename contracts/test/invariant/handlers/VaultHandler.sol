@@ -2,7 +2,7 @@
 pragma solidity 0.8.30;
 
 import {IBeatStreamVault} from "../../../src/interfaces/IBeatStreamVault.sol";
-import {SessionGrant, SettlementItem, SkipReason} from "../../../src/types/DataTypes.sol";
+import {SessionGrant, SettlementItem, SkipReason, TipItem} from "../../../src/types/DataTypes.sol";
 import {IBeatStreamVaultFull, IMockUSDC} from "../../utils/Interfaces.sol";
 import {VM, Vm} from "../../utils/Vm.sol";
 
@@ -27,12 +27,23 @@ import {VM, Vm} from "../../utils/Vm.sol";
 /// (`amount * feeBps / 10_000`, rounded down per item, with the fee in force), or which `SkipReason` it must give.
 /// Only what the vault must accept is counted as owed and settled in the model; the vault's events are compared item
 /// by item, and the invariants compare the vault's state with the model's.
+///
+/// Splits and tips: two of the five payees are split payees of one artist, version 1 (three recipients, one of them
+/// also a plain payee) and version 2 (two recipients), so vouchers streamed under v1 keep settling after v2 is set; the
+/// artist's manager sets further versions and clears them meanwhile, which must change nothing for v1 and v2. The model
+/// splits each settlement to a split payee by its own largest-remainder rule (written independently of the vault's).
+/// The relay also acks tips under the same guard (a tip counts toward the grant's cap and the listener's outstanding
+/// total until it settles); the keeper settles acked tips with `settleBatchWithTips`, mixed with tips the vault must
+/// refuse (replays, over-long messages, above the cap), and the model decides each tip's outcome as for vouchers.
 contract VaultHandler {
     Vm internal constant vm = VM;
 
     uint256 internal constant ONE_USDC = 1e6;
     uint256 internal constant LISTENERS = 3;
-    uint256 internal constant PAYEES = 3;
+    /// @dev Payees 0 to 2 are plain; 3 and 4 are the split payees of versions 1 and 2.
+    uint256 internal constant PAYEES = 5;
+    uint256 internal constant PLAIN_PAYEES = 3;
+    uint256 internal constant MAX_TIP_MESSAGE = 280;
     uint256 internal constant GRANTS = 6;
     uint256 internal constant MAX_JUNK = 3;
     uint256 internal constant MAX_SPEND = type(uint48).max;
@@ -45,6 +56,9 @@ contract VaultHandler {
     uint256 internal constant BPS = 10_000;
 
     IBeatStreamVaultFull public immutable vault;
+    /// @notice The artist whose splits the split payees are, and its manager.
+    bytes32 public immutable node;
+    address public immutable manager;
     IMockUSDC public immutable usdc;
     address public immutable owner;
     address public immutable keeper;
@@ -54,6 +68,11 @@ contract VaultHandler {
     uint256[] internal _listenerKeys;
     address[] public listeners;
     address[] public payees;
+    /// @notice Every address that can hold earnings: the plain payees and the split recipients.
+    address[] public earners;
+    mapping(address payee => bool) public isSplit;
+    mapping(address split => address[]) internal _splitRecipients;
+    mapping(address split => uint16[]) internal _splitShares;
     SessionGrant[] internal _grants;
     bytes32[] public grantIds;
     uint256[] internal _grantListenerKey;
@@ -77,6 +96,37 @@ contract VaultHandler {
     uint256 public ghostSettledSum;
     /// @notice Σ of the `fee` of every `Settled` event the vault emitted.
     uint256 public ghostFeeSum;
+    /// @notice Σ of the amounts and fees of `Settled` and `Tipped` events to split payees, and Σ of the parts of every
+    /// `SplitPaid` event: what recipients were credited.
+    uint256 public ghostSettledToSplitsSum;
+    uint256 public ghostSplitFeeSum;
+    uint256 public ghostSplitPartsSum;
+    /// @notice `SplitPaid` events whose parts did not sum to their amount (must stay zero).
+    uint256 public splitPaidMismatches;
+
+    /// @notice A tip the relay acked: grant and payee index, id, amount, message length and when it was acked.
+    struct AckedTip {
+        uint256 g;
+        uint256 p;
+        uint256 tipId;
+        uint256 amount;
+        uint256 messageLength;
+        uint256 ackTime;
+    }
+
+    AckedTip[] internal _ackedTips;
+    /// @notice Σ of the tips the relay acked per grant: they count toward the cap like voucher increases.
+    mapping(bytes32 grantId => uint256) public tipAcked;
+    /// @notice Σ of the amounts of `Tipped` events per grant, over all grants, and of their fees.
+    mapping(bytes32 grantId => uint256) public eventTipped;
+    uint256 public ghostTippedSum;
+    uint256 public ghostTipFeeSum;
+    /// @notice Tips sent to `settleBatchWithTips` the vault must accept and refuse, and how many it treated exactly so.
+    uint256 public tipsMustAcceptSubmitted;
+    uint256 public tipsMustAcceptSettledExactly;
+    uint256 public tipsMustRefuseSubmitted;
+    uint256 public tipsMustRefuseSkippedAsExpected;
+    uint256 public ghostExpectedTippedSum;
 
     /*//////////////////////////////////////////////////////////////
                     THE MODEL: WHAT THE VAULT MUST DO
@@ -107,6 +157,7 @@ contract VaultHandler {
     mapping(bytes32 grantId => mapping(address payee => uint256)) public ghostSettled;
     mapping(bytes32 grantId => uint256) public ghostSpent;
     mapping(bytes32 grantId => bool) public ghostRegistered;
+    mapping(bytes32 grantId => mapping(uint256 tipId => bool)) public ghostTipSettled;
     mapping(address payee => uint256) public ghostEarnings;
     uint256 public ghostAccruedFees;
     mapping(address listener => mapping(bytes32 grantId => uint256)) internal _ghostRevokedAt;
@@ -129,14 +180,19 @@ contract VaultHandler {
     bool public probed;
 
     /// @param feeBps_ The fee the vault was deployed with: the model's fee in force until the owner schedules another.
+    /// @param node_ A registered artist whose splits the handler sets, as its manager `manager_`.
     constructor(
         IBeatStreamVaultFull vault_,
         IMockUSDC usdc_,
         address owner_,
         address keeper_,
-        uint256 feeBps_
+        uint256 feeBps_,
+        bytes32 node_,
+        address manager_
     ) {
         vault = vault_;
+        node = node_;
+        manager = manager_;
         usdc = usdc_;
         owner = owner_;
         keeper = keeper_;
@@ -149,8 +205,22 @@ contract VaultHandler {
             _listenerKeys.push(key);
             listeners.push(vm.addr(key));
         }
-        for (uint256 i; i < PAYEES; ++i) {
+        for (uint256 i; i < PLAIN_PAYEES; ++i) {
             payees.push(address(uint160(0xA27157 + i)));
+            earners.push(payees[i]);
+        }
+        address[] memory recipients = new address[](3);
+        (recipients[0], recipients[1], recipients[2]) = (payees[0], address(0xC0117AB1), address(0xC0117AB2));
+        uint16[] memory shares = new uint16[](3);
+        (shares[0], shares[1], shares[2]) = (5000, 3333, 1667);
+        _addSplit(recipients, shares);
+        recipients = new address[](2);
+        (recipients[0], recipients[1]) = (address(0xC0117AB2), address(0xC0117AB3));
+        shares = new uint16[](2);
+        (shares[0], shares[1]) = (5001, 4999);
+        _addSplit(recipients, shares);
+        for (uint256 i = 1; i < 4; ++i) {
+            earners.push(address(uint160(0xC0117AB0 + i)));
         }
         // Caps from tiny to clamped, expiries from soon to far, so that caps bind and grants expire.
         uint256[GRANTS] memory caps =
@@ -183,6 +253,10 @@ contract VaultHandler {
 
     function payeeCount() external view returns (uint256) {
         return payees.length;
+    }
+
+    function earnerCount() external view returns (uint256) {
+        return earners.length;
     }
 
     function grantCount() external view returns (uint256) {
@@ -552,6 +626,27 @@ contract VaultHandler {
         uint256 accepted = mustAcceptSubmitted;
         _submit(items, yes, yes);
         if (mustAcceptSubmitted != accepted + 1) revert("the model refused the probe's voucher");
+
+        // And a tip under the same grant to split v1 (registered now, so no grant signature), funded the same way.
+        uint256 tipAmount = ONE_USDC + 777;
+        usdc.mint(who, tipAmount);
+        vm.startPrank(who);
+        usdc.approve(address(vault), tipAmount);
+        vault.deposit(tipAmount);
+        vm.stopPrank();
+        ghostAccount[who].available += tipAmount;
+        TipItem[] memory tips = new TipItem[](1);
+        tips[0].grant = grant;
+        tips[0].payee = payees[PLAIN_PAYEES];
+        tips[0].tipId = 1;
+        tips[0].amount = tipAmount;
+        tips[0].message = "probe";
+        tips[0].tipSignature = _sign(
+            PROBE_SESSION_KEY, vault.tipDigest(id, payees[PLAIN_PAYEES], 1, tipAmount, keccak256("probe"))
+        );
+        accepted = tipsMustAcceptSubmitted;
+        _submitTips(tips, yes, yes);
+        if (tipsMustAcceptSubmitted != accepted + 1) revert("the model refused the probe's tip");
     }
 
     /// @dev One of: a stale voucher, one past the cap, a huge one, one signed by the wrong key, one for the zero
@@ -660,7 +755,7 @@ contract VaultHandler {
                 ghostSpent[id] += amount;
                 ghostSettled[id][payee] = item.cumulative;
                 ghostRegistered[id] = true;
-                ghostEarnings[payee] += amount - e.fee;
+                _ghostCredit(payee, amount - e.fee);
                 ghostAccruedFees += e.fee;
             }
         }
@@ -702,11 +797,332 @@ contract VaultHandler {
     }
 
     /*//////////////////////////////////////////////////////////////
+                                 SPLITS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev The manager sets a further version of the artist's split (never a payee here), with random shares over
+    /// the recipients of v1 and v2: what v1 and v2 pay must not change.
+    function setSplitVersion(uint256 seed) external {
+        calls["setSplitVersion"]++;
+        address[] memory recipients = new address[](2);
+        (recipients[0], recipients[1]) =
+        (earners[seed % earners.length], address(uint160(0xC0117AC0 + seed % 7)));
+        uint16[] memory shares = new uint16[](2);
+        shares[0] = uint16(1 + (seed >> 8) % 9999);
+        shares[1] = 10_000 - shares[0];
+        vm.prank(manager);
+        vault.setSplit(node, 0, recipients, shares);
+    }
+
+    /// @dev The manager clears the artist's current split; v1 and v2 still settle by their shares.
+    function clearSplit() external {
+        (address current,) = vault.currentSplit(node, 0);
+        if (current == address(0)) return;
+        calls["clearSplit"]++;
+        vm.prank(manager);
+        vault.clearSplit(node, 0);
+    }
+
+    /// @notice The model's parts of `amount` settled to `split`: each recipient's share rounded down, plus one unit for
+    /// each recipient ranked among the first (amount - Σ floors) by remainder, larger first, earlier first on a tie.
+    function ghostParts(address split, uint256 amount) public view returns (uint256[] memory parts) {
+        uint16[] memory shares = _splitShares[split];
+        uint256 n = shares.length;
+        parts = new uint256[](n);
+        uint256 left = amount;
+        for (uint256 i; i < n; ++i) {
+            parts[i] = amount * shares[i] / BPS;
+            left -= parts[i];
+        }
+        for (uint256 i; i < n; ++i) {
+            uint256 ri = amount * shares[i] % BPS;
+            uint256 rank;
+            for (uint256 j; j < n; ++j) {
+                uint256 rj = amount * shares[j] % BPS;
+                if (rj > ri || (rj == ri && j < i)) ++rank;
+            }
+            if (rank < left) parts[i] += 1;
+        }
+    }
+
+    function _addSplit(address[] memory recipients, uint16[] memory shares) internal {
+        vm.prank(manager);
+        (address split,) = vault.setSplit(node, 0, recipients, shares);
+        payees.push(split);
+        isSplit[split] = true;
+        _splitRecipients[split] = recipients;
+        _splitShares[split] = shares;
+    }
+
+    /// @dev Credits `net` to a plain payee, or to a split payee's recipients by the model's parts.
+    function _ghostCredit(address payee, uint256 net) internal {
+        if (!isSplit[payee]) {
+            ghostEarnings[payee] += net;
+            return;
+        }
+        uint256[] memory parts = ghostParts(payee, net);
+        address[] memory recipients = _splitRecipients[payee];
+        for (uint256 i; i < parts.length; ++i) {
+            ghostEarnings[recipients[i]] += parts[i];
+        }
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                  TIPS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev The relay acks a tip if its guard allows it, as for a voucher increase: the grant is live and not revoked
+    /// as the relay sees it, and the tip fits both the cap left after everything acked and the listener's available
+    /// funds less everything acked and unsettled.
+    function tipAck(uint256 grantSeed, uint256 payeeSeed, uint256 amount, uint256 messageSeed) external {
+        uint256 g = grantSeed % GRANTS;
+        SessionGrant memory grant = _grants[g];
+        bytes32 id = grantIds[g];
+        (uint64 floor,,) = vault.nonceFloorOf(grant.listener);
+        if (
+            vm.getBlockTimestamp() > grant.expiresAt || vault.grantRevokedAt(grant.listener, id) != 0
+                || grant.nonce < floor
+        ) return;
+        uint256 capLeft = effectiveCap(g) - _ackedTotal(g);
+        uint256 fundsLeft = vault.spendableOf(grant.listener);
+        uint256 outstanding = _outstanding(grant.listener);
+        fundsLeft = fundsLeft > outstanding ? fundsLeft - outstanding : 0;
+        uint256 headroom = capLeft < fundsLeft ? capLeft : fundsLeft;
+        if (headroom == 0) return;
+        calls["tipAck"]++;
+        amount = _bound(amount, 1, headroom < 3 * ONE_USDC ? headroom : 3 * ONE_USDC);
+        _ackedTips.push(
+            AckedTip({
+                g: g,
+                p: payeeSeed % PAYEES,
+                tipId: _ackedTips.length,
+                amount: amount,
+                messageLength: messageSeed % (MAX_TIP_MESSAGE + 1),
+                ackTime: vm.getBlockTimestamp()
+            })
+        );
+        tipAcked[id] += amount;
+    }
+
+    /// @dev The keeper settles a random subset of the acked tips not yet settled (at least one when any is pending),
+    /// after up to two tips the vault must refuse. Every acked tip still inside its window must settle.
+    function keeperSettleTips(uint256 subsetSeed, uint256 junkSeed) external {
+        uint256 pendingCount;
+        for (uint256 t; t < _ackedTips.length; ++t) {
+            if (!_tipSettled(t)) ++pendingCount;
+        }
+        uint256 junk = junkSeed % 3;
+        if (pendingCount == 0 && junk == 0) return;
+        calls["keeperSettleTips"]++;
+        uint256[] memory chosen = new uint256[](pendingCount);
+        uint256 n;
+        uint256 k;
+        for (uint256 t; t < _ackedTips.length; ++t) {
+            if (_tipSettled(t)) continue;
+            if ((subsetSeed >> (k % 256)) & 1 == 1 || (n == 0 && k == pendingCount - 1)) chosen[n++] = t;
+            ++k;
+        }
+        TipItem[] memory tips = new TipItem[](junk + n);
+        bool[] memory grantSigOk = new bool[](junk + n);
+        bool[] memory tipSigOk = new bool[](junk + n);
+        for (uint256 j; j < junk; ++j) {
+            (tips[j], grantSigOk[j], tipSigOk[j]) = _junkTip(uint256(keccak256(abi.encode(junkSeed, j))));
+        }
+        for (uint256 j; j < n; ++j) {
+            tips[junk + j] = ackedTip(chosen[j]);
+            (grantSigOk[junk + j], tipSigOk[junk + j]) = (true, true);
+        }
+        _submitTips(tips, grantSigOk, tipSigOk);
+        for (uint256 j; j < n; ++j) {
+            AckedTip memory tip = _ackedTips[chosen[j]];
+            if (vm.getBlockTimestamp() < tip.ackTime + withdrawalDelay && !_tipSettled(chosen[j])) {
+                revert("an acked tip inside its window did not settle");
+            }
+        }
+    }
+
+    /// @notice Acked tip `t` as the keeper sends it: the grant signature while the grant is unregistered.
+    function ackedTip(uint256 t) public view returns (TipItem memory tip) {
+        AckedTip memory a = _ackedTips[t];
+        tip = _signedTip(a.g, payees[a.p], a.tipId, a.amount, _message(a.messageLength, a.tipId));
+    }
+
+    /// @notice Every acked tip still inside its window and not yet settled, as the keeper sends them.
+    function pendingTipsInWindow() external view returns (TipItem[] memory tips) {
+        uint256 n;
+        for (uint256 t; t < _ackedTips.length; ++t) {
+            if (_tipInWindow(t) && !_tipSettled(t)) ++n;
+        }
+        tips = new TipItem[](n);
+        n = 0;
+        for (uint256 t; t < _ackedTips.length; ++t) {
+            if (_tipInWindow(t) && !_tipSettled(t)) tips[n++] = ackedTip(t);
+        }
+    }
+
+    function ackedTipCount() external view returns (uint256) {
+        return _ackedTips.length;
+    }
+
+    function _tipSettled(uint256 t) internal view returns (bool) {
+        return vault.isTipSettled(grantIds[_ackedTips[t].g], _ackedTips[t].tipId);
+    }
+
+    function _tipInWindow(uint256 t) internal view returns (bool) {
+        return vm.getBlockTimestamp() < _ackedTips[t].ackTime + withdrawalDelay;
+    }
+
+    /// @dev A message of `length` bytes, different per tip.
+    function _message(uint256 length, uint256 salt) internal pure returns (string memory) {
+        bytes memory b = new bytes(length);
+        for (uint256 i; i < length; ++i) {
+            b[i] = bytes1(uint8(0x41 + (i + salt) % 26));
+        }
+        return string(b);
+    }
+
+    function _signedTip(uint256 g, address payee, uint256 tipId, uint256 amount, string memory message)
+        internal
+        view
+        returns (TipItem memory tip)
+    {
+        tip.grant = _grants[g];
+        if (!ghostRegistered[grantIds[g]]) {
+            tip.grantSignature = _sign(_grantListenerKey[g], vault.grantDigest(tip.grant));
+        }
+        tip.payee = payee;
+        tip.tipId = tipId;
+        tip.amount = amount;
+        tip.message = message;
+        tip.tipSignature = _sign(
+            _grantSessionKey[g], vault.tipDigest(grantIds[g], payee, tipId, amount, keccak256(bytes(message)))
+        );
+    }
+
+    /// @dev One of: a replay of a settled acked tip, an unacked tip with a 281-byte message, an unacked tip past the
+    /// cap, an unacked tip signed by the wrong key. None may settle.
+    function _junkTip(uint256 r) internal view returns (TipItem memory tip, bool grantSigOk, bool tipSigOk) {
+        uint256 g = r % GRANTS;
+        uint256 mode = (r >> 8) % 4;
+        address payee = payees[(r >> 4) % PAYEES];
+        // Unacked tips use ids far above the acked ones'.
+        uint256 tipId = 1e9 + (r >> 16) % 1e6;
+        (grantSigOk, tipSigOk) = (true, true);
+        if (mode == 0) {
+            for (uint256 t; t < _ackedTips.length; ++t) {
+                if (_tipSettled(t)) return (ackedTip(t), true, true);
+            }
+            mode = 1;
+        }
+        if (mode == 1) {
+            tip = _signedTip(g, payee, tipId, 1 + (r >> 40) % ONE_USDC, _message(MAX_TIP_MESSAGE + 1, r));
+        } else if (mode == 2) {
+            uint256 capLeft = effectiveCap(g) - ghostSpent[grantIds[g]];
+            tip = _signedTip(g, payee, tipId, capLeft + 1 + (r >> 40) % 1000, "over the cap");
+        } else {
+            tip = _signedTip(g, payee, tipId, 1 + (r >> 40) % ONE_USDC, "wrong key");
+            tip.tipSignature = _sign(
+                _grantListenerKey[g],
+                vault.tipDigest(grantIds[g], payee, tipId, tip.amount, keccak256(bytes(tip.message)))
+            );
+            tipSigOk = false;
+        }
+    }
+
+    /// @dev Sends `tips` as the keeper with the model's outcome for each worked out first, in order; compares each
+    /// tip's event with it and counts agreements.
+    function _submitTips(TipItem[] memory tips, bool[] memory grantSigOk, bool[] memory tipSigOk) internal {
+        Expected[] memory expected = new Expected[](tips.length);
+        for (uint256 j; j < tips.length; ++j) {
+            expected[j] = _expectAndApplyTip(tips[j], grantSigOk[j], tipSigOk[j]);
+        }
+        vm.recordLogs();
+        vm.prank(keeper);
+        vault.settleBatchWithTips(new SettlementItem[](0), tips);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        _addSettledEvents(logs);
+        uint256 j;
+        for (uint256 i; i < logs.length && j < tips.length; ++i) {
+            if (logs[i].emitter != address(vault)) continue;
+            bytes32 topic = logs[i].topics[0];
+            if (topic == IBeatStreamVault.Tipped.selector) {
+                (uint256 tipId, uint256 amount, uint256 fee, string memory message) =
+                    abi.decode(logs[i].data, (uint256, uint256, uint256, string));
+                Expected memory e = expected[j];
+                if (
+                    e.settles && logs[i].topics[1] == vault.grantId(tips[j].grant)
+                        && address(uint160(uint256(logs[i].topics[3]))) == tips[j].payee
+                        && tipId == tips[j].tipId && amount == e.amount && fee == e.fee
+                        && keccak256(bytes(message)) == keccak256(bytes(tips[j].message))
+                ) tipsMustAcceptSettledExactly++;
+                ++j;
+            } else if (topic == IBeatStreamVault.TipSkipped.selector) {
+                (uint256 tipId, SkipReason reason) = abi.decode(logs[i].data, (uint256, SkipReason));
+                if (!expected[j].settles && reason == expected[j].reason && tipId == tips[j].tipId) {
+                    tipsMustRefuseSkippedAsExpected++;
+                }
+                ++j;
+            }
+        }
+    }
+
+    /// @dev The vault's rules for one tip, in the vault's order, against the model; applies the outcome to the model.
+    function _expectAndApplyTip(TipItem memory tip, bool grantSigOk, bool tipSigOk)
+        internal
+        returns (Expected memory e)
+    {
+        SessionGrant memory grant = tip.grant;
+        bytes32 id = vault.grantId(grant);
+        uint256 amount = tip.amount;
+        GhostAccount storage acc = ghostAccount[grant.listener];
+        uint256 cap = grant.cap < MAX_SPEND ? grant.cap : MAX_SPEND;
+        if (tip.payee == address(0) || grant.listener == address(0) || amount == 0) {
+            e.reason = SkipReason.Malformed;
+        } else if (bytes(tip.message).length > MAX_TIP_MESSAGE) {
+            e.reason = SkipReason.MessageTooLong;
+        } else if (vm.getBlockTimestamp() > uint256(grant.expiresAt) + settlementWindow) {
+            e.reason = SkipReason.GrantExpired;
+        } else if (ghostTipSettled[id][tip.tipId]) {
+            e.reason = SkipReason.TipAlreadySettled;
+        } else if (amount > cap - ghostSpent[id]) {
+            e.reason = SkipReason.CapExceeded;
+        } else if (!ghostRegistered[id] && !grantSigOk) {
+            e.reason = SkipReason.InvalidGrantSignature;
+        } else if (!tipSigOk) {
+            e.reason = SkipReason.InvalidVoucherSignature;
+        } else if (ghostRevoked(grant.listener, id, grant.nonce)) {
+            e.reason = SkipReason.GrantRevoked;
+        } else if (amount > acc.available + acc.thawing) {
+            e.reason = SkipReason.InsufficientFunds;
+        } else {
+            e.settles = true;
+            e.amount = amount;
+            e.fee = amount * ghostFeeNow() / BPS;
+            if (amount <= acc.available) {
+                acc.available -= amount;
+            } else {
+                (acc.available, acc.thawing) = (0, acc.thawing - (amount - acc.available));
+            }
+            ghostSpent[id] += amount;
+            ghostRegistered[id] = true;
+            ghostTipSettled[id][tip.tipId] = true;
+            _ghostCredit(tip.payee, amount - e.fee);
+            ghostAccruedFees += e.fee;
+        }
+        if (e.settles) {
+            tipsMustAcceptSubmitted++;
+            ghostExpectedTippedSum += e.amount;
+        } else {
+            tipsMustRefuseSubmitted++;
+        }
+    }
+
+    /*//////////////////////////////////////////////////////////////
                             PAYEES, OWNER
     //////////////////////////////////////////////////////////////*/
 
     function withdrawEarnings(uint256 payeeSeed, uint256 amount, uint256 toSeed) external {
-        address payee = payees[payeeSeed % PAYEES];
+        address payee = earners[payeeSeed % earners.length];
         uint256 earnings = vault.earningsOf(payee);
         if (earnings == 0) return;
         calls["withdrawEarnings"]++;
@@ -748,6 +1164,7 @@ contract VaultHandler {
         for (uint256 p; p < PAYEES; ++p) {
             total += newestSigned[grantIds[g]][payees[p]];
         }
+        total += tipAcked[grantIds[g]];
     }
 
     /// @dev Σ over the listener's acked pairs of (acked cumulative − settled): what its funds back already. Pairs whose
@@ -760,6 +1177,11 @@ contract VaultHandler {
                 uint256 settled = vault.settled(grantIds[g], payees[p]);
                 if (acked > settled) total += acked - settled;
             }
+        }
+        for (uint256 t; t < _ackedTips.length; ++t) {
+            AckedTip memory tip = _ackedTips[t];
+            if (_grants[tip.g].listener != listener) continue;
+            if (!vault.isTipSettled(grantIds[tip.g], tip.tipId)) total += tip.amount;
         }
     }
 
@@ -776,6 +1198,32 @@ contract VaultHandler {
                 }
                 ghostSettledSum += amount;
                 ghostFeeSum += fee;
+                if (isSplit[payee]) {
+                    ghostSettledToSplitsSum += amount;
+                    ghostSplitFeeSum += fee;
+                }
+            } else if (
+                logs[i].emitter == address(vault) && logs[i].topics[0] == IBeatStreamVault.Tipped.selector
+            ) {
+                (, uint256 amount, uint256 fee,) =
+                    abi.decode(logs[i].data, (uint256, uint256, uint256, string));
+                ghostTippedSum += amount;
+                ghostTipFeeSum += fee;
+                eventTipped[logs[i].topics[1]] += amount;
+                if (isSplit[address(uint160(uint256(logs[i].topics[3])))]) {
+                    ghostSettledToSplitsSum += amount;
+                    ghostSplitFeeSum += fee;
+                }
+            } else if (
+                logs[i].emitter == address(vault) && logs[i].topics[0] == IBeatStreamVault.SplitPaid.selector
+            ) {
+                (uint256 amount, uint256[] memory parts) = abi.decode(logs[i].data, (uint256, uint256[]));
+                uint256 sum;
+                for (uint256 j; j < parts.length; ++j) {
+                    sum += parts[j];
+                }
+                if (sum != amount) splitPaidMismatches++;
+                ghostSplitPartsSum += sum;
             }
         }
     }
