@@ -574,6 +574,17 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
     }
 
     /// @inheritdoc IBeatStreamVault
+    function playPayee(uint256 trackId) external view override returns (address) {
+        IBeatStreamRegistry r = registry;
+        bytes32 node = r.track(trackId).artistNode;
+        SplitHead memory head = _splitHeads[node][trackId];
+        if (head.active) return _splitPayee(node, trackId, head.version);
+        head = _splitHeads[node][0];
+        if (head.active) return _splitPayee(node, 0, head.version);
+        return r.addr(node);
+    }
+
+    /// @inheritdoc IBeatStreamVault
     function splitVersion(bytes32 node, uint256 trackId) external view override returns (uint64) {
         return _splitHeads[node][trackId].version;
     }

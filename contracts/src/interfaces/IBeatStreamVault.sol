@@ -426,6 +426,10 @@ interface IBeatStreamVault {
     /// artist): its payee and version, or zero for both when none applies.
     function currentSplit(bytes32 node, uint256 trackId) external view returns (address split, uint64 version);
 
+    /// @notice Whom a new play of `trackId` pays: the payee of the track's split in force, else of its artist's split in
+    /// force, else the artist's address record in the registry. Reverts as the registry does for an unknown track.
+    function playPayee(uint256 trackId) external view returns (address payee);
+
     /// @notice The newest split version ever set for (node, trackId) (zero: never), whether or not it applies.
     function splitVersion(bytes32 node, uint256 trackId) external view returns (uint64);
 

@@ -1033,8 +1033,8 @@ contract VaultHandler {
     /// tip's event with it and counts agreements.
     function _submitTips(TipItem[] memory tips, bool[] memory grantSigOk, bool[] memory tipSigOk) internal {
         Expected[] memory expected = new Expected[](tips.length);
-        for (uint256 j; j < tips.length; ++j) {
-            expected[j] = _expectAndApplyTip(tips[j], grantSigOk[j], tipSigOk[j]);
+        for (uint256 t; t < tips.length; ++t) {
+            expected[t] = _expectAndApplyTip(tips[t], grantSigOk[t], tipSigOk[t]);
         }
         vm.recordLogs();
         vm.prank(keeper);

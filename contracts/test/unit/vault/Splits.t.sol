@@ -395,6 +395,24 @@ contract Splits_Vault_Unit_Test is Base_Test {
         vm.assertEq(vault.earningsOf(carol), 2000, "carol unchanged");
     }
 
+    function test_WhenReadingPlayPayee_TrackSplitThenArtistSplitThenAddr() external {
+        vm.assertEq(vault.playPayee(trackId), artist, "no split: the addr record");
+        (address artistSplit,) = _set(0, _two(alice, bob), _shares(5000, 5000));
+        vm.assertEq(vault.playPayee(trackId), artistSplit, "the artist's split");
+        (address trackSplit,) = _set(trackId, _two(alice, carol), _shares(5000, 5000));
+        vm.assertEq(vault.playPayee(trackId), trackSplit, "the track's split first");
+        vm.prank(artist);
+        vault.clearSplit(node, trackId);
+        vm.assertEq(vault.playPayee(trackId), artistSplit, "back to the artist's split");
+        vm.prank(artist);
+        vault.clearSplit(node, 0);
+        vm.prank(artist);
+        registry.setAddr(node, carol);
+        vm.assertEq(vault.playPayee(trackId), carol, "back to the addr record, as it is now");
+        vm.expectRevert();
+        vault.playPayee(99);
+    }
+
     function test_WhenSplitCleared_EmitsAndNextVersionFollows() external {
         (address v1,) = _set(0, _two(alice, bob), _shares(5000, 5000));
         vm.expectEmit(address(vault));
