@@ -60,6 +60,11 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
     /// whose gas a hostile wallet burned still keeps the items it settled.
     uint256 private constant ITEM_GAS = 80_000;
 
+    /// @dev The most gas one tip needs outside a wallet check (a first settlement of its grant to a payee that never
+    /// earned, a new word of tip ids and a 280-byte message measure about 110,000). Below it the tips stop
+    /// ({TipsCutShort}) instead of running out of gas.
+    uint256 private constant TIP_GAS = 130_000;
+
     /// @dev Gas that must be left before a wallet check: the allowance, the 1/64 the EVM keeps back from a call, and
     /// the rest of the item after it.
     uint256 private constant ERC1271_GAS_NEEDED = ERC1271_GAS + ERC1271_GAS / 63 + ITEM_GAS;
@@ -301,7 +306,7 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         (settledCount, fees) = _settleItems(items, fee);
         uint256 n = tips.length;
         for (uint256 i; i < n;) {
-            if (gasleft() < ITEM_GAS) {
+            if (gasleft() < TIP_GAS) {
                 emit TipsCutShort(i, n);
                 break;
             }
@@ -759,7 +764,7 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
         }
         uint256 payeeWord = _payees[payee];
         uint256 splitSize = payeeWord >> SPLIT_SIZE_SHIFT;
-        if (splitSize != 0 && gasleft() < ITEM_GAS + splitSize * SPLIT_RECIPIENT_GAS) {
+        if (splitSize != 0 && gasleft() < TIP_GAS + splitSize * SPLIT_RECIPIENT_GAS) {
             return _skipTip(id, payee, tipId, SkipReason.InsufficientGas);
         }
         if (!_debit(listener, acc, amount)) return _skipTip(id, payee, tipId, SkipReason.InsufficientFunds);

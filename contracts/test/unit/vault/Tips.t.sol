@@ -267,7 +267,7 @@ contract Tips_Vault_Unit_Test is Base_Test {
         vm.expectEmit(address(vault));
         emit IBeatStreamVault.TipsCutShort(0, 1);
         (, uint256 tipsSettled) =
-            vault.settleBatchWithTips{gas: 75_000}(_noItems(), _oneTip(_defaultTip(1, 1)));
+            vault.settleBatchWithTips{gas: 125_000}(_noItems(), _oneTip(_defaultTip(1, 1)));
         vm.assertEq(tipsSettled, 0, "not looked at");
         vm.assertFalse(vault.isTipSettled(id, 1), "can be sent again");
     }
