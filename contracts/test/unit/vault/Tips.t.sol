@@ -253,6 +253,25 @@ contract Tips_Vault_Unit_Test is Base_Test {
         vm.assertEq(vault.earningsOf(split), 0, "the split keeps nothing");
     }
 
+    function test_WhenGasTooLowForSplitRecipients_SkipsInsufficientGas() external {
+        bytes32 node = _register(artist, "neon", 100, new TextRecord[](0));
+        address[] memory recipients = new address[](20);
+        uint16[] memory shares = new uint16[](20);
+        for (uint256 i; i < 20; ++i) {
+            (recipients[i], shares[i]) = (address(uint160(0xF000 + i)), 500);
+        }
+        vm.prank(artist);
+        (address split,) = vault.setSplit(node, 0, recipients, shares);
+        _fund(listener, 10 * ONE_USDC);
+        TipItem memory tip = _tip(LISTENER_KEY, SESSION_KEY, grant, split, 1, ONE_USDC, MESSAGE);
+        _expectTipSkipped(tip, SkipReason.InsufficientGas);
+        (, uint256 tipsSettled) = vault.settleBatchWithTips{gas: 500_000}(_noItems(), _oneTip(tip));
+        vm.assertEq(tipsSettled, 0, "skipped, not reverted");
+        vm.assertFalse(vault.isTipSettled(id, 1), "can be sent again");
+        (, tipsSettled) = vault.settleBatchWithTips{gas: 2_000_000}(_noItems(), _oneTip(tip));
+        vm.assertEq(tipsSettled, 1, "settles with enough gas");
+    }
+
     function test_RevertWhen_NotSettler() external {
         TipItem[] memory tips = _oneTip(_defaultTip(1, 1));
         vm.expectRevert(
