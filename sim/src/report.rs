@@ -66,6 +66,21 @@ pub struct Report {
     pub cpu: Option<Cpu>,
 }
 
+/// CPU microseconds per acked voucher-second (one voucher per session per second).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct PerVoucherSecond {
+    /// The spawned relay processes.
+    pub relay_us: f64,
+    /// The benchmark database's Postgres backends.
+    pub postgres_us: f64,
+    /// The whole Postgres server (backends, WAL writer, checkpointer, autovacuum), when local.
+    pub postgres_server_us: Option<f64>,
+    /// This simulator and its workers.
+    pub simulator_us: f64,
+    /// One voucher signature recovery on one thread (the relay's path), measured in the same run.
+    pub recovery_us: Option<f64>,
+}
+
 /// CPU used during the measured window, in cores (1.0 = one core busy).
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Cpu {
@@ -75,6 +90,9 @@ pub struct Cpu {
     pub simulator: f64,
     /// The Postgres backends connected to the benchmark's database (not the WAL writer or other databases).
     pub postgres: f64,
+    /// The whole Postgres server on this machine: the postmaster and all its processes (backends of every
+    /// database, WAL writer, checkpointer, autovacuum). `None` when the server is not a local process.
+    pub postgres_server: Option<f64>,
     /// The whole machine, all processes and the kernel.
     pub machine: f64,
 }
@@ -118,6 +136,23 @@ impl Report {
         }
     }
 
+    /// CPU per acked voucher-second of each component, and the signature recovery measured in the same run
+    /// (one thread), when the CPU was sampled and vouchers were acked.
+    pub fn per_voucher_second(&self) -> Option<PerVoucherSecond> {
+        let cpu = self.cpu?;
+        if self.vouchers_per_sec <= 0.0 {
+            return None;
+        }
+        let us = |cores: f64| cores * 1e6 / self.vouchers_per_sec;
+        Some(PerVoucherSecond {
+            relay_us: us(cpu.relay.unwrap_or(0.0)),
+            postgres_us: us(cpu.postgres),
+            postgres_server_us: cpu.postgres_server.map(us),
+            simulator_us: us(cpu.simulator),
+            recovery_us: self.ceiling.map(|c| 1e6 / c.relay_per_sec_one_thread),
+        })
+    }
+
     /// Human-readable lines.
     pub fn print(&self) {
         println!("listeners          {}", self.listeners);
@@ -147,6 +182,22 @@ impl Report {
                 c.postgres,
                 (c.machine - relay - c.simulator - c.postgres).max(0.0),
                 c.machine
+            );
+            if let Some(server) = c.postgres_server {
+                println!(
+                    "postgres server    {server:.2} cores (every process of the server, all databases)"
+                );
+            }
+        }
+        if let Some(per) = self.per_voucher_second() {
+            let recovery = per.recovery_us.map_or_else(String::new, |r| {
+                format!("  recovery {r:.1} (relay {:.2}x recovery)", per.relay_us / r)
+            });
+            let server =
+                per.postgres_server_us.map_or_else(String::new, |s| format!(" (server {s:.1})"));
+            println!(
+                "µs per voucher-s   relay {:.1}  postgres {:.1}{server}  simulator {:.1}{recovery}",
+                per.relay_us, per.postgres_us, per.simulator_us
             );
         }
         println!("json {}", serde_json::to_string(self).unwrap_or_default());

@@ -113,18 +113,34 @@ pub async fn run(config: SimulateConfig, shutdown: CancellationToken) -> Result<
                 Some(url) => backend_pids(url).await.unwrap_or_default(),
                 None => Vec::new(),
             };
+            // The whole server too: the postmaster and every process it started (WAL writer, checkpointer,
+            // autovacuum), when it runs on this machine.
+            let postmaster = db_pids.first().and_then(|pid| parent_of(*pid));
+            let server_before = postmaster.map(server_pids).unwrap_or_default();
             let sample = || {
                 (cpu_ticks(&relay_pids), cpu_ticks(&sim_pids), cpu_ticks(&db_pids), machine_ticks())
             };
             let before = sample();
+            let server_ticks_before = cpu_ticks(&server_before);
             tokio::time::sleep(Duration::from_secs(duration)).await;
             let after = sample();
+            // Processes that started in the window count in full.
+            let server_after = postmaster.map(server_pids).unwrap_or_default();
+            let server_ticks_after = cpu_ticks(&server_after);
             let cores =
                 |a: u64, b: u64| a.saturating_sub(b) as f64 / ticks_per_sec() / duration as f64;
             Cpu {
                 relay: (!relay_pids.is_empty()).then(|| cores(after.0, before.0)),
                 simulator: cores(after.1, before.1),
                 postgres: cores(after.2, before.2),
+                postgres_server: postmaster.map(|_| {
+                    let ended: u64 = server_before
+                        .iter()
+                        .filter(|p| !server_after.contains(p))
+                        .map(|p| cpu_ticks(&[*p]))
+                        .sum();
+                    cores(server_ticks_after + ended, server_ticks_before)
+                }),
                 machine: cores(after.3, before.3),
             }
         })
@@ -332,6 +348,29 @@ async fn backend_pids(url: &str) -> Result<Vec<u32>> {
     .await?;
     pool.close().await;
     Ok(pids.into_iter().map(|p| p as u32).collect())
+}
+
+/// The parent of process `pid` (for a Postgres backend, the postmaster).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the `)` that ends the command name: state, then the parent's pid.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `postmaster` and every process whose parent it is.
+fn server_pids(postmaster: u32) -> Vec<u32> {
+    let mut pids = vec![postmaster];
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if parent_of(pid) == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
 }
 
 /// user + system ticks of the processes.

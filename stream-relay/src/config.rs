@@ -96,6 +96,12 @@ pub struct Options {
     /// them, so one listener's vouchers stay in order.
     #[arg(long = "relay-writers", id = "relay_writers", env = "BEATSTREAM_RELAY_WRITERS", default_value_t = DEFAULT_WRITERS)]
     pub writers: usize,
+    /// The budget a relay leases itself for a grant when it reads the listener's funds, in multiples of the voucher
+    /// that asked (about this many seconds of playing): vouchers within it are stored without reading again.
+    /// Another relay counts it as spent, so a larger lease means fewer reads but more of a listener's funds held
+    /// by one relay (docs/DECISIONS.md "Budgets leased to relays").
+    #[arg(long = "relay-lease-beats", id = "relay_lease_beats", env = "BEATSTREAM_RELAY_LEASE_BEATS", default_value_t = crate::lease::DEFAULT_MULTIPLE)]
+    pub lease_beats: u32,
     /// Most vouchers and session changes in one group commit.
     #[arg(long = "relay-commit-max", id = "relay_commit_max", env = "BEATSTREAM_RELAY_COMMIT_MAX", default_value_t = DEFAULT_COMMIT_MAX)]
     pub commit_max: usize,
@@ -283,6 +289,7 @@ impl Default for Options {
             beat_ms: DEFAULT_BEAT_MS,
             grace_beats: DEFAULT_GRACE_BEATS,
             writers: DEFAULT_WRITERS,
+            lease_beats: crate::lease::DEFAULT_MULTIPLE,
             commit_max: DEFAULT_COMMIT_MAX,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_frames_per_sec: DEFAULT_MAX_FRAMES_PER_SEC,
@@ -306,6 +313,9 @@ impl Options {
         }
         if self.writers == 0 || self.commit_max == 0 {
             return fail("--relay-writers and --relay-commit-max must be at least 1");
+        }
+        if self.lease_beats == 0 {
+            return fail("--relay-lease-beats (BEATSTREAM_RELAY_LEASE_BEATS) must be at least 1");
         }
         if self.max_frame_bytes < 512 {
             return fail(

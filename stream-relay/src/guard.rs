@@ -84,6 +84,8 @@ pub(crate) struct Keys {
     pub(crate) grants: Vec<(B256, Address, u64)>,
     /// Yellow app sessions whose version to read.
     pub(crate) apps: Vec<B256>,
+    /// Listeners whose guard epoch alone to read (held leases decided in memory in the same commit).
+    pub(crate) epochs: Vec<Address>,
 }
 
 impl Keys {
@@ -93,6 +95,7 @@ impl Keys {
         dedup(&mut self.listeners);
         dedup(&mut self.grants);
         dedup(&mut self.apps);
+        dedup(&mut self.epochs);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -100,6 +103,7 @@ impl Keys {
             && self.listeners.is_empty()
             && self.grants.is_empty()
             && self.apps.is_empty()
+            && self.epochs.is_empty()
     }
 }
 
@@ -116,6 +120,12 @@ pub(crate) struct State {
     pub(crate) revoked: HashMap<B256, Revocation>,
     /// Yellow app sessions: (newest stored version, open).
     pub(crate) apps: HashMap<B256, (u64, bool)>,
+    /// Per listener: its guard epoch (`guard_epochs`, 0 before its first change).
+    pub(crate) epochs: HashMap<Address, i64>,
+    /// Per listener: the leases other relays hold for it ([`crate::lease`]).
+    pub(crate) leased_listener: HashMap<Address, U256>,
+    /// Per grant: the leases other relays hold for it.
+    pub(crate) leased_grant: HashMap<B256, U256>,
 }
 
 /// Why a voucher (or Yellow state) is refused.

@@ -4,7 +4,7 @@
 //!
 //! Layers: [`protocol`] (wire frames), [`verify`] and [`chain`] (signatures), [`db`] (all SQL: reads, the guard's
 //! state, the group commit's statements) and [`writer`] (group commit), [`guard`] (the pure balance guard and
-//! revocation check), [`conn`] (the transport-agnostic
+//! revocation check), [`lease`] (the budgets a relay leases itself, so most commits need no read), [`conn`] (the transport-agnostic
 //! protocol state machine), `ws` (axum WebSocket adapter), [`yellow`] (listeners paying through Yellow Network app
 //! sessions, and the submitter that forwards their states to the node). The load generator is the `beatstream-sim`
 //! crate. `docs/PROTOCOL.md` documents the wire protocol.
@@ -16,6 +16,7 @@ pub mod conn;
 pub mod db;
 mod error;
 pub mod guard;
+pub mod lease;
 pub mod metrics;
 pub mod protocol;
 pub mod relay;

@@ -16,7 +16,7 @@ use crate::{
     metrics::Metrics,
     relay::Relay,
     verify::Verifier,
-    writer::{self, Writers},
+    writer::{self, GuardConfig, Writers},
     ws,
     yellow::{Submitter, Yellow},
 };
@@ -108,7 +108,11 @@ impl Server {
         let metrics = Metrics::new();
         let (writers, writer_tasks) = Writers::spawn(
             config.database.connect_options()?.application_name("beatstream-relay-writer"),
-            store.chain_id(),
+            GuardConfig {
+                chain_id: store.chain_id(),
+                relay_id: relay_id.clone(),
+                lease_multiple: config.options.lease_beats,
+            },
             config.options.writers,
             config.options.commit_max,
             metrics.clone(),

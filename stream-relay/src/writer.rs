@@ -15,7 +15,12 @@
 //! A writer thread that panics cancels the relay's token and its cause is returned by [`join`], so the relay stops
 //! with it rather than serving on with a dead shard.
 
-use std::{any::Any, thread::JoinHandle, time::Instant};
+use std::{
+    any::Any,
+    collections::{HashMap, HashSet},
+    thread::JoinHandle,
+    time::Instant,
+};
 
 use alloy::primitives::{Address, B256, U256};
 use tokio::sync::{mpsc, oneshot};
@@ -32,7 +37,8 @@ use crate::{
         ConnectOptions,
         commit::{Conn, Writes},
     },
-    guard::{self, Keys, Refusal, State},
+    guard::{self, Funds, Keys, Refusal, State},
+    lease::{self, Fast, Leases, Undo},
     metrics::Metrics,
 };
 
@@ -119,7 +125,7 @@ impl Writers {
     /// dropped and their queues are drained; one that panics cancels `on_panic` (see [`join`]).
     pub fn spawn(
         database: ConnectOptions,
-        chain_id: i64,
+        guard: GuardConfig,
         count: usize,
         max_batch: usize,
         metrics: Metrics,
@@ -131,7 +137,7 @@ impl Writers {
             let (tx, rx) = mpsc::channel(max_batch * 4);
             let writer = Writer {
                 database: database.clone(),
-                chain_id,
+                guard: guard.clone(),
                 max_batch,
                 metrics: metrics.clone(),
                 shard,
@@ -160,9 +166,21 @@ impl Writers {
     }
 }
 
+/// What every writer of a relay decides with.
+#[derive(Clone, Debug)]
+pub struct GuardConfig {
+    /// The chain, as stored.
+    pub chain_id: i64,
+    /// This relay's id: whose leases its writers hold.
+    pub relay_id: String,
+    /// A lease is at most this many times the increase of the voucher that took it
+    /// ([`crate::lease::DEFAULT_MULTIPLE`]).
+    pub lease_multiple: u32,
+}
+
 struct Writer {
     database: ConnectOptions,
-    chain_id: i64,
+    guard: GuardConfig,
     max_batch: usize,
     metrics: Metrics,
     shard: usize,
@@ -171,13 +189,14 @@ struct Writer {
 impl Writer {
     async fn run(self, mut rx: mpsc::Receiver<Op>) {
         let mut conn: Option<Conn> = None;
+        let mut leases = Leases::default();
         let mut batch = Vec::with_capacity(self.max_batch);
         while rx.recv_many(&mut batch, self.max_batch).await > 0 {
             let started = Instant::now();
             let result = match conn.as_mut() {
-                Some(c) => commit(c, self.chain_id, &batch).await,
-                None => match Conn::connect(&self.database).await {
-                    Ok(c) => commit(conn.insert(c), self.chain_id, &batch).await,
+                Some(c) => commit(c, &mut leases, &self.guard, &batch).await,
+                None => match Conn::connect(&self.database, &self.guard.relay_id).await {
+                    Ok(c) => commit(conn.insert(c), &mut leases, &self.guard, &batch).await,
                     Err(e) => Err(e),
                 },
             };
@@ -198,8 +217,10 @@ impl Writer {
                 Err(error) => {
                     self.metrics.commit_failures.inc();
                     warn!(target: "beatstream::relay::writer", shard = self.shard, ops = batch.len(), %error, "group commit failed");
-                    // The connection may be broken; take a fresh one next time.
+                    // The connection may be broken; take a fresh one next time. What the transaction did is
+                    // unknown, so the leases are read again.
                     conn = None;
+                    leases = Leases::default();
                     for op in batch.drain(..) {
                         report_failure(op);
                     }
@@ -238,39 +259,152 @@ fn report_failure(op: Op) {
     }
 }
 
-/// Runs one group commit and returns who to tell what: the locks, the state read under them, the pure decision,
-/// the statements, the commit.
+/// Runs one group commit and returns who to tell what.
 ///
-/// Four round trips in the steady state: `BEGIN` with the locks, the state read, the upsert, `COMMIT`; session
-/// changes add theirs. On any error the caller drops the connection, which rolls the transaction back.
-async fn commit(conn: &mut Conn, chain_id: i64, batch: &[Op]) -> Result<Vec<(Reply, Outcome)>> {
-    let keys = keys_of(batch);
-    conn.begin_locked(&lock_keys(&keys.listeners)).await?;
-    let mut state = conn.read_state(chain_id, &keys).await?;
-    let (outcomes, writes) = decide(&mut state, batch);
-    let notify = !outcomes.is_empty() || !writes.opens.is_empty() || !writes.updates.is_empty();
-    conn.write(writes).await?;
-    conn.commit(notify).await?;
-    Ok(outcomes)
+/// A batch of vouchers that all fall within leases this writer holds is decided in memory and stored by one
+/// statement ([`Conn::write_held`]), which writes nothing if a listener's guard epoch changed; those listeners are
+/// then read again. Any other batch is one transaction: `BEGIN` with the advisory locks of the listeners to read,
+/// the state read under them (and the epochs of the listeners decided on their leases), the pure decision, the
+/// statements, `COMMIT`. On any error the caller drops the connection, which rolls the transaction back, and the
+/// leases.
+async fn commit(
+    conn: &mut Conn,
+    leases: &mut Leases,
+    guard: &GuardConfig,
+    batch: &[Op],
+) -> Result<Vec<(Reply, Outcome)>> {
+    let mut read = to_read(leases, batch);
+    // An epoch that changed moves its listener to the read; at most every listener of the batch moves.
+    loop {
+        let held_only = read.is_empty() && batch.iter().all(|op| matches!(op, Op::Voucher { .. }));
+        if held_only {
+            let mut undo = Undo::default();
+            let (outcomes, writes) =
+                decide(leases, &mut State::default(), &read, guard, batch, &mut undo);
+            let epochs = epochs_of(leases, batch);
+            if writes.vouchers.is_empty() {
+                return Ok(outcomes);
+            }
+            let changed = conn.write_held(guard.chain_id, &writes.vouchers, &epochs).await?;
+            if changed.is_empty() {
+                return Ok(outcomes);
+            }
+            leases.restore(undo);
+            for listener in changed {
+                leases.forget(&listener);
+                read.insert(listener);
+            }
+            continue;
+        }
+        let mut keys = keys_of(leases, &read, batch);
+        conn.begin_locked(&lock_keys(&keys.listeners)).await?;
+        let mut state = conn.read_state(guard.chain_id, &keys).await?;
+        let changed: Vec<Address> = keys
+            .epochs
+            .drain(..)
+            .filter(|l| state.epochs.get(l).copied().unwrap_or(0) != leases.epoch(l).unwrap_or(-1))
+            .collect();
+        if !changed.is_empty() {
+            conn.rollback().await?;
+            for listener in changed {
+                leases.forget(&listener);
+                read.insert(listener);
+            }
+            continue;
+        }
+        // A listener read under its lock whose epoch moved since its other leases were taken gives them up: they
+        // were sized on what changed.
+        for listener in &keys.listeners {
+            if leases.epoch(listener).is_some_and(|e| state.epochs.get(listener) != Some(&e)) {
+                leases.forget(listener);
+            }
+        }
+        let (outcomes, writes) =
+            decide(leases, &mut state, &read, guard, batch, &mut Undo::default());
+        let notify = !outcomes.is_empty() || !writes.opens.is_empty() || !writes.updates.is_empty();
+        conn.write(guard.chain_id, writes).await?;
+        conn.commit(notify).await?;
+        return Ok(outcomes);
+    }
 }
 
-/// What the batch's state read must cover.
-fn keys_of(batch: &[Op]) -> Keys {
+/// The listeners of `batch` whose operations need the state read under their lock: a voucher not within a held
+/// lease (as the batch takes from it in order), a Yellow state, or a session closing (its lease is given up).
+fn to_read(leases: &Leases, batch: &[Op]) -> HashSet<Address> {
+    let mut read = HashSet::new();
+    let mut spent: HashMap<B256, U256> = HashMap::new();
+    let mut pairs: HashMap<(B256, Address), U256> = HashMap::new();
+    for op in batch {
+        match op {
+            Op::Voucher { grant_id, payee, listener, cumulative, .. } => {
+                if read.contains(listener) || leases.epoch(listener).is_none() {
+                    read.insert(*listener);
+                    continue;
+                }
+                let key = (*grant_id, *payee);
+                let taken = spent.get(grant_id).copied().unwrap_or_default();
+                match leases.fast(&key, *cumulative, taken, pairs.get(&key).copied()) {
+                    Fast::Accept(increase) => {
+                        spent.insert(*grant_id, taken + increase);
+                        pairs.insert(key, *cumulative);
+                    }
+                    Fast::Stale(_) => {}
+                    Fast::Read => {
+                        read.insert(*listener);
+                    }
+                }
+            }
+            Op::YellowState { state, .. } => {
+                read.insert(state.listener);
+            }
+            Op::Update { update, .. } if update.status == SessionStatus::Closed => {
+                read.insert(update.listener);
+            }
+            Op::Update { .. } | Op::Open { .. } => {}
+        }
+    }
+    read
+}
+
+/// The guard epochs the held-lease vouchers of `batch` were decided at.
+fn epochs_of(leases: &Leases, batch: &[Op]) -> Vec<(Address, i64)> {
+    let mut epochs: Vec<(Address, i64)> = batch
+        .iter()
+        .filter_map(|op| match op {
+            Op::Voucher { listener, .. } => leases.epoch(listener).map(|e| (*listener, e)),
+            _ => None,
+        })
+        .collect();
+    epochs.sort_unstable();
+    epochs.dedup();
+    epochs
+}
+
+/// What the batch's state read must cover: everything of the listeners in `read`, the pairs of session changes
+/// not held here, and the epochs of the listeners decided on their leases.
+fn keys_of(leases: &Leases, read: &HashSet<Address>, batch: &[Op]) -> Keys {
     let mut keys = Keys::default();
     for op in batch {
         match op {
-            Op::Voucher { grant_id, payee, listener, nonce, .. } => {
+            Op::Voucher { grant_id, payee, listener, nonce, .. } if read.contains(listener) => {
                 keys.listeners.push(*listener);
                 keys.grants.push((*grant_id, *listener, *nonce));
                 keys.pairs.push((*grant_id, *payee));
             }
+            Op::Voucher { listener, .. } => keys.epochs.push(*listener),
             Op::YellowState { state, .. } => {
                 // The listener's lock orders this against another relay storing the same session's versions.
                 keys.listeners.push(state.listener);
                 keys.pairs.push((state.app_session_id, state.payee));
                 keys.apps.push(state.app_session_id);
             }
-            Op::Update { update, .. } => keys.pairs.push((update.grant_id, update.payee)),
+            Op::Update { update, .. } => {
+                if read.contains(&update.listener)
+                    || leases.pair(&(update.grant_id, update.payee)).is_none()
+                {
+                    keys.pairs.push((update.grant_id, update.payee));
+                }
+            }
             Op::Open { .. } => {}
         }
     }
@@ -287,37 +421,45 @@ fn lock_keys(listeners: &[Address]) -> Vec<i32> {
     locks
 }
 
-/// Decides every operation of the batch in arrival order against `state` (which it advances as vouchers are
-/// accepted): who to tell what, and what to write. Pure: no I/O.
-fn decide<'a>(state: &mut State, batch: &'a [Op]) -> (Vec<(Reply, Outcome)>, Writes<'a>) {
+/// Decides every operation of the batch in arrival order: who to tell what, and what to write. A voucher of a
+/// listener in `read` is decided on `state` (read under its lock; advanced as vouchers are accepted) with every
+/// other lease counted, and renews its grant's lease; any other voucher within its grant's held lease (what
+/// [`to_read`] found). Pure: no I/O; what it takes from held leases is noted in `undo`.
+fn decide<'a>(
+    leases: &mut Leases,
+    state: &mut State,
+    read: &HashSet<Address>,
+    guard: &GuardConfig,
+    batch: &'a [Op],
+    undo: &mut Undo,
+) -> (Vec<(Reply, Outcome)>, Writes<'a>) {
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut writes = Writes::default();
+    let mut touched = HashSet::new();
     for op in batch {
         match op {
-            Op::Voucher { grant_id, payee, listener, cap, cumulative, sig, reply, .. } => {
-                let pair = state.pairs.entry((*grant_id, *payee)).or_default();
-                let funds = state.funds.entry(*listener).or_default();
-                let total = state.totals.entry(*grant_id).or_default();
-                let revoked = state.revoked.get(grant_id).copied();
-                let result =
-                    guard::check_voucher(revoked, *pair, *funds, *total, *cap, *cumulative).map(
-                        |increase| {
-                            funds.owed += increase;
-                            *total += increase;
-                            pair.voucher = *cumulative;
-                            writes
-                                .vouchers
-                                .insert((*grant_id, *payee), (*listener, *cumulative, *sig));
-                        },
-                    );
+            Op::Voucher { grant_id, payee, listener, cumulative, sig, reply, .. } => {
+                let key = (*grant_id, *payee);
+                let result = if read.contains(listener) {
+                    touched.insert(*listener);
+                    decide_on_state(leases, state, guard, op).map(|()| {
+                        writes.vouchers.insert(key, (*listener, *cumulative, *sig));
+                    })
+                } else {
+                    match leases.fast(&key, *cumulative, U256::ZERO, None) {
+                        Fast::Accept(increase) => {
+                            leases.take(key, *cumulative, increase, undo);
+                            writes.vouchers.insert(key, (*listener, *cumulative, *sig));
+                            Ok(())
+                        }
+                        Fast::Stale(stored) => Err(Refusal::Stale { stored }),
+                        // `to_read` put the listener in `read` for this; unreachable unless the batch changed.
+                        Fast::Read => Err(Refusal::Storage),
+                    }
+                };
                 outcomes.push((
                     reply.clone(),
-                    Outcome::Voucher {
-                        key: (*grant_id, *payee),
-                        cumulative: *cumulative,
-                        version: None,
-                        result,
-                    },
+                    Outcome::Voucher { key, cumulative: *cumulative, version: None, result },
                 ));
             }
             Op::YellowState { state: row, reply } => {
@@ -340,9 +482,17 @@ fn decide<'a>(state: &mut State, batch: &'a [Op]) -> (Vec<(Reply, Outcome)>, Wri
             }
             Op::Open { session, .. } => writes.opens.push(session),
             Op::Update { update, reply } => {
-                let voucher = state.pairs.get(&(update.grant_id, update.payee)).map(|p| p.voucher);
-                let amount = voucher.unwrap_or_default().saturating_sub(update.base);
+                let key = (update.grant_id, update.payee);
+                let voucher = match state.pairs.get(&key) {
+                    Some(pair) => pair.voucher,
+                    None => leases.pair(&key).unwrap_or_default(),
+                };
+                let amount = voucher.saturating_sub(update.base);
                 writes.updates.insert(update.session_id, (update, amount));
+                if update.status == SessionStatus::Closed && !update.yellow {
+                    leases.release(&update.grant_id);
+                    touched.insert(update.listener);
+                }
                 if let Some(reply) = reply {
                     outcomes.push((
                         reply.clone(),
@@ -352,7 +502,65 @@ fn decide<'a>(state: &mut State, batch: &'a [Op]) -> (Vec<(Reply, Outcome)>, Wri
             }
         }
     }
+    // Every lease of a listener read under its lock (or closing a session) is written as it now stands, so other
+    // relays count what this one may still add, not what it held at its last read, nor leases it gave up.
+    for listener in touched {
+        writes.leases.insert(listener, leases.held_for(&listener));
+    }
     (outcomes, writes)
+}
+
+/// Decides a voucher on the state read under its listener's lock, counting every other relay's leases and this
+/// relay's other leases of the listener; if accepted, the grant's lease is renewed from what is left.
+fn decide_on_state(
+    leases: &mut Leases,
+    state: &mut State,
+    guard: &GuardConfig,
+    op: &Op,
+) -> std::result::Result<(), Refusal> {
+    let Op::Voucher { grant_id, payee, listener, cap, cumulative, .. } = op else {
+        return Err(Refusal::Storage);
+    };
+    let key = (*grant_id, *payee);
+    let leased = state.leased_listener.get(listener).copied().unwrap_or_default()
+        + leases.held_besides(listener, grant_id);
+    let pair = state.pairs.entry(key).or_default();
+    let funds = state.funds.entry(*listener).or_default();
+    let counted = Funds { available: funds.available, owed: funds.owed.saturating_add(leased) };
+    let total = state.totals.entry(*grant_id).or_default();
+    let counted_total =
+        total.saturating_add(state.leased_grant.get(grant_id).copied().unwrap_or_default());
+    let revoked = state.revoked.get(grant_id).copied();
+    match guard::check_voucher(revoked, *pair, counted, counted_total, *cap, *cumulative) {
+        Ok(increase) => {
+            let remaining =
+                lease::lease_after(counted, counted_total, *cap, increase, guard.lease_multiple);
+            funds.owed += increase;
+            *total += increase;
+            pair.voucher = *cumulative;
+            if remaining.is_zero() {
+                // Funds or cap run low: the grant's next voucher is decided on fresh state again.
+                leases.release(grant_id);
+            } else {
+                let epoch = state.epochs.get(listener).copied().unwrap_or(0);
+                leases.hold(*grant_id, *listener, remaining, epoch, (*payee, *cumulative));
+            }
+            Ok(())
+        }
+        Err(refusal @ Refusal::Stale { .. }) => {
+            // What was read is the newest the pair has: a held grant's later vouchers start from it.
+            leases.set_pair(key, pair.current());
+            if let Some(epoch) = state.epochs.get(listener) {
+                leases.set_epoch(listener, *epoch);
+            }
+            Err(refusal)
+        }
+        Err(refusal) => {
+            // Revoked, or more than the funds or the cap allow: what is left of the lease is given back.
+            leases.release(grant_id);
+            Err(refusal)
+        }
+    }
 }
 
 /// Runs `f` on a new thread named `name`; if it panics, `on_panic` is cancelled before the thread ends.
@@ -424,6 +632,13 @@ mod tests {
         }
     }
 
+    /// Decides `batch` with every listener read under its lock, as a first commit does.
+    fn decide_all<'a>(state: &mut State, batch: &'a [Op]) -> (Vec<(Reply, Outcome)>, Writes<'a>) {
+        let guard = GuardConfig { chain_id: 1, relay_id: "test".into(), lease_multiple: 60 };
+        let read = HashSet::from([LISTENER]);
+        decide(&mut Leases::default(), state, &read, &guard, batch, &mut Undo::default())
+    }
+
     fn state(available: u64, owed: u64, stored: &[(u8, u64)]) -> State {
         let mut state = State::default();
         state
@@ -443,7 +658,7 @@ mod tests {
         // 100 available: 60 then 40 more on another payee fit, a third 1 does not.
         let batch = [voucher(1, 60, &reply), voucher(2, 40, &reply), voucher(1, 61, &reply)];
         let mut st = state(100, 0, &[]);
-        let (outcomes, writes) = decide(&mut st, &batch);
+        let (outcomes, writes) = decide_all(&mut st, &batch);
         let results: Vec<_> = outcomes
             .iter()
             .map(|(_, o)| match o {
@@ -475,7 +690,7 @@ mod tests {
             yellow: false,
         };
         let batch = [voucher(1, 40, &reply), Op::Update { update, reply: Some(reply.clone()) }];
-        let (outcomes, writes) = decide(&mut state(100, 10, &[(1, 10)]), &batch);
+        let (outcomes, writes) = decide_all(&mut state(100, 10, &[(1, 10)]), &batch);
         assert_eq!(
             outcomes[1].1,
             Outcome::Closed { session_id: Uuid::nil(), amount: Some(U256::from(30)) }
@@ -520,7 +735,7 @@ mod tests {
             let batch: Vec<Op> = ops.iter().map(|(p, c)| voucher(*p, *c, &reply)).collect();
             let mut st = state(available, owed, &stored);
             let before: HashMap<_, _> = st.pairs.iter().map(|(k, v)| (*k, v.current())).collect();
-            let (_, writes) = decide(&mut st, &batch);
+            let (_, writes) = decide_all(&mut st, &batch);
             let funds = st.funds[&LISTENER];
             prop_assert!(funds.owed <= funds.available.max(U256::from(owed)));
             let mut added = U256::ZERO;

@@ -302,6 +302,10 @@ impl RawBatch {
                 Vault::EIP712DomainChanged(_) => {
                     admin("eip712_domain_changed", serde_json::json!({}))
                 }
+                // Splits and tips (issue 20) are kept raw, as their decoded form, until their own tables exist.
+                other => {
+                    admin("not_mirrored", serde_json::json!({ "event": format!("{other:?}") }))
+                }
             },
             EventKind::Registry(e) => match e {
                 Registry::ArtistRegistered(e) => (

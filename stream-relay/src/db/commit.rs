@@ -30,6 +30,9 @@ pub(crate) struct Writes<'a> {
     pub(crate) opens: Vec<&'a NewSession>,
     /// Session changes, the last per session, with the amount paid in it.
     pub(crate) updates: HashMap<Uuid, (&'a SessionUpdate, U256)>,
+    /// Listeners whose leases this relay writes as they now stand, replacing its rows for them: (grant, what this
+    /// relay may still add) for each grant it holds.
+    pub(crate) leases: HashMap<Address, Vec<(B256, U256)>>,
 }
 
 /// A writer's connection. The hot statements (the state read and the voucher upsert) are equality lookups on
@@ -37,12 +40,46 @@ pub(crate) struct Writes<'a> {
 /// every commit. Statements on `sessions` are planned per commit (see [`Conn::write`]). Both are set per
 /// transaction (`SET LOCAL`), never on the session, so the connection may go through a transaction-mode pooler.
 #[derive(Debug)]
-pub(crate) struct Conn(PgConnection);
+pub(crate) struct Conn {
+    conn: PgConnection,
+    /// The relay whose leases this connection writes.
+    relay_id: String,
+}
 
 impl Conn {
-    /// Connects with `options`.
-    pub(crate) async fn connect(options: &PgConnectOptions) -> Result<Self> {
-        Ok(Self(options.connect().await?))
+    /// Connects with `options`, for relay `relay_id`.
+    pub(crate) async fn connect(options: &PgConnectOptions, relay_id: &str) -> Result<Self> {
+        Ok(Self { conn: options.connect().await?, relay_id: relay_id.to_owned() })
+    }
+
+    /// Stores `vouchers`, all decided within held leases, in one statement and so one transaction of its own, if
+    /// no listener's guard epoch differs from the one given with it in `epochs`; with `NOTIFY` as at a commit.
+    /// Returns the listeners whose epoch changed: then nothing was written.
+    pub(crate) async fn write_held(
+        &mut self,
+        chain_id: i64,
+        vouchers: &HashMap<(B256, Address), (Address, U256, [u8; 65])>,
+        epochs: &[(Address, i64)],
+    ) -> Result<Vec<Address>> {
+        let rows: Vec<_> = vouchers.iter().collect();
+        let changed: Vec<(Option<Vec<u8>>,)> = sqlx::query_as(WRITE_HELD)
+            .bind(rows.iter().map(|((g, _), _)| g.to_vec()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|((_, p), _)| p.to_vec()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, (l, _, _))| l.to_vec()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, (_, c, _))| c.to_string()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, (_, _, s))| s.to_vec()).collect::<Vec<_>>())
+            .bind(epochs.iter().map(|(l, _)| l.to_vec()).collect::<Vec<_>>())
+            .bind(epochs.iter().map(|(_, e)| *e).collect::<Vec<_>>())
+            .bind(chain_id)
+            .fetch_all(&mut self.conn)
+            .await?;
+        Ok(changed.into_iter().filter_map(|(l,)| l).map(|l| Address::from_slice(&l)).collect())
+    }
+
+    /// Ends the open transaction without writing anything.
+    pub(crate) async fn rollback(&mut self) -> Result<()> {
+        sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await?;
+        Ok(())
     }
 
     /// Opens the transaction and takes the advisory locks `locks` (sorted and without repeats, so two relays never
@@ -58,17 +95,17 @@ impl Conn {
                 list.join(",")
             )
         };
-        sqlx::raw_sql(&begin).execute(&mut self.0).await?;
+        sqlx::raw_sql(&begin).execute(&mut self.conn).await?;
         Ok(())
     }
 
     /// The guard's state as of now: a new statement after the locks, so its snapshot is taken under them.
     pub(crate) async fn read_state(&mut self, chain_id: i64, keys: &Keys) -> Result<State> {
-        state::read(&mut self.0, chain_id, keys).await
+        state::read(&mut self.conn, chain_id, &self.relay_id, keys).await
     }
 
     /// Issues the decided writes.
-    pub(crate) async fn write(&mut self, mut writes: Writes<'_>) -> Result<()> {
+    pub(crate) async fn write(&mut self, chain_id: i64, mut writes: Writes<'_>) -> Result<()> {
         if !writes.vouchers.is_empty() {
             let rows: Vec<_> = writes.vouchers.into_iter().collect();
             sqlx::query(UPSERT_VOUCHERS)
@@ -77,7 +114,7 @@ impl Conn {
                 .bind(rows.iter().map(|(_, (l, _, _))| l.to_vec()).collect::<Vec<_>>())
                 .bind(rows.iter().map(|(_, (_, c, _))| c.to_string()).collect::<Vec<_>>())
                 .bind(rows.iter().map(|(_, (_, _, s))| s.to_vec()).collect::<Vec<_>>())
-                .execute(&mut self.0)
+                .execute(&mut self.conn)
                 .await?;
         }
 
@@ -107,7 +144,7 @@ impl Conn {
                     .map(|s| s.relay_id.clone())
                     .collect::<Vec<_>>(),
             )
-            .execute(&mut self.0)
+            .execute(&mut self.conn)
             .await?;
             writes.yellow_states.extend(yellow_opens.iter().map(|y| &y.state));
         }
@@ -129,7 +166,7 @@ impl Conn {
             .bind(newest.iter().map(|s| s.app_session_id.to_vec()).collect::<Vec<_>>())
             .bind(newest.iter().map(|s| s.version as i64).collect::<Vec<_>>())
             .bind(newest.iter().map(|s| s.paid.to_string()).collect::<Vec<_>>())
-            .execute(&mut self.0)
+            .execute(&mut self.conn)
             .await?;
             sqlx::query(
                 "INSERT INTO yellow_states (app_session_id, version, intent, \"update\", listener_sig, close_sig)
@@ -144,15 +181,47 @@ impl Conn {
             .bind(writes.yellow_states.iter().map(|s| s.update.clone()).collect::<Vec<_>>())
             .bind(writes.yellow_states.iter().map(|s| s.sig.to_vec()).collect::<Vec<_>>())
             .bind(writes.yellow_states.iter().map(|s| s.close_sig.to_vec()).collect::<Vec<_>>())
-            .execute(&mut self.0)
+            .execute(&mut self.conn)
             .await?;
+        }
+
+        if !writes.leases.is_empty() {
+            sqlx::query(
+                "DELETE FROM relay_leases WHERE chain_id = $1 AND relay_id = $2 AND listener = ANY($3::bytea[])",
+            )
+            .bind(chain_id)
+            .bind(&self.relay_id)
+            .bind(writes.leases.keys().map(|l| l.to_vec()).collect::<Vec<_>>())
+            .execute(&mut self.conn)
+            .await?;
+            let held: Vec<(Address, B256, U256)> = writes
+                .leases
+                .iter()
+                .flat_map(|(l, grants)| grants.iter().map(|(g, a)| (*l, *g, *a)))
+                .filter(|(_, _, a)| !a.is_zero())
+                .collect();
+            if !held.is_empty() {
+                sqlx::query(
+                    "INSERT INTO relay_leases (chain_id, grant_id, relay_id, listener, amount)
+                     SELECT $1, g, $2, l, a::numeric FROM unnest($3::bytea[], $4::bytea[], $5::text[]) AS u(g, l, a)
+                     ON CONFLICT (chain_id, grant_id, relay_id) DO UPDATE
+                        SET listener = EXCLUDED.listener, amount = EXCLUDED.amount, updated_at = now()",
+                )
+                .bind(chain_id)
+                .bind(&self.relay_id)
+                .bind(held.iter().map(|(_, g, _)| g.to_vec()).collect::<Vec<_>>())
+                .bind(held.iter().map(|(l, _, _)| l.to_vec()).collect::<Vec<_>>())
+                .bind(held.iter().map(|(_, _, a)| a.to_string()).collect::<Vec<_>>())
+                .execute(&mut self.conn)
+                .await?;
+            }
         }
 
         if !writes.opens.is_empty() || !writes.updates.is_empty() {
             // `sessions` grows from empty; a generic plan made then would scan every live session on each commit
             // (seconds at 10,000 sessions) until autoanalyze. These rarer statements are planned afresh.
             sqlx::raw_sql("SET LOCAL plan_cache_mode = force_custom_plan")
-                .execute(&mut self.0)
+                .execute(&mut self.conn)
                 .await?;
         }
         if !writes.opens.is_empty() {
@@ -166,7 +235,7 @@ impl Conn {
             )
             .bind(live_pairs.iter().map(|(g, _)| g.to_vec()).collect::<Vec<_>>())
             .bind(live_pairs.iter().map(|(_, p)| p.to_vec()).collect::<Vec<_>>())
-            .execute(&mut self.0)
+            .execute(&mut self.conn)
             .await?;
             sqlx::query(
                 "INSERT INTO sessions (session_id, grant_id, listener, payee, artist_node, track_id, rate_per_second,
@@ -186,7 +255,7 @@ impl Conn {
             .bind(writes.opens.iter().map(|s| s.base.to_string()).collect::<Vec<_>>())
             .bind(writes.opens.iter().map(|s| s.relay_id.clone()).collect::<Vec<_>>())
             .bind(writes.opens.iter().map(|s| s.yellow.is_some()).collect::<Vec<_>>())
-            .execute(&mut self.0)
+            .execute(&mut self.conn)
             .await?;
         }
         if !writes.updates.is_empty() {
@@ -197,7 +266,7 @@ impl Conn {
                 .map(|(u, _)| u.grant_id.to_vec())
                 .collect();
             if !closes.is_empty() {
-                sqlx::query(STORE_YELLOW_CLOSES).bind(closes).execute(&mut self.0).await?;
+                sqlx::query(STORE_YELLOW_CLOSES).bind(closes).execute(&mut self.conn).await?;
             }
             sqlx::query(
                 "UPDATE sessions AS s
@@ -213,7 +282,7 @@ impl Conn {
             .bind(updates.iter().map(|(_, a)| a.to_string()).collect::<Vec<_>>())
             .bind(updates.iter().map(|(u, _)| u.status.as_str()).collect::<Vec<_>>())
             .bind(updates.iter().map(|(u, _)| u.reason.map(CloseReason::as_str)).collect::<Vec<_>>())
-            .execute(&mut self.0)
+            .execute(&mut self.conn)
             .await?;
         }
         Ok(())
@@ -227,7 +296,7 @@ impl Conn {
         } else {
             "COMMIT"
         })
-        .execute(&mut self.0)
+        .execute(&mut self.conn)
         .await?;
         Ok(())
     }
@@ -246,6 +315,28 @@ pub(crate) const STORE_YELLOW_CLOSES: &str = "
            jsonb_set(jsonb_set(s.\"update\", '{intent}', '3'), '{version}', to_jsonb(c.version::text)),
            s.close_sig
     FROM closing c JOIN yellow_states s ON s.app_session_id = c.app_session_id AND s.version = c.version - 1";
+
+/// The held-lease commit: one statement, so one transaction, that writes the vouchers ($1-$5, as
+/// [`UPSERT_VOUCHERS`]) only if every listener's guard epoch ($6/$7, chain $8) is still the one its leases were read
+/// at, and returns the listeners whose epoch changed (then nothing is written), or one `NULL` row with the `NOTIFY`
+/// of a commit.
+const WRITE_HELD: &str = "
+    WITH changed AS (
+        SELECT t.l FROM unnest($6::bytea[], $7::int8[]) AS t(l, e)
+        WHERE coalesce((SELECT g.epoch FROM guard_epochs g WHERE g.chain_id = $8 AND g.listener = t.l), 0) <> t.e
+    ), written AS (
+        INSERT INTO vouchers (grant_id, payee, listener, cumulative, signature)
+        SELECT g, p, l, c::numeric, s FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::bytea[])
+               AS u(g, p, l, c, s)
+        WHERE NOT EXISTS (SELECT 1 FROM changed)
+        ON CONFLICT (grant_id, payee) DO UPDATE
+           SET cumulative = EXCLUDED.cumulative, signature = EXCLUDED.signature, updated_at = now()
+           WHERE vouchers.cumulative < EXCLUDED.cumulative
+        RETURNING 1
+    )
+    SELECT l FROM changed
+    UNION ALL
+    SELECT NULL FROM (SELECT pg_notify('beatstream_vouchers', '')) AS n WHERE NOT EXISTS (SELECT 1 FROM changed)";
 
 /// The voucher upsert: never lowers a cumulative.
 const UPSERT_VOUCHERS: &str = "

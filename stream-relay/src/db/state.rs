@@ -32,9 +32,12 @@ pub(crate) use grant_pairs;
 
 /// Reads everything in `keys` in one statement. In a group commit it runs after the locks are taken, as a new
 /// statement, so its snapshot is taken under them.
+///
+/// `relay_id` is the reading relay: the leases of every other relay are summed per listener and per grant.
 pub(crate) async fn read<'e, E: sqlx::PgExecutor<'e>>(
     exec: E,
     chain_id: i64,
+    relay_id: &str,
     keys: &Keys,
 ) -> Result<State> {
     let mut state = State::default();
@@ -50,6 +53,8 @@ pub(crate) async fn read<'e, E: sqlx::PgExecutor<'e>>(
         .bind(keys.apps.iter().map(|g| g.to_vec()).collect::<Vec<_>>())
         .bind(keys.grants.iter().map(|(_, l, _)| l.to_vec()).collect::<Vec<_>>())
         .bind(keys.grants.iter().map(|(_, _, n)| n.to_string()).collect::<Vec<_>>())
+        .bind(relay_id)
+        .bind(keys.epochs.iter().map(|l| l.to_vec()).collect::<Vec<_>>())
         .fetch_all(exec)
         .await?;
     let amount = |v: Option<String>| -> Result<U256> {
@@ -67,6 +72,14 @@ pub(crate) async fn read<'e, E: sqlx::PgExecutor<'e>>(
             }
             ("g", _) => {
                 state.totals.insert(B256::from_slice(&key), amount(a)?);
+                state.leased_grant.insert(B256::from_slice(&key), amount(b)?);
+            }
+            ("e", _) => {
+                let listener = Address::from_slice(&key);
+                state.epochs.insert(listener, epoch(a.as_deref())?);
+                if b.is_some() {
+                    state.leased_listener.insert(listener, amount(b)?);
+                }
             }
             ("r", _) => {
                 state.revoked.insert(B256::from_slice(&key), Revocation::Grant);
@@ -92,14 +105,22 @@ pub(crate) async fn read<'e, E: sqlx::PgExecutor<'e>>(
     Ok(state)
 }
 
+/// A guard epoch as read.
+fn epoch(text: Option<&str>) -> Result<i64> {
+    text.and_then(|e| e.parse().ok())
+        .ok_or_else(|| Error::Corrupt(format!("guard epoch {text:?} is not a bigint")))
+}
+
 /// One row of the combined read: `p` (grant, payee, voucher, settled), `l` (listener, available, owed), `g` (grant,
-/// total), `r` (grant revoked by id), `f` (grant below its listener's nonce floor, the floor) or `y` (app session,
-/// version, status).
+/// total, other relays' leases), `r` (grant revoked by id), `f` (grant below its listener's nonce floor, the floor),
+/// `y` (app session, version, status) or `e` (listener, guard epoch, other relays' leases; `NULL` leases for a
+/// listener whose epoch alone was asked).
 type StateRow = (String, Vec<u8>, Option<Vec<u8>>, Option<String>, Option<String>);
 
 /// Everything the guard needs in one statement ($1 chain id; pairs $2/$3; listeners $4; grants $5 with their
-/// listeners $7 and nonces $8; app sessions $6). Settled amounts are looked up per pair, never hashed over the
-/// whole table. A revocation counts only when it is the grant's own listener's.
+/// listeners $7 and nonces $8; app sessions $6; the reading relay $9; listeners whose epoch alone is read $10).
+/// Settled amounts are looked up per pair, never hashed over the whole table. A revocation counts only when it is
+/// the grant's own listener's.
 const READ_STATE: &str = concat!("
     SELECT 'p', t.g, t.p,
            coalesce((SELECT v.cumulative::text FROM vouchers v WHERE v.grant_id = t.g AND v.payee = t.p),
@@ -118,8 +139,20 @@ const READ_STATE: &str = concat!("
     UNION ALL
     SELECT 'g', t.g, NULL,
            (SELECT coalesce(sum(gp.cumulative), 0)::text FROM (", grant_pairs!("t.g"), ") gp),
-           NULL
+           (SELECT coalesce(sum(r.amount), 0)::text FROM relay_leases r
+            WHERE r.chain_id = $1 AND r.grant_id = t.g AND r.relay_id <> $9)
     FROM unnest($5::bytea[]) AS t(g)
+    UNION ALL
+    SELECT 'e', t.l, NULL,
+           coalesce((SELECT e.epoch FROM guard_epochs e WHERE e.chain_id = $1 AND e.listener = t.l), 0)::text,
+           (SELECT coalesce(sum(r.amount), 0)::text FROM relay_leases r
+            WHERE r.chain_id = $1 AND r.listener = t.l AND r.relay_id <> $9)
+    FROM unnest($4::bytea[]) AS t(l)
+    UNION ALL
+    SELECT 'e', t.l, NULL,
+           coalesce((SELECT e.epoch FROM guard_epochs e WHERE e.chain_id = $1 AND e.listener = t.l), 0)::text,
+           NULL
+    FROM unnest($10::bytea[]) AS t(l)
     UNION ALL
     SELECT 'r', t.g, NULL, NULL, NULL
     FROM unnest($5::bytea[], $7::bytea[]) AS t(g, l)

@@ -103,7 +103,7 @@ impl Store {
             ..Keys::default()
         };
         // The same read, and so the same rules, as the writer's guard.
-        let state = state::read(&self.pool, self.chain_id, &keys).await?;
+        let state = state::read(&self.pool, self.chain_id, "", &keys).await?;
         if let Some(revocation) = state.revoked.get(&id) {
             return Ok(GrantStanding { revoked: Some(*revocation), ..GrantStanding::default() });
         }
@@ -198,8 +198,8 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Closes the sessions a previous run of relay `relay_id` left open (it died without closing them), and
-    /// stores the closes of their Yellow app sessions so the submitter releases those funds.
+    /// Closes the sessions a previous run of relay `relay_id` left open (it died without closing them), stores the
+    /// closes of their Yellow app sessions so the submitter releases those funds, and drops its leases.
     pub async fn close_orphans(&self, relay_id: &str) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let open: Vec<(Vec<u8>,)> = sqlx::query_as(
@@ -222,6 +222,11 @@ impl Store {
         .bind(CloseReason::RelayRestart)
         .execute(&mut *tx)
         .await?;
+        // The killed run's leases: this run holds none yet.
+        sqlx::query("DELETE FROM relay_leases WHERE relay_id = $1")
+            .bind(relay_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }

@@ -103,6 +103,76 @@ async fn two_relays_never_let_one_listener_overspend() -> eyre::Result<()> {
     Ok(())
 }
 
+/// Leases across relays: what one relay leased itself of a listener's funds is not spent by another. A device on
+/// relay B takes a lease with its first voucher and goes quiet; a device on relay A streams until it is refused,
+/// having got exactly what B did not lease; then B's device spends its lease, every voucher within it acked without
+/// a read, and the total stored is the funds, never more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_held_by_one_relay_is_not_spent_by_another() -> eyre::Result<()> {
+    // Large enough for leases: a lease is 59 vouchers' increase, taken while twice that is left.
+    const FUNDS: u64 = 20_000;
+    let db = TestDb::new().await?;
+    let alice = seed_scene(db.pool()).await?.alice.payee;
+    let wallet = PrivateKeySigner::random();
+    seed_listener(db.pool(), wallet.address(), FUNDS, 0).await?;
+    let relays = [start(&db).await?, start(&db).await?];
+    let a = Player::with_wallet(wallet.clone(), 1_000_000);
+    let b = Player::with_wallet(wallet.clone(), 1_000_000);
+
+    let mut cb = Client::connect(&relays[1]).await?;
+    cb.hello(&b).await?;
+    cb.play(1).await?;
+    cb.pay(&b, alice, 100).await?;
+    assert_eq!(lease_of(&db, &b).await?, Some(U256::from(5_900)), "B leased 59 × 100");
+
+    let mut ca = Client::connect(&relays[0]).await?;
+    ca.hello(&a).await?;
+    ca.play(1).await?;
+    let mut acked = U256::ZERO;
+    loop {
+        match ca.event_within(5).await? {
+            Event::Frame(ServerFrame::Beat { owed, .. }) => {
+                ca.send(&a.voucher(alice, owed.parse()?)).await?;
+            }
+            Event::Frame(ServerFrame::Ack { cumulative, .. }) => acked = cumulative.parse()?,
+            Event::Frame(ServerFrame::Error { code, .. }) => {
+                assert_eq!(code, "insufficient_funds");
+                break;
+            }
+            Event::Frame(_) => {}
+            Event::Closed(c) => eyre::bail!("closed: {c:?}"),
+        }
+    }
+    // A leased itself too while funds allowed, then was decided voucher by voucher: it stops at what B left.
+    assert_eq!(acked, U256::from(FUNDS - 6_000), "A gets all but B's voucher and lease");
+
+    // B spends its lease: 59 more vouchers of 100, each acked; the next one finds nothing left.
+    for step in 2..=60u64 {
+        cb.pay(&b, alice, step * 100).await?;
+    }
+    cb.send(&b.voucher(alice, 6_100)).await?;
+    cb.expect_error("insufficient_funds").await?;
+    assert_eq!(stored_total(db.pool(), wallet.address()).await?, U256::from(FUNDS));
+    for relay in relays {
+        relay.stop().await?;
+    }
+    // A stopped relay has given its leases back (its sessions closed).
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM relay_leases").fetch_one(db.pool()).await?;
+    assert_eq!(left, 0);
+    Ok(())
+}
+
+/// The lease `player`'s grant holds on some relay.
+async fn lease_of(db: &TestDb, player: &Player) -> eyre::Result<Option<U256>> {
+    let amount: Option<String> =
+        sqlx::query_scalar("SELECT amount::text FROM relay_leases WHERE grant_id = $1")
+            .bind(player.grant_id().as_slice())
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(amount.map(|a| a.parse()).transpose()?)
+}
+
 async fn start(db: &TestDb) -> eyre::Result<Relay> {
     let mut cfg = config(db, no_rpc());
     cfg.options.beat_ms = 20;

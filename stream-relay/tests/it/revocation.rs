@@ -91,26 +91,40 @@ enum Revoke {
 
 #[tokio::test]
 async fn a_grant_revoked_by_id_while_streaming_stops_its_next_voucher() -> eyre::Result<()> {
-    revoked_while_streaming(Revoke::ById).await
+    revoked_while_streaming(Revoke::ById, 10_000).await
 }
 
 #[tokio::test]
 async fn a_grant_revoked_by_nonce_floor_while_streaming_stops_its_next_voucher() -> eyre::Result<()>
 {
-    revoked_while_streaming(Revoke::ByNonceFloor).await
+    revoked_while_streaming(Revoke::ByNonceFloor, 10_000).await
+}
+
+/// With funds too low for a lease, every voucher is decided on state read under the lock; the revocation stops the
+/// next one all the same.
+#[tokio::test]
+async fn a_grant_revoked_by_id_on_low_funds_stops_its_next_voucher() -> eyre::Result<()> {
+    revoked_while_streaming(Revoke::ById, 1_000).await
+}
+
+#[tokio::test]
+async fn a_grant_revoked_by_nonce_floor_on_low_funds_stops_its_next_voucher() -> eyre::Result<()> {
+    revoked_while_streaming(Revoke::ByNonceFloor, 1_000).await
 }
 
 /// A connection streams two artists under one grant; the indexer's mirror of a revocation appears; the next
 /// voucher is refused in the commit, both sessions close with reason `grant_revoked`, later frames under the grant
-/// are refused without counting as abuse, and the acked vouchers stay stored and owed.
-async fn revoked_while_streaming(how: Revoke) -> eyre::Result<()> {
+/// are refused without counting as abuse, and the acked vouchers stay stored and owed. With `funds` of 10,000 the
+/// relay holds a lease for the grant when the revocation lands, so the voucher after it is within the lease and
+/// decided without a read: the revocation stops it because it raised the listener's guard epoch.
+async fn revoked_while_streaming(how: Revoke, funds: u64) -> eyre::Result<()> {
     let db = TestDb::new().await?;
     let scene = seed_scene(db.pool()).await?;
     let (alice, bob) = (scene.alice.payee, scene.bob.payee);
     let relay = Relay::start(slow_beats(&db)).await?;
     let wallet = alloy::signers::local::PrivateKeySigner::random();
     let p = Player::with_nonce(wallet.clone(), 1_000_000, 5);
-    seed_listener(db.pool(), p.listener(), 10_000, 0).await?;
+    seed_listener(db.pool(), p.listener(), funds, 0).await?;
 
     let mut c = Client::connect(&relay).await?;
     c.hello(&p).await?;
@@ -118,6 +132,14 @@ async fn revoked_while_streaming(how: Revoke) -> eyre::Result<()> {
     c.pay(&p, alice, 100).await?;
     let (bob_session, _) = c.play(3).await?;
     c.pay(&p, bob, 50).await?;
+    let leased: Option<String> =
+        sqlx::query_scalar("SELECT amount::text FROM relay_leases WHERE grant_id = $1")
+            .bind(p.grant_id().as_slice())
+            .fetch_optional(db.pool())
+            .await?;
+    // The last voucher (50) sized the lease: 59 × 50 more.
+    let expected = (funds >= 10_000).then(|| "2950".to_owned());
+    assert_eq!(leased, expected, "a lease only with funds enough");
 
     match how {
         Revoke::ById => seed_revocation(db.pool(), p.listener(), p.grant_id()).await?,
@@ -178,7 +200,7 @@ async fn revoked_while_streaming(how: Revoke) -> eyre::Result<()> {
     // counts against the listener's funds until they settle.
     let fresh = Player::with_nonce(wallet, 1_000_000, 6);
     let mut e = Client::connect(&relay).await?;
-    assert_eq!(e.hello(&fresh).await?, U256::from(10_000 - 150));
+    assert_eq!(e.hello(&fresh).await?, U256::from(funds - 150));
     e.play(1).await?;
     e.pay(&fresh, alice, 100).await?;
     relay.stop().await
