@@ -441,7 +441,7 @@ contract BeatStreamVault is IBeatStreamVault, EIP712, Ownable2Step {
     //////////////////////////////////////////////////////////////*/
 
     /// @inheritdoc IBeatStreamVault
-    function earningsOf(address payee) external view override returns (uint256) {
+    function earningsOf(address payee) external view override returns (uint256 amount) {
         return _payees[payee] & EARNINGS_MASK;
     }
 
