@@ -18,6 +18,8 @@ pub const DEFAULT_BEAT_MS: u64 = 1000;
 pub const DEFAULT_GRACE_BEATS: u32 = 3;
 /// Default `--relay-writers`.
 pub const DEFAULT_WRITERS: usize = 2;
+/// Default `--relay-commit-interval-us`.
+pub const DEFAULT_COMMIT_INTERVAL_US: u64 = 5_000;
 /// Default `--relay-commit-max`.
 pub const DEFAULT_COMMIT_MAX: usize = 4096;
 /// Default `--relay-max-frame-bytes`.
@@ -102,6 +104,11 @@ pub struct Options {
     /// by one relay (docs/DECISIONS.md "Budgets leased to relays").
     #[arg(long = "relay-lease-beats", id = "relay_lease_beats", env = "BEATSTREAM_RELAY_LEASE_BEATS", default_value_t = crate::lease::DEFAULT_MULTIPLE)]
     pub lease_beats: u32,
+    /// The least time between two group commits of one writer, in microseconds: a writer that committed less than
+    /// this ago waits out the rest, gathering more, so a loaded relay commits fewer, larger batches (an ack waits at
+    /// most this long more). A quiet relay commits at once. 0 commits as soon as anything is queued.
+    #[arg(long = "relay-commit-interval-us", id = "relay_commit_interval_us", env = "BEATSTREAM_RELAY_COMMIT_INTERVAL_US", default_value_t = DEFAULT_COMMIT_INTERVAL_US)]
+    pub commit_interval_us: u64,
     /// Most vouchers and session changes in one group commit.
     #[arg(long = "relay-commit-max", id = "relay_commit_max", env = "BEATSTREAM_RELAY_COMMIT_MAX", default_value_t = DEFAULT_COMMIT_MAX)]
     pub commit_max: usize,
@@ -290,6 +297,7 @@ impl Default for Options {
             grace_beats: DEFAULT_GRACE_BEATS,
             writers: DEFAULT_WRITERS,
             lease_beats: crate::lease::DEFAULT_MULTIPLE,
+            commit_interval_us: DEFAULT_COMMIT_INTERVAL_US,
             commit_max: DEFAULT_COMMIT_MAX,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_frames_per_sec: DEFAULT_MAX_FRAMES_PER_SEC,

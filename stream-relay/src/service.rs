@@ -16,7 +16,7 @@ use crate::{
     metrics::Metrics,
     relay::Relay,
     verify::Verifier,
-    writer::{self, GuardConfig, Writers},
+    writer::{self, WriterConfig, Writers},
     ws,
     yellow::{Submitter, Yellow},
 };
@@ -108,7 +108,8 @@ impl Server {
         let metrics = Metrics::new();
         let (writers, writer_tasks) = Writers::spawn(
             config.database.connect_options()?.application_name("beatstream-relay-writer"),
-            GuardConfig {
+            WriterConfig {
+                commit_interval: Duration::from_micros(config.options.commit_interval_us),
                 chain_id: store.chain_id(),
                 relay_id: relay_id.clone(),
                 lease_multiple: config.options.lease_beats,

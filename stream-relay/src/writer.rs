@@ -125,7 +125,7 @@ impl Writers {
     /// dropped and their queues are drained; one that panics cancels `on_panic` (see [`join`]).
     pub fn spawn(
         database: ConnectOptions,
-        guard: GuardConfig,
+        guard: WriterConfig,
         count: usize,
         max_batch: usize,
         metrics: Metrics,
@@ -166,9 +166,13 @@ impl Writers {
     }
 }
 
-/// What every writer of a relay decides with.
+/// What every writer of a relay decides and commits with.
 #[derive(Clone, Debug)]
-pub struct GuardConfig {
+pub struct WriterConfig {
+    /// The least time between the starts of two commits of one writer: a writer that committed less than this
+    /// ago waits out the rest, gathering what arrives meanwhile, so a loaded relay commits fewer, larger batches
+    /// (Postgres spends most of a small commit on the commit itself). A quiet relay commits at once.
+    pub commit_interval: std::time::Duration,
     /// The chain, as stored.
     pub chain_id: i64,
     /// This relay's id: whose leases its writers hold.
@@ -180,7 +184,7 @@ pub struct GuardConfig {
 
 struct Writer {
     database: ConnectOptions,
-    guard: GuardConfig,
+    guard: WriterConfig,
     max_batch: usize,
     metrics: Metrics,
     shard: usize,
@@ -191,8 +195,20 @@ impl Writer {
         let mut conn: Option<Conn> = None;
         let mut leases = Leases::default();
         let mut batch = Vec::with_capacity(self.max_batch);
+        let mut last: Option<Instant> = None;
         while rx.recv_many(&mut batch, self.max_batch).await > 0 {
+            if let Some(due) = last.map(|l| l + self.guard.commit_interval)
+                && due > Instant::now()
+            {
+                tokio::time::sleep_until(due.into()).await;
+                while batch.len() < self.max_batch
+                    && let Ok(op) = rx.try_recv()
+                {
+                    batch.push(op);
+                }
+            }
             let started = Instant::now();
+            last = Some(started);
             let result = match conn.as_mut() {
                 Some(c) => commit(c, &mut leases, &self.guard, &batch).await,
                 None => match Conn::connect(&self.database, &self.guard.relay_id).await {
@@ -270,7 +286,7 @@ fn report_failure(op: Op) {
 async fn commit(
     conn: &mut Conn,
     leases: &mut Leases,
-    guard: &GuardConfig,
+    guard: &WriterConfig,
     batch: &[Op],
 ) -> Result<Vec<(Reply, Outcome)>> {
     let mut read = to_read(leases, batch);
@@ -429,7 +445,7 @@ fn decide<'a>(
     leases: &mut Leases,
     state: &mut State,
     read: &HashSet<Address>,
-    guard: &GuardConfig,
+    guard: &WriterConfig,
     batch: &'a [Op],
     undo: &mut Undo,
 ) -> (Vec<(Reply, Outcome)>, Writes<'a>) {
@@ -515,7 +531,7 @@ fn decide<'a>(
 fn decide_on_state(
     leases: &mut Leases,
     state: &mut State,
-    guard: &GuardConfig,
+    guard: &WriterConfig,
     op: &Op,
 ) -> std::result::Result<(), Refusal> {
     let Op::Voucher { grant_id, payee, listener, cap, cumulative, .. } = op else {
@@ -634,7 +650,12 @@ mod tests {
 
     /// Decides `batch` with every listener read under its lock, as a first commit does.
     fn decide_all<'a>(state: &mut State, batch: &'a [Op]) -> (Vec<(Reply, Outcome)>, Writes<'a>) {
-        let guard = GuardConfig { chain_id: 1, relay_id: "test".into(), lease_multiple: 60 };
+        let guard = WriterConfig {
+            commit_interval: std::time::Duration::ZERO,
+            chain_id: 1,
+            relay_id: "test".into(),
+            lease_multiple: 60,
+        };
         let read = HashSet::from([LISTENER]);
         decide(&mut Leases::default(), state, &read, &guard, batch, &mut Undo::default())
     }
