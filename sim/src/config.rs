@@ -71,6 +71,10 @@ pub struct SimulateConfig {
     /// Seed of the listener wallets: wallet i is derived from it, so `beatstream dev` can fund the same ones.
     #[arg(long, env = "BEATSTREAM_SIMULATE_SEED", default_value = DEFAULT_SEED)]
     pub seed: String,
+    /// Players `2j` and `2j + 1` for `j` below this share listener `2j`'s wallet, each with its own session key and
+    /// grant: with two relays they play on both at once, so the relays' balance guard is shared by one listener.
+    #[arg(long, env = "BEATSTREAM_SIMULATE_SHARED_LISTENERS", default_value_t = 0)]
+    pub shared_listeners: usize,
     /// Cap of each player's grant, in base units.
     #[arg(long, env = "BEATSTREAM_SIMULATE_CAP", default_value_t = DEFAULT_CAP)]
     pub cap: u64,
@@ -118,6 +122,7 @@ impl Default for SimulateConfig {
             deployment: None,
             seed: DEFAULT_SEED.into(),
             cap: DEFAULT_CAP,
+            shared_listeners: 0,
             database_url: None,
             seed_fixtures: false,
             spawn_relays: DEFAULT_SPAWN_RELAYS,
@@ -169,6 +174,7 @@ impl SimulateConfig {
             format!("--vault={vault}"),
             format!("--seed={}", self.seed),
             format!("--cap={}", self.cap),
+            format!("--shared-listeners={}", self.shared_listeners),
             format!("--relay-beat-ms={}", self.beat_ms),
             format!("--worker={index}"),
             format!("--workers={}", self.processes),

@@ -196,14 +196,16 @@ async fn worker(config: &SimulateConfig, domain: VoucherDomain, index: usize) ->
     let identities: Vec<_> = mine
         .iter()
         .map(|&i| {
-            let identity = keys::Identity::new(
+            // A shared listener's second device uses the first one's wallet.
+            let wallet = if i < 2 * config.shared_listeners { i & !1 } else { i };
+            let identity = keys::Identity::from_keys(
                 &secp,
                 &domain,
-                &config.seed,
-                run_id,
-                i,
+                keys::wallet(&secp, &config.seed, wallet),
+                keys::Key::derive(&secp, &config.seed, &format!("session/{run_id}/{i}")),
                 U256::from(config.cap),
                 expires,
+                run_id,
             );
             (identity, config.relay[i % config.relay.len()].clone())
         })
