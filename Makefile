@@ -8,7 +8,7 @@ CARGO ?= cargo
 # nextest runs each test in its own process (parallel across both cores); plain `cargo test` where it is missing.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: all setup contracts abi build dev test test-contracts test-rust test-ops fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow bench-audio guarantees web test-web test-sdk screenshots clean
+.PHONY: all setup contracts abi build dev test test-contracts test-rust test-ops fmt lint gas schema bench-indexer bench-keeper bench-api bench-yellow bench-audio bench-partitions guarantees web test-web test-sdk screenshots clean
 
 all: build
 
@@ -104,6 +104,11 @@ bench-audio: contracts
 	$(CARGO) bench -p beatstream-audio --bench upload
 	$(CARGO) bench -p beatstream-studio --bench audio
 	$(CARGO) bench -p beatstream-stream-relay --bench chunk_keys
+
+## bench-partitions: the relay's voucher upsert on the unpartitioned table and on hash(listener) partitions (8, 64) of
+## 1,000,000 pairs (prints rows/s, backend CPU µs per row, commit p50/p99, WAL bytes per row, sizes; BENCH_PAIRS, BENCH_SECS)
+bench-partitions:
+	$(CARGO) bench -p beatstream-stream-relay --bench partitions
 
 ## bench-keeper: gas per settled voucher at several batch sizes, and voucher-to-confirmed-settlement latency on anvil
 bench-keeper: contracts
