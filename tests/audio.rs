@@ -270,7 +270,8 @@ impl Player {
     /// Plays track 1, paying each beat at once; stops after `seconds` paid seconds (acked), or plays to the end of
     /// the track. Checks at every ack that its keys are of seconds already paid, and returns them all.
     async fn play(&self, ws: &mut Ws, seconds: Option<u64>) -> eyre::Result<Played> {
-        ws.send(text(ClientFrame::Play { track_id: Uint("1".into()), from: None })).await?;
+        ws.send(text(ClientFrame::Play { track_id: Uint("1".into()), from: None, beats: None }))
+            .await?;
         let (session_id, payee) = match recv(ws).await? {
             ServerFrame::Session { session_id, payee, .. } => (session_id, payee.parse()?),
             other => eyre::bail!("expected session, got {other:?}"),

@@ -198,7 +198,8 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
     ws.send(send(ClientFrame::hello(&grant, &grant_sig))).await?;
     let frame = recv(&mut ws).await?;
     assert!(matches!(frame, ServerFrame::Ready { .. }), "{frame:?}");
-    ws.send(send(ClientFrame::Play { track_id: Uint("1".into()), from: None })).await?;
+    ws.send(send(ClientFrame::Play { track_id: Uint("1".into()), from: None, beats: None }))
+        .await?;
     let (session_id, payee) = match recv(&mut ws).await? {
         ServerFrame::Session { session_id, payee, .. } => (session_id, payee.parse::<Address>()?),
         other => eyre::bail!("expected session, got {other:?}"),

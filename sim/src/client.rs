@@ -80,7 +80,12 @@ impl Client {
 
     /// Plays `track_id` and waits for its session.
     pub async fn play(&mut self, track_id: u64) -> Result<Playing> {
-        self.send(ClientFrame::Play { track_id: Uint(track_id.to_string()), from: None }).await?;
+        self.send(ClientFrame::Play {
+            track_id: Uint(track_id.to_string()),
+            from: None,
+            beats: None,
+        })
+        .await?;
         loop {
             if let ServerFrame::Session { session_id, payee, rate_per_second, .. } =
                 self.next().await?

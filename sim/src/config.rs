@@ -75,6 +75,10 @@ pub struct SimulateConfig {
     /// grant: with two relays they play on both at once, so the relays' balance guard is shared by one listener.
     #[arg(long, env = "BEATSTREAM_SIMULATE_SHARED_LISTENERS", default_value_t = 0)]
     pub shared_listeners: usize,
+    /// Play quiet sessions (`play` with `beats: false`): the relay sends only the beat that starts a session, and
+    /// each player pays the later seconds on its own clock, one frame fewer per second.
+    #[arg(long, env = "BEATSTREAM_SIMULATE_QUIET_BEATS")]
+    pub quiet_beats: bool,
     /// Cap of each player's grant, in base units.
     #[arg(long, env = "BEATSTREAM_SIMULATE_CAP", default_value_t = DEFAULT_CAP)]
     pub cap: u64,
@@ -123,6 +127,7 @@ impl Default for SimulateConfig {
             seed: DEFAULT_SEED.into(),
             cap: DEFAULT_CAP,
             shared_listeners: 0,
+            quiet_beats: false,
             database_url: None,
             seed_fixtures: false,
             spawn_relays: DEFAULT_SPAWN_RELAYS,
@@ -162,7 +167,7 @@ impl SimulateConfig {
         run_id: u64,
     ) -> Vec<String> {
         let relays: Vec<String> = relays.iter().map(Url::to_string).collect();
-        vec![
+        let mut args = vec![
             "simulate".into(),
             format!("--relay={}", relays.join(",")),
             format!("--listeners={}", self.listeners),
@@ -179,7 +184,11 @@ impl SimulateConfig {
             format!("--worker={index}"),
             format!("--workers={}", self.processes),
             format!("--run-id={run_id}"),
-        ]
+        ];
+        if self.quiet_beats {
+            args.push("--quiet-beats".into());
+        }
+        args
     }
 }
 

@@ -48,6 +48,8 @@ struct Shared {
     errors: Mutex<BTreeMap<String, u64>>,
     /// Per player, milliseconds after the window start of its last ack.
     last_ack: Vec<AtomicU64>,
+    /// For quiet sessions, the beat: players pay each second on their own clock.
+    quiet: Option<Duration>,
 }
 
 impl Shared {
@@ -121,7 +123,8 @@ pub async fn probe(relay: &Url, identity: &Identity, track_id: u64) -> Result<(A
         .await
         .map_err(|e| fail(e.to_string()))?;
     ws.send(Message::text(
-        ClientFrame::Play { track_id: Uint(track_id.to_string()), from: None }.to_json(),
+        ClientFrame::Play { track_id: Uint(track_id.to_string()), from: None, beats: None }
+            .to_json(),
     ))
     .await
     .map_err(|e| fail(e.to_string()))?;
@@ -151,7 +154,11 @@ pub async fn probe(relay: &Url, identity: &Identity, track_id: u64) -> Result<(A
 }
 
 /// Runs the prepared players: player `i` starts at `go + i / ramp_per_sec`; acks are measured from `warmup`
-/// after the last start for `duration`.
+/// after the last start for `duration`; `quiet` is the beat of quiet sessions.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the run's parameters, each used once, named at the call"
+)]
 pub async fn run(
     players: Vec<Prepared>,
     domain: VoucherDomain,
@@ -160,6 +167,7 @@ pub async fn run(
     ramp_per_sec: f64,
     warmup: Duration,
     duration: Duration,
+    quiet: Option<Duration>,
 ) -> WorkerStats {
     let n = players.len();
     let ramp = Duration::from_secs_f64(n as f64 / ramp_per_sec);
@@ -175,6 +183,7 @@ pub async fn run(
         sessions: AtomicUsize::new(0),
         errors: Mutex::new(BTreeMap::new()),
         last_ack: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        quiet,
     });
     let tasks: Vec<_> = players
         .into_iter()
@@ -208,6 +217,21 @@ pub async fn run(
         errors: shared.errors.lock().expect("not poisoned").clone(),
         paused: shared.paused.load(Ordering::Relaxed),
     }
+}
+
+/// The voucher for `owed`: signed ahead of the run when it is a whole number of seconds, else now.
+fn voucher_for(
+    p: &Prepared,
+    shared: &Shared,
+    secp: &Secp256k1<secp256k1::SignOnly>,
+    owed: U256,
+) -> ClientFrame {
+    let step = (owed / p.rate).to::<u64>();
+    let sig = match p.presigned.get(step.wrapping_sub(1) as usize) {
+        Some(sig) if owed % p.rate == U256::ZERO => *sig,
+        _ => p.identity.sign_voucher(secp, &shared.domain, p.payee, owed),
+    };
+    ClientFrame::voucher(p.identity.grant_id, p.payee, owed, &sig)
 }
 
 /// The next protocol frame, `None` once `until` passes; an `Err` is the code to count.
@@ -252,7 +276,11 @@ async fn play(
     let send = |frame: ClientFrame| Message::text(frame.to_json());
     // hello, then play, each retried while the relay says it may be (storage or chain briefly unavailable).
     let hello = send(ClientFrame::hello(&p.identity.grant, &p.identity.grant_sig));
-    let play = send(ClientFrame::Play { track_id: Uint(track_id.to_string()), from: None });
+    let play = send(ClientFrame::Play {
+        track_id: Uint(track_id.to_string()),
+        from: None,
+        beats: shared.quiet.map(|_| false),
+    });
     for request in [hello, play] {
         let mut attempts = 0;
         loop {
@@ -281,8 +309,26 @@ async fn play(
     let secp = Secp256k1::signing_only();
     // When each voucher was sent, by cumulative step modulo the ring size.
     let mut sent_at: [Option<(u64, Instant)>; 16] = [None; 16];
+    // A quiet session's clock: the next second to pay and when.
+    let mut next_pay: Option<(U256, Instant)> = None;
     loop {
-        let msg = match timeout_at(shared.window_end, ws.next()).await {
+        let due = next_pay.map_or(shared.window_end, |(_, at)| at.min(shared.window_end));
+        let next = tokio::select! {
+            next = timeout_at(shared.window_end, ws.next()) => next,
+            () = tokio::time::sleep_until(due), if next_pay.is_some() => {
+                let (owed, at) = next_pay.take().expect("checked by the guard");
+                if at >= shared.window_end {
+                    break;
+                }
+                let voucher = voucher_for(&p, shared, &secp, owed);
+                sent_at[(owed / p.rate).to::<u64>() as usize % 16] =
+                    Some(((owed / p.rate).to::<u64>(), Instant::now()));
+                ws.send(send(voucher)).await.map_err(|_| "send_failed".to_owned())?;
+                next_pay = shared.quiet.map(|beat| (owed + p.rate, at + beat));
+                continue;
+            }
+        };
+        let msg = match next {
             Err(_) => break,
             Ok(None) => return Err("disconnected".into()),
             Ok(Some(Err(_))) => return Err("socket_error".into()),
@@ -300,13 +346,11 @@ async fn play(
             ServerFrame::Beat { owed, .. } => {
                 let owed: U256 = owed.parse().map_err(|_| "bad_owed".to_owned())?;
                 let step = (owed / p.rate).to::<u64>();
-                let sig = match p.presigned.get(step.wrapping_sub(1) as usize) {
-                    Some(sig) if owed % p.rate == U256::ZERO => *sig,
-                    _ => p.identity.sign_voucher(&secp, &shared.domain, p.payee, owed),
-                };
-                let voucher = ClientFrame::voucher(p.identity.grant_id, p.payee, owed, &sig);
+                let voucher = voucher_for(&p, shared, &secp, owed);
                 sent_at[step as usize % 16] = Some((step, Instant::now()));
                 ws.send(send(voucher)).await.map_err(|_| "send_failed".to_owned())?;
+                // A quiet session's beats (its first, and the first after a resume) set the player's clock.
+                next_pay = shared.quiet.map(|beat| (owed + p.rate, Instant::now() + beat));
             }
             ServerFrame::Ack { cumulative, .. } => {
                 let cumulative: U256 = cumulative.parse().map_err(|_| "bad_ack".to_owned())?;
@@ -326,6 +370,8 @@ async fn play(
             ServerFrame::Session { .. } => {}
             ServerFrame::Paused { .. } => {
                 shared.paused.fetch_add(1, Ordering::Relaxed);
+                // A quiet player waits for the beat that resumes it.
+                next_pay = None;
             }
             ServerFrame::Error { code, .. } => shared.error(&code),
             ServerFrame::Ready { .. } | ServerFrame::Closed { .. } => {}

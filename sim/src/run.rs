@@ -252,6 +252,7 @@ async fn worker(config: &SimulateConfig, domain: VoucherDomain, index: usize) ->
         per_worker_ramp,
         Duration::from_secs(config.warmup_secs),
         Duration::from_secs(config.duration_secs),
+        config.quiet_beats.then(|| Duration::from_millis(config.beat_ms)),
     )
     .await;
     println!("RESULT {}", serde_json::to_string(&stats).unwrap_or_default());

@@ -97,6 +97,11 @@ pub enum ClientFrame {
         /// resuming a track it was cut off from pays only for what it has not heard.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<u32>,
+        /// `false` for a quiet session: the relay sends the `beat` that starts it and the first one after each
+        /// resume, and the player pays each later second on its own clock (one frame fewer per second). `true` when
+        /// absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        beats: Option<bool>,
     },
     /// The session key's signed cumulative voucher; answered by `ack` once stored.
     Voucher {
@@ -250,6 +255,8 @@ pub enum ClientMessage {
         track_id: U256,
         /// The second to start at.
         from: u32,
+        /// Whether every beat is sent (not a quiet session).
+        beats: bool,
     },
     /// See [`ClientFrame::Voucher`].
     Voucher(VoucherMsg),
@@ -351,9 +358,11 @@ impl TryFrom<ClientFrame> for ClientMessage {
                 },
                 grant_sig: hex_bytes("grantSig", &grant_sig)?,
             },
-            ClientFrame::Play { track_id, from } => {
-                Self::Play { track_id: amount("trackId", &track_id.0)?, from: from.unwrap_or(0) }
-            }
+            ClientFrame::Play { track_id, from, beats } => Self::Play {
+                track_id: amount("trackId", &track_id.0)?,
+                from: from.unwrap_or(0),
+                beats: beats.unwrap_or(true),
+            },
             ClientFrame::Voucher { grant_id, payee, cumulative, sig } => {
                 Self::Voucher(VoucherMsg {
                     grant_id: hash("grantId", &grant_id)?,
@@ -566,7 +575,7 @@ mod tests {
         let a = decode(r#"{"type":"play","trackId":7}"#).unwrap();
         let b = decode(r#"{"type":"play","trackId":"7"}"#).unwrap();
         assert_eq!(a, b);
-        assert_eq!(a, ClientMessage::Play { track_id: U256::from(7), from: 0 });
+        assert_eq!(a, ClientMessage::Play { track_id: U256::from(7), from: 0, beats: true });
     }
 
     #[test]

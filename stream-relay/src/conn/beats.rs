@@ -85,14 +85,20 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                 self.relay.metrics.sessions_paused.inc();
                 let reason = if node_behind { "node_unreachable" } else { "vouchers_behind" };
                 debug!(target: "beatstream::relay::conn", session = %id, behind = %behind, reason, "session paused");
+                if s.quiet {
+                    // A quiet player hears again what is owed: paying it resumes the session.
+                    let (second, owed) = (s.seconds, pair.owed);
+                    self.send(ServerFrame::beat(id, second, owed)).await;
+                }
                 self.send(ServerFrame::paused(id, reason)).await;
                 let _ = self.relay.writers.submit(Op::Update { update, reply: None }).await;
             }
             return;
         }
         if s.paused {
-            // Caught up (vouchers, or the node took the backlog): play on.
+            // Caught up (vouchers, or the node took the backlog): play on, telling a quiet player where it stands.
             s.paused = false;
+            s.announce = true;
             let update = update_of(s, SessionStatus::Live, None);
             self.relay.metrics.sessions_paused.dec();
             self.relay.metrics.sessions_live.inc();
@@ -106,8 +112,12 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         if s.next_beat < now {
             s.next_beat = now + beat;
         }
-        let frame = ServerFrame::beat(id, s.seconds, pair.owed);
-        self.send(frame).await;
+        // A quiet session hears the beat that starts it, the newest again when it pauses, and the first after a
+        // resume; it pays the rest on its own clock (a voucher may run one beat ahead).
+        if !s.quiet || std::mem::take(&mut s.announce) {
+            let frame = ServerFrame::beat(id, s.seconds, pair.owed);
+            self.send(frame).await;
+        }
     }
 
     pub(super) async fn maybe_resume(&mut self, key: PairKey) {
@@ -123,6 +133,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             return;
         }
         s.paused = false;
+        s.announce = true;
         s.next_beat = Instant::now();
         let update = update_of(s, SessionStatus::Live, None);
         self.relay.metrics.sessions_paused.dec();

@@ -156,6 +156,11 @@ struct Session {
     first_chunk: u32,
     /// Chunks whose keys this session has sent: `[first_chunk, keys_sent)`.
     keys_sent: u32,
+    /// A quiet session (`play` with `beats: false`): only the beat that starts it and the first after a resume
+    /// are sent.
+    quiet: bool,
+    /// The next beat is sent even to a quiet session.
+    announce: bool,
 }
 
 /// What a connection knows of a Yellow session's app session.
@@ -357,7 +362,9 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         let result = match protocol::decode(&text) {
             Err(e) => Err(e),
             Ok(ClientMessage::Hello { grant, grant_sig }) => self.on_hello(grant, grant_sig).await,
-            Ok(ClientMessage::Play { track_id, from }) => self.on_play(track_id, from).await,
+            Ok(ClientMessage::Play { track_id, from, beats }) => {
+                self.on_play(track_id, from, beats).await
+            }
             Ok(ClientMessage::Voucher(v)) => self.on_voucher(v, received).await,
             Ok(ClientMessage::Stop { session_id }) => self.on_stop(session_id).await,
             Ok(ClientMessage::YellowOpen(msg)) => self.on_yellow_open(*msg).await,

@@ -67,7 +67,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         Ok(grant)
     }
 
-    pub(super) async fn on_play(&mut self, track_id: U256, from: u32) -> Result<()> {
+    pub(super) async fn on_play(&mut self, track_id: U256, from: u32, beats: bool) -> Result<()> {
         let (grant_id, listener) = {
             let g = self.grant()?;
             (g.id, g.grant.listener)
@@ -129,6 +129,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             audio,
             first_chunk: from,
             keys_sent: from,
+            quiet: !beats,
+            announce: true,
         };
         self.start(new, session, track_id).await
     }

@@ -151,6 +151,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
             audio,
             first_chunk: 0,
             keys_sent: 0,
+            quiet: false,
+            announce: true,
         };
         info!(target: "beatstream::relay::conn", app_session = %id, %listener, deposit = %funds, "yellow app session opened");
         self.start(new, session, msg.track_id).await

@@ -174,7 +174,11 @@ async fn a_play_from_a_second_pays_and_releases_only_the_rest_of_the_track() -> 
     let relay = Relay::start(with_key(&db)).await?;
     let mut c = Client::connect(&relay).await?;
     c.hello(&player).await?;
-    let play = |from: u32| ClientFrame::Play { track_id: Uint("10".into()), from: Some(from) };
+    let play = |from: u32| ClientFrame::Play {
+        track_id: Uint("10".into()),
+        from: Some(from),
+        beats: None,
+    };
 
     // `from` past the track's last second is refused, and nothing starts.
     c.send(&play(6)).await?;
@@ -231,6 +235,7 @@ async fn a_track_whose_audio_does_not_match_the_chain_is_not_played() -> eyre::R
         c.send(&beatstream_stream_relay::protocol::ClientFrame::Play {
             track_id: beatstream_stream_relay::protocol::Uint(track.to_string()),
             from: None,
+            beats: None,
         })
         .await?;
         let message = c.expect_error("audio_mismatch").await?;
@@ -251,6 +256,7 @@ async fn a_track_whose_audio_does_not_match_the_chain_is_not_played() -> eyre::R
     c.send(&beatstream_stream_relay::protocol::ClientFrame::Play {
         track_id: beatstream_stream_relay::protocol::Uint("13".into()),
         from: None,
+        beats: None,
     })
     .await?;
     c.expect_error("audio_unavailable").await?;

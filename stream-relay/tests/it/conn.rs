@@ -72,7 +72,7 @@ async fn hello_play_beat_voucher_ack_stop_through_channels() -> eyre::Result<()>
     }
 
     // play → session, and the first beat asks for one second at the artist's rate.
-    c.send(&ClientFrame::Play { track_id: Uint("1".into()), from: None });
+    c.send(&ClientFrame::Play { track_id: Uint("1".into()), from: None, beats: None });
     let session = match c.frame().await? {
         ServerFrame::Session { session_id, payee, rate_per_second, .. } => {
             assert_eq!(payee.parse::<alloy::primitives::Address>()?, scene.alice.payee);

@@ -25,7 +25,7 @@ fn lenient(db: &TestDb, rpc: url::Url) -> beatstream_stream_relay::Config {
 }
 
 fn play(track: u64) -> ClientFrame {
-    ClientFrame::Play { track_id: Uint(track.to_string()), from: None }
+    ClientFrame::Play { track_id: Uint(track.to_string()), from: None, beats: None }
 }
 
 #[tokio::test]

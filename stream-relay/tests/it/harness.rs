@@ -399,6 +399,7 @@ impl Client {
         self.send(&ClientFrame::Play {
             track_id: beatstream_stream_relay::protocol::Uint(track.to_string()),
             from: None,
+            beats: None,
         })
         .await?;
         let id = match self.recv_no_beat().await? {

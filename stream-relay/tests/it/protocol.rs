@@ -23,6 +23,7 @@ async fn hello_play_beat_voucher_ack_stop_closed() -> eyre::Result<()> {
     c.send(&ClientFrame::Play {
         track_id: beatstream_stream_relay::protocol::Uint("1".into()),
         from: None,
+        beats: None,
     })
     .await?;
     let (session, payee) = match c.recv().await? {
@@ -154,6 +155,7 @@ async fn new_play_for_the_same_artist_ends_the_old_session() -> eyre::Result<()>
     c.send(&ClientFrame::Play {
         track_id: beatstream_stream_relay::protocol::Uint("2".into()),
         from: None,
+        beats: None,
     })
     .await?;
     let mut closed = None;
@@ -312,4 +314,98 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> eyre::Result<String
     let mut out = String::new();
     s.read_to_string(&mut out).await?;
     Ok(out)
+}
+
+/// A quiet session (`play` with `beats: false`) hears the beat that starts it and no other while its player pays each
+/// second on its own clock: every voucher is acked and no beat comes. When the player stops paying, the session
+/// pauses with the newest beat sent again (what to pay to resume); paying it resumes the session with one beat, and
+/// `stop` reports the total.
+#[tokio::test]
+async fn a_quiet_session_sends_only_the_beats_that_set_the_players_clock() -> eyre::Result<()> {
+    let db = TestDb::new().await?;
+    let scene = seed_scene(db.pool()).await?;
+    let alice = scene.alice.payee;
+    let player = Player::new(1_000_000);
+    seed_listener(db.pool(), player.listener(), 1_000_000, 0).await?;
+    let mut cfg = config(&db, no_rpc());
+    cfg.options.beat_ms = 100;
+    cfg.options.grace_beats = 2;
+    let relay = Relay::start(cfg).await?;
+    let mut c = Client::connect(&relay).await?;
+    c.hello(&player).await?;
+    c.send(&ClientFrame::Play {
+        track_id: beatstream_stream_relay::protocol::Uint("1".into()),
+        from: None,
+        beats: Some(false),
+    })
+    .await?;
+    let session = match c.recv().await? {
+        ServerFrame::Session { session_id, .. } => session_id,
+        other => eyre::bail!("expected session, got {other:?}"),
+    };
+    assert_eq!(c.beat_of(&session).await?, (1, U256::from(100)));
+
+    // Ten seconds paid on the player's own clock: acks only, never a beat.
+    let mut paid = 100;
+    let start = tokio::time::Instant::now();
+    for second in 1..=10u64 {
+        c.send(&player.voucher(alice, paid)).await?;
+        match c.recv().await? {
+            ServerFrame::Ack { cumulative, .. } => assert_eq!(cumulative, paid.to_string()),
+            other => eyre::bail!("expected the ack of {paid}, got {other:?}"),
+        }
+        tokio::time::sleep_until(start + std::time::Duration::from_millis(100 * second)).await;
+        paid += 100;
+    }
+    paid -= 100;
+
+    // The player stops paying: after the grace the newest beat comes again, then `paused`.
+    let (second, owed) = match c.recv().await? {
+        ServerFrame::Beat { session_id, second, owed } if session_id == session => {
+            (second, owed.parse::<u64>()?)
+        }
+        other => eyre::bail!("expected the beat a pause repeats, got {other:?}"),
+    };
+    assert!(
+        owed > paid && owed - paid > 200,
+        "paused only past the grace: owed {owed}, paid {paid}"
+    );
+    assert_eq!(u64::from(second) * 100, owed);
+    match c.recv().await? {
+        ServerFrame::Paused { session_id, reason } => {
+            assert_eq!(
+                (session_id.as_str(), reason.as_str()),
+                (session.as_str(), "vouchers_behind")
+            )
+        }
+        other => eyre::bail!("expected paused, got {other:?}"),
+    }
+    // Paying what it said resumes the session, which sends one beat to reset the player's clock, then no more.
+    c.send(&player.voucher(alice, owed)).await?;
+    let mut beats = Vec::new();
+    let mut acked = false;
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(600);
+    while tokio::time::Instant::now() < until {
+        match c.event_within(1).await? {
+            Event::Frame(ServerFrame::Ack { cumulative, .. }) => {
+                assert_eq!(cumulative, owed.to_string());
+                acked = true;
+            }
+            Event::Frame(ServerFrame::Beat { second, .. }) => beats.push(second),
+            Event::Frame(ServerFrame::Paused { .. }) if acked && !beats.is_empty() => {}
+            Event::Frame(other) => eyre::bail!("unexpected {other:?}"),
+            Event::Closed(c) => eyre::bail!("closed: {c:?}"),
+        }
+        if acked && !beats.is_empty() {
+            break;
+        }
+    }
+    assert!(acked, "the catch-up voucher is acked");
+    assert_eq!(beats, vec![second + 1], "the resume sends the next beat once");
+    c.send(&ClientFrame::Stop { session_id: session.clone() }).await?;
+    match c.recv_no_beat().await? {
+        ServerFrame::Closed { total, .. } => assert_eq!(total, owed.to_string()),
+        other => eyre::bail!("expected closed, got {other:?}"),
+    }
+    relay.stop().await
 }

@@ -9,7 +9,7 @@ use beatstream_testkit::TestDb;
 use crate::harness::*;
 
 fn play(track: u64) -> ClientFrame {
-    ClientFrame::Play { track_id: Uint(track.to_string()), from: None }
+    ClientFrame::Play { track_id: Uint(track.to_string()), from: None, beats: None }
 }
 
 /// Default limits (ten abuse errors close a connection), one beat a minute so `owed` stays put.
