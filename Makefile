@@ -20,9 +20,11 @@ setup:
 contracts: setup
 	forge build
 
-## abi: refresh primitives/abi/ from the compiled contracts (commit the result)
+## abi: refresh primitives/abi/ from the compiled contracts, and the SDK's clients/ts/src/abi.ts from those (commit
+## both; the app embeds the SDK, so run `make web` after an ABI change too)
 abi: contracts
 	node script/export-abi.mjs
+	node clients/ts/scripts/gen-abi.mjs
 
 ## web: rebuild the app and GraphiQL (web/, on the SDK in clients/ts) into web/dist, which the node embeds (commit it)
 web:
