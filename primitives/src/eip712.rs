@@ -1,4 +1,4 @@
-//! The EIP-712 types of protocol v1, written once for Rust: `SessionGrant` and `Voucher`.
+//! The EIP-712 types of protocol v1, written once for Rust: `SessionGrant`, `Voucher` and (contracts v3) `Tip`.
 //!
 //! The Solidity side is `contracts/src/libraries/VoucherHashing.sol`; the agreement test in
 //! `primitives/tests/it/agreement.rs` checks on anvil that both compute the same grant ids and digests.
@@ -39,7 +39,25 @@ sol! {
         /// Everything owed to `payee` under the grant so far.
         uint256 cumulative;
     }
+
+    /// A one-off amount from the grant's listener to `payee`, with a message (contracts v3).
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct Tip {
+        /// The grant's struct hash.
+        bytes32 grantId;
+        /// Who is paid.
+        address payee;
+        /// The player's choice, unique under the grant: a tip settles at most once per (grant, tipId).
+        uint256 tipId;
+        /// The amount in token base units.
+        uint256 amount;
+        /// `keccak256` of the message's bytes as given.
+        bytes32 messageHash;
+    }
 }
+
+/// The longest tip message the vault settles, in bytes (`MAX_TIP_MESSAGE_BYTES`).
+pub const MAX_TIP_MESSAGE_BYTES: usize = 280;
 
 /// The EIP-712 domain name of the vault.
 pub const DOMAIN_NAME: &str = "BeatStream";
@@ -102,6 +120,38 @@ impl VoucherDomain {
     /// The digest the session key signs for a voucher.
     pub fn voucher_digest(&self, grant_id: B256, payee: Address, cumulative: U256) -> B256 {
         self.digest(Voucher { grantId: grant_id, payee, cumulative }.eip712_hash_struct())
+    }
+
+    /// The digest the session key signs for a tip of `amount` to `payee` with `message` (its bytes as given).
+    pub fn tip_digest(
+        &self,
+        grant_id: B256,
+        payee: Address,
+        tip_id: U256,
+        amount: U256,
+        message: &[u8],
+    ) -> B256 {
+        let tip = Tip {
+            grantId: grant_id,
+            payee,
+            tipId: tip_id,
+            amount,
+            messageHash: keccak256(message),
+        };
+        self.digest(tip.eip712_hash_struct())
+    }
+
+    /// Signs a tip with the session key.
+    pub fn sign_tip(
+        &self,
+        signer: &PrivateKeySigner,
+        grant_id: B256,
+        payee: Address,
+        tip_id: U256,
+        amount: U256,
+        message: &[u8],
+    ) -> Result<SignatureBytes> {
+        sign(signer, self.tip_digest(grant_id, payee, tip_id, amount, message))
     }
 
     /// Signs `grant` with the listener's key.
@@ -186,6 +236,30 @@ mod tests {
             Voucher::eip712_encode_type(),
             "Voucher(bytes32 grantId,address payee,uint256 cumulative)"
         );
+        assert_eq!(
+            Tip::eip712_encode_type(),
+            "Tip(bytes32 grantId,address payee,uint256 tipId,uint256 amount,bytes32 messageHash)"
+        );
+        // The vault's TIP_TYPEHASH (docs/PROTOCOL.md, "Splits and tips").
+        assert_eq!(
+            keccak256(Tip::eip712_encode_type().as_bytes()),
+            alloy::primitives::b256!(
+                "0x6720685c0ceb8c86c754326fa8a662a822c48adffe9de98665424334de9fd47d"
+            )
+        );
+    }
+
+    #[test]
+    fn a_tip_signature_binds_its_message() {
+        let key = PrivateKeySigner::random();
+        let domain = VoucherDomain::new(31337, Address::repeat_byte(9));
+        let id = grant(Address::repeat_byte(1), key.address()).id();
+        let (payee, tip, amount) = (Address::repeat_byte(2), U256::from(1), U256::from(5_000_000));
+        let sig = domain.sign_tip(&key, id, payee, tip, amount, "thanks ♥".as_bytes()).unwrap();
+        let digest = domain.tip_digest(id, payee, tip, amount, "thanks ♥".as_bytes());
+        assert_eq!(recover(digest, &sig).unwrap(), key.address());
+        let other = domain.tip_digest(id, payee, tip, amount, "thanks <3".as_bytes());
+        assert_ne!(recover(other, &sig).ok(), Some(key.address()));
     }
 
     #[test]

@@ -104,6 +104,15 @@ pub enum Error {
         /// What the grant's vouchers would add up to.
         total: String,
     },
+    /// A tip message longer than the vault settles.
+    #[error("tip message of {0} bytes exceeds the limit of 280")]
+    MessageTooLong(usize),
+    /// A different tip is stored under the same (grant, tip id).
+    #[error("another tip is stored under tip id {0} of this grant")]
+    DuplicateTip(String),
+    /// A tip to an address that is neither an artist's address nor the payee of a split in force.
+    #[error("{0} is not an artist's payee")]
+    UnknownPayee(String),
     /// The connection already holds the most sessions it may.
     #[error("at most {0} sessions per connection")]
     TooManySessions(usize),
@@ -216,6 +225,9 @@ impl Error {
             Self::StaleVoucher { .. } => "stale_voucher",
             Self::ExceedsOwed { .. } => "exceeds_owed",
             Self::CapExceeded { .. } => "cap_exceeded",
+            Self::MessageTooLong(_) => "message_too_long",
+            Self::DuplicateTip(_) => "duplicate_tip",
+            Self::UnknownPayee(_) => "unknown_payee",
             Self::TooManySessions(_) => "too_many_sessions",
             Self::ChainUnavailable(_) => "chain_unavailable",
             Self::StorageUnavailable => "storage_unavailable",
@@ -247,6 +259,7 @@ impl Error {
                 | Self::NodeUnavailable(_)
                 | Self::NodeRefused(_)
                 | Self::InsufficientFunds { .. }
+                | Self::DuplicateTip(_)
                 | Self::GrantRevoked(_)
                 | Self::AudioMismatch(_)
                 | Self::AudioUnavailable
@@ -288,6 +301,9 @@ pub const CLIENT_CODES: &[&str] = &[
     "stale_voucher",
     "exceeds_owed",
     "cap_exceeded",
+    "message_too_long",
+    "duplicate_tip",
+    "unknown_payee",
     "too_many_sessions",
     "chain_unavailable",
     "storage_unavailable",

@@ -86,6 +86,8 @@ pub(crate) struct Keys {
     pub(crate) apps: Vec<B256>,
     /// Listeners whose guard epoch alone to read (held leases decided in memory in the same commit).
     pub(crate) epochs: Vec<Address>,
+    /// Tips to look up by (grant, tip id): whether one is stored already.
+    pub(crate) tips: Vec<(B256, U256)>,
 }
 
 impl Keys {
@@ -96,6 +98,7 @@ impl Keys {
         dedup(&mut self.grants);
         dedup(&mut self.apps);
         dedup(&mut self.epochs);
+        dedup(&mut self.tips);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -104,6 +107,7 @@ impl Keys {
             && self.grants.is_empty()
             && self.apps.is_empty()
             && self.epochs.is_empty()
+            && self.tips.is_empty()
     }
 }
 
@@ -126,6 +130,17 @@ pub(crate) struct State {
     pub(crate) leased_listener: HashMap<Address, U256>,
     /// Per grant: the leases other relays hold for it.
     pub(crate) leased_grant: HashMap<B256, U256>,
+    /// Tips stored already, by (grant, tip id).
+    pub(crate) tips: HashMap<(B256, U256), StoredTip>,
+}
+
+/// What identifies a stored tip's content: a tip sent again with the same content is the same tip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StoredTip {
+    pub(crate) payee: Address,
+    pub(crate) amount: U256,
+    /// `keccak256` of the message bytes.
+    pub(crate) message: B256,
 }
 
 /// Why a voucher (or Yellow state) is refused.
@@ -157,6 +172,8 @@ pub enum Refusal {
         /// The version it expects next; zero when it is closed.
         expected: u64,
     },
+    /// A different tip is stored under the same (grant, tip id).
+    DuplicateTip,
     /// The commit failed; nothing was stored.
     Storage,
 }
@@ -188,6 +205,38 @@ pub(crate) fn check_voucher(
         return Err(Refusal::CapExceeded { cap, total: total + increase });
     }
     Ok(increase)
+}
+
+/// The guard's decision on a tip of `amount`: `Ok(true)` to store it, `Ok(false)` when the very same tip is stored
+/// already (sent again after a lost `tipAck`: acked again, nothing written), or why it is refused. The same order as
+/// a voucher's: a revoked grant first, then a different tip under the same id, then funds (`owed` counts every
+/// unsettled tip and voucher) and the cap (`total` counts every tip of the grant).
+pub(crate) fn check_tip(
+    revoked: Option<Revocation>,
+    stored: Option<StoredTip>,
+    tip: StoredTip,
+    funds: Funds,
+    total: U256,
+    cap: U256,
+) -> std::result::Result<bool, Refusal> {
+    if let Some(revocation) = revoked {
+        return Err(Refusal::Revoked(revocation));
+    }
+    match stored {
+        Some(stored) if stored == tip => return Ok(false),
+        Some(_) => return Err(Refusal::DuplicateTip),
+        None => {}
+    }
+    if funds.owed.saturating_add(tip.amount) > funds.available {
+        return Err(Refusal::InsufficientFunds {
+            available: funds.spendable(),
+            needed: tip.amount,
+        });
+    }
+    if total.saturating_add(tip.amount) > cap {
+        return Err(Refusal::CapExceeded { cap, total: total.saturating_add(tip.amount) });
+    }
+    Ok(true)
 }
 
 /// The decision on a Yellow state of version `version` for an app session whose newest stored version and
@@ -223,6 +272,43 @@ mod tests {
     }
 
     const CAP: U256 = U256::from_limbs([1_000_000, 0, 0, 0]);
+
+    fn tip(amount: u64, message: u8) -> StoredTip {
+        StoredTip {
+            payee: Address::repeat_byte(7),
+            amount: U256::from(amount),
+            message: B256::repeat_byte(message),
+        }
+    }
+
+    #[test]
+    fn a_tip_is_refused_past_funds_or_cap_and_acked_again_when_sent_again() {
+        let t = tip(500, 1);
+        assert_eq!(check_tip(None, None, t, funds(1_000, 500), U256::ZERO, CAP), Ok(true));
+        assert_eq!(
+            check_tip(None, None, t, funds(1_000, 501), U256::ZERO, CAP),
+            Err(Refusal::InsufficientFunds { available: U256::from(499), needed: U256::from(500) })
+        );
+        assert_eq!(
+            check_tip(None, None, t, funds(10_000_000, 0), CAP - U256::from(499), CAP),
+            Err(Refusal::CapExceeded { cap: CAP, total: CAP + U256::from(1) })
+        );
+        // The same tip again (a lost tipAck) is acked without a second write, even with nothing left to spend;
+        // another tip under its id is refused.
+        assert_eq!(check_tip(None, Some(t), t, funds(0, 0), CAP, CAP), Ok(false));
+        assert_eq!(
+            check_tip(None, Some(t), tip(500, 2), funds(1_000, 0), U256::ZERO, CAP),
+            Err(Refusal::DuplicateTip)
+        );
+        assert_eq!(
+            check_tip(None, Some(t), tip(501, 1), funds(1_000, 0), U256::ZERO, CAP),
+            Err(Refusal::DuplicateTip)
+        );
+        assert_eq!(
+            check_tip(Some(Revocation::Grant), None, t, funds(1_000, 0), U256::ZERO, CAP),
+            Err(Refusal::Revoked(Revocation::Grant))
+        );
+    }
 
     #[test]
     fn a_voucher_within_available_funds_is_accepted() {

@@ -15,6 +15,8 @@ pub struct Metrics {
     pub sessions_paused: IntGauge,
     /// Vouchers stored and acknowledged.
     pub vouchers_acked: IntCounter,
+    /// Tips stored and acknowledged.
+    pub tips_acked: IntCounter,
     /// Time from receiving a voucher frame to sending its ack.
     pub ack_latency: Histogram,
     /// `error` frames sent, by code.
@@ -56,6 +58,7 @@ impl Metrics {
                 "Sessions paused because vouchers fell behind.",
             ),
             vouchers_acked: counter("vouchers_acked_total", "Vouchers stored and acknowledged."),
+            tips_acked: counter("tips_acked_total", "Tips stored and acknowledged."),
             ack_latency: histogram(
                 "ack_latency_seconds",
                 "Time from receiving a voucher to sending its ack.",

@@ -114,6 +114,23 @@ pub enum ClientFrame {
         /// 65-byte `r ‖ s ‖ v` signature by the session key.
         sig: String,
     },
+    /// A one-off amount with a message to a payee, signed by the session key (EIP-712 `Tip`); answered by `tipAck`
+    /// once stored.
+    Tip {
+        /// Struct hash of the connection's grant.
+        grant_id: String,
+        /// Who is paid: an artist's address or the payee of a split in force.
+        payee: String,
+        /// The player's id for the tip, unique under the grant (a decimal string or a JSON number).
+        tip_id: Uint,
+        /// Decimal base units.
+        amount: String,
+        /// The message, at most 280 bytes of UTF-8; stored and settled as given.
+        #[serde(default)]
+        message: String,
+        /// 65-byte `r ‖ s ‖ v` signature by the session key.
+        sig: String,
+    },
     /// Ends a session; answered by `closed`.
     Stop {
         /// The session to end.
@@ -214,6 +231,13 @@ pub enum ServerFrame {
         /// Why, as a snake_case word.
         reason: String,
     },
+    /// A tip is stored durably; the keeper settles it with the next batch.
+    TipAck {
+        /// The grant.
+        grant_id: String,
+        /// The tip's id.
+        tip_id: String,
+    },
     /// A session ended.
     Closed {
         /// The session.
@@ -260,6 +284,8 @@ pub enum ClientMessage {
     },
     /// See [`ClientFrame::Voucher`].
     Voucher(VoucherMsg),
+    /// See [`ClientFrame::Tip`].
+    Tip(TipMsg),
     /// See [`ClientFrame::Stop`].
     Stop {
         /// The session id.
@@ -318,6 +344,23 @@ pub struct VoucherMsg {
     pub sig: Vec<u8>,
 }
 
+/// A tip as received, fields decoded but nothing verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TipMsg {
+    /// The grant it is under.
+    pub grant_id: B256,
+    /// Who is paid.
+    pub payee: Address,
+    /// The player's id for it.
+    pub tip_id: U256,
+    /// The amount.
+    pub amount: U256,
+    /// The message's bytes as given.
+    pub message: Vec<u8>,
+    /// The signature bytes (length checked by the verifier).
+    pub sig: Vec<u8>,
+}
+
 /// Parses and checks one text frame.
 pub fn decode(text: &str) -> Result<ClientMessage> {
     let frame: ClientFrame = serde_json::from_str(text).map_err(|e| classify(text, e))?;
@@ -334,7 +377,7 @@ fn classify(text: &str, err: serde_json::Error) -> Error {
     match serde_json::from_str::<Envelope>(text) {
         Err(_) => Error::MalformedFrame(err.to_string()),
         Ok(Envelope { kind })
-            if ["hello", "play", "voucher", "stop", "yellowOpen", "yellowUpdate"]
+            if ["hello", "play", "voucher", "tip", "stop", "yellowOpen", "yellowUpdate"]
                 .contains(&kind.as_str()) =>
         {
             Error::InvalidField(err.to_string())
@@ -368,6 +411,16 @@ impl TryFrom<ClientFrame> for ClientMessage {
                     grant_id: hash("grantId", &grant_id)?,
                     payee: address("payee", &payee)?,
                     cumulative: amount("cumulative", &cumulative)?,
+                    sig: hex_bytes("sig", &sig)?,
+                })
+            }
+            ClientFrame::Tip { grant_id, payee, tip_id, amount: value, message, sig } => {
+                Self::Tip(TipMsg {
+                    grant_id: hash("grantId", &grant_id)?,
+                    payee: address("payee", &payee)?,
+                    tip_id: amount("tipId", &tip_id.0)?,
+                    amount: amount("amount", &value)?,
+                    message: message.into_bytes(),
                     sig: hex_bytes("sig", &sig)?,
                 })
             }
@@ -448,6 +501,11 @@ impl ServerFrame {
         Self::Closed { session_id: session_id.to_string(), total: total.to_string() }
     }
 
+    /// `tipAck`.
+    pub fn tip_ack(grant_id: B256, tip_id: U256) -> Self {
+        Self::TipAck { grant_id: grant_id.to_string(), tip_id: tip_id.to_string() }
+    }
+
     /// `error` for `err`, with its stable code.
     pub fn error(err: &Error) -> Self {
         Self::Error { code: err.code().into(), message: err.to_string() }
@@ -480,6 +538,25 @@ impl ClientFrame {
             grant_id: grant_id.to_string(),
             payee: payee.to_checksum(None),
             cumulative: cumulative.to_string(),
+            sig: alloy::hex::encode_prefixed(sig),
+        }
+    }
+
+    /// A `tip`.
+    pub fn tip(
+        grant_id: B256,
+        payee: Address,
+        tip_id: U256,
+        amount: U256,
+        message: &str,
+        sig: &[u8],
+    ) -> Self {
+        Self::Tip {
+            grant_id: grant_id.to_string(),
+            payee: payee.to_checksum(None),
+            tip_id: Uint(tip_id.to_string()),
+            amount: amount.to_string(),
+            message: message.to_owned(),
             sig: alloy::hex::encode_prefixed(sig),
         }
     }

@@ -77,6 +77,17 @@ impl Verifier {
         if self.recover(&digest, sig)? == session_key { Ok(()) } else { Err(Error::WrongSigner) }
     }
 
+    /// Checks that the session key signed this tip (the EIP-712 `Tip` with the message's `keccak256`).
+    pub fn check_tip(&self, session_key: Address, tip: &crate::protocol::TipMsg) -> Result<()> {
+        let digest =
+            self.domain.tip_digest(tip.grant_id, tip.payee, tip.tip_id, tip.amount, &tip.message);
+        if self.recover(&digest, &tip.sig)? == session_key {
+            Ok(())
+        } else {
+            Err(Error::WrongSigner)
+        }
+    }
+
     /// Checks the listener's grant signature as the vault does: an EOA signature of the grant digest, or else
     /// (when the listener has code) ERC-1271 `isValidSignature` through an `eth_call`.
     pub async fn check_grant(&self, grant: &SessionGrant, sig: &[u8]) -> Result<()> {

@@ -29,7 +29,7 @@ use tracing::{debug, error, warn};
 use uuid::Uuid;
 
 pub use crate::db::rows::{
-    CloseReason, NewSession, SessionStatus, SessionUpdate, YellowOpenRow, YellowStateRow,
+    CloseReason, NewSession, SessionStatus, SessionUpdate, TipRow, YellowOpenRow, YellowStateRow,
 };
 use crate::{
     Error, Result,
@@ -37,7 +37,7 @@ use crate::{
         ConnectOptions,
         commit::{Conn, Writes},
     },
-    guard::{self, Funds, Keys, Refusal, State},
+    guard::{self, Funds, Keys, Refusal, State, StoredTip},
     lease::{self, Fast, Leases, Undo},
     metrics::Metrics,
 };
@@ -64,6 +64,17 @@ pub enum Op {
         cumulative: U256,
         /// The session key's signature.
         sig: [u8; 65],
+        /// Who to tell.
+        reply: Reply,
+    },
+    /// Store a verified tip if the listener can pay it, its grant's cap allows it and no other tip has its id.
+    Tip {
+        /// The tip.
+        tip: TipRow,
+        /// The grant's nonce, for the listener's nonce floor.
+        nonce: u64,
+        /// The grant's cap, clamped as the vault clamps it.
+        cap: U256,
         /// Who to tell.
         reply: Reply,
     },
@@ -101,6 +112,15 @@ pub enum Outcome {
         cumulative: U256,
         /// The Yellow state's version.
         version: Option<u64>,
+        /// Stored, or why not.
+        result: std::result::Result<(), Refusal>,
+    },
+    /// A tip was stored (or was already), or refused.
+    Tip {
+        /// The grant.
+        grant_id: B256,
+        /// The tip's id.
+        tip_id: U256,
         /// Stored, or why not.
         result: std::result::Result<(), Refusal>,
     },
@@ -157,6 +177,7 @@ impl Writers {
     pub async fn submit(&self, op: Op) -> Result<()> {
         let listener = match &op {
             Op::Voucher { listener, .. } => *listener,
+            Op::Tip { tip, .. } => tip.listener,
             Op::YellowState { state, .. } => state.listener,
             Op::Open { session, .. } => session.listener,
             Op::Update { update, .. } => update.listener,
@@ -254,6 +275,13 @@ fn report_failure(op: Op) {
                 key: (grant_id, payee),
                 cumulative,
                 version: None,
+                result: Err(Refusal::Storage),
+            });
+        }
+        Op::Tip { tip, reply, .. } => {
+            let _ = reply.send(Outcome::Tip {
+                grant_id: tip.grant_id,
+                tip_id: tip.tip_id,
                 result: Err(Refusal::Storage),
             });
         }
@@ -370,6 +398,9 @@ fn to_read(leases: &Leases, batch: &[Op]) -> HashSet<Address> {
                     }
                 }
             }
+            Op::Tip { tip, .. } => {
+                read.insert(tip.listener);
+            }
             Op::YellowState { state, .. } => {
                 read.insert(state.listener);
             }
@@ -408,6 +439,11 @@ fn keys_of(leases: &Leases, read: &HashSet<Address>, batch: &[Op]) -> Keys {
                 keys.pairs.push((*grant_id, *payee));
             }
             Op::Voucher { listener, .. } => keys.epochs.push(*listener),
+            Op::Tip { tip, nonce, .. } => {
+                keys.listeners.push(tip.listener);
+                keys.grants.push((tip.grant_id, tip.listener, *nonce));
+                keys.tips.push((tip.grant_id, tip.tip_id));
+            }
             Op::YellowState { state, .. } => {
                 // The listener's lock orders this against another relay storing the same session's versions.
                 keys.listeners.push(state.listener);
@@ -476,6 +512,18 @@ fn decide<'a>(
                 outcomes.push((
                     reply.clone(),
                     Outcome::Voucher { key, cumulative: *cumulative, version: None, result },
+                ));
+            }
+            Op::Tip { tip, cap, reply, .. } => {
+                touched.insert(tip.listener);
+                let result = decide_tip(leases, state, tip, *cap).map(|new| {
+                    if new {
+                        writes.tips.push(tip);
+                    }
+                });
+                outcomes.push((
+                    reply.clone(),
+                    Outcome::Tip { grant_id: tip.grant_id, tip_id: tip.tip_id, result },
                 ));
             }
             Op::YellowState { state: row, reply } => {
@@ -579,6 +627,40 @@ fn decide_on_state(
     }
 }
 
+/// Decides a tip on the state read under its listener's lock. This relay first gives up its leases for the
+/// listener (a tip is rare; the listener's next voucher is read under the lock again and leases afresh), so what
+/// the tip is checked against counts every relay's leases; other relays' leases are counted whole. `Ok(true)`: store
+/// it; `Ok(false)`: the same tip is stored already.
+fn decide_tip(
+    leases: &mut Leases,
+    state: &mut State,
+    tip: &TipRow,
+    cap: U256,
+) -> std::result::Result<bool, Refusal> {
+    leases.forget(&tip.listener);
+    let funds = state.funds.entry(tip.listener).or_default();
+    let leased = state.leased_listener.get(&tip.listener).copied().unwrap_or_default();
+    let counted = Funds { available: funds.available, owed: funds.owed.saturating_add(leased) };
+    let total = state.totals.entry(tip.grant_id).or_default();
+    let counted_total =
+        total.saturating_add(state.leased_grant.get(&tip.grant_id).copied().unwrap_or_default());
+    let this = StoredTip {
+        payee: tip.payee,
+        amount: tip.amount,
+        message: alloy::primitives::keccak256(&tip.message),
+    };
+    let key = (tip.grant_id, tip.tip_id);
+    let stored = state.tips.get(&key).copied();
+    let revoked = state.revoked.get(&tip.grant_id).copied();
+    let new = guard::check_tip(revoked, stored, this, counted, counted_total, cap)?;
+    if new {
+        funds.owed += tip.amount;
+        *total += tip.amount;
+        state.tips.insert(key, this);
+    }
+    Ok(new)
+}
+
 /// Runs `f` on a new thread named `name`; if it panics, `on_panic` is cancelled before the thread ends.
 fn spawn_thread(
     name: String,
@@ -673,6 +755,65 @@ mod tests {
         state
     }
 
+    fn tip(tip_id: u64, amount: u64, message: &str, reply: &Reply) -> Op {
+        Op::Tip {
+            tip: TipRow {
+                grant_id: GRANT,
+                tip_id: U256::from(tip_id),
+                listener: LISTENER,
+                payee: Address::repeat_byte(1),
+                amount: U256::from(amount),
+                message: message.as_bytes().to_vec(),
+                sig: [0; 65],
+            },
+            nonce: 0,
+            cap: U256::from(1_000_000u64),
+            reply: reply.clone(),
+        }
+    }
+
+    fn results(outcomes: &[(Reply, Outcome)]) -> Vec<std::result::Result<(), Refusal>> {
+        outcomes
+            .iter()
+            .map(|(_, o)| match o {
+                Outcome::Voucher { result, .. } | Outcome::Tip { result, .. } => result.clone(),
+                Outcome::Closed { .. } => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tips_and_vouchers_of_a_batch_share_the_funds_and_a_tip_id_is_taken_once() {
+        let (reply, _rx) = mpsc::unbounded_channel();
+        // 100 available: a 60 tip, then a voucher of 50 does not fit, one of 40 does; the same tip again is acked
+        // without a second write, another tip under its id is refused.
+        let batch = [
+            tip(1, 60, "thanks", &reply),
+            voucher(1, 50, &reply),
+            voucher(1, 40, &reply),
+            tip(1, 60, "thanks", &reply),
+            tip(1, 60, "merci", &reply),
+        ];
+        let mut st = state(100, 0, &[]);
+        let (outcomes, writes) = decide_all(&mut st, &batch);
+        assert_eq!(
+            results(&outcomes),
+            [
+                Ok(()),
+                Err(Refusal::InsufficientFunds {
+                    available: U256::from(40),
+                    needed: U256::from(50)
+                }),
+                Ok(()),
+                Ok(()),
+                Err(Refusal::DuplicateTip),
+            ]
+        );
+        assert_eq!(writes.tips.len(), 1);
+        assert_eq!(st.funds[&LISTENER].owed, U256::from(100));
+        assert_eq!(st.totals[&GRANT], U256::from(100));
+    }
+
     #[test]
     fn later_vouchers_of_a_batch_see_the_earlier_ones() {
         let (reply, _rx) = mpsc::unbounded_channel();
@@ -683,7 +824,7 @@ mod tests {
         let results: Vec<_> = outcomes
             .iter()
             .map(|(_, o)| match o {
-                Outcome::Voucher { result, .. } => result.clone(),
+                Outcome::Voucher { result, .. } | Outcome::Tip { result, .. } => result.clone(),
                 Outcome::Closed { .. } => unreachable!(),
             })
             .collect();

@@ -87,6 +87,31 @@ async fn rust_and_solidity_compute_the_same_hashes() -> eyre::Result<()> {
                 "voucher digest"
             );
         }
+        for (payee, tip_id, amount, message) in [
+            (
+                grant.sessionKey,
+                U256::from(1),
+                U256::from(5_000_000),
+                "thanks for the bridge ♥".as_bytes(),
+            ),
+            (Address::ZERO, U256::MAX, U256::MAX, b"".as_slice()),
+            (grant.listener, U256::ZERO, U256::from(1), &[b'x'; 280][..]),
+        ] {
+            assert_eq!(
+                vault
+                    .tipDigest(
+                        grant.id(),
+                        payee,
+                        tip_id,
+                        amount,
+                        alloy::primitives::keccak256(message)
+                    )
+                    .call()
+                    .await?,
+                domain.tip_digest(grant.id(), payee, tip_id, amount, message),
+                "tip digest"
+            );
+        }
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use alloy::{
 };
 use beatstream_primitives::{
     SessionGrant, VoucherDomain,
-    eip712::{DOMAIN_NAME, DOMAIN_VERSION, Voucher, recover},
+    eip712::{DOMAIN_NAME, DOMAIN_VERSION, Tip, Voucher, recover},
 };
 use serde_json::{Value, json};
 
@@ -106,7 +106,36 @@ fn vectors() -> Value {
                     })
                 })
                 .collect();
-            json!({ "domain": domain_json(chain_id, vault, &domain), "grants": grants, "vouchers": vouchers })
+            let tips: Vec<Value> = tip_cases()
+                .into_iter()
+                .map(|(payee, tip_id, amount, message)| {
+                    let bytes = message.as_bytes();
+                    let sig = domain.sign_tip(&session, grant_id, payee, tip_id, amount, bytes).unwrap();
+                    let digest = domain.tip_digest(grant_id, payee, tip_id, amount, bytes);
+                    assert_eq!(recover(digest, &sig).unwrap(), session.address());
+                    let message_hash = keccak256(bytes);
+                    json!({
+                        "tip": {
+                            "grantId": grant_id,
+                            "payee": payee.to_checksum(None),
+                            "tipId": tip_id.to_string(),
+                            "amount": amount.to_string(),
+                            "message": message,
+                        },
+                        "messageHash": message_hash,
+                        "structHash": Tip { grantId: grant_id, payee, tipId: tip_id, amount, messageHash: message_hash }
+                            .eip712_hash_struct(),
+                        "digest": digest,
+                        "signature": hex::encode_prefixed(sig),
+                    })
+                })
+                .collect();
+            json!({
+                "domain": domain_json(chain_id, vault, &domain),
+                "grants": grants,
+                "vouchers": vouchers,
+                "tips": tips,
+            })
         })
         .collect();
 
@@ -115,12 +144,15 @@ fn vectors() -> Value {
             from the Rust primitives; BEATSTREAM_UPDATE_VECTORS=1 rewrites them. Amounts and uint64s are decimal \
             strings, addresses EIP-55. grantId = the grant's struct hash; digest = keccak256(0x1901 ‖ domain separator ‖ struct \
             hash); signatures are 65 bytes r ‖ s ‖ v, v 27 or 28, low s, deterministic (RFC 6979), by listenerKey \
-            (grants) and sessionKey (vouchers of the case's first grant).",
+            (grants) and sessionKey (vouchers and tips of the case's first grant). A tip's messageHash is keccak256 of \
+            the message's UTF-8 bytes.",
         "types": {
             "SessionGrant": SessionGrant::eip712_encode_type(),
             "Voucher": Voucher::eip712_encode_type(),
             "sessionGrantTypehash": keccak256(SessionGrant::eip712_encode_type().as_bytes()),
             "voucherTypehash": keccak256(Voucher::eip712_encode_type().as_bytes()),
+            "Tip": Tip::eip712_encode_type(),
+            "tipTypehash": keccak256(Tip::eip712_encode_type().as_bytes()),
         },
         "listenerKey": LISTENER_KEY,
         "listener": listener.address().to_checksum(None),
@@ -128,6 +160,19 @@ fn vectors() -> Value {
         "sessionKeyAddress": session.address().to_checksum(None),
         "cases": cases,
     })
+}
+
+/// Tips: a plain one, the empty message, multi-byte UTF-8 and markup kept as given, the longest message (280
+/// bytes) and the largest tip id and amount.
+fn tip_cases() -> Vec<(Address, U256, U256, String)> {
+    let artist = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
+    vec![
+        (artist, U256::from(1), U256::from(5_000_000u64), "thanks for the bridge".to_owned()),
+        (artist, U256::from(2), U256::from(1u64), String::new()),
+        (artist, U256::from(3), U256::from(250_000u64), "<b>merci</b> ♥ 🎶 \"quoted\"".to_owned()),
+        (artist, U256::from(4), U256::from(10u64), "é".repeat(140)),
+        (Address::ZERO, U256::MAX, U256::MAX, "x".to_owned()),
+    ]
 }
 
 fn grants_id(grant: &Value) -> B256 {

@@ -366,6 +366,7 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                 self.on_play(track_id, from, beats).await
             }
             Ok(ClientMessage::Voucher(v)) => self.on_voucher(v, received).await,
+            Ok(ClientMessage::Tip(tip)) => self.on_tip(tip).await,
             Ok(ClientMessage::Stop { session_id }) => self.on_stop(session_id).await,
             Ok(ClientMessage::YellowOpen(msg)) => self.on_yellow_open(*msg).await,
             Ok(ClientMessage::YellowUpdate(msg)) => self.on_yellow_update(*msg, received).await,

@@ -83,6 +83,8 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                             Refusal::Version { expected } => {
                                 Error::WrongVersion { expected, got: version.unwrap_or_default() }
                             }
+                            // Only tips are refused so.
+                            Refusal::DuplicateTip => Error::StorageUnavailable,
                             Refusal::Storage => Error::StorageUnavailable,
                         };
                         // A refused Yellow state leaves the session at its newest stored version.
@@ -100,6 +102,40 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
                     self.on_revoked(key.0, revocation).await;
                 }
             }
+            Outcome::Tip { grant_id, tip_id, result } => match result {
+                Ok(()) => {
+                    self.relay.metrics.tips_acked.inc();
+                    info!(target: "beatstream::relay::conn", grant = %grant_id, tip = %tip_id, "tip stored");
+                    self.send(ServerFrame::tip_ack(grant_id, tip_id)).await;
+                }
+                Err(refusal) => {
+                    let mut revoked = None;
+                    let err = match refusal {
+                        Refusal::InsufficientFunds { available, needed } => {
+                            Error::InsufficientFunds {
+                                available: available.to_string(),
+                                needed: needed.to_string(),
+                            }
+                        }
+                        Refusal::CapExceeded { cap, total } => {
+                            Error::CapExceeded { cap: cap.to_string(), total: total.to_string() }
+                        }
+                        Refusal::Revoked(revocation) => {
+                            revoked = Some(revocation);
+                            Error::GrantRevoked(revocation.to_string())
+                        }
+                        Refusal::DuplicateTip => Error::DuplicateTip(tip_id.to_string()),
+                        Refusal::Stale { .. } | Refusal::Version { .. } | Refusal::Storage => {
+                            Error::StorageUnavailable
+                        }
+                    };
+                    self.relay.metrics.errors.with_label_values(&[err.code()]).inc();
+                    self.send(ServerFrame::error(&err)).await;
+                    if let Some(revocation) = revoked {
+                        self.on_revoked(grant_id, revocation).await;
+                    }
+                }
+            },
             Outcome::Closed { session_id, amount } => {
                 self.closing = self.closing.saturating_sub(1);
                 let total = match amount {

@@ -2,7 +2,7 @@
 //! against the grant (session key, cap, what is owed) before it goes to the writer.
 
 use alloy::primitives::U256;
-use beatstream_primitives::{SessionGrant, time::unix_now};
+use beatstream_primitives::{SessionGrant, eip712::MAX_TIP_MESSAGE_BYTES, time::unix_now};
 use futures_util::Sink;
 use tokio::time::Instant;
 use tracing::{Span, info};
@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::{Conn, Grant, MAX_GRANT_SPEND, Outbound, Pair, Session, storage};
 use crate::{
     Error, Result,
-    protocol::{ServerFrame, VoucherMsg},
-    writer::{CloseReason, NewSession, Op},
+    protocol::{ServerFrame, TipMsg, VoucherMsg},
+    writer::{CloseReason, NewSession, Op, TipRow},
 };
 
 impl<O: Sink<Outbound>> Conn<'_, O> {
@@ -171,5 +171,47 @@ impl<O: Sink<Outbound>> Conn<'_, O> {
         self.relay.writers.submit(op).await?;
         self.pairs.get_mut(&key).expect("looked up above").submitted(v.cumulative, received);
         Ok(())
+    }
+
+    /// A tip: checked like a voucher (grant, signature, a payee the relay knows, the message's length), then decided
+    /// and stored by the listener's writer under its lock, counted against the listener's funds and the grant's cap;
+    /// `tipAck` once stored.
+    pub(super) async fn on_tip(&mut self, tip: TipMsg) -> Result<()> {
+        let (grant_id, session_key, listener, nonce, cap) = {
+            let g = self.grant()?;
+            (g.id, g.grant.sessionKey, g.grant.listener, g.grant.nonce, g.cap)
+        };
+        if tip.grant_id != grant_id {
+            return Err(Error::WrongGrant(tip.grant_id.to_string()));
+        }
+        if tip.amount.is_zero() {
+            return Err(Error::InvalidField("amount: a tip is more than 0".into()));
+        }
+        if tip.message.len() > MAX_TIP_MESSAGE_BYTES {
+            return Err(Error::MessageTooLong(tip.message.len()));
+        }
+        if tip.amount > cap {
+            return Err(Error::CapExceeded { cap: cap.to_string(), total: tip.amount.to_string() });
+        }
+        self.relay.verifier.check_tip(session_key, &tip)?;
+        if !self.relay.store.is_payee(tip.payee).await.map_err(storage)? {
+            return Err(Error::UnknownPayee(tip.payee.to_string()));
+        }
+        let sig: [u8; 65] = tip.sig.as_slice().try_into().expect("checked by the verifier");
+        let op = Op::Tip {
+            tip: TipRow {
+                grant_id,
+                tip_id: tip.tip_id,
+                listener,
+                payee: tip.payee,
+                amount: tip.amount,
+                message: tip.message,
+                sig,
+            },
+            nonce,
+            cap,
+            reply: self.reply.clone(),
+        };
+        self.relay.writers.submit(op).await
     }
 }

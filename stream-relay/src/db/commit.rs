@@ -8,7 +8,10 @@ use sqlx::{ConnectOptions, PgConnection, postgres::PgConnectOptions};
 use uuid::Uuid;
 
 use super::{
-    rows::{CloseReason, NewSession, SessionStatus, SessionUpdate, YellowOpenRow, YellowStateRow},
+    rows::{
+        CloseReason, NewSession, SessionStatus, SessionUpdate, TipRow, YellowOpenRow,
+        YellowStateRow,
+    },
     state,
 };
 use crate::{
@@ -24,6 +27,8 @@ const LOCK_CLASS: i32 = 0x4253_5231;
 pub(crate) struct Writes<'a> {
     /// Accepted vouchers, the newest per pair: (grant, payee) → (listener, cumulative, signature).
     pub(crate) vouchers: HashMap<(B256, Address), (Address, U256, [u8; 65])>,
+    /// Accepted tips.
+    pub(crate) tips: Vec<&'a TipRow>,
     /// Accepted Yellow states.
     pub(crate) yellow_states: Vec<&'a YellowStateRow>,
     /// New sessions.
@@ -116,6 +121,25 @@ impl Conn {
                 .bind(rows.iter().map(|(_, (_, _, s))| s.to_vec()).collect::<Vec<_>>())
                 .execute(&mut self.conn)
                 .await?;
+        }
+
+        if !writes.tips.is_empty() {
+            sqlx::query(
+                "INSERT INTO tips (grant_id, tip_id, listener, payee, amount, message, signature, relay_id)
+                 SELECT g, i::numeric, l, p, a::numeric, m, s, $8
+                 FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::bytea[])
+                      AS t(g, i, l, p, a, m, s)",
+            )
+            .bind(writes.tips.iter().map(|t| t.grant_id.to_vec()).collect::<Vec<_>>())
+            .bind(writes.tips.iter().map(|t| t.tip_id.to_string()).collect::<Vec<_>>())
+            .bind(writes.tips.iter().map(|t| t.listener.to_vec()).collect::<Vec<_>>())
+            .bind(writes.tips.iter().map(|t| t.payee.to_vec()).collect::<Vec<_>>())
+            .bind(writes.tips.iter().map(|t| t.amount.to_string()).collect::<Vec<_>>())
+            .bind(writes.tips.iter().map(|t| t.message.clone()).collect::<Vec<_>>())
+            .bind(writes.tips.iter().map(|t| t.sig.to_vec()).collect::<Vec<_>>())
+            .bind(&self.relay_id)
+            .execute(&mut self.conn)
+            .await?;
         }
 
         let yellow_opens: Vec<&YellowOpenRow> =

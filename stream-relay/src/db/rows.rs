@@ -178,3 +178,22 @@ mod tests {
         );
     }
 }
+
+/// A tip to store, as the relay checked it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TipRow {
+    /// The grant.
+    pub grant_id: B256,
+    /// The player's id for it, unique under the grant.
+    pub tip_id: U256,
+    /// The grant's listener.
+    pub listener: Address,
+    /// Who is paid.
+    pub payee: Address,
+    /// The amount in base units.
+    pub amount: U256,
+    /// The message's bytes as given.
+    pub message: Vec<u8>,
+    /// The session key's signature.
+    pub sig: [u8; 65],
+}

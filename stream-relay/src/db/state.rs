@@ -10,7 +10,7 @@ use alloy::primitives::{Address, B256, U256};
 use super::parse_amount;
 use crate::{
     Error, Result,
-    guard::{Funds, Keys, PairState, Revocation, State},
+    guard::{Funds, Keys, PairState, Revocation, State, StoredTip},
 };
 
 /// The newest cumulative per payee of grant `$g` (an SQL expression), stored or settled: `(payee, cumulative)`
@@ -55,6 +55,8 @@ pub(crate) async fn read<'e, E: sqlx::PgExecutor<'e>>(
         .bind(keys.grants.iter().map(|(_, _, n)| n.to_string()).collect::<Vec<_>>())
         .bind(relay_id)
         .bind(keys.epochs.iter().map(|l| l.to_vec()).collect::<Vec<_>>())
+        .bind(keys.tips.iter().map(|(g, _)| g.to_vec()).collect::<Vec<_>>())
+        .bind(keys.tips.iter().map(|(_, t)| t.to_string()).collect::<Vec<_>>())
         .fetch_all(exec)
         .await?;
     let amount = |v: Option<String>| -> Result<U256> {
@@ -95,6 +97,25 @@ pub(crate) async fn read<'e, E: sqlx::PgExecutor<'e>>(
                     .entry(B256::from_slice(&key))
                     .or_insert(Revocation::NonceFloor { floor });
             }
+            ("t", Some(payee)) => {
+                // b is "<tip id>:<amount>:<the message, hex>".
+                let b = b.unwrap_or_default();
+                let mut parts = b.splitn(3, ':');
+                let (Some(id), Some(tip_amount), Some(message)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(Error::Corrupt(format!("tip row {b:?}")));
+                };
+                let id: U256 = id.parse().map_err(|_| Error::Corrupt(format!("tip id {id:?}")))?;
+                let message = alloy::hex::decode(message)
+                    .map_err(|_| Error::Corrupt(format!("tip message {message:?}")))?;
+                let stored = StoredTip {
+                    payee: Address::from_slice(&payee),
+                    amount: parse_amount(tip_amount)?,
+                    message: alloy::primitives::keccak256(message),
+                };
+                state.tips.insert((B256::from_slice(&key), id), stored);
+            }
             ("y", _) => {
                 let version = a.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
                 state.apps.insert(B256::from_slice(&key), (version, b.as_deref() == Some("open")));
@@ -113,14 +134,15 @@ fn epoch(text: Option<&str>) -> Result<i64> {
 
 /// One row of the combined read: `p` (grant, payee, voucher, settled), `l` (listener, available, owed), `g` (grant,
 /// total, other relays' leases), `r` (grant revoked by id), `f` (grant below its listener's nonce floor, the floor),
-/// `y` (app session, version, status) or `e` (listener, guard epoch, other relays' leases; `NULL` leases for a
-/// listener whose epoch alone was asked).
+/// `y` (app session, version, status), `e` (listener, guard epoch, other relays' leases; `NULL` leases for a
+/// listener whose epoch alone was asked) or `t` (a stored tip: grant, payee, `id:amount:hex(message)`).
 type StateRow = (String, Vec<u8>, Option<Vec<u8>>, Option<String>, Option<String>);
 
 /// Everything the guard needs in one statement ($1 chain id; pairs $2/$3; listeners $4; grants $5 with their
-/// listeners $7 and nonces $8; app sessions $6; the reading relay $9; listeners whose epoch alone is read $10).
-/// Settled amounts are looked up per pair, never hashed over the whole table. A revocation counts only when it is
-/// the grant's own listener's.
+/// listeners $7 and nonces $8; app sessions $6; the reading relay $9; listeners whose epoch alone is read $10; tips
+/// $11/$12 by grant and id). Settled amounts are looked up per pair, never hashed over the whole table. A revocation
+/// counts only when it is the grant's own listener's. A listener owes its unsettled tips (no `vault_tips` row yet)
+/// besides its vouchers; a grant's total counts every tip of it, settled or not, as the vault's `grantSpent` does.
 const READ_STATE: &str = concat!("
     SELECT 'p', t.g, t.p,
            coalesce((SELECT v.cumulative::text FROM vouchers v WHERE v.grant_id = t.g AND v.payee = t.p),
@@ -131,14 +153,19 @@ const READ_STATE: &str = concat!("
     UNION ALL
     SELECT 'l', t.l, NULL,
            (SELECT a.available::text FROM listener_accounts a WHERE a.chain_id = $1 AND a.listener = t.l),
-           (SELECT coalesce(sum(greatest(v.cumulative - coalesce(
+           ((SELECT coalesce(sum(greatest(v.cumulative - coalesce(
                        (SELECT s.cumulative FROM settled_pairs s
-                        WHERE s.chain_id = $1 AND s.grant_id = v.grant_id AND s.payee = v.payee), 0), 0)), 0)::text
+                        WHERE s.chain_id = $1 AND s.grant_id = v.grant_id AND s.payee = v.payee), 0), 0)), 0)
             FROM vouchers v WHERE v.listener = t.l)
+           + (SELECT coalesce(sum(tp.amount), 0) FROM tips tp
+              WHERE tp.listener = t.l AND NOT EXISTS (
+                  SELECT 1 FROM vault_tips vt
+                  WHERE vt.chain_id = $1 AND vt.grant_id = tp.grant_id AND vt.tip_id = tp.tip_id)))::text
     FROM unnest($4::bytea[]) AS t(l)
     UNION ALL
     SELECT 'g', t.g, NULL,
-           (SELECT coalesce(sum(gp.cumulative), 0)::text FROM (", grant_pairs!("t.g"), ") gp),
+           ((SELECT coalesce(sum(gp.cumulative), 0) FROM (", grant_pairs!("t.g"), ") gp)
+            + (SELECT coalesce(sum(tp.amount), 0) FROM tips tp WHERE tp.grant_id = t.g))::text,
            (SELECT coalesce(sum(r.amount), 0)::text FROM relay_leases r
             WHERE r.chain_id = $1 AND r.grant_id = t.g AND r.relay_id <> $9)
     FROM unnest($5::bytea[]) AS t(g)
@@ -165,4 +192,9 @@ const READ_STATE: &str = concat!("
     WHERE t.n::numeric < f.floor
     UNION ALL
     SELECT 'y', y.app_session_id, NULL, y.version::text, y.status
-    FROM yellow_app_sessions y WHERE y.app_session_id = ANY($6::bytea[])");
+    FROM yellow_app_sessions y WHERE y.app_session_id = ANY($6::bytea[])
+    UNION ALL
+    SELECT 't', tp.grant_id, tp.payee, NULL,
+           tp.tip_id::text || ':' || tp.amount::text || ':' || encode(tp.message, 'hex')
+    FROM unnest($11::bytea[], $12::text[]) AS k(g, i)
+    JOIN tips tp ON tp.grant_id = k.g AND tp.tip_id = k.i::numeric");

@@ -144,7 +144,23 @@ impl Store {
         Ok(standing)
     }
 
-    /// Terms of a published track whose artist has a payee address, or `None`.
+    /// Whether `payee` may be tipped: an artist's `addr` record or the payee of a split in force.
+    pub async fn is_payee(&self, payee: Address) -> Result<bool> {
+        let known: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM artists WHERE chain_id = $1 AND addr = $2)
+                 OR EXISTS (SELECT 1 FROM split_in_force WHERE chain_id = $1 AND split = $2)",
+        )
+        .bind(self.chain_id)
+        .bind(payee.to_vec())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(known)
+    }
+
+    /// Terms of a published track that has a payee, or `None`. The payee is the vault's `playPayee(trackId)`, as the
+    /// indexer mirrors it: the payee of the track's split in force, else of its artist's split in force, else the
+    /// artist's `addr` record. A session keeps the payee it started with, so the seconds it streams are paid under
+    /// that split version whenever they settle.
     pub async fn track(&self, track_id: U256) -> Result<Option<TrackTerms>> {
         if let Some((at, terms)) = self.tracks.lock().expect("not poisoned").get(&track_id)
             && at.elapsed() < TRACK_TTL
@@ -152,11 +168,15 @@ impl Store {
             return Ok(terms.clone());
         }
         let row: Option<TrackRow> = sqlx::query_as(
-            "SELECT t.artist_node, a.addr,
+            "SELECT t.artist_node, coalesce(ts.split, asp.split, a.addr),
                     (CASE WHEN t.rate_per_second = 0 THEN a.rate_per_second ELSE t.rate_per_second END)::text,
                     t.duration, t.content_hash, au.chunk_count, au.sealed_secret, au.manifest::text
              FROM tracks t JOIN artists a ON a.chain_id = t.chain_id AND a.node = t.artist_node
              LEFT JOIN audio_tracks au ON au.chain_id = t.chain_id AND au.root = t.content_hash
+             LEFT JOIN split_in_force ts
+                    ON ts.chain_id = t.chain_id AND ts.node = t.artist_node AND ts.track_id = t.track_id
+             LEFT JOIN split_in_force asp
+                    ON asp.chain_id = t.chain_id AND asp.node = t.artist_node AND asp.track_id = 0
              WHERE t.chain_id = $1 AND t.track_id = $2::numeric AND t.published",
         )
         .bind(self.chain_id)

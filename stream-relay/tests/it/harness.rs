@@ -135,6 +135,42 @@ pub(crate) async fn seed_track(
     Ok(())
 }
 
+/// The indexer's rows for split version `version` of `artist` (`track` 0: the artist's own split) in force, with
+/// `split` as its payee address.
+pub(crate) async fn seed_split(
+    pool: &PgPool,
+    artist: &Artist,
+    track: u64,
+    version: i64,
+    split: Address,
+) -> eyre::Result<()> {
+    sqlx::query(
+        "INSERT INTO splits (chain_id, split, node, track_id, version, recipients, shares, set_at, set_block,
+                             updated_block)
+         VALUES ($1, $2, $3, $4::numeric, $5, ARRAY[$6::bytea], ARRAY[10000], now(), 2, 2)",
+    )
+    .bind(CHAIN_ID as i64)
+    .bind(split.as_slice())
+    .bind(artist.node.as_slice())
+    .bind(track.to_string())
+    .bind(version)
+    .bind(artist.payee.as_slice())
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO split_in_force (chain_id, node, track_id, split, updated_block)
+         VALUES ($1, $2, $3::numeric, $4, 2)
+         ON CONFLICT (chain_id, node, track_id) DO UPDATE SET split = EXCLUDED.split",
+    )
+    .bind(CHAIN_ID as i64)
+    .bind(artist.node.as_slice())
+    .bind(track.to_string())
+    .bind(split.as_slice())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// A listener's vault account after deposits (and maybe a withdrawal request).
 pub(crate) async fn seed_listener(
     pool: &PgPool,
@@ -267,6 +303,21 @@ impl Player {
     pub(crate) fn voucher(&self, payee: Address, cumulative: u64) -> ClientFrame {
         let sig = self.voucher_sig(payee, cumulative);
         ClientFrame::voucher(self.grant_id(), payee, U256::from(cumulative), &sig)
+    }
+
+    /// A `tip` of `amount` to `payee` with `message`, signed by the session key.
+    pub(crate) fn tip(
+        &self,
+        payee: Address,
+        tip_id: u64,
+        amount: u64,
+        message: &str,
+    ) -> ClientFrame {
+        let (id, amount) = (U256::from(tip_id), U256::from(amount));
+        let sig = domain()
+            .sign_tip(&self.key, self.grant_id(), payee, id, amount, message.as_bytes())
+            .unwrap();
+        ClientFrame::tip(self.grant_id(), payee, id, amount, message, &sig)
     }
 }
 

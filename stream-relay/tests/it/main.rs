@@ -12,4 +12,5 @@ mod limits;
 mod protocol;
 mod restart;
 mod revocation;
+mod tips;
 mod yellow;
