@@ -142,6 +142,28 @@ impl Client {
         Ok(acked)
     }
 
+    /// Sends a tip of `amount` to `payee` with `message`, signed by `identity`'s session key, and waits for its
+    /// `tipAck`.
+    pub async fn tip(
+        &mut self,
+        identity: &Identity,
+        domain: &VoucherDomain,
+        payee: Address,
+        tip_id: U256,
+        amount: U256,
+        message: &str,
+    ) -> Result<()> {
+        let sig = identity.sign_tip(&self.secp, domain, payee, tip_id, amount, message);
+        self.send(ClientFrame::tip(identity.grant_id, payee, tip_id, amount, message, &sig)).await?;
+        loop {
+            if let ServerFrame::TipAck { tip_id: acked, .. } = self.next().await?
+                && acked == tip_id.to_string()
+            {
+                return Ok(());
+            }
+        }
+    }
+
     /// The chunk keys acks released since the last call (tracks with audio only).
     pub fn take_keys(&mut self) -> Vec<ChunkKeyFrame> {
         std::mem::take(&mut self.keys)

@@ -120,6 +120,20 @@ impl Identity {
     ) -> [u8; 65] {
         self.session.sign(secp, domain.voucher_digest(self.grant_id, payee, cumulative))
     }
+
+    /// The session key's tip signature.
+    pub fn sign_tip(
+        &self,
+        secp: &Secp256k1<SignOnly>,
+        domain: &VoucherDomain,
+        payee: Address,
+        tip_id: U256,
+        amount: U256,
+        message: &str,
+    ) -> [u8; 65] {
+        let digest = domain.tip_digest(self.grant_id, payee, tip_id, amount, message.as_bytes());
+        self.session.sign(secp, digest)
+    }
 }
 
 #[cfg(test)]
