@@ -505,8 +505,13 @@ fn decide<'a>(
                             Ok(())
                         }
                         Fast::Stale(stored) => Err(Refusal::Stale { stored }),
-                        // `to_read` put the listener in `read` for this; unreachable unless the batch changed.
-                        Fast::Read => Err(Refusal::Storage),
+                        Fast::Read => {
+                            // `to_read` put every listener whose voucher does not fit its lease in `read`, deciding
+                            // the batch in the same order, so this cannot happen. Should it, nothing is stored and
+                            // the player retries (`storage_unavailable`), which is safe; tests fail loudly.
+                            debug_assert!(false, "a voucher outside its lease was not read: {key:?}");
+                            Err(Refusal::Storage)
+                        }
                     }
                 };
                 outcomes.push((
