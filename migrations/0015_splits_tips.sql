@@ -28,14 +28,15 @@ CREATE TABLE vault_split_clears (
 );
 
 -- BeatStreamVault.SplitPaid: emitted right after the Settled or Tipped it pays out; `source_log_index` is that
--- event's log index (in the same transaction), `source` is 'settled' or 'tipped'.
+-- event's log index (in the same transaction), `source` is 'settled' or 'tipped'; or 'split_set' when setSplit
+-- passes on what the split payee was paid before the split existed (a settler naming a split payee early).
 CREATE TABLE vault_split_payments (
     chain_id BIGINT NOT NULL, block_number BIGINT NOT NULL, block_hash hash32 NOT NULL,
     block_time TIMESTAMPTZ NOT NULL, tx_hash hash32 NOT NULL, log_index INTEGER NOT NULL,
     split            address NOT NULL,
     amount           amount NOT NULL,
     parts            NUMERIC(78, 0)[] NOT NULL,
-    source           TEXT NOT NULL CHECK (source IN ('settled', 'tipped')),
+    source           TEXT NOT NULL CHECK (source IN ('settled', 'tipped', 'split_set')),
     source_log_index INTEGER NOT NULL,
     PRIMARY KEY (chain_id, block_number, log_index)
 );

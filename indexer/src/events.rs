@@ -81,6 +81,68 @@ impl Sources {
     }
 }
 
+/// What a `SplitPaid` pays out: the event the vault emits right before it, in the same transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SplitSource {
+    /// A voucher settled to the split payee.
+    Settled,
+    /// A tip settled to the split payee.
+    Tipped,
+    /// `setSplit` passing on what the split payee was paid before the split existed.
+    SplitSet,
+}
+
+impl SplitSource {
+    /// The name stored in `vault_split_payments.source`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Settled => "settled",
+            Self::Tipped => "tipped",
+            Self::SplitSet => "split_set",
+        }
+    }
+}
+
+/// The source of the `SplitPaid` at `events[i]` and its log index: the event right before it, which must be in the
+/// same transaction, at the log index before, and name the same split payee. `None` if `events[i]` is no
+/// `SplitPaid` or that event is not there.
+pub(crate) fn split_source(events: &[Event], i: usize) -> Option<(SplitSource, u64)> {
+    let paid = &events[i];
+    let EventKind::Vault(Vault::SplitPaid(p)) = &paid.kind else { return None };
+    let before = events.get(i.checked_sub(1)?)?;
+    if before.at.tx_hash != paid.at.tx_hash
+        || before.at.block_number != paid.at.block_number
+        || before.at.log_index + 1 != paid.at.log_index
+    {
+        return None;
+    }
+    let source = match &before.kind {
+        EventKind::Vault(Vault::Settled(e)) if e.payee == p.split => SplitSource::Settled,
+        EventKind::Vault(Vault::Tipped(e)) if e.payee == p.split => SplitSource::Tipped,
+        EventKind::Vault(Vault::SplitSet(e)) if e.split == p.split => SplitSource::SplitSet,
+        _ => return None,
+    };
+    Some((source, before.at.log_index))
+}
+
+/// Checks that every `SplitPaid` of `events` (whole blocks, in chain order) follows its source event, as the vault
+/// emits them; a batch that does not is refused rather than mirrored without knowing what was paid.
+pub(crate) fn check_split_payments(events: &[Event]) -> Result<()> {
+    for (i, event) in events.iter().enumerate() {
+        if matches!(event.kind, EventKind::Vault(Vault::SplitPaid(_)))
+            && split_source(events, i).is_none()
+        {
+            return Err(Error::Decode {
+                block: event.at.block_number,
+                log_index: event.at.log_index,
+                reason: "SplitPaid does not follow a Settled, Tipped or SplitSet of its split"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A U256 as the decimal string Postgres casts to NUMERIC.
 pub(crate) fn dec(v: U256) -> String {
     v.to_string()

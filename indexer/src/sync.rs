@@ -441,6 +441,7 @@ async fn decode<S: ChainSource>(
         }
     }
     events.sort_by_key(|e| (e.at.block_number, e.at.log_index));
+    crate::events::check_split_payments(&events)?;
     Ok(Decoded { events, headers })
 }
 

@@ -78,8 +78,10 @@ pub(crate) async fn stage(db: Db, batch: Batch) -> crate::Result<Staged> {
     let mut tx = db.begin().await?;
     let staged = batch.events.len() * STAGED_SHARE.0 / STAGED_SHARE.1;
     let mut raw = RawBatch::new();
-    for event in batch.events[..staged].iter().filter(|e| !matches!(e.kind, EventKind::Ens(_))) {
-        raw.push(event);
+    for (i, event) in batch.events[..staged].iter().enumerate() {
+        if !matches!(event.kind, EventKind::Ens(_)) {
+            raw.push(&batch.events, i);
+        }
     }
     let raw_rows = raw.len();
     tx.copy_raw(raw, batch.chain_id).await?;
@@ -105,8 +107,10 @@ pub(crate) async fn finish(
     // The vault and registry raw rows that `stage` left need nothing from the fold: they stream in on this connection
     // while the fold runs on a blocking thread. The mirrored ENS rows follow the fold, which decides them.
     let mut raw = RawBatch::new();
-    for event in batch.events[staged..].iter().filter(|e| !matches!(e.kind, EventKind::Ens(_))) {
-        raw.push(event);
+    for (i, event) in batch.events.iter().enumerate().skip(staged) {
+        if !matches!(event.kind, EventKind::Ens(_)) {
+            raw.push(&batch.events, i);
+        }
     }
     let rest_rows = raw.len();
     let Batch { events, headers, previous, cursor, finalized, .. } = batch;
@@ -115,14 +119,14 @@ pub(crate) async fn finish(
         tokio::task::spawn_blocking(move || {
             let mut ens = RawBatch::new();
             let mut changed = Changed::default();
-            for event in &events {
+            for (i, event) in events.iter().enumerate() {
                 if let EventKind::Ens(e) = &event.kind {
                     if !derived.in_subtree(&root, e) {
                         continue;
                     }
-                    ens.push(event);
+                    ens.push(&events, i);
                 }
-                derived.apply(&root, event, event.at.block_number > finalized, &mut changed);
+                derived.apply(&root, &events, i, event.at.block_number > finalized, &mut changed);
             }
             (derived, ens, changed)
         })

@@ -22,6 +22,11 @@ pub async fn dump(db: &TestDb) -> crate::Result<Dump> {
         "vault_admin_events",
         "vault_grant_revocations",
         "vault_nonce_floor_raises",
+        "vault_split_sets",
+        "vault_split_clears",
+        "vault_split_payments",
+        "vault_tips",
+        "vault_tip_skips",
         "registry_artist_registrations",
         "registry_rate_changes",
         "registry_track_events",
@@ -38,6 +43,9 @@ pub async fn dump(db: &TestDb) -> crate::Result<Dump> {
         "settlement_hourly",
         "grant_revocations",
         "listener_nonce_floors",
+        "splits",
+        "split_in_force",
+        "split_earnings",
     ];
     let mut out = BTreeMap::new();
     for table in tables {

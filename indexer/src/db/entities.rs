@@ -1,4 +1,4 @@
-//! The derived tables (see `migrations/0001_init.sql`, "Derived state").
+//! The derived tables (see `migrations/0001_init.sql`, "Derived state", and `0015_splits_tips.sql`).
 
 use alloy::primitives::{Address, B256, U256};
 use serde::{Deserialize, Serialize};
@@ -468,6 +468,147 @@ impl Entity for NonceFloor {
             floor: next(v).u256().saturating_to(),
             previous: next(v).u256().saturating_to(),
             floor_from: next(v).int(),
+            updated_block: next(v).int(),
+        }
+    }
+}
+
+/// `splits`: every split version ever set, keyed by its payee address.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Split {
+    pub(crate) node: B256,
+    pub(crate) track_id: U256,
+    pub(crate) version: u64,
+    /// In `SplitSet` order: recipient `i` is paid `parts[i]` of a `SplitPaid`.
+    pub(crate) recipients: Vec<Address>,
+    /// Basis points, as `recipients`.
+    pub(crate) shares: Vec<u16>,
+    pub(crate) set_at: i64,
+    pub(crate) set_block: i64,
+    pub(crate) cleared_at: Option<i64>,
+    pub(crate) cleared_block: Option<i64>,
+    pub(crate) updated_block: i64,
+}
+
+impl Entity for Split {
+    type Key = Address;
+    const TABLE: &'static str = "splits";
+    const KEY: Schema = &[("split", Kind::Bytes)];
+    const COLUMNS: Schema = &[
+        ("node", Kind::Bytes),
+        ("track_id", Kind::Numeric),
+        ("version", Kind::Int),
+        ("recipients", Kind::BytesArray),
+        ("shares", Kind::Int4Array),
+        ("set_at", Kind::Time),
+        ("set_block", Kind::Int),
+        ("cleared_at", Kind::Time),
+        ("cleared_block", Kind::Int),
+        ("updated_block", Kind::Int),
+    ];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![(*key).into()]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        next(v).address()
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![
+            self.node.into(),
+            self.track_id.into(),
+            Value::Int(self.version as i64),
+            Value::Array(self.recipients.iter().map(|r| (*r).into()).collect()),
+            Value::Array(self.shares.iter().map(|s| Value::Int(i64::from(*s))).collect()),
+            Value::Time(self.set_at),
+            Value::Int(self.set_block),
+            self.cleared_at.map_or(Value::Null, Value::Time),
+            self.cleared_block.map_or(Value::Null, Value::Int),
+            Value::Int(self.updated_block),
+        ]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self {
+            node: next(v).b256(),
+            track_id: next(v).u256(),
+            version: next(v).int() as u64,
+            recipients: next(v).array().into_iter().map(Value::address).collect(),
+            shares: next(v).array().into_iter().map(|s| s.int() as u16).collect(),
+            set_at: next(v).int(),
+            set_block: next(v).int(),
+            cleared_at: next(v).opt_time(),
+            cleared_block: next(v).opt_time(),
+            updated_block: next(v).int(),
+        }
+    }
+}
+
+/// `split_in_force`: the split version that new plays of an artist (track 0) or a track pay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SplitInForce {
+    pub(crate) split: Address,
+    pub(crate) updated_block: i64,
+}
+
+impl Entity for SplitInForce {
+    type Key = (B256, U256);
+    const TABLE: &'static str = "split_in_force";
+    const KEY: Schema = &[("node", Kind::Bytes), ("track_id", Kind::Numeric)];
+    const COLUMNS: Schema = &[("split", Kind::Bytes), ("updated_block", Kind::Int)];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![key.0.into(), key.1.into()]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        (next(v).b256(), next(v).u256())
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![self.split.into(), Value::Int(self.updated_block)]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self { split: next(v).address(), updated_block: next(v).int() }
+    }
+}
+
+/// `split_earnings`: what one recipient of one split version was paid.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SplitEarnings {
+    pub(crate) earned: U256,
+    pub(crate) from_tips: U256,
+    pub(crate) payments: i64,
+    pub(crate) updated_block: i64,
+}
+
+impl Entity for SplitEarnings {
+    type Key = (Address, Address);
+    const TABLE: &'static str = "split_earnings";
+    const KEY: Schema = &[("split", Kind::Bytes), ("recipient", Kind::Bytes)];
+    const COLUMNS: Schema = &[
+        ("earned", Kind::Numeric),
+        ("from_tips", Kind::Numeric),
+        ("payments", Kind::Int),
+        ("updated_block", Kind::Int),
+    ];
+
+    fn key_values(key: &Self::Key) -> Vec<Value> {
+        vec![key.0.into(), key.1.into()]
+    }
+    fn key_from(v: &mut It) -> Self::Key {
+        (next(v).address(), next(v).address())
+    }
+    fn values(&self) -> Vec<Value> {
+        vec![
+            self.earned.into(),
+            self.from_tips.into(),
+            Value::Int(self.payments),
+            Value::Int(self.updated_block),
+        ]
+    }
+    fn from_values(v: &mut It) -> Self {
+        Self {
+            earned: next(v).u256(),
+            from_tips: next(v).u256(),
+            payments: next(v).int(),
             updated_block: next(v).int(),
         }
     }

@@ -16,7 +16,7 @@ use sqlx::{Postgres, Transaction};
 
 use crate::{
     db::sql::{Columns, Kind, Schema, Value, clamp_time, copy_in},
-    events::{Event, EventKind, LogPosition, TrackDetails, dec},
+    events::{Event, EventKind, LogPosition, TrackDetails, dec, split_source},
 };
 
 /// Every raw table, for rollbacks.
@@ -32,6 +32,11 @@ pub(crate) const TABLES: &[&str] = &[
     "vault_admin_events",
     "vault_grant_revocations",
     "vault_nonce_floor_raises",
+    "vault_split_sets",
+    "vault_split_clears",
+    "vault_split_payments",
+    "vault_tips",
+    "vault_tip_skips",
     "registry_artist_registrations",
     "registry_rate_changes",
     "registry_track_events",
@@ -95,12 +100,17 @@ mod t {
     pub(super) const ADMIN: usize = 8;
     pub(super) const REVOCATIONS: usize = 9;
     pub(super) const NONCE_FLOORS: usize = 10;
-    pub(super) const ARTISTS: usize = 11;
-    pub(super) const RATES: usize = 12;
-    pub(super) const TRACKS: usize = 13;
-    pub(super) const RECORDS: usize = 14;
-    pub(super) const NAME_TRANSFERS: usize = 15;
-    pub(super) const ENS: usize = 16;
+    pub(super) const SPLIT_SETS: usize = 11;
+    pub(super) const SPLIT_CLEARS: usize = 12;
+    pub(super) const SPLIT_PAYMENTS: usize = 13;
+    pub(super) const TIPS: usize = 14;
+    pub(super) const TIP_SKIPS: usize = 15;
+    pub(super) const ARTISTS: usize = 16;
+    pub(super) const RATES: usize = 17;
+    pub(super) const TRACKS: usize = 18;
+    pub(super) const RECORDS: usize = 19;
+    pub(super) const NAME_TRANSFERS: usize = 20;
+    pub(super) const ENS: usize = 21;
 }
 
 impl RawBatch {
@@ -160,11 +170,52 @@ impl RawBatch {
             ),
             Table::new(
                 TABLES[11],
-                &[("node", Bytes), ("owner", Bytes), ("label", Text), ("rate_per_second", Numeric)],
+                &[
+                    ("node", Bytes),
+                    ("track_id", Numeric),
+                    ("split", Bytes),
+                    ("version", Int),
+                    ("recipients", BytesArray),
+                    ("shares", Int4Array),
+                ],
             ),
-            Table::new(TABLES[12], &[("node", Bytes), ("rate_per_second", Numeric)]),
+            Table::new(
+                TABLES[12],
+                &[("node", Bytes), ("track_id", Numeric), ("split", Bytes), ("version", Int)],
+            ),
             Table::new(
                 TABLES[13],
+                &[
+                    ("split", Bytes),
+                    ("amount", Numeric),
+                    ("parts", NumericArray),
+                    ("source", Text),
+                    ("source_log_index", Int4),
+                ],
+            ),
+            Table::new(
+                TABLES[14],
+                &[
+                    ("grant_id", Bytes),
+                    ("listener", Bytes),
+                    ("payee", Bytes),
+                    ("tip_id", Numeric),
+                    ("amount", Numeric),
+                    ("fee", Numeric),
+                    ("message", Bytes),
+                ],
+            ),
+            Table::new(
+                TABLES[15],
+                &[("grant_id", Bytes), ("payee", Bytes), ("tip_id", Numeric), ("reason", Int2)],
+            ),
+            Table::new(
+                TABLES[16],
+                &[("node", Bytes), ("owner", Bytes), ("label", Text), ("rate_per_second", Numeric)],
+            ),
+            Table::new(TABLES[17], &[("node", Bytes), ("rate_per_second", Numeric)]),
+            Table::new(
+                TABLES[18],
                 &[
                     ("kind", Text),
                     ("track_id", Numeric),
@@ -177,12 +228,12 @@ impl RawBatch {
                 ],
             ),
             Table::new(
-                TABLES[14],
+                TABLES[19],
                 &[("node", Bytes), ("kind", Text), ("key", Text), ("value", Text), ("addr", Bytes)],
             ),
-            Table::new(TABLES[15], &[("node", Bytes), ("from_addr", Bytes), ("to_addr", Bytes)]),
+            Table::new(TABLES[20], &[("node", Bytes), ("from_addr", Bytes), ("to_addr", Bytes)]),
             Table::new(
-                TABLES[16],
+                TABLES[21],
                 &[
                     ("kind", Text),
                     ("node", Bytes),
@@ -201,9 +252,11 @@ impl RawBatch {
         self.tables.iter().map(|t| t.columns.len()).sum()
     }
 
-    /// Adds the raw row of `event`. ENS events reach here already filtered to the beatstream.eth subtree.
-    pub(crate) fn push(&mut self, event: &Event) {
+    /// Adds the raw row of `events[i]`; the events before it in its block are there to name what a `SplitPaid`
+    /// pays out. ENS events reach here already filtered to the beatstream.eth subtree.
+    pub(crate) fn push(&mut self, events: &[Event], i: usize) {
         use Value::*;
+        let event = &events[i];
         let at = event.at;
         let (table, row): (usize, Vec<Value>) = match &event.kind {
             EventKind::Vault(e) => match e {
@@ -302,10 +355,66 @@ impl RawBatch {
                 Vault::EIP712DomainChanged(_) => {
                     admin("eip712_domain_changed", serde_json::json!({}))
                 }
-                // Splits and tips (issue 20) are kept raw, as their decoded form, until their own tables exist.
-                other => {
-                    admin("not_mirrored", serde_json::json!({ "event": format!("{other:?}") }))
+                Vault::TipsCutShort(e) => admin(
+                    "tips_cut_short",
+                    serde_json::json!({ "processed": dec(e.processed), "total": dec(e.total) }),
+                ),
+                Vault::SplitSet(e) => (
+                    t::SPLIT_SETS,
+                    vec![
+                        e.node.into(),
+                        Numeric(dec(e.trackId)),
+                        e.split.into(),
+                        Int(e.version as i64),
+                        Array(e.recipients.iter().map(|r| (*r).into()).collect()),
+                        Array(e.shares.iter().map(|s| Int(i64::from(*s))).collect()),
+                    ],
+                ),
+                Vault::SplitCleared(e) => (
+                    t::SPLIT_CLEARS,
+                    vec![
+                        e.node.into(),
+                        Numeric(dec(e.trackId)),
+                        e.split.into(),
+                        Int(e.version as i64),
+                    ],
+                ),
+                Vault::SplitPaid(e) => {
+                    // `check_split_payments` refused any batch where this is missing.
+                    let (source, log_index) =
+                        split_source(events, i).expect("a SplitPaid follows its source");
+                    (
+                        t::SPLIT_PAYMENTS,
+                        vec![
+                            e.split.into(),
+                            Numeric(dec(e.amount)),
+                            Array(e.parts.iter().map(|p| Numeric(dec(*p))).collect()),
+                            Text(source.as_str().to_owned()),
+                            Int(log_index as i64),
+                        ],
+                    )
                 }
+                Vault::Tipped(e) => (
+                    t::TIPS,
+                    vec![
+                        e.grantId.into(),
+                        e.listener.into(),
+                        e.payee.into(),
+                        Numeric(dec(e.tipId)),
+                        Numeric(dec(e.amount)),
+                        Numeric(dec(e.fee)),
+                        Bytes(e.message.as_bytes().to_vec()),
+                    ],
+                ),
+                Vault::TipSkipped(e) => (
+                    t::TIP_SKIPS,
+                    vec![
+                        e.grantId.into(),
+                        e.payee.into(),
+                        Numeric(dec(e.tipId)),
+                        Int(i64::from(e.reason)),
+                    ],
+                ),
             },
             EventKind::Registry(e) => match e {
                 Registry::ArtistRegistered(e) => (

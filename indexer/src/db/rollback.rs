@@ -52,5 +52,8 @@ async fn rollback_derived(
         + entity::rollback::<Track>(tx, chain_id, ancestor).await?
         + entity::rollback::<SettlementHourly>(tx, chain_id, ancestor).await?
         + entity::rollback::<GrantRevocation>(tx, chain_id, ancestor).await?
-        + entity::rollback::<NonceFloor>(tx, chain_id, ancestor).await?)
+        + entity::rollback::<NonceFloor>(tx, chain_id, ancestor).await?
+        + entity::rollback::<Split>(tx, chain_id, ancestor).await?
+        + entity::rollback::<SplitInForce>(tx, chain_id, ancestor).await?
+        + entity::rollback::<SplitEarnings>(tx, chain_id, ancestor).await?)
 }

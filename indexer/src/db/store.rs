@@ -20,6 +20,10 @@ pub(crate) struct Changed {
     pub(crate) tracks: bool,
     /// Grant revocations and nonce floors.
     pub(crate) revocations: bool,
+    /// Splits set or cleared, and split payments.
+    pub(crate) splits: bool,
+    /// Tips settled.
+    pub(crate) tips: bool,
 }
 
 /// Reads the cursor of `chain_id`, if the chain was indexed before.
@@ -156,6 +160,8 @@ pub(super) async fn notify(
         ("beatstream_artists", changed.artists),
         ("beatstream_tracks", changed.tracks),
         ("beatstream_revocations", changed.revocations),
+        ("beatstream_splits", changed.splits),
+        ("beatstream_tips", changed.tips),
     ];
     for (channel, on) in channels {
         if on {

@@ -8,9 +8,9 @@ use crate::{
         entity::{Cache, Known},
         sql::clamp_time,
     },
-    events::{Event, EventKind, TrackDetails},
+    events::{Event, EventKind, SplitSource, TrackDetails, split_source},
 };
-use alloy::primitives::{B256, U256, keccak256};
+use alloy::primitives::{Address, B256, U256, keccak256};
 use beatstream_primitives::contracts::{
     BeatStreamRegistry::BeatStreamRegistryEvents as Registry,
     BeatStreamVault::BeatStreamVaultEvents as Vault, ENSRegistry::ENSRegistryEvents as Ens,
@@ -36,6 +36,9 @@ pub(crate) struct Derived {
     hourly: Cache<SettlementHourly>,
     revocations: Cache<GrantRevocation>,
     floors: Cache<NonceFloor>,
+    splits: Cache<Split>,
+    in_force: Cache<SplitInForce>,
+    split_earnings: Cache<SplitEarnings>,
     /// Events whose effect could not be applied as the contract would have (a bug somewhere); logged and counted.
     pub(crate) inconsistencies: u64,
 }
@@ -53,6 +56,9 @@ pub(crate) struct Remembered {
     hourly: Known<SettlementHourly>,
     revocations: Known<GrantRevocation>,
     floors: Known<NonceFloor>,
+    splits: Known<Split>,
+    in_force: Known<SplitInForce>,
+    split_earnings: Known<SplitEarnings>,
 }
 
 impl Remembered {
@@ -86,6 +92,11 @@ impl Derived {
         let mut hourly = Vec::new();
         let mut revocations = Vec::new();
         let mut floors = Vec::new();
+        let mut splits = Vec::new();
+        let mut in_force = Vec::new();
+        // Recipients of the splits set in this batch; the others' come from their `splits` rows.
+        let mut set_here: std::collections::HashMap<Address, Vec<Address>> = Default::default();
+        let mut paid = Vec::new();
         for event in events {
             match &event.kind {
                 EventKind::Vault(e) => match e {
@@ -104,7 +115,36 @@ impl Derived {
                     Vault::EarningsWithdrawn(e) => earnings.push(e.payee),
                     Vault::GrantRevoked(e) => revocations.push((e.grantId, e.listener)),
                     Vault::NonceFloorRaised(e) => floors.push(e.listener),
-                    _ => {}
+                    Vault::Tipped(e) => {
+                        accounts.push(e.listener);
+                        earnings.push(e.payee);
+                        grants.push(e.grantId);
+                    }
+                    Vault::SplitSet(e) => {
+                        splits.push(e.split);
+                        in_force.push((e.node, e.trackId));
+                        set_here.insert(e.split, e.recipients.clone());
+                    }
+                    Vault::SplitCleared(e) => {
+                        splits.push(e.split);
+                        in_force.push((e.node, e.trackId));
+                    }
+                    Vault::SplitPaid(e) => {
+                        splits.push(e.split);
+                        earnings.push(e.split);
+                        paid.push(e.split);
+                    }
+                    Vault::SettlementSkipped(_)
+                    | Vault::TipSkipped(_)
+                    | Vault::FeeScheduled(_)
+                    | Vault::SettlerUpdated(_)
+                    | Vault::BatchCutShort(_)
+                    | Vault::TipsCutShort(_)
+                    | Vault::TreasuryUpdated(_)
+                    | Vault::FeesCollected(_)
+                    | Vault::OwnershipTransferred(_)
+                    | Vault::OwnershipTransferStarted(_)
+                    | Vault::EIP712DomainChanged(_) => {}
                 },
                 EventKind::Registry(e) => match e {
                     Registry::ArtistRegistered(e) => artists.push(e.node),
@@ -132,7 +172,6 @@ impl Derived {
         }
         artists.retain(|n| *n != root.node);
         self.accounts.prefetch(tx, chain_id, &known.accounts, accounts).await?;
-        self.earnings.prefetch(tx, chain_id, &known.earnings, earnings).await?;
         self.grants.prefetch(tx, chain_id, &known.grants, grants).await?;
         self.pairs.prefetch(tx, chain_id, &known.pairs, pairs).await?;
         self.artists.prefetch(tx, chain_id, &known.artists, artists).await?;
@@ -141,6 +180,22 @@ impl Derived {
         self.hourly.prefetch(tx, chain_id, &known.hourly, hourly).await?;
         self.revocations.prefetch(tx, chain_id, &known.revocations, revocations).await?;
         self.floors.prefetch(tx, chain_id, &known.floors, floors).await?;
+        self.splits.prefetch(tx, chain_id, &known.splits, splits).await?;
+        self.in_force.prefetch(tx, chain_id, &known.in_force, in_force).await?;
+        // A payment's recipients are known once its split is: set in this batch, or loaded above.
+        let mut shares = Vec::new();
+        for split in paid {
+            let recipients = match set_here.get(&split) {
+                Some(r) => r.clone(),
+                None => self.splits.get(&split).map(|s| s.recipients.clone()).unwrap_or_default(),
+            };
+            for r in recipients {
+                earnings.push(r);
+                shares.push((split, r));
+            }
+        }
+        self.earnings.prefetch(tx, chain_id, &known.earnings, earnings).await?;
+        self.split_earnings.prefetch(tx, chain_id, &known.split_earnings, shares).await?;
         Ok(())
     }
 
@@ -157,8 +212,17 @@ impl Derived {
         node == root.node || self.artists.get(&node).is_some()
     }
 
-    /// Applies one event. `undo` says whether its block is inside the unfinalised window.
-    pub(crate) fn apply(&mut self, root: &Root, event: &Event, undo: bool, changed: &mut Changed) {
+    /// Applies `events[i]` (the events before it in its block name what a `SplitPaid` pays out). `undo` says whether
+    /// its block is inside the unfinalised window.
+    pub(crate) fn apply(
+        &mut self,
+        root: &Root,
+        events: &[Event],
+        i: usize,
+        undo: bool,
+        changed: &mut Changed,
+    ) {
+        let event = &events[i];
         let block = event.at.block_number;
         let b = block as i64;
         match &event.kind {
@@ -269,7 +333,69 @@ impl Derived {
                     });
                     self.inconsistent(bad, event);
                 }
-                _ => {}
+                Vault::Tipped(e) => self.tipped(event, e, undo, changed),
+                Vault::SplitSet(e) => {
+                    changed.splits = true;
+                    let mut bad = false;
+                    self.splits.update(block, undo, e.split, |s| {
+                        // The vault derives a new payee for every version: one cannot be set twice.
+                        bad = s.is_some();
+                        Some(Split {
+                            node: e.node,
+                            track_id: e.trackId,
+                            version: e.version,
+                            recipients: e.recipients.clone(),
+                            shares: e.shares.clone(),
+                            set_at: clamp_time(event.at.block_time),
+                            set_block: b,
+                            cleared_at: None,
+                            cleared_block: None,
+                            updated_block: b,
+                        })
+                    });
+                    self.in_force.update(block, undo, (e.node, e.trackId), |_| {
+                        Some(SplitInForce { split: e.split, updated_block: b })
+                    });
+                    self.inconsistent(bad, event);
+                }
+                Vault::SplitCleared(e) => {
+                    changed.splits = true;
+                    let mut bad = false;
+                    self.splits.update(block, undo, e.split, |s| {
+                        bad = s.is_none();
+                        s.map(|mut s| {
+                            s.cleared_at = Some(clamp_time(event.at.block_time));
+                            s.cleared_block = Some(b);
+                            s.updated_block = b;
+                            s
+                        })
+                    });
+                    // Only the version in force is cleared; a row naming another would be a mirror gone wrong.
+                    let mut other = false;
+                    self.in_force.update(block, undo, (e.node, e.trackId), |f| match f {
+                        Some(f) if f.split == e.split => None,
+                        f => {
+                            other = true;
+                            f
+                        }
+                    });
+                    self.inconsistent(bad || other, event);
+                }
+                Vault::SplitPaid(e) => {
+                    let source = split_source(events, i).map(|(s, _)| s);
+                    self.split_paid(event, e, source, undo, changed)
+                }
+                Vault::SettlementSkipped(_)
+                | Vault::TipSkipped(_)
+                | Vault::FeeScheduled(_)
+                | Vault::SettlerUpdated(_)
+                | Vault::BatchCutShort(_)
+                | Vault::TipsCutShort(_)
+                | Vault::TreasuryUpdated(_)
+                | Vault::FeesCollected(_)
+                | Vault::OwnershipTransferred(_)
+                | Vault::OwnershipTransferStarted(_)
+                | Vault::EIP712DomainChanged(_) => {}
             },
             EventKind::Registry(e) => match e {
                 Registry::ArtistRegistered(e) => {
@@ -343,22 +469,7 @@ impl Derived {
         changed.accounts = true;
         changed.settlements = true;
         changed.earnings = true;
-        let mut bad = false;
-        // The vault takes available funds first, thawing funds after.
-        self.accounts.update(block, undo, e.listener, |a| {
-            let mut a = a.unwrap_or_default();
-            if e.amount <= a.available {
-                a.available -= e.amount;
-            } else {
-                let rest = e.amount - a.available;
-                bad = rest > a.thawing;
-                a.available = U256::ZERO;
-                a.thawing = a.thawing.saturating_sub(rest);
-            }
-            a.spent_total += e.amount;
-            a.updated_block = b;
-            Some(a)
-        });
+        let bad = self.debit(block, undo, e.listener, e.amount);
         let net = e.amount.saturating_sub(e.fee);
         self.earnings.update(block, undo, e.payee, |p| {
             let mut p = p.unwrap_or_default();
@@ -389,6 +500,116 @@ impl Derived {
             Some(h)
         });
         self.inconsistent(bad || unknown_grant, event);
+    }
+
+    /// A tip: debited from the listener's funds as a settlement is (available first, then thawing), counted in the
+    /// grant's spend (the vault's `grantSpent`), and credited to the payee after the fee. A split payee's credit
+    /// moves on to its recipients with the `SplitPaid` that follows.
+    fn tipped(
+        &mut self,
+        event: &Event,
+        e: &beatstream_primitives::contracts::BeatStreamVault::Tipped,
+        undo: bool,
+        changed: &mut Changed,
+    ) {
+        let block = event.at.block_number;
+        let b = block as i64;
+        changed.accounts = true;
+        changed.earnings = true;
+        changed.grants = true;
+        changed.tips = true;
+        let bad = self.debit(block, undo, e.listener, e.amount);
+        let net = e.amount.saturating_sub(e.fee);
+        self.earnings.update(block, undo, e.payee, |p| {
+            let mut p = p.unwrap_or_default();
+            p.earned_total += net;
+            p.withdrawable += net;
+            p.fees_total += e.fee;
+            p.updated_block = b;
+            Some(p)
+        });
+        let mut unknown_grant = false;
+        self.grants.update(block, undo, e.grantId, |g| {
+            unknown_grant = g.is_none();
+            g.map(|mut g| {
+                g.spent += e.amount;
+                g.updated_block = b;
+                g
+            })
+        });
+        self.inconsistent(bad || unknown_grant, event);
+    }
+
+    /// Takes `amount` from `listener`'s funds as the vault's `_debit` does: available first, then thawing. Returns
+    /// whether the funds fell short (the mirror and the vault disagree).
+    fn debit(&mut self, block: u64, undo: bool, listener: Address, amount: U256) -> bool {
+        let mut bad = false;
+        self.accounts.update(block, undo, listener, |a| {
+            let mut a = a.unwrap_or_default();
+            if amount <= a.available {
+                a.available -= amount;
+            } else {
+                let rest = amount - a.available;
+                bad = rest > a.thawing;
+                a.available = U256::ZERO;
+                a.thawing = a.thawing.saturating_sub(rest);
+            }
+            a.spent_total += amount;
+            a.updated_block = block as i64;
+            Some(a)
+        });
+        bad
+    }
+
+    /// A split payee's payment passed on to its recipients: the credit its `Settled` or `Tipped` gave the split
+    /// payee (or, for a `SplitSet`, what it was paid before the split existed) moves to them, part by part, so
+    /// `payee_earnings` stays the vault's `earningsOf` (zero for a split payee). The split payee keeps its fees
+    /// and settlement count.
+    fn split_paid(
+        &mut self,
+        event: &Event,
+        e: &beatstream_primitives::contracts::BeatStreamVault::SplitPaid,
+        source: Option<SplitSource>,
+        undo: bool,
+        changed: &mut Changed,
+    ) {
+        let block = event.at.block_number;
+        let b = block as i64;
+        changed.earnings = true;
+        changed.splits = true;
+        let recipients =
+            self.splits.get(&e.split).map(|s| s.recipients.clone()).unwrap_or_default();
+        let total: U256 = e.parts.iter().copied().fold(U256::ZERO, |a, p| a.saturating_add(p));
+        let mut bad = source.is_none() || recipients.len() != e.parts.len() || total != e.amount;
+        self.earnings.update(block, undo, e.split, |p| {
+            let mut p = p.unwrap_or_default();
+            bad |= p.withdrawable < e.amount || p.earned_total < e.amount;
+            p.earned_total = p.earned_total.saturating_sub(e.amount);
+            p.withdrawable = p.withdrawable.saturating_sub(e.amount);
+            p.updated_block = b;
+            Some(p)
+        });
+        let tip = source == Some(SplitSource::Tipped);
+        for (recipient, part) in recipients.into_iter().zip(e.parts.iter().copied()) {
+            self.earnings.update(block, undo, recipient, |p| {
+                let mut p = p.unwrap_or_default();
+                p.earned_total += part;
+                p.withdrawable += part;
+                p.updated_block = b;
+                Some(p)
+            });
+            self.split_earnings.update(block, undo, (e.split, recipient), |s| {
+                let mut s = s.unwrap_or_default();
+                s.earned += part;
+                if tip {
+                    s.from_tips += part;
+                }
+                s.payments += 1;
+                s.updated_block = b;
+                Some(s)
+            });
+        }
+        self.inconsistent(bad, event);
     }
 
     /// A published or updated track; an update keeps the first publication time.
@@ -455,7 +676,10 @@ impl Derived {
         self.tracks.flush(tx, chain_id).await?;
         self.hourly.flush(tx, chain_id).await?;
         self.revocations.flush(tx, chain_id).await?;
-        self.floors.flush(tx, chain_id).await
+        self.floors.flush(tx, chain_id).await?;
+        self.splits.flush(tx, chain_id).await?;
+        self.in_force.flush(tx, chain_id).await?;
+        self.split_earnings.flush(tx, chain_id).await
     }
 
     /// Hands the batch's rows to `known`: call only once the batch has committed.
@@ -470,6 +694,9 @@ impl Derived {
         self.hourly.remember(&mut known.hourly);
         self.revocations.remember(&mut known.revocations);
         self.floors.remember(&mut known.floors);
+        self.splits.remember(&mut known.splits);
+        self.in_force.remember(&mut known.in_force);
+        self.split_earnings.remember(&mut known.split_earnings);
     }
 }
 
