@@ -10,3 +10,4 @@ mod reorg_names;
 mod revocations;
 mod rpc;
 mod spans;
+mod splits;
