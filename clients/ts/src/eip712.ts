@@ -1,6 +1,6 @@
 /**
- * The EIP-712 types of protocol v1 (docs/PROTOCOL.md), written once for TypeScript: `SessionGrant` and `Voucher`
- * under the domain `BeatStream`, version `1`, the chain id and the vault address. The Rust side is
+ * The EIP-712 types of protocol v1 (docs/PROTOCOL.md), written once for TypeScript: `SessionGrant`, `Voucher` and
+ * (contracts v3) `Tip` under the domain `BeatStream`, version `1`, the chain id and the vault address. The Rust side is
  * `primitives/src/eip712.rs`; `docs/vectors/eip712.json` (written by the Rust primitives) is checked by both.
  */
 import {
@@ -12,9 +12,11 @@ import {
   hashStruct,
   hashTypedData,
   hexToBigInt,
+  keccak256,
   recoverAddress,
   size,
   sliceHex,
+  stringToBytes,
   toHex,
 } from "viem";
 
@@ -23,7 +25,7 @@ export const DOMAIN_NAME = "BeatStream";
 /** The EIP-712 domain version of protocol v1. */
 export const DOMAIN_VERSION = "1";
 
-/** The typed-data types, exactly `SessionGrant(...)` and `Voucher(...)` of docs/PROTOCOL.md. */
+/** The typed-data types, exactly `SessionGrant(...)`, `Voucher(...)` and `Tip(...)` of docs/PROTOCOL.md. */
 export const eip712Types = {
   SessionGrant: [
     { name: "listener", type: "address" },
@@ -37,7 +39,17 @@ export const eip712Types = {
     { name: "payee", type: "address" },
     { name: "cumulative", type: "uint256" },
   ],
+  Tip: [
+    { name: "grantId", type: "bytes32" },
+    { name: "payee", type: "address" },
+    { name: "tipId", type: "uint256" },
+    { name: "amount", type: "uint256" },
+    { name: "messageHash", type: "bytes32" },
+  ],
 } as const;
+
+/** The longest tip message the vault settles and the relay takes, in bytes of UTF-8 (`MAX_TIP_MESSAGE_BYTES`). */
+export const MAX_TIP_MESSAGE_BYTES = 280;
 
 /** A listener's authorisation of a player's session key to spend up to `cap` (USDC base units) before `expiresAt`. */
 export interface SessionGrant {
@@ -57,10 +69,24 @@ export interface SessionGrant {
 export interface Voucher {
   /** The grant's EIP-712 struct hash. */
   grantId: Hex;
-  /** Who is paid: the artist's address record. */
+  /** Who is paid: the artist's address record, or the payee of a split in force (the `session`'s `payee`). */
   payee: Address;
   /** Everything owed to `payee` under the grant so far, in USDC base units. */
   cumulative: bigint;
+}
+
+/** A one-off amount with a message from the listener to `payee`, signed by the session key (contracts v3). */
+export interface Tip {
+  /** The grant's EIP-712 struct hash. */
+  grantId: Hex;
+  /** Whom the tip pays: an artist's address record or the payee of a split in force (a `session`'s `payee`). */
+  payee: Address;
+  /** The player's choice, unique under the grant: a tip settles at most once per (grant, tipId). */
+  tipId: bigint;
+  /** The amount, in USDC base units (above 0). */
+  amount: bigint;
+  /** The message, UTF-8, at most {@link MAX_TIP_MESSAGE_BYTES} bytes; signed, stored and settled exactly as given. */
+  message: string;
 }
 
 /** The signing domain of one vault on one chain. */
@@ -89,6 +115,31 @@ export function grantDigest(domain: VoucherDomain, grant: SessionGrant): Hex {
 /** The digest the session key signs for a voucher. */
 export function voucherDigest(domain: VoucherDomain, voucher: Voucher): Hex {
   return hashTypedData({ domain, types: eip712Types, primaryType: "Voucher", message: voucher });
+}
+
+/** `keccak256` of the message's UTF-8 bytes: the `messageHash` a tip signs. */
+export function tipMessageHash(message: string): Hex {
+  return keccak256(stringToBytes(message));
+}
+
+/** The length of `message` in bytes of UTF-8 (what {@link MAX_TIP_MESSAGE_BYTES} limits). */
+export function tipMessageBytes(message: string): number {
+  return stringToBytes(message).length;
+}
+
+function tipStruct(tip: Tip) {
+  return {
+    grantId: tip.grantId,
+    payee: tip.payee,
+    tipId: tip.tipId,
+    amount: tip.amount,
+    messageHash: tipMessageHash(tip.message),
+  };
+}
+
+/** The digest the session key signs for a tip (the vault's `tipDigest`). */
+export function tipDigest(domain: VoucherDomain, tip: Tip): Hex {
+  return hashTypedData({ domain, types: eip712Types, primaryType: "Tip", message: tipStruct(tip) });
 }
 
 /** secp256k1 group order / 2: a signature with a larger `s` is refused by the vault and the relay. */
@@ -138,6 +189,12 @@ export async function signGrant(
 /** Signs a voucher with the session key (a local account: the key never leaves the player). */
 export async function signVoucher(sessionKey: LocalAccount, domain: VoucherDomain, voucher: Voucher): Promise<Hex> {
   const sig = await sessionKey.signTypedData({ domain, types: eip712Types, primaryType: "Voucher", message: voucher });
+  return normalizeSignature(sig);
+}
+
+/** Signs a tip with the session key: `Tip(grantId, payee, tipId, amount, keccak256(message))`. */
+export async function signTip(sessionKey: LocalAccount, domain: VoucherDomain, tip: Tip): Promise<Hex> {
+  const sig = await sessionKey.signTypedData({ domain, types: eip712Types, primaryType: "Tip", message: tipStruct(tip) });
   return normalizeSignature(sig);
 }
 

@@ -25,6 +25,9 @@ export const RELAY_ERROR_CODES = [
   "stale_voucher",
   "exceeds_owed",
   "cap_exceeded",
+  "message_too_long",
+  "duplicate_tip",
+  "unknown_payee",
   "too_many_sessions",
   "chain_unavailable",
   "storage_unavailable",
@@ -77,6 +80,29 @@ export const VOUCHER_CODES: ReadonlySet<string> = new Set([
   "exceeds_owed",
   "cap_exceeded",
   "insufficient_funds",
+]);
+
+/** Codes the relay only sends about a tip. */
+export const TIP_CODES: ReadonlySet<string> = new Set(["message_too_long", "duplicate_tip", "unknown_payee"]);
+
+/**
+ * Codes the relay may send about a tip as well as a voucher (or any frame): while a tip waits for its answer and no
+ * voucher is unanswered, they are the tip's.
+ */
+export const TIP_SHARED_CODES: ReadonlySet<string> = new Set([
+  "invalid_field",
+  "wrong_grant",
+  "invalid_signature",
+  "malleable_signature",
+  "wrong_signer",
+  "cap_exceeded",
+  "insufficient_funds",
+  "grant_expired",
+  "grant_revoked",
+  "hello_required",
+  "rate_limited",
+  "frame_too_large",
+  "storage_unavailable",
 ]);
 
 /** A refusal of the studio: its JSON `{"error": {"code", "message"}}` and the HTTP status. */

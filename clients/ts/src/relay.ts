@@ -9,10 +9,21 @@
  * reconnection {@link RelayClient} plays each live track again `from` the first second it had not paid (`play`'s
  * `from`, docs/PROTOCOL.md), so the new session releases the next chunk's key first. It does so only when `resume` is
  * on (the default), and reports it with a `resumed` event.
+ *
+ * Tips (`tip` → `tipAck`) are signed by the same session key. The relay's `error` frames do not say which frame they
+ * answer, so a tip is sent only once every voucher on the wire has been answered, and vouchers wait until the tip is:
+ * an error that comes meanwhile is the tip's.
  */
 import { type Address, type Hex, getAddress } from "viem";
-import { type VoucherDomain, signVoucher, toWireGrant } from "./eip712.js";
-import { FATAL_GRANT_CODES, RelayError, VOUCHER_CODES } from "./errors.js";
+import {
+  MAX_TIP_MESSAGE_BYTES,
+  type VoucherDomain,
+  signTip,
+  signVoucher,
+  tipMessageBytes,
+  toWireGrant,
+} from "./eip712.js";
+import { FATAL_GRANT_CODES, RelayError, TIP_CODES, TIP_SHARED_CODES, VOUCHER_CODES } from "./errors.js";
 import type { SignedGrant } from "./session.js";
 
 /** The subset of the WebSocket API the client uses (the browser's `WebSocket` and the `ws` package's fit). */
@@ -40,7 +51,10 @@ export interface ChunkKey {
 export interface SessionInfo {
   sessionId: string;
   trackId: string;
-  /** The artist's address record: whom the vouchers pay. */
+  /**
+   * Whom the vouchers pay: the vault's `playPayee` (the payee of the track's or its artist's split in force, else
+   * the artist's address record). Tip this address to tip the track's split.
+   */
   payee: Address;
   ratePerSecond: bigint;
   /** Seconds released so far (the newest beat's `second`). */
@@ -78,6 +92,8 @@ export type RelayEvent =
   | { type: "paused"; sessionId: string; reason: string }
   | { type: "closed"; sessionId: string; total: bigint }
   | { type: "resumed"; previousSessionId: string; session: SessionInfo }
+  | { type: "tip"; tipId: bigint; payee: Address; amount: bigint }
+  | { type: "tipAck"; tipId: bigint }
   | { type: "error"; error: RelayError }
   | { type: "reconnecting"; attempt: number; delayMs: number };
 
@@ -107,9 +123,41 @@ export interface RelayClientOptions {
   reconnect?: false | { initialDelayMs?: number; maxDelayMs?: number; maxAttempts?: number };
   /** After a reconnection, play again the tracks whose sessions were live (default `true`). */
   resume?: boolean;
-  /** How long `connect`, `play` and `stop` wait for their answer (default 15 s). */
+  /** How long `connect`, `play`, `stop` and `tip` wait for their answer (default 15 s). */
   timeoutMs?: number;
 }
+
+/** A tip to send with {@link RelayClient.tip}. */
+export interface TipRequest {
+  /** An artist's address record, or the payee of a split in force (a session's `payee` for its track). */
+  payee: Address | string;
+  /** USDC base units, above 0; counts against the grant's cap with its vouchers. */
+  amount: bigint;
+  /** At most {@link MAX_TIP_MESSAGE_BYTES} bytes of UTF-8 (default empty); sent, signed and stored as given. */
+  message?: string;
+  /**
+   * Unique under the grant (default {@link newTipId}). Sending the same tip again under its id (after a lost
+   * `tipAck`) is acked again and settles once; another tip under a used id is refused with `duplicate_tip`.
+   */
+  tipId?: bigint;
+}
+
+/** A tip the relay stored (its `tipAck`): the keeper settles it with its next batch. */
+export interface TipReceipt {
+  grantId: Hex;
+  tipId: bigint;
+  payee: Address;
+  amount: bigint;
+  message: string;
+}
+
+/** A random 64-bit tip id (WebCrypto): unique under a grant without keeping a counter. */
+export function newTipId(): bigint {
+  const words = globalThis.crypto.getRandomValues(new Uint32Array(2));
+  return (BigInt(words[0]) << 32n) | BigInt(words[1]);
+}
+
+const UINT256_MAX = (1n << 256n) - 1n;
 
 type Pending<T> = { resolve: (v: T) => void; reject: (e: RelayError) => void; timer: ReturnType<typeof setTimeout> };
 
@@ -128,6 +176,16 @@ export class RelayClient {
   /** Per payee: the highest cumulative sent, and the highest acked. */
   private readonly sent = new Map<Address, bigint>();
   private readonly acked = new Map<Address, bigint>();
+  /** Per payee: the highest cumulative whose voucher frame went out; above `acked` while the relay has not answered. */
+  private readonly onWire = new Map<Address, bigint>();
+  /** Every session's payee by id, to credit an ack that comes after its session ended. */
+  private readonly payeeOf = new Map<string, Address>();
+  /** Tips sent (or being sent) under the grant by id, with their amounts: they count against the cap. */
+  private readonly tips = new Map<string, bigint>();
+  /** The tip waiting for its `tipAck` (one at a time). */
+  private tipWait: (Pending<void> & { tipId: string }) | null = null;
+  /** Woken on every answer or close: a tip waits for the vouchers on the wire to be answered. */
+  private wakers: Array<() => void> = [];
   private readyWait: Pending<{ grantId: Hex; available: bigint }> | null = null;
   private readyPromise: Promise<{ grantId: Hex; available: bigint }> | null = null;
   private readonly playWaits: Array<Pending<SessionInfo> & { trackId: string; from: number }> = [];
@@ -154,10 +212,17 @@ export class RelayClient {
     return this.opts.grant.grantId;
   }
 
-  /** Everything sent under the grant so far, over all payees (what counts against its cap). */
+  /** What vouchers sent under the grant so far pay, over all payees (with {@link tipped}, what counts against its cap). */
   get totalSent(): bigint {
     let t = 0n;
     for (const v of this.sent.values()) t += v;
+    return t;
+  }
+
+  /** What the tips sent under the grant by this client pay (acked, or not refused yet). */
+  get tipped(): bigint {
+    let t = 0n;
+    for (const v of this.tips.values()) t += v;
     return t;
   }
 
@@ -293,7 +358,7 @@ export class RelayClient {
       const ok = typeof policy === "function" ? policy({ sessionId: s.sessionId, second: s.second, owed, payee: s.payee }) : policy;
       if (!ok) return null;
     }
-    const total = this.totalSent - sent + owed;
+    const total = this.totalSent - sent + owed + this.tipped;
     if (total > this.opts.grant.grant.cap) {
       this.emit({
         type: "error",
@@ -316,11 +381,101 @@ export class RelayClient {
         if (this.sent.get(s.payee) === owed) this.sent.set(s.payee, sent);
         throw e;
       }
+      if (owed > (this.onWire.get(s.payee) ?? 0n)) this.onWire.set(s.payee, owed);
       this.emit({ type: "voucher", sessionId: s.sessionId, payee: s.payee, cumulative: owed });
     });
     this.sending = send.catch(() => {});
     await send;
     return owed;
+  }
+
+  /**
+   * Sends a tip signed by the session key (EIP-712 `Tip`, docs/PROTOCOL.md "`tip`") and resolves once the relay
+   * stored it (`tipAck`). Rejects with the relay's code (`message_too_long`, `duplicate_tip`, `unknown_payee`,
+   * `cap_exceeded`, `insufficient_funds`, `wrong_signer`, ...), or before sending anything: `message_too_long` for a
+   * message over 280 bytes of UTF-8, `invalid_field` for an amount of 0 or a payee that is no address, `cap_reached`
+   * when the grant's vouchers and tips with this one would pass its cap. After `connection_lost` or `timeout` the
+   * tip may have been stored: send it again with the same `tipId` (it is acked again and settles once).
+   */
+  async tip(request: TipRequest): Promise<TipReceipt> {
+    const message = request.message ?? "";
+    const bytes = tipMessageBytes(message);
+    if (bytes > MAX_TIP_MESSAGE_BYTES) {
+      throw new RelayError("message_too_long", `tip message of ${bytes} bytes exceeds the limit of ${MAX_TIP_MESSAGE_BYTES}`);
+    }
+    let payee: Address;
+    try {
+      payee = getAddress(request.payee);
+    } catch {
+      throw new RelayError("invalid_field", `payee: not an address: ${request.payee}`);
+    }
+    const { amount } = request;
+    if (amount <= 0n || amount > UINT256_MAX) throw new RelayError("invalid_field", `amount: a tip is more than 0, got ${amount}`);
+    const tipId = request.tipId ?? newTipId();
+    if (tipId < 0n || tipId > UINT256_MAX) throw new RelayError("invalid_field", `tipId: not a uint256: ${tipId}`);
+    const key = tipId.toString();
+    const before = this.tips.get(key);
+    const cap = this.opts.grant.grant.cap;
+    if (this.totalSent + this.tipped - (before ?? 0n) + amount > cap) {
+      throw new RelayError("cap_reached", `a tip of ${amount} would take the grant past its cap ${cap}`);
+    }
+    await this.connect();
+    this.tips.set(key, amount);
+    const grantId = this.grantId;
+    // In the voucher queue: no voucher leaves while the tip waits, so an error meanwhile is the tip's.
+    const send = this.sending.then(async () => {
+      await this.vouchersAnswered();
+      const sig = await signTip(this.opts.grant.sessionKey, this.opts.domain, { grantId, payee, tipId, amount, message });
+      const answer = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          if (this.tipWait?.timer === timer) this.tipWait = null;
+          reject(new RelayError("timeout", `no tipAck for tip ${key} in time`));
+        }, this.opts.timeoutMs);
+        this.tipWait = { resolve, reject, timer, tipId: key };
+      });
+      try {
+        this.sendFrame({ type: "tip", grantId, payee, tipId: key, amount: amount.toString(), message, sig });
+      } catch (e) {
+        if (this.tipWait) clearTimeout(this.tipWait.timer);
+        this.tipWait = null;
+        throw e;
+      }
+      this.emit({ type: "tip", tipId, payee, amount });
+      await answer;
+    });
+    this.sending = send.catch(() => {});
+    try {
+      await send;
+    } catch (e) {
+      const refused = e instanceof RelayError && e.code !== "connection_lost" && e.code !== "timeout";
+      // A refused tip was not stored (unless an earlier send of it was); one whose answer was lost may have been.
+      if (refused && this.tips.get(key) === amount) {
+        if (before === undefined) this.tips.delete(key);
+        else this.tips.set(key, before);
+      }
+      throw e;
+    }
+    return { grantId, tipId, payee, amount, message };
+  }
+
+  /** Resolves once the relay answered every voucher sent (acked or refused). */
+  private async vouchersAnswered(): Promise<void> {
+    const deadline = Date.now() + this.opts.timeoutMs;
+    while ([...this.onWire].some(([payee, c]) => c > (this.acked.get(payee) ?? 0n))) {
+      if (!this.ws) throw new RelayError("connection_lost", "the relay connection closed before the tip was sent");
+      if (Date.now() > deadline) throw new RelayError("timeout", "the vouchers before the tip were not answered in time");
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 50);
+        this.wakers.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private wake(): void {
+    for (const w of this.wakers.splice(0)) w();
   }
 
   /** Closes the connection for good: stops every session (the relay closes them as `disconnected`). */
@@ -349,6 +504,11 @@ export class RelayClient {
       w.reject(err);
       this.stopWaits.delete(id);
     }
+    if (this.tipWait) {
+      clearTimeout(this.tipWait.timer);
+      this.tipWait.reject(err);
+      this.tipWait = null;
+    }
   }
 
   private onClose(code: number, reason: string): void {
@@ -361,6 +521,8 @@ export class RelayClient {
     // The relay closed the sessions as `disconnected`; what was sent but not acked was not stored.
     for (const [payee, acked] of this.acked) this.sent.set(payee, acked);
     for (const s of this.sent.keys()) if (!this.acked.has(s)) this.sent.set(s, 0n);
+    this.onWire.clear();
+    this.wake();
     const idle = code === 1000 && live.length === 0;
     const reconnect = this.opts.reconnect ?? {};
     if (idle || reconnect === false) {
@@ -447,6 +609,7 @@ export class RelayClient {
         // One live session per (grant, payee): a play of another track of the same artist supersedes the old one.
         for (const [id, old] of this.sessions) if (old.payee === payee) this.sessions.delete(id);
         this.sessions.set(s.sessionId, s);
+        this.payeeOf.set(s.sessionId, payee);
         this.emit({ type: "session", session: s });
         if (i >= 0) {
           const [w] = this.playWaits.splice(i, 1);
@@ -484,8 +647,10 @@ export class RelayClient {
           key: k.key,
         }));
         const s = this.sessions.get(sessionId);
+        const payee = s?.payee ?? this.payeeOf.get(sessionId);
+        if (payee && cumulative > (this.acked.get(payee) ?? 0n)) this.acked.set(payee, cumulative);
+        this.wake();
         if (s) {
-          if (cumulative > (this.acked.get(s.payee) ?? 0n)) this.acked.set(s.payee, cumulative);
           s.acked = cumulative;
           s.paid = cumulative > s.base ? cumulative - s.base : 0n;
           s.paidSeconds = s.ratePerSecond > 0n ? Number(s.paid / s.ratePerSecond) : 0;
@@ -513,8 +678,20 @@ export class RelayClient {
         }
         return;
       }
+      case "tipAck": {
+        const tipId = String(f.tipId);
+        this.emit({ type: "tipAck", tipId: BigInt(tipId) });
+        const w = this.tipWait;
+        if (w && w.tipId === tipId && String(f.grantId).toLowerCase() === this.grantId.toLowerCase()) {
+          clearTimeout(w.timer);
+          this.tipWait = null;
+          w.resolve();
+        }
+        return;
+      }
       case "error": {
         this.onError(new RelayError(String(f.code), String(f.message)));
+        this.wake();
         return;
       }
       default:
@@ -538,12 +715,20 @@ export class RelayClient {
       }
       return;
     }
-    if (VOUCHER_CODES.has(err.code)) {
+    const tipWait = this.tipWait;
+    // No voucher is on the wire while a tip waits: its codes are the tip's (a waiting play's `invalid_field` is the play's).
+    if (tipWait && (TIP_CODES.has(err.code) || (TIP_SHARED_CODES.has(err.code) && !(err.code === "invalid_field" && this.playWaits.length > 0)))) {
+      clearTimeout(tipWait.timer);
+      this.tipWait = null;
+      tipWait.reject(err);
+      if (err.code !== "grant_revoked" && err.code !== "grant_expired") return;
+    } else if (VOUCHER_CODES.has(err.code)) {
       // The refused voucher was not stored: the next one may carry the same cumulative again.
       for (const [payee, sent] of this.sent) {
         const acked = this.acked.get(payee) ?? 0n;
         if (sent > acked) this.sent.set(payee, acked);
       }
+      for (const payee of this.onWire.keys()) this.onWire.set(payee, this.acked.get(payee) ?? 0n);
     } else if (err.code === "unknown_session" && this.stopWaits.size > 0) {
       const [id, w] = this.stopWaits.entries().next().value as [string, Pending<bigint>];
       clearTimeout(w.timer);

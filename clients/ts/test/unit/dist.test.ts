@@ -8,7 +8,7 @@ import { PKG } from "../paths.js";
 test("dist/index.js loads and exports the SDK", async () => {
   const sdk = await import(pathToFileURL(join(PKG, "dist", "index.js")).href);
   for (const name of [
-    "RelayClient", "SessionKeyStore", "MemoryStorage", "signGrant", "signVoucher", "grantId", "voucherDomain",
+    "RelayClient", "SessionKeyStore", "MemoryStorage", "signGrant", "signVoucher", "signTip", "tipDigest", "newTipId", "grantId", "voucherDomain",
     "TrackAudio", "ChunkPipeline", "GaplessPlayer", "VaultClient", "RegistryClient", "StudioClient", "GraphQLClient",
     "RelayError", "StudioError", "AudioError", "GraphQLRequestError", "vaultAbi", "registryAbi", "usdcAbi", "parseDevInfo",
   ]) {

@@ -14,10 +14,15 @@ import {
   fromWireGrant,
   grantDigest,
   grantId,
+  MAX_TIP_MESSAGE_BYTES,
   normalizeSignature,
   recoverSigner,
   signGrant,
+  signTip,
   signVoucher,
+  tipDigest,
+  tipMessageBytes,
+  tipMessageHash,
   toWireGrant,
   voucherDigest,
   voucherDomain,
@@ -33,6 +38,8 @@ function encodeType(name: keyof typeof eip712Types): string {
 test("the type strings are the protocol's", () => {
   assert.equal(encodeType("SessionGrant"), v.types.SessionGrant);
   assert.equal(encodeType("Voucher"), v.types.Voucher);
+  assert.equal(encodeType("Tip"), v.types.Tip);
+  assert.equal(keccak256(toHex(encodeType("Tip"))), v.types.tipTypehash);
   assert.equal(keccak256(toHex(encodeType("SessionGrant"))), v.types.sessionGrantTypehash);
   assert.equal(keccak256(toHex(encodeType("Voucher"))), v.types.voucherTypehash);
 });
@@ -70,6 +77,37 @@ test("voucher digests and session-key signatures equal the Rust primitives'", as
     }
   }
   assert.ok(n >= 24);
+});
+
+test("tip message hashes, digests and session-key signatures equal the Rust primitives'", async () => {
+  const session = privateKeyToAccount(v.sessionKey);
+  let n = 0;
+  let longest = 0;
+  for (const c of v.cases) {
+    const domain = voucherDomain(c.domain.chainId, c.domain.verifyingContract);
+    for (const x of c.tips) {
+      const tip = {
+        grantId: x.tip.grantId as Hex,
+        payee: x.tip.payee as Address,
+        tipId: BigInt(x.tip.tipId),
+        amount: BigInt(x.tip.amount),
+        message: x.tip.message as string,
+      };
+      assert.equal(tipMessageHash(tip.message), x.messageHash);
+      assert.equal(tipDigest(domain, tip), x.digest);
+      assert.equal(await signTip(session, domain, tip), x.signature);
+      assert.equal(await recoverSigner(x.digest, x.signature), v.sessionKeyAddress);
+      // The message is signed as given: one character more is another digest.
+      assert.notEqual(tipDigest(domain, { ...tip, message: `${tip.message} ` }), x.digest);
+      longest = Math.max(longest, tipMessageBytes(tip.message));
+      n++;
+    }
+  }
+  assert.ok(n >= 15);
+  // The vectors include a message of exactly the limit (multi-byte characters: bytes, not characters, count).
+  assert.equal(longest, MAX_TIP_MESSAGE_BYTES);
+  assert.equal(tipMessageBytes("é".repeat(140)), 280);
+  assert.equal(tipMessageBytes("🎶"), 4);
 });
 
 test("the domain binds chain and vault; a signature of another domain recovers someone else", async () => {

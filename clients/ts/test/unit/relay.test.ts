@@ -16,6 +16,7 @@ import {
   type SignedGrant,
   type WebSocketLike,
   recoverSigner,
+  tipDigest,
   voucherDigest,
   voucherDomain,
 } from "../../src/index.js";
@@ -213,6 +214,107 @@ test("a lost connection reconnects with the same grant and plays the live track 
   again.frame({ type: "beat", sessionId: "s2", second: 1, owed: "200" });
   assert.equal((await again.next("voucher")).cumulative, "200");
   assert.equal(client.sessions.get("s2")!.base, 100n);
+  client.close();
+});
+
+test("a tip is signed by the session key, resolves on its tipAck and counts against the cap with the vouchers", async () => {
+  const signed = await grant(1_000n);
+  const client = new RelayClient({ url: "ws://relay", domain, grant: signed, WebSocket: Script });
+  const events: RelayEvent[] = [];
+  client.on((e) => events.push(e));
+  const ws = await ready(client);
+  const message = "<b>gm</b> ♥";
+  const p = client.tip({ payee: PAYEE.toLowerCase(), tipId: 7n, amount: 300n, message });
+  const frame = await ws.next("tip");
+  assert.deepEqual(
+    { ...frame, sig: undefined, seen: undefined },
+    { type: "tip", grantId: signed.grantId, payee: PAYEE, tipId: "7", amount: "300", message, sig: undefined, seen: undefined },
+  );
+  const digest = tipDigest(domain, { grantId: signed.grantId, payee: PAYEE, tipId: 7n, amount: 300n, message });
+  assert.equal(await recoverSigner(digest, frame.sig as Hex), signed.sessionKey.address);
+  // Another tip's ack does not answer it.
+  ws.frame({ type: "tipAck", grantId: signed.grantId, tipId: "8" });
+  ws.frame({ type: "tipAck", grantId: signed.grantId, tipId: "7" });
+  assert.deepEqual(await p, { grantId: signed.grantId, tipId: 7n, payee: PAYEE, amount: 300n, message });
+  assert.equal(client.tipped, 300n);
+  assert.ok(events.some((e) => e.type === "tipAck" && e.tipId === 7n));
+
+  // 300 tipped + 800 would pass the cap of 1,000: refused before anything is signed or sent.
+  await assert.rejects(client.tip({ payee: PAYEE, tipId: 9n, amount: 800n }), (e: RelayError) => e.code === "cap_reached");
+  // The same tip again (a lost tipAck) does not count twice.
+  const again = client.tip({ payee: PAYEE, tipId: 7n, amount: 300n, message });
+  await ws.next("tip");
+  ws.frame({ type: "tipAck", grantId: signed.grantId, tipId: "7" });
+  await again;
+  assert.equal(client.tipped, 300n);
+
+  // Vouchers see the tips: a beat owing 800 would make 1,100.
+  await playing(client, ws);
+  ws.frame({ type: "beat", sessionId: "s1", second: 1, owed: "700" });
+  assert.equal((await ws.next("voucher")).cumulative, "700");
+  ws.frame({ type: "ack", sessionId: "s1", cumulative: "700" });
+  ws.frame({ type: "beat", sessionId: "s1", second: 2, owed: "800" });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.ok(events.some((e) => e.type === "error" && e.error.code === "cap_reached"));
+  assert.equal(ws.sent.filter((f) => f.type === "voucher").length, 1);
+  assert.ok(ws.sent.filter((f) => f.type === "tip").length === 2);
+  client.close();
+});
+
+test("a message over 280 bytes of UTF-8 is refused before sending; the relay's tip codes reject the tip", async () => {
+  const client = new RelayClient({ url: "ws://relay", domain, grant: await grant(), WebSocket: Script });
+  const ws = await ready(client);
+  // 140 two-byte characters are 280 bytes: allowed; one more byte is not.
+  for (const message of ["é".repeat(140) + "!", "x".repeat(281), "🎶".repeat(71)]) {
+    await assert.rejects(client.tip({ payee: PAYEE, amount: 1n, message }), (e: RelayError) => e.code === "message_too_long");
+  }
+  await assert.rejects(client.tip({ payee: PAYEE, amount: 0n }), (e: RelayError) => e.code === "invalid_field");
+  await assert.rejects(client.tip({ payee: "0x1234", amount: 1n }), (e: RelayError) => e.code === "invalid_field");
+  assert.equal(ws.sent.filter((f) => f.type === "tip").length, 0);
+  assert.equal(client.tipped, 0n);
+
+  const ok = client.tip({ payee: PAYEE, amount: 5n, message: "é".repeat(140) });
+  const first = await ws.next("tip");
+  assert.match(first.tipId as string, /^[0-9]+$/, "a random id when none is given");
+  ws.frame({ type: "tipAck", grantId: client.grantId, tipId: first.tipId });
+  await ok;
+
+  for (const code of ["unknown_payee", "duplicate_tip", "insufficient_funds", "cap_exceeded"]) {
+    const p = client.tip({ payee: PAYEE, tipId: 1n, amount: 2n });
+    await ws.next("tip");
+    ws.frame({ type: "error", code, message: code });
+    await assert.rejects(p, (e: RelayError) => e instanceof RelayError && e.code === code);
+  }
+  assert.equal(client.tipped, 5n, "refused tips do not count");
+  assert.equal(client.state, "ready");
+  client.close();
+});
+
+test("a tip waits for the vouchers on the wire, and vouchers wait for the tip, so a shared code is the tip's", async () => {
+  const client = new RelayClient({ url: "ws://relay", domain, grant: await grant(), WebSocket: Script });
+  const ws = await ready(client);
+  await playing(client, ws);
+  ws.frame({ type: "beat", sessionId: "s1", second: 1, owed: "100" });
+  await ws.next("voucher");
+  const p = client.tip({ payee: PAYEE, tipId: 3n, amount: 50n });
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(ws.sent.filter((f) => f.type === "tip").length, 0, "not while voucher 100 is unanswered");
+  ws.frame({ type: "ack", sessionId: "s1", cumulative: "100" });
+  await ws.next("tip");
+  // A beat while the tip waits: its voucher leaves only after the tip's answer.
+  ws.frame({ type: "beat", sessionId: "s1", second: 2, owed: "200" });
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(ws.sent.filter((f) => f.type === "voucher").length, 1);
+  ws.frame({ type: "error", code: "insufficient_funds", message: "short" });
+  await assert.rejects(p, (e: RelayError) => e.code === "insufficient_funds");
+  assert.equal((await ws.next("voucher")).cumulative, "200", "the voucher goes once the tip is answered");
+
+  // A lost connection rejects a waiting tip with connection_lost.
+  const lost = client.tip({ payee: PAYEE, tipId: 4n, amount: 1n });
+  ws.frame({ type: "ack", sessionId: "s1", cumulative: "200" });
+  await ws.next("tip");
+  ws.drop(1006);
+  await assert.rejects(lost, (e: RelayError) => e.code === "connection_lost");
   client.close();
 });
 
