@@ -20,7 +20,8 @@ use alloy::{
 };
 use beatstream_primitives::{
     contracts::BeatStreamVault::{
-        self, BatchCutShort, BeatStreamVault_NotSettler, Settled, SettlementItem, SettlementSkipped,
+        self, BatchCutShort, BeatStreamVault_NotSettler, Settled, SettlementItem,
+        SettlementSkipped, TipItem, TipSkipped, Tipped, TipsCutShort,
     },
     rpc::{RpcArgs, is_method_not_found},
 };
@@ -136,8 +137,9 @@ impl Chain {
         }
     }
 
-    /// Runs `settleBatch(items)` from `from` on the latest state, and reports each item's outcome and the gas used.
-    /// Items skipped by the contract change nothing, so the outcome of the others does not depend on them.
+    /// Runs the batch (`settleBatch(items)`, or `settleBatchWithTips(items, tips)` with tips) from `from` on the
+    /// latest state, and reports each item's and each tip's outcome and the gas used. Items skipped by the contract
+    /// change nothing, so the outcome of the others does not depend on them.
     ///
     /// With `eth_simulateV1`, or with `eth_call`s once the endpoints answer that they do not serve it (remembered
     /// for good): the same outcomes, the gas a little higher ([`simulation`]).
@@ -146,9 +148,10 @@ impl Chain {
         from: Address,
         vault: Address,
         items: &[SettlementItem],
-    ) -> Result<(Vec<Outcome>, u64)> {
+        tips: &[TipItem],
+    ) -> Result<Simulated> {
         if !self.without_simulate_v1.load(Ordering::Relaxed) {
-            match self.simulate_v1(from, vault, items).await? {
+            match self.simulate_v1(from, vault, items, tips).await? {
                 Some(simulated) => return Ok(simulated),
                 None => {
                     self.without_simulate_v1.store(true, Ordering::Relaxed);
@@ -156,7 +159,7 @@ impl Chain {
                 }
             }
         }
-        simulation::simulate(self, from, vault, items).await
+        simulation::simulate(self, from, vault, items, tips).await
     }
 
     /// [`Self::simulate`] with `eth_simulateV1`; `None` when the endpoint does not serve it.
@@ -165,9 +168,9 @@ impl Chain {
         from: Address,
         vault: Address,
         items: &[SettlementItem],
-    ) -> Result<Option<(Vec<Outcome>, u64)>> {
-        let data =
-            Bytes::from(BeatStreamVault::settleBatchCall { items: items.to_vec() }.abi_encode());
+        tips: &[TipItem],
+    ) -> Result<Option<Simulated>> {
+        let data = settle_input(items, tips);
         let payload = json!([{
             "blockStateCalls": [{ "calls": [{ "from": from, "to": vault, "data": data }] }],
             "validation": false,
@@ -193,8 +196,9 @@ impl Chain {
             .ok_or_else(|| Error::Rpc(format!("eth_simulateV1 without gasUsed: {call}")))?;
         let logs: Vec<alloy::rpc::types::Log> =
             serde_json::from_value(call["logs"].clone()).map_err(Error::rpc)?;
-        let outcomes = outcomes(vault, items, logs.iter().map(|l| &l.inner));
-        Ok(Some((outcomes, gas)))
+        let item_outcomes = outcomes(vault, items, logs.iter().map(|l| &l.inner));
+        let tip_outcomes = tip_outcomes(vault, tips, logs.iter().map(|l| &l.inner));
+        Ok(Some(Simulated { items: item_outcomes, tips: tip_outcomes, gas }))
     }
 
     /// Whether `account` has code: a smart wallet (or an EOA with an EIP-7702 delegation), whose grant the vault
@@ -235,6 +239,73 @@ impl Chain {
     pub(crate) fn transfer_gas() -> u64 {
         21_000
     }
+}
+
+/// What a simulation says of a batch.
+#[derive(Debug)]
+pub(crate) struct Simulated {
+    /// Each item's outcome, in item order.
+    pub(crate) items: Vec<Outcome>,
+    /// Each tip's outcome, in tip order.
+    pub(crate) tips: Vec<Outcome>,
+    /// The gas the batch used.
+    pub(crate) gas: u64,
+}
+
+/// The calldata of a batch: `settleBatch(items)` without tips (its ABI as before contracts v3), else
+/// `settleBatchWithTips(items, tips)`.
+pub(crate) fn settle_input(items: &[SettlementItem], tips: &[TipItem]) -> Bytes {
+    if tips.is_empty() {
+        BeatStreamVault::settleBatchCall { items: items.to_vec() }.abi_encode().into()
+    } else {
+        BeatStreamVault::settleBatchWithTipsCall { items: items.to_vec(), tips: tips.to_vec() }
+            .abi_encode()
+            .into()
+    }
+}
+
+/// The items and tips of a batch's calldata ([`settle_input`]).
+pub(crate) fn decode_settle_input(input: &[u8]) -> Result<(Vec<SettlementItem>, Vec<TipItem>)> {
+    if let Ok(call) = BeatStreamVault::settleBatchCall::abi_decode(input) {
+        return Ok((call.items, Vec::new()));
+    }
+    let call = BeatStreamVault::settleBatchWithTipsCall::abi_decode(input)
+        .map_err(|e| Error::Rpc(format!("undecodable journaled transaction: {e}")))?;
+    Ok((call.items, call.tips))
+}
+
+/// Each tip's outcome, from the vault's `Tipped` and `TipSkipped` logs matched in order by (grant, tip id); tips
+/// from a `TipsCutShort`'s `processed` index on were not reached.
+pub(crate) fn tip_outcomes<'a>(
+    vault: Address,
+    tips: &[TipItem],
+    logs: impl Iterator<Item = &'a alloy::primitives::Log>,
+) -> Vec<Outcome> {
+    let mut events = Vec::new();
+    let mut processed = tips.len();
+    for log in logs.filter(|l| l.address == vault) {
+        if let Ok(e) = Tipped::decode_log(log) {
+            events.push((e.grantId, e.tipId, Outcome::Settled));
+        } else if let Ok(e) = TipSkipped::decode_log(log) {
+            events.push((e.grantId, e.tipId, Outcome::Skipped(SkipReason::from_code(e.reason))));
+        } else if let Ok(e) = TipsCutShort::decode_log(log) {
+            processed = processed.min(e.processed.saturating_to::<usize>());
+        }
+    }
+    let mut events = events.into_iter().peekable();
+    tips.iter()
+        .enumerate()
+        .map(|(index, tip)| {
+            if index >= processed {
+                return Outcome::NotReached;
+            }
+            let id = grant_id(&tip.grant);
+            match events.next_if(|(g, t, _)| *g == id && *t == tip.tipId) {
+                Some((_, _, outcome)) => outcome,
+                None => Outcome::Unmatched,
+            }
+        })
+        .collect()
 }
 
 /// Each item's outcome, from the vault's `Settled` and `SettlementSkipped` logs, matched in order; items from a

@@ -37,6 +37,10 @@ pub struct Metrics {
     pub vouchers_settled: IntCounter,
     /// Vouchers left out of a batch because the simulation said the vault would skip them.
     pub vouchers_held: IntCounter,
+    /// Tips settled on-chain by confirmed transactions.
+    pub tips_settled: IntCounter,
+    /// Tips left out of a batch because the simulation said the vault would skip them.
+    pub tips_held: IntCounter,
     /// Vouchers per confirmed settlement transaction.
     pub batch_size: Histogram,
     /// Gas used per settled voucher in the last confirmed transaction.
@@ -114,6 +118,11 @@ impl Metrics {
             vouchers_held: counter(
                 "vouchers_held_total",
                 "Vouchers left out because the simulation said the vault would skip them",
+            ),
+            tips_settled: counter("tips_settled_total", "Tips settled by confirmed transactions"),
+            tips_held: counter(
+                "tips_held_total",
+                "Tips left out because the simulation said the vault would skip them",
             ),
             batch_size: histogram(
                 "batch_size",

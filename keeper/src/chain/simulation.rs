@@ -14,6 +14,11 @@
 //!   bisection of `eth_call`s given that limit (`eth_estimateGas` would find the gas at which the vault, stopping
 //!   short of gas instead of reverting, settles nothing). It includes the vault's guard of 80,000 gas before the
 //!   last item, so it is a little above what `eth_simulateV1` reports as used; the keeper's margin goes on top.
+//! - **Tips.** A batch with tips is `settleBatchWithTips(items, tips)`, whose answer is (items settled, tips
+//!   settled): the tips are counted after the items, as positions `n + j` of one sequence, the prefixes of which
+//!   are the items' prefixes and then all items with the tips' prefixes. A skipped tip's reason is read the same
+//!   way, in `_settleTip`'s order (malformed, message length, window, already settled, cap, signature, revocation,
+//!   funds).
 //!
 //! Every call is pinned to one block, so the answers agree with one another.
 
@@ -30,13 +35,13 @@ use alloy::{
     transports::RpcError,
 };
 use beatstream_primitives::{
-    contracts::BeatStreamVault::{self, BeatStreamVault_NotSettler, SettlementItem},
+    contracts::BeatStreamVault::{self, BeatStreamVault_NotSettler, SettlementItem, TipItem},
     eip712::recover,
     rpc::is_rate_limited,
 };
 use tracing::warn;
 
-use super::{Chain, grant_id};
+use super::{Chain, Simulated, grant_id};
 use crate::{
     Error, Result,
     db::{Outcome, SkipReason},
@@ -57,23 +62,29 @@ const MAX_GRANT_SPEND: u64 = (1 << 48) - 1;
 /// Gas per item the gas search starts from (it doubles until the batch fits).
 const GAS_PER_ITEM_GUESS: u64 = 50_000;
 
-/// Runs `settleBatch(items)` from `from` with `eth_call`s on the latest block: each item's outcome and the gas the
+/// The most bytes of a tip's message: `MAX_TIP_MESSAGE_BYTES` in `contracts/src/BeatStreamVault.sol`.
+const MAX_TIP_MESSAGE_BYTES: usize = 280;
+
+/// Runs the batch from `from` with `eth_call`s on the latest block: each item's and tip's outcome and the gas the
 /// batch needs, as [`Chain::simulate`] reports them.
 pub(crate) async fn simulate(
     chain: &Chain,
     from: Address,
     vault: Address,
     items: &[SettlementItem],
-) -> Result<(Vec<Outcome>, u64)> {
+    tips: &[TipItem],
+) -> Result<Simulated> {
     let provider = chain.provider();
     let block = provider
         .get_block_by_number(BlockNumberOrTag::Latest)
         .await
         .map_err(|e| Error::Rpc(format!("eth_getBlockByNumber: {e}")))?
         .ok_or_else(|| Error::Rpc("eth_getBlockByNumber: no latest block".into()))?;
-    let calls = Calls { provider, from, vault, items, at: BlockId::number(block.header.number) };
+    let calls =
+        Calls { provider, from, vault, items, tips, at: BlockId::number(block.header.number) };
+    let n = items.len() + tips.len();
 
-    let total = match calls.count(items.len(), None).await? {
+    let total = match calls.count(n, None).await? {
         Ok(total) => total,
         Err(e) if e.as_decoded_error::<BeatStreamVault_NotSettler>().is_some() => {
             // Removed by the owner while running (removal is immediate): say so, not just "reverted".
@@ -81,7 +92,7 @@ pub(crate) async fn simulate(
         }
         Err(e) => return Err(Error::Rpc(format!("settleBatch call reverted: {e}"))),
     };
-    let settled = settled_items(items.len(), total, |k| async move {
+    let settled = settled_items(n, total, |k| async move {
         calls
             .count(k, None)
             .await?
@@ -108,23 +119,27 @@ pub(crate) async fn simulate(
                     .map_err(|e| Error::Rpc(format!("settlementWindow: {e}")))?,
             ),
         };
-        outcomes.push(Outcome::Skipped(calls.why_skipped(index, &settled, now, window).await?));
+        let reason = if index < items.len() {
+            calls.why_skipped(index, &settled, now, window).await?
+        } else {
+            calls.why_tip_skipped(index - items.len(), &settled, now, window).await?
+        };
+        outcomes.push(Outcome::Skipped(reason));
     }
 
     let gas = if total == 0 {
         // Nothing would settle: every item is held and no transaction is sent, so there is no gas to find.
         0
     } else {
-        let start = BATCH_BASE_GAS + GAS_PER_ITEM_GUESS * items.len() as u64;
+        let start = BATCH_BASE_GAS + GAS_PER_ITEM_GUESS * n as u64;
         let fits = |gas| async move {
-            Ok(
-                matches!(calls.count(items.len(), Some(gas)).await?, Ok(settled) if settled == total),
-            )
+            Ok(matches!(calls.count(n, Some(gas)).await?, Ok(settled) if settled == total))
         };
         // Not even the whole block's gas: report it, and the budget check leaves items out.
         least_gas(start, block.header.gas_limit, fits).await?.unwrap_or(block.header.gas_limit)
     };
-    Ok((outcomes, gas))
+    let tip_outcomes = outcomes.split_off(items.len());
+    Ok(Simulated { items: outcomes, tips: tip_outcomes, gas })
 }
 
 /// Which of `n` items settle, from `count(k)`: how many of the first `k` items settle (`total` for all `n`).
@@ -187,15 +202,27 @@ struct Calls<'a> {
     from: Address,
     vault: Address,
     items: &'a [SettlementItem],
+    tips: &'a [TipItem],
     at: BlockId,
 }
 
 impl Calls<'_> {
-    /// How many of the first `k` items settle, with `gas` or the node's default; the node's error when the call
-    /// fails there (a revert, or out of gas).
+    /// How many of the first `k` of the items followed by the tips settle, with `gas` or the node's default; the
+    /// node's error when the call fails there (a revert, or out of gas).
     async fn count(&self, k: usize, gas: Option<u64>) -> Result<Result<u64, ErrorPayload>> {
-        let input =
-            BeatStreamVault::settleBatchCall { items: self.items[..k].to_vec() }.abi_encode();
+        let n = self.items.len();
+        let with_tips = !self.tips.is_empty();
+        let input: Bytes = if with_tips {
+            // The same call throughout (tips or not in the prefix), so every answer decodes alike.
+            BeatStreamVault::settleBatchWithTipsCall {
+                items: self.items[..k.min(n)].to_vec(),
+                tips: self.tips[..k.saturating_sub(n)].to_vec(),
+            }
+            .abi_encode()
+            .into()
+        } else {
+            BeatStreamVault::settleBatchCall { items: self.items[..k].to_vec() }.abi_encode().into()
+        };
         let mut tx = TransactionRequest::default()
             .with_from(self.from)
             .with_to(self.vault)
@@ -204,6 +231,13 @@ impl Calls<'_> {
             tx = tx.with_gas_limit(gas);
         }
         match self.provider.call(tx).block(self.at).await {
+            Ok(out) if with_tips => {
+                let r = BeatStreamVault::settleBatchWithTipsCall::abi_decode_returns(&out)
+                    .map_err(|e| {
+                        Error::Rpc(format!("settleBatchWithTips call returned {out}: {e}"))
+                    })?;
+                Ok(Ok(r.settledCount.saturating_to::<u64>() + r.tipsSettled.saturating_to::<u64>()))
+            }
             Ok(out) => {
                 let settled = BeatStreamVault::settleBatchCall::abi_decode_returns(&out)
                     .map_err(|e| Error::Rpc(format!("settleBatch call returned {out}: {e}")))?;
@@ -311,6 +345,119 @@ impl Calls<'_> {
             return Ok(SkipReason::InsufficientFunds);
         }
         warn!(target: "beatstream::keeper", grant = %id, payee = %item.payee, cumulative = %item.cumulative, "the vault skips this voucher and its views do not say why");
+        Ok(SkipReason::Unknown)
+    }
+
+    /// Why the vault skips tip `index`, given which of the items followed by the tips settle (`settled`): its checks
+    /// in `_settleTip`'s order, each read from its views, with what the batch's earlier settled items and tips spent.
+    async fn why_tip_skipped(
+        &self,
+        index: usize,
+        settled: &[bool],
+        now: u64,
+        window: u64,
+    ) -> Result<SkipReason> {
+        let tip = &self.tips[index];
+        let grant = &tip.grant;
+        let id = grant_id(grant);
+        if tip.payee.is_zero() || grant.listener.is_zero() || tip.amount.is_zero() {
+            return Ok(SkipReason::Malformed);
+        }
+        if tip.message.len() > MAX_TIP_MESSAGE_BYTES {
+            return Ok(SkipReason::MessageTooLong);
+        }
+        if now > grant.expiresAt.saturating_add(window) {
+            return Ok(SkipReason::GrantExpired);
+        }
+        let vault = BeatStreamVault::new(self.vault, self.provider);
+        let view = |what: &'static str| {
+            move |e: alloy::contract::Error| Error::Rpc(format!("{what}: {e}"))
+        };
+        if vault
+            .isTipSettled(id, tip.tipId)
+            .call()
+            .block(self.at)
+            .await
+            .map_err(view("isTipSettled"))?
+        {
+            return Ok(SkipReason::TipAlreadySettled);
+        }
+        let mut spent =
+            vault.grantSpent(id).call().block(self.at).await.map_err(view("grantSpent"))?;
+        let mut registered = !spent.is_zero();
+        let mut debited = U256::ZERO;
+        let n = self.items.len();
+        for (other, _) in self.items.iter().zip(settled).filter(|(_, s)| **s) {
+            let same_grant = grant_id(&other.grant) == id;
+            if !same_grant && other.grant.listener != grant.listener {
+                continue;
+            }
+            let prior = vault
+                .settled(grant_id(&other.grant), other.payee)
+                .call()
+                .block(self.at)
+                .await
+                .map_err(view("settled"))?;
+            let amount = other.cumulative.saturating_sub(prior);
+            if same_grant {
+                registered = true;
+                spent += amount;
+            }
+            if other.grant.listener == grant.listener {
+                debited += amount;
+            }
+        }
+        for (other, _) in self.tips[..index].iter().zip(&settled[n..]).filter(|(_, s)| **s) {
+            if grant_id(&other.grant) == id {
+                registered = true;
+                spent += other.amount;
+            }
+            if other.grant.listener == grant.listener {
+                debited += other.amount;
+            }
+        }
+        if tip.amount > grant.cap.min(U256::from(MAX_GRANT_SPEND)).saturating_sub(spent) {
+            return Ok(SkipReason::CapExceeded);
+        }
+        if !registered {
+            let digest = vault
+                .grantDigest(grant.clone())
+                .call()
+                .block(self.at)
+                .await
+                .map_err(view("grantDigest"))?;
+            let signed = recover(digest, &tip.grantSignature).is_ok_and(|a| a == grant.listener);
+            if !signed && !self.wallet_accepts(grant.listener, digest, &tip.grantSignature).await? {
+                return Ok(SkipReason::InvalidGrantSignature);
+            }
+        }
+        let message_hash = alloy::primitives::keccak256(tip.message.as_bytes());
+        let digest = vault
+            .tipDigest(id, tip.payee, tip.tipId, tip.amount, message_hash)
+            .call()
+            .block(self.at)
+            .await
+            .map_err(view("tipDigest"))?;
+        if !recover(digest, &tip.tipSignature).is_ok_and(|a| a == grant.sessionKey) {
+            return Ok(if tip.tipSignature.len() == 65 {
+                SkipReason::InvalidVoucherSignature
+            } else {
+                SkipReason::Malformed
+            });
+        }
+        if vault.isRevoked(grant.clone()).call().block(self.at).await.map_err(view("isRevoked"))? {
+            return Ok(SkipReason::GrantRevoked);
+        }
+        let account = vault
+            .accountOf(grant.listener)
+            .call()
+            .block(self.at)
+            .await
+            .map_err(view("accountOf"))?;
+        if tip.amount > (account.available + account.thawing).saturating_sub(debited) {
+            return Ok(SkipReason::InsufficientFunds);
+        }
+        warn!(target: "beatstream::keeper", grant = %id, payee = %tip.payee, tip_id = %tip.tipId, "the vault skips this tip and its views do not say why");
         Ok(SkipReason::Unknown)
     }
 

@@ -1,6 +1,7 @@
-//! The keeper's write-ahead journal: `keeper_batches`, `keeper_batch_items` and `keeper_attempts`.
+//! The keeper's write-ahead journal: `keeper_batches`, `keeper_batch_items`, `keeper_batch_tips` and
+//! `keeper_attempts`.
 //!
-//! A batch's items, nonce and first signed transaction are committed before anything is broadcast, so a crash
+//! A batch's items, tips, nonce and first signed transaction are committed before anything is broadcast, so a crash
 //! leaves either nothing sent or a journaled transaction the next step follows. Every write runs in a transaction
 //! that first reads the lease row of its chain and vault (`keeper_lease`, keyed like the advisory lock) `FOR SHARE`
 //! and checks the epoch the caller leads under: a keeper that lost the
@@ -9,7 +10,7 @@
 
 use std::{future::Future, pin::Pin};
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::{
@@ -17,7 +18,10 @@ use super::{
     pool::Db,
     types::{AttemptKind, BatchKind, BatchStatus, Outcome},
 };
-use crate::{Error, Result, book::Candidate};
+use crate::{
+    Error, Result,
+    book::{Candidate, Tip},
+};
 
 /// An open batch of the journal (`pending`, `broadcast` or `mined`).
 #[derive(Debug)]
@@ -52,6 +56,8 @@ pub(crate) struct NewBatch<'a> {
     pub(crate) kind: BatchKind,
     pub(crate) urgent: bool,
     pub(crate) items: &'a [Candidate],
+    /// The tips it settles after its items (`settleBatchWithTips`); empty for a `settleBatch`.
+    pub(crate) tips: &'a [Tip],
     pub(crate) attempt: &'a Attempt,
 }
 
@@ -63,6 +69,8 @@ pub(crate) struct Mined {
     pub(crate) gas_used: u64,
     /// Each item's outcome by (grant id, payee); empty for a self-transfer or a reverted settlement.
     pub(crate) outcomes: Vec<(B256, Address, Outcome)>,
+    /// Each tip's outcome by (grant id, tip id); empty likewise.
+    pub(crate) tip_outcomes: Vec<(B256, U256, Outcome)>,
 }
 
 /// The journal of one keeper account on one chain, written under the lease of one vault.
@@ -160,6 +168,18 @@ impl Journal {
         .await?)
     }
 
+    /// How many tips of `batch` settled.
+    pub(crate) async fn settled_tips(&self, batch: i64) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM keeper_batch_tips WHERE batch_id = $1 AND outcome = $2",
+        )
+        .bind(batch)
+        .bind(Outcome::Settled)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+
     /// Seconds since the oldest open batch was journaled.
     pub(crate) async fn oldest_open_age(&self) -> Result<Option<f64>> {
         Ok(sqlx::query_scalar(
@@ -177,7 +197,13 @@ impl Journal {
     /// Journals a batch, its items and its first signed transaction in one transaction; returns the batch's id.
     pub(crate) async fn insert_batch(&self, epoch: i64, batch: NewBatch<'_>) -> Result<i64> {
         let (chain_id, sender, keeper_id) = (self.chain_id, self.sender, self.keeper_id.clone());
-        let NewBatch { nonce, kind, urgent, items, attempt } = batch;
+        let NewBatch { nonce, kind, urgent, items, tips, attempt } = batch;
+        let tip_grants: Vec<Vec<u8>> = tips.iter().map(|t| t.grant_id.to_vec()).collect();
+        let tip_ids: Vec<String> = tips.iter().map(|t| t.tip_id.to_string()).collect();
+        let tip_payees: Vec<Vec<u8>> = tips.iter().map(|t| t.payee.to_vec()).collect();
+        let tip_listeners: Vec<Vec<u8>> = tips.iter().map(|t| t.grant.listener.to_vec()).collect();
+        let tip_amounts: Vec<String> = tips.iter().map(|t| t.amount.to_string()).collect();
+        let tipped_at: Vec<f64> = tips.iter().map(|t| t.tipped_at).collect();
         let gas_limit = attempt.gas_limit as i64;
         let grants: Vec<Vec<u8>> = items.iter().map(|c| c.grant_id.to_vec()).collect();
         let payees: Vec<Vec<u8>> = items.iter().map(|c| c.payee.to_vec()).collect();
@@ -219,6 +245,23 @@ impl Journal {
                 .bind(voucher_at)
                 .execute(&mut **tx)
                 .await?;
+                if !tip_grants.is_empty() {
+                    sqlx::query(
+                        "INSERT INTO keeper_batch_tips (batch_id, grant_id, tip_id, payee, listener, amount, tipped_at)
+                         SELECT $1, g, t, p, l, a, to_timestamp(at)
+                         FROM UNNEST($2::bytea[], $3::numeric[], $4::bytea[], $5::bytea[], $6::numeric[],
+                                     $7::float8[]) AS x (g, t, p, l, a, at)",
+                    )
+                    .bind(id)
+                    .bind(tip_grants)
+                    .bind(tip_ids)
+                    .bind(tip_payees)
+                    .bind(tip_listeners)
+                    .bind(tip_amounts)
+                    .bind(tipped_at)
+                    .execute(&mut **tx)
+                    .await?;
+                }
                 store_attempt(tx, id, &attempt).await?;
                 Ok(id)
             })
@@ -280,6 +323,10 @@ impl Journal {
                     .bind(batch)
                     .execute(&mut **tx)
                     .await?;
+                sqlx::query("UPDATE keeper_batch_tips SET outcome = NULL WHERE batch_id = $1")
+                    .bind(batch)
+                    .execute(&mut **tx)
+                    .await?;
                 Ok(())
             })
         })
@@ -288,7 +335,15 @@ impl Journal {
 
     /// Records `batch` as `mined` by `mined.hash`, with each item's outcome.
     pub(crate) async fn record_mined(&self, epoch: i64, batch: i64, mined: Mined) -> Result<()> {
-        let Mined { hash, block, gas_used, outcomes } = mined;
+        let Mined { hash, block, gas_used, outcomes, tip_outcomes } = mined;
+        let mut tip_grants = Vec::with_capacity(tip_outcomes.len());
+        let mut tip_ids = Vec::with_capacity(tip_outcomes.len());
+        let mut tip_results = Vec::with_capacity(tip_outcomes.len());
+        for (grant, tip_id, outcome) in tip_outcomes {
+            tip_grants.push(grant.to_vec());
+            tip_ids.push(tip_id.to_string());
+            tip_results.push(outcome);
+        }
         let settled = outcomes.iter().filter(|o| o.2 == Outcome::Settled).count() as i32;
         let mut grants = Vec::with_capacity(outcomes.len());
         let mut payees = Vec::with_capacity(outcomes.len());
@@ -322,6 +377,17 @@ impl Journal {
                 .bind(grants)
                 .bind(payees)
                 .bind(results)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE keeper_batch_tips i SET outcome = o.outcome
+                     FROM UNNEST($2::bytea[], $3::numeric[], $4::text[]) AS o (grant_id, tip_id, outcome)
+                     WHERE i.batch_id = $1 AND i.grant_id = o.grant_id AND i.tip_id = o.tip_id",
+                )
+                .bind(batch)
+                .bind(tip_grants)
+                .bind(tip_ids)
+                .bind(tip_results)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -469,6 +535,7 @@ mod tests {
             voucher_at: 1.0,
             urgent: false,
             wallet: false,
+            split_size: 0,
         }
     }
 
@@ -489,6 +556,7 @@ mod tests {
             kind: BatchKind::Settle,
             urgent: false,
             items: &items,
+            tips: &[],
             attempt: &first,
         };
         let id = journal.insert_batch(epoch, batch).await?;
@@ -506,7 +574,8 @@ mod tests {
             (items[0].grant_id, items[0].payee, Outcome::Settled),
             (items[1].grant_id, items[1].payee, Outcome::Skipped(SkipReason::GrantRevoked)),
         ];
-        let mined = Mined { hash: first.hash, block: 10, gas_used: 50_000, outcomes };
+        let mined =
+            Mined { hash: first.hash, block: 10, gas_used: 50_000, outcomes, tip_outcomes: vec![] };
         journal.record_mined(epoch, id, mined).await?;
         let stored: Vec<Outcome> = sqlx::query_scalar(
             "SELECT outcome FROM keeper_batch_items WHERE batch_id = $1 ORDER BY payee",
@@ -552,6 +621,7 @@ mod tests {
             kind: BatchKind::Noop,
             urgent: false,
             items: &[],
+            tips: &[],
             attempt: &second,
         };
         assert!(matches!(journal.insert_batch(epoch, batch).await, Err(Error::LostLease(_))));

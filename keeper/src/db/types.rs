@@ -71,8 +71,12 @@ pub(crate) enum SkipReason {
     InsufficientFunds,
     /// The listener's revocation has taken effect: no voucher of the grant settles again.
     GrantRevoked,
-    /// Too little gas was left for a wallet check: not the item's fault.
+    /// Too little gas was left for a wallet check or a split's recipients: not the item's fault.
     InsufficientGas,
+    /// A tip's (grant, tip id) is settled already: it never settles again.
+    TipAlreadySettled,
+    /// A tip's message is over the vault's 280 bytes.
+    MessageTooLong,
     /// A code this keeper does not know, or no event of the vault for the item.
     Unknown,
 }
@@ -90,6 +94,8 @@ impl SkipReason {
             6 => Self::InsufficientFunds,
             7 => Self::GrantRevoked,
             8 => Self::InsufficientGas,
+            9 => Self::TipAlreadySettled,
+            10 => Self::MessageTooLong,
             _ => Self::Unknown,
         }
     }
@@ -106,11 +112,13 @@ impl SkipReason {
             Self::InsufficientFunds => "insufficient_funds",
             Self::GrantRevoked => "grant_revoked",
             Self::InsufficientGas => "insufficient_gas",
+            Self::TipAlreadySettled => "tip_already_settled",
+            Self::MessageTooLong => "message_too_long",
             Self::Unknown => "unknown",
         }
     }
 
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 12] = [
         Self::Malformed,
         Self::InvalidGrantSignature,
         Self::InvalidVoucherSignature,
@@ -120,6 +128,8 @@ impl SkipReason {
         Self::InsufficientFunds,
         Self::GrantRevoked,
         Self::InsufficientGas,
+        Self::TipAlreadySettled,
+        Self::MessageTooLong,
         Self::Unknown,
     ];
 }
@@ -225,7 +235,9 @@ mod tests {
         assert_eq!(SkipReason::from_code(7).as_str(), "grant_revoked");
         assert_eq!(SkipReason::from_code(8).as_str(), "insufficient_gas");
         assert_eq!(SkipReason::from_code(200), SkipReason::Unknown);
-        for (code, reason) in SkipReason::ALL[..9].iter().enumerate() {
+        assert_eq!(SkipReason::from_code(9).as_str(), "tip_already_settled");
+        assert_eq!(SkipReason::from_code(10).as_str(), "message_too_long");
+        for (code, reason) in SkipReason::ALL[..11].iter().enumerate() {
             assert_eq!(SkipReason::from_code(code as u8), *reason);
         }
     }

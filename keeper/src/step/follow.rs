@@ -3,13 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use alloy::{primitives::Bytes, rpc::types::TransactionReceipt, sol_types::SolCall};
-use beatstream_primitives::contracts::BeatStreamVault;
+use alloy::{primitives::Bytes, rpc::types::TransactionReceipt};
 use tracing::{Span, field, info, instrument, warn};
 
 use super::state::{Keeper, decode_input};
 use crate::{
-    Error, Result,
+    Result,
     chain::{self, Chain},
     db::{Attempt, AttemptKind, BatchKind, BatchStatus, Mined, NewBatch, OpenBatch, Outcome},
     policy::fees,
@@ -193,16 +192,20 @@ impl Keeper {
         // not reached or unmatched voucher is a candidate again once the batch is confirmed, and the next simulation
         // decides whether to hold it.
         let mut outcomes = Vec::new();
+        let mut tip_outcomes = Vec::new();
         if attempt.kind == AttemptKind::Settle && receipt.status() {
             let input = decode_input(&attempt.raw)?;
-            let items = BeatStreamVault::settleBatchCall::abi_decode(&input)
-                .map_err(|e| Error::Rpc(format!("undecodable journaled transaction: {e}")))?
-                .items;
-            let logs = receipt.inner.logs().iter().map(|l| &l.inner);
+            let (items, tips) = chain::decode_settle_input(&input)?;
+            let logs = || receipt.inner.logs().iter().map(|l| &l.inner);
             for (item, outcome) in
-                items.iter().zip(chain::outcomes(self.target.vault, &items, logs))
+                items.iter().zip(chain::outcomes(self.target.vault, &items, logs()))
             {
                 outcomes.push((chain::grant_id(&item.grant), item.payee, outcome));
+            }
+            for (tip, outcome) in
+                tips.iter().zip(chain::tip_outcomes(self.target.vault, &tips, logs()))
+            {
+                tip_outcomes.push((chain::grant_id(&tip.grant), tip.tipId, outcome));
             }
         }
         let settled = outcomes.iter().filter(|o| o.2 == Outcome::Settled).count();
@@ -211,8 +214,13 @@ impl Keeper {
         if not_reached > 0 {
             warn!(target: "beatstream::keeper", batch = id, %hash, not_reached, "the vault cut the batch short (BatchCutShort); the vouchers it did not reach go into a later batch");
         }
-        info!(target: "beatstream::keeper", batch = id, %hash, block, gas_used = receipt.gas_used, settled, reverted, "settlement mined");
-        let mined = Mined { hash, block, gas_used: receipt.gas_used, outcomes };
+        let tips_settled = tip_outcomes.iter().filter(|o| o.2 == Outcome::Settled).count();
+        let tips_not_reached = tip_outcomes.iter().filter(|o| o.2 == Outcome::NotReached).count();
+        if tips_not_reached > 0 {
+            warn!(target: "beatstream::keeper", batch = id, %hash, tips_not_reached, "the vault cut the tips short (TipsCutShort); the tips it did not reach go into a later batch");
+        }
+        info!(target: "beatstream::keeper", batch = id, %hash, block, gas_used = receipt.gas_used, settled, tips_settled, reverted, "settlement mined");
+        let mined = Mined { hash, block, gas_used: receipt.gas_used, outcomes, tip_outcomes };
         self.journal.record_mined(epoch, id, mined).await
     }
 
@@ -230,11 +238,13 @@ impl Keeper {
         };
         let id = batch.id;
         let latencies = self.journal.settled_latencies(id).await?;
+        let tips_settled = self.journal.settled_tips(id).await?;
         self.journal.record_confirmed(epoch, id, status).await?;
         if status == BatchStatus::Confirmed && batch.kind == BatchKind::Settle {
             let settled = latencies.len() as u64;
             self.metrics.batches_confirmed.inc();
             self.metrics.vouchers_settled.inc_by(settled);
+            self.metrics.tips_settled.inc_by(tips_settled);
             self.metrics.batch_size.observe(settled as f64);
             if let Some(per_voucher) = receipt.gas_used.checked_div(settled) {
                 self.metrics.gas_per_voucher.set(per_voucher as i64);
@@ -243,7 +253,7 @@ impl Keeper {
                 self.metrics.settlement_latency.observe(latency.max(0.0));
             }
             self.metrics.last_settlement_time.set(beatstream_primitives::unix_now() as i64);
-            info!(target: "beatstream::keeper", batch = id, hash = %attempt.hash, settled, gas_used = receipt.gas_used, "settlement confirmed");
+            info!(target: "beatstream::keeper", batch = id, hash = %attempt.hash, settled, tips_settled, gas_used = receipt.gas_used, "settlement confirmed");
         } else if status != BatchStatus::Confirmed {
             warn!(target: "beatstream::keeper", batch = id, ?status, "batch ended without settling");
         }
@@ -270,8 +280,14 @@ impl Keeper {
             )
             .await?;
         self.metrics.cancellations.inc();
-        let batch =
-            NewBatch { nonce, kind: BatchKind::Noop, urgent: false, items: &[], attempt: &attempt };
+        let batch = NewBatch {
+            nonce,
+            kind: BatchKind::Noop,
+            urgent: false,
+            items: &[],
+            tips: &[],
+            attempt: &attempt,
+        };
         let id = self.journal.insert_batch(epoch, batch).await?;
         Span::current().record("batch", id);
         self.broadcast(epoch, id, &attempt).await
