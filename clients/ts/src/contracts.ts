@@ -112,6 +112,25 @@ export class VaultClient extends ContractClient {
     return this.publicClient.readContract({ address: this.contracts.vault, abi: vaultAbi, functionName: "earningsOf", args: [payee] });
   }
 
+  /**
+   * Whom a play of `trackId` pays, and a tip for it should name (contracts v3): the payee of the track's split in
+   * force, else of its artist's split in force, else the artist's address record (zero when it has none).
+   */
+  playPayee(trackId: bigint | number | string): Promise<Address> {
+    return this.publicClient.readContract({ address: this.contracts.vault, abi: vaultAbi, functionName: "playPayee", args: [BigInt(trackId)] });
+  }
+
+  /** The split in force for the artist at `node` (`trackId` 0) or one of its tracks: its payee and version, version 0 when none. */
+  async currentSplit(node: Hex, trackId: bigint | number | string = 0n): Promise<{ split: Address; version: bigint }> {
+    const [split, version] = await this.publicClient.readContract({
+      address: this.contracts.vault,
+      abi: vaultAbi,
+      functionName: "currentSplit",
+      args: [node, BigInt(trackId)],
+    });
+    return { split, version: BigInt(version) };
+  }
+
   /** Seconds a withdrawal thaws (and a revocation takes to reach the vault). */
   withdrawalDelay(): Promise<bigint> {
     return this.publicClient.readContract({ address: this.contracts.vault, abi: vaultAbi, functionName: "withdrawalDelay" });

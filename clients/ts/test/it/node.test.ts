@@ -40,6 +40,8 @@ import {
   gql,
   grantDigest,
   recoverSigner,
+  signTip,
+  toWireGrant,
   voucherDomain,
 } from "../../src/index.js";
 import { type DevNode, eventually, startDevNode } from "./devnode.js";
@@ -75,6 +77,21 @@ function record(client: RelayClient): RelayEvent[] {
   const events: RelayEvent[] = [];
   client.on((e) => events.push(e));
   return events;
+}
+
+/** Sends one signed tip on a raw socket (no SDK checks) and returns the relay's error code, or "tipAck". */
+async function rawTipError(grant: SignedGrant, payee: Address, tipId: bigint, amount: bigint, message: string): Promise<string> {
+  const ws = new WebSocket(node.info.relayUrl);
+  const frames: Array<Record<string, string>> = [];
+  ws.on("message", (d) => frames.push(JSON.parse(String(d))));
+  await new Promise((r) => ws.once("open", r));
+  ws.send(JSON.stringify({ type: "hello", grant: toWireGrant(grant.grant), grantSig: grant.grantSig }));
+  await eventually("ready", async () => frames.some((f) => f.type === "ready"), 10_000, 20);
+  const sig = await signTip(grant.sessionKey, domain, { grantId: grant.grantId, payee, tipId, amount, message });
+  ws.send(JSON.stringify({ type: "tip", grantId: grant.grantId, payee, tipId: tipId.toString(), amount: amount.toString(), message, sig }));
+  const answer = await eventually("the tip's answer", async () => frames.find((f) => f.type === "error" || f.type === "tipAck"), 10_000, 20);
+  ws.close();
+  return answer.type === "tipAck" ? "tipAck" : answer.code;
 }
 
 describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
@@ -424,6 +441,43 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
     assert.equal(capped.totalSent, 2_000n);
     await capped.stop(s2.sessionId);
     capped.close();
+  });
+
+  it("tips the artist with a message: tipAck once stored; message_too_long, unknown_payee and duplicate_tip refused", async () => {
+    const { info } = node;
+    const fan = await freshAccount(2n * USDC);
+    await fan.vault.deposit(1n * USDC);
+    await eventually("the deposit indexed", async () => (await balanceOf(fan.address))?.available.raw === (1n * USDC).toString());
+    const grant = await new SessionKeyStore(new MemoryStorage()).ensureGrant(fan.wallet, domain, fan.address, { cap: 400_000n });
+    const relay = new RelayClient({ url: info.relayUrl, domain, grant, WebSocket: WS });
+    const events = record(relay);
+    // During a play: the session names the payee its seconds pay, which a tip may name too.
+    const session = await relay.play(info.demo.tracks[0].id);
+    await eventually("an ack", async () => events.some((e) => e.type === "ack"), 20_000);
+    const message = "<b>gm</b> from the SDK ♥";
+    const receipt = await relay.tip({ payee: session.payee, tipId: 1n, amount: 120_000n, message });
+    assert.deepEqual(receipt, { grantId: grant.grantId, tipId: 1n, payee: session.payee, amount: 120_000n, message });
+    assert.ok(events.some((e) => e.type === "tipAck" && e.tipId === 1n));
+    // Outside a play, to the artist's address record; the same tip again (a lost tipAck) is acked again.
+    await relay.stop(session.sessionId);
+    await relay.tip({ payee: info.demo.artist.address, tipId: 2n, amount: 30_000n });
+    await relay.tip({ payee: info.demo.artist.address, tipId: 2n, amount: 30_000n });
+    assert.equal(relay.tipped, 150_000n);
+
+    // 281 bytes: the SDK refuses before sending, with the relay's code...
+    await assert.rejects(relay.tip({ payee: info.demo.artist.address, tipId: 3n, amount: 1n, message: "x".repeat(281) }), (e: RelayError) => e.code === "message_too_long");
+    await assert.rejects(relay.tip({ payee: info.demo.artist.address, tipId: 3n, amount: 1n, message: `${"é".repeat(140)}!` }), (e: RelayError) => e.code === "message_too_long");
+    // ...which is what the relay answers when a properly signed 281-byte tip reaches it.
+    assert.equal(await rawTipError(grant, info.demo.artist.address, 3n, 1n, "x".repeat(281)), "message_too_long");
+    // 280 bytes exactly (multi-byte characters) pass.
+    await relay.tip({ payee: info.demo.artist.address, tipId: 4n, amount: 1n, message: "é".repeat(140) });
+    // A payee that is no artist and no split, another tip under a used id, more than the cap: refused by the relay.
+    await assert.rejects(relay.tip({ payee: privateKeyToAccount(generatePrivateKey()).address, tipId: 5n, amount: 1n }), (e: RelayError) => e.code === "unknown_payee");
+    await assert.rejects(relay.tip({ payee: info.demo.artist.address, tipId: 2n, amount: 31_000n }), (e: RelayError) => e.code === "duplicate_tip");
+    // The funds (1 USDC) cover it, the cap (0.4 USDC, with the tips and vouchers before it) does not.
+    assert.equal(await rawTipError(grant, info.demo.artist.address, 6n, 390_000n, ""), "cap_exceeded");
+    assert.equal(relay.state, "ready");
+    relay.close();
   });
 
   it("withdraws in two steps: request, not before thawEnd, then withdraw", async () => {
