@@ -16,16 +16,23 @@ pub(super) enum Bind {
     Cast(String, &'static str),
 }
 
-/// One `AND <expr> $n` condition (the expression ends with its operator, e.g. `s.payee =`).
+/// One `AND <expr> $n <close>` condition (the expression ends with its operator, e.g. `s.payee =`; `close` ends a
+/// subquery the expression opened, or is empty).
 #[derive(Clone, Debug)]
 pub(super) struct Filter {
     expr: &'static str,
     value: Bind,
+    close: &'static str,
 }
 
 impl Filter {
     pub(super) fn new(expr: &'static str, value: Bind) -> Self {
-        Self { expr, value }
+        Self { expr, value, close: "" }
+    }
+
+    /// A condition whose expression opens a subquery that `close` ends.
+    pub(super) fn enclosed(expr: &'static str, value: Bind, close: &'static str) -> Self {
+        Self { expr, value, close }
     }
 }
 
@@ -61,6 +68,7 @@ impl ListQuery {
                 Bind::Text(v) => qb.push_bind(v.clone()),
                 Bind::Cast(v, cast) => qb.push_bind(v.clone()).push("::").push(*cast),
             };
+            qb.push(f.close);
         }
     }
 
@@ -98,6 +106,10 @@ fn key_parses(cast: &str, value: &str) -> bool {
         "int8" => value.parse::<i64>().is_ok(),
         "int4" => value.parse::<i32>().is_ok(),
         "numeric" => value.len() <= 78 && digits(value),
+        // Bytes as Postgres writes them: `\x` and hex (addresses, hashes).
+        "bytea" => value.strip_prefix("\\x").is_some_and(|h| {
+            h.len() % 2 == 0 && h.len() <= 64 && h.bytes().all(|c| c.is_ascii_hexdigit())
+        }),
         "uuid" => value.len() == 36 && value.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-'),
         // As the session list writes it: `YYYY-MM-DD HH24:MI:SS.US+00`.
         "timestamptz" => {
@@ -187,5 +199,10 @@ mod tests {
         assert!(key_parses("timestamptz", "2026-12-04 17:05:30.123456+00"));
         assert!(!key_parses("timestamptz", "yesterday'"));
         assert!(key_parses("text", "anything at all"));
+        assert!(
+            key_parses("bytea", "\\x00ff")
+                && !key_parses("bytea", "\\x0")
+                && !key_parses("bytea", "00ff")
+        );
     }
 }

@@ -7,6 +7,7 @@ use async_graphql::dataloader::Loader;
 use super::{
     artists::{ArtistRow, COLUMNS as ARTIST_COLUMNS},
     pool::Db,
+    splits::{self, RecipientEarningsRow, SplitRow},
     tracks::{self, TrackRow},
 };
 
@@ -117,6 +118,12 @@ pub(crate) struct TrackStatsOf(pub(crate) String);
 /// A track by id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TrackById(pub(crate) String);
+/// What each recipient of a split version (by its payee address) was paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SplitEarningsOf(pub(crate) [u8; 20]);
+/// The split a play of a track pays: (artist node, track id).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PlaySplitOf(pub(crate) [u8; 32], pub(crate) String);
 
 fn arr<const N: usize>(v: &[u8]) -> [u8; N] {
     v.try_into().unwrap_or([0; N])
@@ -296,6 +303,38 @@ impl Loader<TrackById> for Loaders {
         let keys: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let rows = tracks::by_ids(&self.db, keys).await.map_err(failed)?;
         Ok(rows.into_iter().map(|track| (TrackById(track.id.clone()), track)).collect())
+    }
+}
+
+impl Loader<SplitEarningsOf> for Loaders {
+    type Value = Vec<RecipientEarningsRow>;
+    type Error = Arc<crate::Error>;
+
+    async fn load(
+        &self,
+        keys: &[SplitEarningsOf],
+    ) -> LoadResult<SplitEarningsOf, Vec<RecipientEarningsRow>> {
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
+        let rows = splits::earnings_of_splits(&self.db, keys).await.map_err(failed)?;
+        let mut out: HashMap<SplitEarningsOf, Vec<RecipientEarningsRow>> = HashMap::new();
+        for (split, row) in rows {
+            out.entry(SplitEarningsOf(arr(&split))).or_default().push(row);
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<PlaySplitOf> for Loaders {
+    type Value = SplitRow;
+    type Error = Arc<crate::Error>;
+
+    async fn load(&self, keys: &[PlaySplitOf]) -> LoadResult<PlaySplitOf, SplitRow> {
+        let pairs = keys.iter().map(|k| (k.0.to_vec(), k.1.clone())).collect();
+        let rows = splits::play_splits(&self.db, pairs).await.map_err(failed)?;
+        Ok(rows
+            .into_iter()
+            .map(|(node, track, split)| (PlaySplitOf(arr(&node), track), split))
+            .collect())
     }
 }
 

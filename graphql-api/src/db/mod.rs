@@ -11,14 +11,16 @@ pub(crate) mod notify;
 mod pool;
 pub(crate) mod sessions;
 pub(crate) mod settlements;
+pub(crate) mod splits;
 pub(crate) mod stats;
+pub(crate) mod tips;
 pub(crate) mod tracks;
 
 pub(crate) use artists::{ArtistOrder, ArtistRow};
 pub(crate) use list::{List, ListQuery};
 pub(crate) use loaders::{
-    ByAddr, ByNode, EarningsOf, ListeningOf, Loaders, PayeeEarnings, PayeeListening, TextRow,
-    TextsOf, TrackById, TrackStats, TrackStatsOf,
+    ByAddr, ByNode, EarningsOf, ListeningOf, Loaders, PayeeEarnings, PayeeListening, PlaySplitOf,
+    SplitEarningsOf, TextRow, TextsOf, TrackById, TrackStats, TrackStatsOf,
 };
 pub(crate) use pool::Db;
 pub(crate) use tracks::TrackRow;

@@ -17,6 +17,15 @@ pub(crate) const MAX_PAGE: usize = 1_000;
 /// Page size when neither `first` nor `last` is given.
 pub(crate) const DEFAULT_PAGE: usize = 100;
 
+/// The complexity of a list field: its page size (as `page` will cap it; a negative or oversized one counts as
+/// `MAX_PAGE`, and `page` refuses it) times that of each node. Saturating: a client's `last: -1` must not overflow.
+pub(crate) fn page_cost(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
+    let n = first
+        .or(last)
+        .map_or(DEFAULT_PAGE, |n| usize::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE));
+    n.saturating_mul(child)
+}
+
 /// Relay connection arguments: `after`, `before`, `first`, `last`.
 pub(crate) type Window = (Option<String>, Option<String>, Option<i32>, Option<i32>);
 
@@ -107,6 +116,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_cost_is_bounded_whatever_the_arguments() {
+        assert_eq!(page_cost(None, None, 3), DEFAULT_PAGE * 3);
+        assert_eq!(page_cost(Some(10), None, 3), 30);
+        assert_eq!(page_cost(None, Some(-1), 3), MAX_PAGE * 3);
+        assert_eq!(page_cost(Some(i32::MAX), None, usize::MAX), usize::MAX);
+    }
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {

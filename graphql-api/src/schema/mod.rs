@@ -6,6 +6,7 @@ mod connection;
 mod error;
 mod query;
 mod request;
+mod splits;
 mod subscription;
 mod types;
 

@@ -4,11 +4,12 @@ use async_graphql::{Context, Enum, InputObject, Object};
 
 use super::{
     api::Api,
-    connection::{Page, Window, page},
+    connection::{Page, Window, page, page_cost},
     error::{ApiError, Result},
+    splits::{SplitEarnings, Tip},
     types::*,
 };
-use crate::db::{self, sessions::SessionFilter, settlements::SettlementFilter};
+use crate::db::{self, sessions::SessionFilter, settlements::SettlementFilter, tips::TipFilter};
 
 /// Order of event lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Enum)]
@@ -83,7 +84,7 @@ impl QueryRoot {
     }
 
     /// Artists, by name or newest first.
-    #[graphql(complexity = "first.or(last).unwrap_or(100) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn artists(
         &self,
         ctx: &Context<'_>,
@@ -123,7 +124,7 @@ impl QueryRoot {
     }
 
     /// Sessions, newest first.
-    #[graphql(complexity = "first.or(last).unwrap_or(100) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn sessions(
         &self,
         ctx: &Context<'_>,
@@ -150,7 +151,7 @@ impl QueryRoot {
     }
 
     /// On-chain settlements.
-    #[graphql(complexity = "first.or(last).unwrap_or(100) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn settlements(
         &self,
@@ -178,7 +179,7 @@ impl QueryRoot {
     }
 
     /// Deposits, newest first, optionally of one listener.
-    #[graphql(complexity = "first.or(last).unwrap_or(100) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn deposits(
         &self,
         ctx: &Context<'_>,
@@ -192,7 +193,7 @@ impl QueryRoot {
     }
 
     /// Completed listener withdrawals, newest first, optionally of one listener.
-    #[graphql(complexity = "first.or(last).unwrap_or(100) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn withdrawals(
         &self,
         ctx: &Context<'_>,
@@ -206,7 +207,7 @@ impl QueryRoot {
     }
 
     /// The keeper's settlement transactions, newest first.
-    #[graphql(complexity = "first.or(last).unwrap_or(100) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn keeper_transactions(
         &self,
         ctx: &Context<'_>,
@@ -218,6 +219,23 @@ impl QueryRoot {
     ) -> Result<Page<KeeperTransaction>> {
         let api = api(ctx);
         page(api, db::keeper::list(&api.db, status), (after, before, first, last)).await
+    }
+
+    /// What an address earned from each split version it is a recipient of (it may be in several), newest version
+    /// first. A track split's payee is unique to the track, so its figures are per track; the artist's split
+    /// (`trackId` 0) covers the artist's tracks without a split of their own.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    async fn split_earnings(
+        &self,
+        ctx: &Context<'_>,
+        recipient: String,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<Page<SplitEarnings>> {
+        let recipient = parse_address(&recipient)?.to_vec();
+        split_earnings(api(ctx), recipient, (after, before, first, last)).await
     }
 
     /// Global totals.
@@ -271,6 +289,14 @@ impl QueryRoot {
 async fn deposits(api: &Api, listener: Option<String>, window: Window) -> Result<Page<Deposit>> {
     let listener = listener.map(|l| parse_address(&l).map(|a| a.to_vec())).transpose()?;
     page(api, db::listeners::deposits(&api.db, listener), window).await
+}
+
+async fn split_earnings(
+    api: &Api,
+    recipient: Vec<u8>,
+    window: Window,
+) -> Result<Page<SplitEarnings>> {
+    page(api, db::splits::earnings_of_recipient(&api.db, recipient), window).await
 }
 
 async fn withdrawals(
@@ -327,7 +353,7 @@ impl Listener {
     }
 
     /// The listener's sessions, newest first.
-    #[graphql(complexity = "first.or(last).unwrap_or(100) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn sessions(
         &self,
         ctx: &Context<'_>,
@@ -341,7 +367,7 @@ impl Listener {
     }
 
     /// Settlements the listener paid, newest first.
-    #[graphql(complexity = "first.or(last).unwrap_or(100) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn settlements(
         &self,
         ctx: &Context<'_>,
@@ -357,7 +383,7 @@ impl Listener {
     }
 
     /// The listener's deposits, newest first.
-    #[graphql(complexity = "first.or(last).unwrap_or(100) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn deposits(
         &self,
         ctx: &Context<'_>,
@@ -370,7 +396,7 @@ impl Listener {
     }
 
     /// The listener's completed withdrawals, newest first.
-    #[graphql(complexity = "first.or(last).unwrap_or(100) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn withdrawals(
         &self,
         ctx: &Context<'_>,
@@ -380,5 +406,33 @@ impl Listener {
         last: Option<i32>,
     ) -> Result<Page<Withdrawal>> {
         withdrawals(api(ctx), Some(address(&self.address)), (after, before, first, last)).await
+    }
+
+    /// Tips the listener sent, newest first.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    async fn tips(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<Page<Tip>> {
+        let api = api(ctx);
+        let list = db::tips::list(&api.db, TipFilter::From(self.address.clone()), true);
+        page(api, list, (after, before, first, last)).await
+    }
+
+    /// What this address earned as a recipient of splits, per split version (as the root `splitEarnings`).
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    async fn split_earnings(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<Page<SplitEarnings>> {
+        split_earnings(api(ctx), self.address.clone(), (after, before, first, last)).await
     }
 }

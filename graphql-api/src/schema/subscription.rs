@@ -9,10 +9,11 @@ use tokio::sync::broadcast::{Receiver, error::RecvError};
 use super::{
     api::Api,
     error::{ApiError, Result},
+    splits::Tip,
     types::*,
 };
 use crate::{
-    db::{self, settlements::SettlementFilter},
+    db::{self, settlements::SettlementFilter, tips::TipFilter},
     live::Change,
 };
 
@@ -55,6 +56,31 @@ async fn settlements_after(
     let list = db::settlements::list(&api.db, filter, false);
     let rows = list.fetch(&api.db, Some(cursor), None, 1000, false).await?;
     Ok(rows.nodes.into_iter().map(|(row, _)| Settlement::from(row)).collect())
+}
+
+/// The node of an artist given by ENS name or by address (its `addr` record).
+async fn node_of(api: &Api, artist: &str) -> Result<Vec<u8>> {
+    let row = if artist.starts_with("0x") {
+        api.loader.load_one(by_addr(parse_address(artist)?.as_slice())).await?
+    } else {
+        let name = artist.to_ascii_lowercase();
+        let full = if name.contains('.') { name } else { format!("{name}.beatstream.eth") };
+        db::artists::by_name(&api.db, &full).await?
+    };
+    row.map(|r| r.node).ok_or_else(|| ApiError::not_found(format!("no artist {artist}")))
+}
+
+/// Up to 1,000 tips to the artist at `node` after `cursor`, oldest first, with the cursor of the last.
+async fn tips_after(
+    api: &Api,
+    node: &[u8],
+    cursor: Option<&[String]>,
+    limit: usize,
+    newest: bool,
+) -> Result<Vec<(Tip, Vec<String>)>> {
+    let list = db::tips::list(&api.db, TipFilter::ToArtist(node.to_vec()), newest);
+    let rows = list.fetch(&api.db, cursor, None, limit, false).await?;
+    Ok(rows.nodes.into_iter().map(|(row, key)| (Tip::from(row), key)).collect())
 }
 
 async fn session_of(api: &Api, id: &str) -> Result<Option<Session>> {
@@ -119,6 +145,44 @@ impl SubscriptionRoot {
                 }
             },
         ))
+    }
+
+    /// Tips to an artist (ENS name or address; to its address or any of its split payees) as the indexer writes
+    /// them, oldest first. Woken by the indexer's `beatstream_settlements` and `beatstream_earnings` notifications
+    /// (a settled tip moves earnings) and after a reconnect, it reads the tips after the last it delivered.
+    async fn tip_received(
+        &self,
+        ctx: &Context<'_>,
+        artist: String,
+    ) -> Result<impl Stream<Item = Tip>> {
+        let api = api(ctx).clone();
+        let node = node_of(&api, &artist).await?;
+        // Start after the artist's newest tip now.
+        let cursor = tips_after(&api, &node, None, 1, true)
+            .await?
+            .into_iter()
+            .next()
+            .map(|(_, key)| key)
+            .unwrap_or_else(|| vec!["-1".into(), "-1".into()]);
+        let rx = api.hub.subscribe();
+        let state = (api, node, rx, cursor, VecDeque::<Tip>::new());
+        Ok(stream::unfold(state, |(api, node, mut rx, mut cursor, mut queue)| async move {
+            loop {
+                if let Some(next) = queue.pop_front() {
+                    return Some((next, (api, node, rx, cursor, queue)));
+                }
+                match next_change(&api, &mut rx).await? {
+                    Change::Settlements(_) | Change::Earnings | Change::Reload => {}
+                    Change::Vouchers => continue,
+                }
+                if let Ok(fresh) = tips_after(&api, &node, Some(&cursor), 1000, false).await {
+                    for (tip, key) in fresh {
+                        cursor = key;
+                        queue.push_back(tip);
+                    }
+                }
+            }
+        }))
     }
 
     /// An artist's earnings (ENS name or address): now, then each time they change.

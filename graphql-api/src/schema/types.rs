@@ -6,12 +6,13 @@ use beatstream_primitives::units::format_usdc;
 
 use super::{
     api::Api,
-    connection::{Page, page},
+    connection::{Page, page, page_cost},
     error::{ApiError, Result},
+    splits::{Split, Supporter, Tip},
 };
 use crate::db::{
-    self, ArtistRow, ByAddr, ByNode, EarningsOf, ListeningOf, Loaders, TextsOf, TrackById,
-    TrackStatsOf,
+    self, ArtistRow, ByAddr, ByNode, EarningsOf, ListeningOf, Loaders, PlaySplitOf, TextsOf,
+    TrackById, TrackStatsOf, tips::TipFilter,
 };
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -255,7 +256,7 @@ impl Artist {
     }
 
     /// The artist's tracks, lowest id first.
-    #[graphql(complexity = "first.or(last).unwrap_or(100) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn tracks(
         &self,
         ctx: &Context<'_>,
@@ -285,7 +286,7 @@ impl Artist {
     }
 
     /// Settlements paid to the artist, newest first.
-    #[graphql(complexity = "first.or(last).unwrap_or(100) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn settlements(
         &self,
         ctx: &Context<'_>,
@@ -313,6 +314,59 @@ impl Artist {
     ) -> Result<Vec<Bucket>> {
         let Some(payee) = self.row.addr.clone() else { return Ok(Vec::new()) };
         series(api(ctx), Some(payee), interval, from, to).await
+    }
+    /// The split history: every version of the artist's own split (`trackId` 0) and of its tracks' splits, by track
+    /// then version, each with its recipients' shares and earnings and whether it is in force.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    async fn splits(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<Page<Split>> {
+        let api = api(ctx);
+        let list = db::splits::of_artist(&api.db, self.row.node.clone());
+        page(api, list, (after, before, first, last)).await
+    }
+
+    /// The split versions in force, by track: one per track with a split of its own, and the artist's own
+    /// (`trackId` 0), which its other tracks pay.
+    async fn splits_in_force(&self, ctx: &Context<'_>) -> Result<Vec<Split>> {
+        let rows = db::splits::in_force_of_artist(&api(ctx).db, &self.row.node).await?;
+        Ok(rows.into_iter().map(Split::from).collect())
+    }
+
+    /// Tips to the artist (to its address or to any of its split payees), newest first.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    async fn tips(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<Page<Tip>> {
+        let api = api(ctx);
+        let list = db::tips::list(&api.db, TipFilter::ToArtist(self.row.node.clone()), true);
+        page(api, list, (after, before, first, last)).await
+    }
+
+    /// Listeners ranked by what they paid the artist (settlements and tips to its address and split payees, before
+    /// fees), most first; listeners who paid the same, by address, highest first.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    async fn supporters(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<Page<Supporter>> {
+        let api = api(ctx);
+        let list = db::tips::supporters(&api.db, self.row.node.clone());
+        page(api, list, (after, before, first, last)).await
     }
 }
 
@@ -368,6 +422,29 @@ impl Track {
     async fn artist(&self, ctx: &Context<'_>) -> Result<Option<Artist>> {
         let node: [u8; 32] = self.artist_node.as_slice().try_into().unwrap_or([0; 32]);
         Ok(loader(ctx).load_one(ByNode(node)).await?.map(Artist::from))
+    }
+
+    /// The split a play of the track pays now (the vault's `playPayee` rule): the track's own split in force, else
+    /// the artist's (`trackId` 0), else none (plays pay the artist's address).
+    async fn split(&self, ctx: &Context<'_>) -> Result<Option<Split>> {
+        let node: [u8; 32] = self.artist_node.as_slice().try_into().unwrap_or([0; 32]);
+        Ok(loader(ctx).load_one(PlaySplitOf(node, self.id.clone())).await?.map(Split::from))
+    }
+
+    /// Every version of the track's own split, oldest first (the artist's split, which applies while the track has
+    /// none in force, is in the artist's `splits`).
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    async fn split_history(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<Page<Split>> {
+        let api = api(ctx);
+        let list = db::splits::of_track(&api.db, self.artist_node.clone(), self.id.clone());
+        page(api, list, (after, before, first, last)).await
     }
 
     /// Plays, seconds, distinct listeners and revenue (what listeners' vouchers paid while it played).

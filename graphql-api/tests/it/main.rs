@@ -8,4 +8,5 @@ mod health;
 mod limits;
 mod replica;
 mod revocation;
+mod splits;
 mod subscriptions;
