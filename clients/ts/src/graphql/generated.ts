@@ -53,12 +53,29 @@ export type Artist = {
   series: Array<Bucket>;
   /** Settlements paid to the artist, newest first. */
   settlements: SettlementConnection;
+  /**
+   * The split history: every version of the artist's own split (`trackId` 0) and of its tracks' splits, by track
+   * then version, each with its recipients' shares and earnings and whether it is in force.
+   */
+  splits: SplitConnection;
+  /**
+   * The split versions in force, by track: one per track with a split of its own, and the artist's own
+   * (`trackId` 0), which its other tracks pay.
+   */
+  splitsInForce: Array<Split>;
   /** Plays, seconds listened and distinct listeners, over all time. */
   stats: ListenerStats;
+  /**
+   * Listeners ranked by what they paid the artist (settlements and tips to its address and split payees, before
+   * fees), most first; listeners who paid the same, by address, highest first.
+   */
+  supporters: SupporterConnection;
   /** One text record. */
   text: Maybe<Scalars['String']['output']>;
   /** ENS text records (avatar, description, genre, ...), by key. */
   texts: Array<TextRecord>;
+  /** Tips to the artist (to its address or to any of its split payees), newest first. */
+  tips: TipConnection;
   /** The artist's most played tracks by revenue since `sinceHours` ago (default: all time). */
   topTracks: Array<TrackRanking>;
   /** The artist's tracks, lowest id first. */
@@ -84,8 +101,35 @@ export type ArtistSettlementsArgs = {
 
 
 /** An artist: `<label>.beatstream.eth`. */
+export type ArtistSplitsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/** An artist: `<label>.beatstream.eth`. */
+export type ArtistSupportersArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/** An artist: `<label>.beatstream.eth`. */
 export type ArtistTextArgs = {
   key: Scalars['String']['input'];
+};
+
+
+/** An artist: `<label>.beatstream.eth`. */
+export type ArtistTipsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -353,6 +397,10 @@ export type Listener = {
   settlements: SettlementConnection;
   /** What the listener paid each artist: settled on-chain and promised by vouchers, most first. */
   spendPerArtist: Array<ArtistSpend>;
+  /** What this address earned as a recipient of splits, per split version (as the root `splitEarnings`). */
+  splitEarnings: SplitEarningsConnection;
+  /** Tips the listener sent, newest first. */
+  tips: TipConnection;
   /** The listener's completed withdrawals, newest first. */
   withdrawals: WithdrawalConnection;
 };
@@ -375,6 +423,22 @@ export type ListenerSessionsArgs = {
 
 
 export type ListenerSettlementsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type ListenerSplitEarningsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type ListenerTipsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   before?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
@@ -451,6 +515,12 @@ export type QueryRoot = {
   sessions: SessionConnection;
   /** On-chain settlements. */
   settlements: SettlementConnection;
+  /**
+   * What an address earned from each split version it is a recipient of (it may be in several), newest version
+   * first. A track split's payee is unique to the track, so its figures are per track; the artist's split
+   * (`trackId` 0) covers the artist's tracks without a split of their own.
+   */
+  splitEarnings: SplitEarningsConnection;
   /** Global totals. */
   stats: Stats;
   /** Artists who earned most in the last `hours` (default 24). */
@@ -530,6 +600,15 @@ export type QueryRootSettlementsArgs = {
   last?: InputMaybe<Scalars['Int']['input']>;
   orderBy?: EventOrder;
   where?: SettlementWhere;
+};
+
+
+export type QueryRootSplitEarningsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+  recipient: Scalars['String']['input'];
 };
 
 
@@ -695,6 +774,118 @@ export type SettlementWhere = {
   payee?: InputMaybe<Scalars['String']['input']>;
 };
 
+/**
+ * One version of a revenue split: of an artist (`trackId` 0) or of one of its tracks. Seconds streamed and tips
+ * paid to the version's `payee` are shared among its recipients by their shares, whenever they settle, even after a
+ * newer version or a clear.
+ */
+export type Split = {
+  __typename?: 'Split';
+  /** The artist. */
+  artist: Maybe<Artist>;
+  /** Unix time it was cleared (`clearSplit`), if it was; a version replaced by a newer one is not cleared. */
+  clearedAt: Maybe<Scalars['Int']['output']>;
+  /** Block it was cleared in. */
+  clearedBlock: Maybe<Scalars['Int']['output']>;
+  /**
+   * Whether it is the version in force for its (artist, track): the one new plays of the track pay (for the
+   * artist's split: new plays of its tracks without a split of their own).
+   */
+  inForce: Scalars['Boolean']['output'];
+  /** namehash of the artist's name. */
+  node: Scalars['String']['output'];
+  /**
+   * The version's payee address (`splitPayee(node, trackId, version)`): what vouchers and tips paying this version
+   * name. Unique to the (artist, track, version), so a track split's figures are that track's alone.
+   */
+  payee: Scalars['String']['output'];
+  /** The recipients in `SplitSet` order, each with its share and what this version paid it so far. */
+  recipients: Array<SplitRecipient>;
+  /** Unix time it was set. */
+  setAt: Scalars['Int']['output'];
+  /** Block it was set in. */
+  setBlock: Scalars['Int']['output'];
+  /** The track it splits (none for the artist's own split). */
+  track: Maybe<Track>;
+  /**
+   * The track it splits; `"0"` for the artist's own split, which applies to the artist's tracks without a split
+   * in force of their own.
+   */
+  trackId: Scalars['String']['output'];
+  /** Version, counting from 1 per (artist, track). */
+  version: Scalars['Int']['output'];
+};
+
+export type SplitConnection = {
+  __typename?: 'SplitConnection';
+  /** A list of edges. */
+  edges: Array<SplitEdge>;
+  /** A list of nodes. */
+  nodes: Array<Split>;
+  /** Information to aid in pagination. */
+  pageInfo: PageInfo;
+  /** Rows matching the filter, over all pages. Costs a count query: ask only when shown. */
+  totalCount: Scalars['Int']['output'];
+};
+
+/** What one address earned from one split version it is a recipient of. */
+export type SplitEarnings = {
+  __typename?: 'SplitEarnings';
+  /** The recipient, its share and what the version paid it. */
+  recipient: SplitRecipient;
+  /** The split version. */
+  split: Split;
+};
+
+export type SplitEarningsConnection = {
+  __typename?: 'SplitEarningsConnection';
+  /** A list of edges. */
+  edges: Array<SplitEarningsEdge>;
+  /** A list of nodes. */
+  nodes: Array<SplitEarnings>;
+  /** Information to aid in pagination. */
+  pageInfo: PageInfo;
+  /** Rows matching the filter, over all pages. Costs a count query: ask only when shown. */
+  totalCount: Scalars['Int']['output'];
+};
+
+/** An edge in a connection. */
+export type SplitEarningsEdge = {
+  __typename?: 'SplitEarningsEdge';
+  /** A cursor for use in pagination */
+  cursor: Scalars['String']['output'];
+  /** The item at the end of the edge */
+  node: SplitEarnings;
+};
+
+/** An edge in a connection. */
+export type SplitEdge = {
+  __typename?: 'SplitEdge';
+  /** A cursor for use in pagination */
+  cursor: Scalars['String']['output'];
+  /** The item at the end of the edge */
+  node: Split;
+};
+
+/** A recipient of a split version: its share, and what the version paid it (settlements and tips, after the fee). */
+export type SplitRecipient = {
+  __typename?: 'SplitRecipient';
+  /** The recipient's address. */
+  address: Scalars['String']['output'];
+  /**
+   * Paid to it by this version, ever: its parts (`SplitPaid`) of settlements and of tips. For a track split these
+   * are that track's earnings; for the artist's split (`trackId` 0), those of the artist's tracks without a split
+   * of their own, and of tips to the split.
+   */
+  earned: Amount;
+  /** The part of `earned` that came from tips. */
+  fromTips: Amount;
+  /** Payments (`SplitPaid` events) that paid it. */
+  payments: Scalars['Int']['output'];
+  /** Its share in basis points (the shares of a version sum to 10,000). */
+  share: Scalars['Int']['output'];
+};
+
 /** Global figures. */
 export type Stats = {
   __typename?: 'Stats';
@@ -732,6 +923,12 @@ export type SubscriptionRoot = {
    * listener's when given.
    */
   settlements: Settlement;
+  /**
+   * Tips to an artist (ENS name or address; to its address or any of its split payees) as the indexer writes
+   * them, oldest first. Woken by the indexer's `beatstream_settlements` and `beatstream_earnings` notifications
+   * (a settled tip moves earnings) and after a reconnect, it reads the tips after the last it delivered.
+   */
+  tipReceived: Tip;
 };
 
 
@@ -750,6 +947,47 @@ export type SubscriptionRootSettlementsArgs = {
   listener?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+export type SubscriptionRootTipReceivedArgs = {
+  artist: Scalars['String']['input'];
+};
+
+/** A listener and what it paid one artist: settlements and tips to the artist's address and split payees. */
+export type Supporter = {
+  __typename?: 'Supporter';
+  /** The listener. */
+  listener: Scalars['String']['output'];
+  /** Settled for its streams of the artist's tracks (amounts before the fee). */
+  streamed: Amount;
+  /** Its tips to the artist (amounts before the fee). */
+  tipped: Amount;
+  /** Tips it sent the artist. */
+  tips: Scalars['Int']['output'];
+  /** `streamed` plus `tipped`: what supporters are ranked by. */
+  total: Amount;
+};
+
+export type SupporterConnection = {
+  __typename?: 'SupporterConnection';
+  /** A list of edges. */
+  edges: Array<SupporterEdge>;
+  /** A list of nodes. */
+  nodes: Array<Supporter>;
+  /** Information to aid in pagination. */
+  pageInfo: PageInfo;
+  /** Rows matching the filter, over all pages. Costs a count query: ask only when shown. */
+  totalCount: Scalars['Int']['output'];
+};
+
+/** An edge in a connection. */
+export type SupporterEdge = {
+  __typename?: 'SupporterEdge';
+  /** A cursor for use in pagination */
+  cursor: Scalars['String']['output'];
+  /** The item at the end of the edge */
+  node: Supporter;
+};
+
 /** An ENS text record of an artist. */
 export type TextRecord = {
   __typename?: 'TextRecord';
@@ -757,6 +995,67 @@ export type TextRecord = {
   key: Scalars['String']['output'];
   /** Its value. */
   value: Scalars['String']['output'];
+};
+
+/** A settled tip (`Tipped`): a one-off amount with a message from a listener to an artist's payee. */
+export type Tip = {
+  __typename?: 'Tip';
+  /** Taken from the listener. */
+  amount: Amount;
+  /** The artist tipped (through its address or one of its split payees). */
+  artist: Maybe<Artist>;
+  /** Block number. */
+  blockNumber: Scalars['Int']['output'];
+  /** Unix time of the block. */
+  blockTime: Scalars['Int']['output'];
+  /** Protocol fee out of it. */
+  fee: Amount;
+  /** Grant it was paid under. */
+  grantId: Scalars['String']['output'];
+  /** The listener who sent it. */
+  listener: Scalars['String']['output'];
+  /** Log index in the block. */
+  logIndex: Scalars['Int']['output'];
+  /**
+   * The message exactly as the listener signed it, as UTF-8 text (at most 280 bytes). Never escaped, trimmed or
+   * normalised: it may hold `<script>`, quotes or any other text, and whoever shows it must escape it for where it
+   * goes (HTML, a terminal). Should the bytes not be valid UTF-8 (the relay refuses such tips, the vault never
+   * looks), invalid sequences read as U+FFFD here and `messageUtf8` is false: `messageHex` has the bytes.
+   */
+  message: Scalars['String']['output'];
+  /** The message's bytes as signed, `0x` hex: lossless whatever they hold. */
+  messageHex: Scalars['String']['output'];
+  /** Whether the message's bytes are valid UTF-8 (then `message` is exactly them). */
+  messageUtf8: Scalars['Boolean']['output'];
+  /** To the payee: amount minus fee. */
+  net: Amount;
+  /** Whom it paid: the artist's address, or a split version's payee (then shared among its recipients). */
+  payee: Scalars['String']['output'];
+  /** Its id under the grant (the player's choice), a decimal string. */
+  tipId: Scalars['String']['output'];
+  /** Transaction hash. */
+  txHash: Scalars['String']['output'];
+};
+
+export type TipConnection = {
+  __typename?: 'TipConnection';
+  /** A list of edges. */
+  edges: Array<TipEdge>;
+  /** A list of nodes. */
+  nodes: Array<Tip>;
+  /** Information to aid in pagination. */
+  pageInfo: PageInfo;
+  /** Rows matching the filter, over all pages. Costs a count query: ask only when shown. */
+  totalCount: Scalars['Int']['output'];
+};
+
+/** An edge in a connection. */
+export type TipEdge = {
+  __typename?: 'TipEdge';
+  /** A cursor for use in pagination */
+  cursor: Scalars['String']['output'];
+  /** The item at the end of the edge */
+  node: Tip;
 };
 
 /** A published (or unpublished) track. */
@@ -778,10 +1077,29 @@ export type Track = {
   publishedAt: Scalars['Int']['output'];
   /** Price per second of this track (the artist's rate when the track has none of its own). */
   ratePerSecond: Amount;
+  /**
+   * The split a play of the track pays now (the vault's `playPayee` rule): the track's own split in force, else
+   * the artist's (`trackId` 0), else none (plays pay the artist's address).
+   */
+  split: Maybe<Split>;
+  /**
+   * Every version of the track's own split, oldest first (the artist's split, which applies while the track has
+   * none in force, is in the artist's `splits`).
+   */
+  splitHistory: SplitConnection;
   /** Plays, seconds, distinct listeners and revenue (what listeners' vouchers paid while it played). */
   stats: TrackTotals;
   /** Title. */
   title: Scalars['String']['output'];
+};
+
+
+/** A published (or unpublished) track. */
+export type TrackSplitHistoryArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
 };
 
 export type TrackConnection = {
