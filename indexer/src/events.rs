@@ -3,7 +3,7 @@
 use alloy::{
     primitives::{Address, B256, U256},
     rpc::types::Log,
-    sol_types::SolEventInterface,
+    sol_types::{SolEventInterface, SolType, sol_data},
 };
 use beatstream_primitives::contracts::{
     BeatStreamRegistry::BeatStreamRegistryEvents as Registry,
@@ -28,6 +28,9 @@ pub(crate) struct LogPosition {
 pub(crate) struct Event {
     pub(crate) at: LogPosition,
     pub(crate) kind: EventKind,
+    /// A `Tipped` event's message exactly as the log carries it: the decoded `string` is lossy (invalid UTF-8
+    /// becomes U+FFFD), and the vault never checks the bytes it is given.
+    pub(crate) tip_message: Option<Vec<u8>>,
 }
 
 /// The decoded event of [`Event`].
@@ -74,7 +77,22 @@ impl Sources {
             return Ok(None);
         };
         match decoded {
-            Ok(kind) => Ok(Some(Event { at, kind })),
+            Ok(kind) => {
+                let tip_message = match &kind {
+                    EventKind::Vault(Vault::Tipped(_)) => Some(
+                        <TippedData as SolType>::abi_decode_params(data)
+                            .map_err(|e| Error::Decode {
+                                block: block_number,
+                                log_index,
+                                reason: e.to_string(),
+                            })?
+                            .3
+                            .to_vec(),
+                    ),
+                    _ => None,
+                };
+                Ok(Some(Event { at, kind, tip_message }))
+            }
             Err(alloy::sol_types::Error::UnknownSelector { .. }) => Ok(None),
             Err(e) => Err(Error::Decode { block: block_number, log_index, reason: e.to_string() }),
         }
@@ -143,6 +161,9 @@ pub(crate) fn check_split_payments(events: &[Event]) -> Result<()> {
     Ok(())
 }
 
+/// The data of a `Tipped` log (`tipId`, `amount`, `fee`, `message`), with the message as the bytes it is.
+type TippedData = (sol_data::Uint<256>, sol_data::Uint<256>, sol_data::Uint<256>, sol_data::Bytes);
+
 /// A U256 as the decimal string Postgres casts to NUMERIC.
 pub(crate) fn dec(v: U256) -> String {
     v.to_string()
@@ -180,3 +201,56 @@ macro_rules! track_details_from {
 
 track_details_from!(beatstream_primitives::contracts::BeatStreamRegistry::TrackPublished);
 track_details_from!(beatstream_primitives::contracts::BeatStreamRegistry::TrackUpdated);
+
+#[cfg(test)]
+mod tests {
+    use alloy::{
+        primitives::{Bytes, LogData},
+        sol_types::SolEvent,
+    };
+    use beatstream_primitives::contracts::BeatStreamVault::Tipped;
+
+    use super::*;
+
+    /// A `Tipped` message that is not UTF-8 (the vault takes any bytes) is kept byte for byte, though the decoded
+    /// `string` replaces what is not UTF-8.
+    #[test]
+    fn a_tip_message_keeps_its_exact_bytes() -> eyre::Result<()> {
+        let vault = Address::repeat_byte(0x0a);
+        let sources = Sources {
+            vault,
+            registry: Address::repeat_byte(0x0b),
+            ens: Address::repeat_byte(0x0c),
+        };
+        let message = b"ok \xff\xfe \xe2\x99\xa5".to_vec();
+        let data = <TippedData as SolType>::abi_encode_params(&(
+            U256::from(1),
+            U256::from(500),
+            U256::from(12),
+            Bytes::from(message.clone()),
+        ));
+        let topics = vec![
+            Tipped::SIGNATURE_HASH,
+            B256::repeat_byte(0x01),
+            Address::repeat_byte(0x02).into_word(),
+            Address::repeat_byte(0x03).into_word(),
+        ];
+        let log = Log {
+            inner: alloy::primitives::Log {
+                address: vault,
+                data: LogData::new(topics, data.into()).expect("four topics"),
+            },
+            block_number: Some(7),
+            block_hash: Some(B256::repeat_byte(0x07)),
+            transaction_hash: Some(B256::repeat_byte(0x08)),
+            log_index: Some(3),
+            ..Default::default()
+        };
+        let event = sources.decode(&log, 1_700_000_000)?.expect("a vault event");
+        let EventKind::Vault(Vault::Tipped(tipped)) = &event.kind else { panic!("{event:?}") };
+        assert_eq!(tipped.amount, U256::from(500));
+        assert_ne!(tipped.message.as_bytes(), message.as_slice(), "alloy's string is lossy");
+        assert_eq!(event.tip_message, Some(message));
+        Ok(())
+    }
+}

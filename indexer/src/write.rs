@@ -197,7 +197,11 @@ mod tests {
         Batch {
             span: tracing::Span::none(),
             chain_id: 31337,
-            events: vec![Event { at, kind: EventKind::Vault(Vault::Deposited(deposit)) }],
+            events: vec![Event {
+                at,
+                kind: EventKind::Vault(Vault::Deposited(deposit)),
+                tip_message: None,
+            }],
             headers: vec![],
             previous,
             cursor: Cursor { number, hash },

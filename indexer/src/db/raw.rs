@@ -403,7 +403,12 @@ impl RawBatch {
                         Numeric(dec(e.tipId)),
                         Numeric(dec(e.amount)),
                         Numeric(dec(e.fee)),
-                        Bytes(e.message.as_bytes().to_vec()),
+                        Bytes(
+                            event
+                                .tip_message
+                                .clone()
+                                .unwrap_or_else(|| e.message.as_bytes().to_vec()),
+                        ),
                     ],
                 ),
                 Vault::TipSkipped(e) => (

@@ -130,6 +130,12 @@ fn paid_by_chain(
     paid
 }
 
+/// A `split_earnings` row: split, recipient, earned, from tips, payments.
+type SplitEarningsRow = (Vec<u8>, Vec<u8>, String, String, i64);
+
+/// A `splits` row: split, version, recipients, shares, whether cleared.
+type SplitRow = (Vec<u8>, i64, Vec<Vec<u8>>, Vec<i32>, bool);
+
 async fn num(db: &TestDb, sql: &str, key: &[&[u8]]) -> eyre::Result<U256> {
     let mut q = sqlx::query_scalar::<_, String>(sql);
     for k in key {
@@ -180,7 +186,7 @@ async fn assert_matches_chain(
                 .await?;
         assert_eq!(spent, vault.grantSpent(id).call().await?, "grantSpent of {id}");
     }
-    let rows: Vec<(Vec<u8>, Vec<u8>, String, String, i64)> = sqlx::query_as(
+    let rows: Vec<SplitEarningsRow> = sqlx::query_as(
         "SELECT split, recipient, earned::text, from_tips::text, payments FROM split_earnings",
     )
     .fetch_all(db.pool())
@@ -360,7 +366,7 @@ async fn splits_and_tips_match_the_vault() -> eyre::Result<()> {
     assert_eq!(cut, 0);
 
     // The splits: every version, version 3 cleared, none in force.
-    let splits: Vec<(Vec<u8>, i64, Vec<Vec<u8>>, Vec<i32>, bool)> = sqlx::query_as(
+    let splits: Vec<SplitRow> = sqlx::query_as(
         "SELECT split, version, recipients, shares, cleared_block IS NOT NULL FROM splits ORDER BY version",
     )
     .fetch_all(db.pool())
