@@ -21,11 +21,13 @@ use beatstream_testkit::{
     Anvil, TestDb,
     scene::{Chain, USDC},
 };
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use futures_util::SinkExt;
+use serde_json::json;
+use support::{Services, graphql, recv};
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 use tokio_util::sync::CancellationToken;
+
+mod support;
 
 const ARTIST: usize = 1;
 const LISTENER: usize = 3;
@@ -52,74 +54,18 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
     .await?;
     let db = TestDb::new().await?;
     let stop = CancellationToken::new();
-    let deployment = chain.deployment_file.path().to_owned();
     let contracts = chain.deployment.contracts;
 
     // ----- Every service, in this process. -----
-    let indexer_metrics = beatstream_indexer::Metrics::new();
-    let indexer = tokio::spawn(beatstream_indexer::run_with_metrics(
-        beatstream_indexer::Config {
-            database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
-            rpc: chain.anvil.endpoint_url().into(),
-            options: beatstream_indexer::Options {
-                poll_interval_ms: 50,
-                ..beatstream_indexer::Options::new(deployment.clone())
-            },
-        },
-        indexer_metrics.clone(),
-        stop.clone(),
-    ));
-    let mut relay_config =
-        beatstream_stream_relay::Config::new(db.url().to_owned(), chain.anvil.endpoint_url());
-    relay_config.options.listen = "127.0.0.1:0".parse()?;
-    relay_config.deployment = Some(deployment.clone());
-    relay_config.options.beat_ms = 250;
-    let relay = beatstream_stream_relay::Server::bind(relay_config, stop.clone()).await?;
-    let relay_addr = relay.local_addr()?;
-    let relay = tokio::spawn(relay.serve());
     let mut keeper_options = beatstream_keeper::Options::default();
-    keeper_options.signer.private_key = Some(chain.anvil.private_key_hex(KEEPER));
     // A batch once 8 s of this track are vouched, and whatever is left two seconds after the last batch.
     keeper_options.payee_threshold = 20_000;
     keeper_options.max_interval_secs = 2;
     keeper_options.confirmations = 0;
     keeper_options.poll_ms = 200;
-    let keeper_metrics = beatstream_keeper::Metrics::new();
-    let keeper = tokio::spawn(beatstream_keeper::run_with_metrics(
-        beatstream_keeper::Config {
-            database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
-            rpc: chain.anvil.endpoint_url().into(),
-            deployment: deployment.clone(),
-            options: keeper_options,
-        },
-        keeper_metrics.clone(),
-        stop.clone(),
-    ));
-    let api_options =
-        beatstream_graphql_api::Options { listen: "127.0.0.1:0".parse()?, ..Default::default() };
-    let api = beatstream_graphql_api::Server::bind(
-        beatstream_graphql_api::Config {
-            database: beatstream_primitives::db::DatabaseArgs::new(db.url().to_owned()),
-            rpc: Default::default(),
-            deployment: deployment.clone(),
-            chain_id: None,
-            options: api_options,
-        },
-        stop.clone(),
-    )
-    .await?;
-    let api_addr = api.local_addr()?;
-    let api = tokio::spawn(api.serve());
-    let indexed = || async {
-        let head = chain.head().await? as i64;
-        for _ in 0..600 {
-            if indexer_metrics.indexed.get() >= head {
-                return Ok::<_, eyre::Report>(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        eyre::bail!("the indexer did not reach block {head}")
-    };
+    let services = Services::start(&chain, &db, KEEPER, keeper_options, &stop).await?;
+    let (relay_addr, api_addr) = (services.relay_addr, services.api_addr);
+    let indexed = || services.indexed(&chain);
 
     // ----- The artist registers a name with records and publishes a track. -----
     let artist = chain.anvil.signer(ARTIST);
@@ -270,7 +216,7 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
     let earned = chain.vault(&artist).earningsOf(artist.address()).call().await?;
     assert_eq!(fees, expected_fees, "the vault accrued exactly the fees its rule takes");
     assert_eq!(earned, total - expected_fees, "the artist got exactly the total less the fees");
-    assert!(keeper_metrics.batches_confirmed.get() >= 1);
+    assert!(services.keeper_metrics.batches_confirmed.get() >= 1);
     indexed().await?;
 
     // ----- GraphQL shows what the chain has. -----
@@ -340,61 +286,5 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
     );
 
     stop.cancel();
-    indexer.await??;
-    relay.await??;
-    keeper.await??;
-    api.await??;
-    Ok(())
-}
-
-async fn recv(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> eyre::Result<ServerFrame> {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await?
-            .ok_or_else(|| eyre::eyre!("relay closed the connection"))??;
-        if let Message::Text(t) = msg {
-            return Ok(serde_json::from_str(t.as_str())?);
-        }
-    }
-}
-
-/// POSTs a query to the API; returns `data`, failing on errors.
-async fn graphql(addr: SocketAddr, query: &str, variables: Value) -> eyre::Result<Value> {
-    let body = json!({ "query": query, "variables": variables }).to_string();
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).await?;
-    let (head, body) =
-        raw.split_once("\r\n\r\n").ok_or_else(|| eyre::eyre!("no HTTP body: {raw}"))?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    let response: Value = serde_json::from_str(&body)?;
-    eyre::ensure!(response.get("errors").is_none(), "GraphQL errors: {response}");
-    Ok(response["data"].clone())
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out
+    services.join().await
 }
