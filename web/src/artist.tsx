@@ -1,11 +1,13 @@
 // The artist: sign in to the studio (SIWE), register the name with its records and rate, upload and publish tracks,
-// watch earnings arrive live (the artistEarnings subscription) and withdraw them.
+// watch earnings arrive live (the artistEarnings subscription) and withdraw them; its tips with their messages, its
+// supporters and its splits. `PublicArtistPage` is the last three for any artist, without a wallet.
 import { type GraphQLClient, StudioClient, gql } from '@beatstream/client';
 import { useEffect, useMemo, useState } from 'react';
 import type { Hex } from 'viem';
 import type { AppConfig } from './config';
 import { describe } from './errors';
 import { parseUsdc, short, usdc, when } from './format';
+import { ArtistSupport } from './support';
 import { ActionButton, Notice, usePoll } from './ui';
 import type { Wallet } from './wallet';
 
@@ -43,6 +45,8 @@ export function ArtistPage({ config, wallet, graphql }: { config: AppConfig; wal
       </section>
 
       {a && <Earnings config={config} wallet={wallet} graphql={graphql} label={a.label} />}
+
+      {a && <ArtistSupport graphql={graphql} label={a.label} />}
 
       {a && (
         <section aria-labelledby="studio-h" className="card wide">
@@ -91,6 +95,18 @@ export function ArtistPage({ config, wallet, graphql }: { config: AppConfig; wal
           </table>
         </section>
       )}
+    </div>
+  );
+}
+
+/** Any artist's tips, supporters and splits (`#/artists/<label>`). */
+export function PublicArtistPage({ graphql, label }: { graphql: GraphQLClient; label: string }) {
+  return (
+    <div className="grid">
+      <section className="card wide">
+        <h1 data-testid="public-artist">{label.includes('.') ? label : `${label}.beatstream.eth`}</h1>
+      </section>
+      <ArtistSupport graphql={graphql} label={label} />
     </div>
   );
 }

@@ -25,6 +25,9 @@ const RELAY_MESSAGES: Record<string, string> = {
   too_many_sessions: 'Too many sessions are playing on this grant.',
   chain_unavailable: 'The relay cannot reach the chain right now; try again shortly.',
   rate_limited: 'The relay is limiting this connection; try again shortly.',
+  message_too_long: 'The message is too long: at most 280 bytes (fewer characters when they are accented or emoji).',
+  duplicate_tip: 'Another tip was already sent under this id: send it again as a new tip.',
+  unknown_payee: 'The relay does not know this payee: it is no artist address or split in force (yet).',
 };
 
 /** What went wrong, for the page. */

@@ -2,11 +2,12 @@
 // (cost per second live, a clear message when funds or the grant run out), history and this wallet's devices.
 import { type GraphQLClient, gql } from '@beatstream/client';
 import { useEffect, useRef, useState } from 'react';
-import type { Hex } from 'viem';
+import type { Address, Hex } from 'viem';
 import type { AppConfig } from './config';
 import { parseUsdc, short, usdc, when } from './format';
 import { Playback, type PlayState, type PlayableTrack } from './playback';
 import { CatalogueDocument } from './queries';
+import { TipButton } from './tipform';
 import { ActionButton, Notice, usePoll } from './ui';
 import type { Wallet } from './wallet';
 
@@ -105,7 +106,15 @@ export function ListenerPage({ config, wallet, graphql }: { config: AppConfig; w
         {artists.value?.artists.edges.map(({ node: a }) => (
           <article key={a.name} className="artist" aria-label={a.name}>
             <h3>
-              {a.name} <small>{usdc(a.ratePerSecond.raw)} USDC/s</small>
+              <a href={`#/artists/${a.label}`}>{a.name}</a> <small>{usdc(a.ratePerSecond.raw)} USDC/s</small>{' '}
+              <TipButton
+                config={config}
+                wallet={wallet}
+                target={{ kind: 'artist', node: a.node as Hex, address: a.address as Address | null }}
+                name={a.name}
+                testId={`tip-artist-${a.label}`}
+                onSent={() => vault.refresh()}
+              />
             </h3>
             {a.texts.find((t) => t.key === 'description') && <p>{a.texts.find((t) => t.key === 'description')!.value}</p>}
             <ul className="tracks">
@@ -135,6 +144,14 @@ export function ListenerPage({ config, wallet, graphql }: { config: AppConfig; w
                     <span className="muted">
                       {t.duration} s · {usdc(t.ratePerSecond.raw)} USDC/s · {t.stats.streams} plays
                     </span>
+                    <TipButton
+                      config={config}
+                      wallet={wallet}
+                      target={{ kind: 'track', trackId: t.id }}
+                      name={`${t.title} by ${a.name}`}
+                      testId={`tip-track-${t.id}`}
+                      onSent={() => vault.refresh()}
+                    />
                   </li>
                 ))}
             </ul>

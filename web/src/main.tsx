@@ -1,8 +1,9 @@
-// The BeatStream app: `#/` the listener, `#/artist` the artist. Served by the node on the API's address.
+// The BeatStream app: `#/` the listener, `#/artist` the artist, `#/artists/<label>` any artist's tips, supporters
+// and splits. Served by the node on the API's address.
 import { GraphQLClient } from '@beatstream/client';
 import { useEffect, useMemo, useState } from 'react';
 import { createRoot } from 'react-dom/client';
-import { ArtistPage } from './artist';
+import { ArtistPage, PublicArtistPage } from './artist';
 import { type AppConfig, loadConfig } from './config';
 import { describe } from './errors';
 import { short } from './format';
@@ -13,14 +14,18 @@ import { type Wallet, connectBurner, connectInjected, hasInjected } from './wall
 
 const WALLET_KIND = 'beatstream:wallet';
 
-function useRoute(): string {
+type Route = { page: 'listen' } | { page: 'artist' } | { page: 'public'; label: string };
+
+function useRoute(): Route {
   const [hash, setHash] = useState(location.hash);
   useEffect(() => {
     const on = () => setHash(location.hash);
     window.addEventListener('hashchange', on);
     return () => window.removeEventListener('hashchange', on);
   }, []);
-  return hash.startsWith('#/artist') ? 'artist' : 'listen';
+  const label = /^#\/artists\/([^/?#]+)/.exec(hash)?.[1];
+  if (label) return { page: 'public', label: decodeURIComponent(label) };
+  return hash.startsWith('#/artist') ? { page: 'artist' } : { page: 'listen' };
 }
 
 function App() {
@@ -29,7 +34,8 @@ function App() {
   const [wallet, setWallet] = useState<Wallet | null>(null);
   const [status, setStatus] = useState<string | null>(null);
   const [walletError, setWalletError] = useState<string | null>(null);
-  const route = useRoute();
+  const { page, ...params } = useRoute();
+  const route = page;
 
   useEffect(() => {
     loadConfig().then(setConfig, (e) => setConfigError(describe(e)));
@@ -111,7 +117,7 @@ function App() {
       <main id="main" tabIndex={-1}>
         {configError && <Notice kind="error">{configError}</Notice>}
         {walletError && <Notice kind="error" testId="wallet-error">{walletError}</Notice>}
-        {config && !wallet && (
+        {config && !wallet && route !== 'public' && (
           <section className="card intro">
             <h1>{route === 'artist' ? 'For artists' : 'Listen, pay by the second'}</h1>
             <p>
@@ -124,6 +130,7 @@ function App() {
         )}
         {config && wallet && graphql && route === 'listen' && <ListenerPage config={config} wallet={wallet} graphql={graphql} />}
         {config && wallet && graphql && route === 'artist' && <ArtistPage config={config} wallet={wallet} graphql={graphql} />}
+        {config && graphql && route === 'public' && 'label' in params && <PublicArtistPage graphql={graphql} label={params.label} />}
       </main>
     </>
   );

@@ -11,6 +11,8 @@ interface Amount {
 export interface CatalogueArtist {
   name: string;
   label: string;
+  node: string;
+  address: string | null;
   ratePerSecond: Amount;
   texts: Array<{ key: string; value: string }>;
   tracks: {
@@ -28,6 +30,8 @@ export const CatalogueDocument = parse(`
         node {
           name
           label
+          node
+          address
           ratePerSecond { raw }
           texts { key value }
           tracks(first: 20) { edges { node { id title duration contentHash published ratePerSecond { raw } stats { streams } } } }

@@ -3,7 +3,10 @@
 //
 // An artist registers a name and uploads a track through the page; a listener deposits, plays ten seconds and hears
 // them (the page's AnalyserNode shows sound, not silence, and the audio clock advances); the artist's page shows the
-// earnings arrive without a reload; the listener's vault balance drops by exactly what the play paid.
+// earnings arrive without a reload; the listener's vault balance drops by exactly what the play paid. The listener
+// tips the artist with markup in the message; once the keeper settles it and the indexer mirrors it, the artist's
+// page shows the message as text (no element made from it), the listener among its supporters, and any artist's
+// public page (`#/artists/<label>`) its tips and splits.
 //
 // BEATSTREAM_BIN: the `beatstream` binary (default target/debug/beatstream). CHROMIUM: the browser
 // (default /usr/bin/chromium). BEATSTREAM_SCREENSHOTS: where to write the three screenshots (default
@@ -281,6 +284,52 @@ test('an artist uploads, a listener pays to hear ten seconds, the artist sees th
     assert.ok(withdrawable > 0n);
     await a.getByTestId('withdraw-earnings').click();
     await until('the withdrawal on the artist\'s page', async () => (await raw(a, 'earnings-withdrawable')) === 0n, 60_000);
+  });
+
+  await t.test("the listener tips the artist; the artist's page shows the message as text, never as markup", async () => {
+    const message = '<b>gm</b> & "thanks" from the browser <i>test</i> ♥';
+    const available = await raw(l, 'vault-available');
+    const tip = `tip-artist-${label}`;
+    await l.getByTestId(tip).click();
+    await l.getByTestId(`${tip}-amount`).fill('0.05');
+    // The counter counts bytes of UTF-8, as the relay and the vault do: 140 × é is 280 bytes and may be sent...
+    await l.getByTestId(`${tip}-message`).fill('é'.repeat(140));
+    assert.equal(await l.getByTestId(`${tip}-bytes`).getAttribute('data-bytes'), '280');
+    assert.equal(await l.getByTestId(`${tip}-send`).isDisabled(), false);
+    // ...one byte more may not.
+    await l.getByTestId(`${tip}-message`).fill(`${'é'.repeat(140)}!`);
+    assert.match(await l.getByTestId(`${tip}-bytes`).innerText(), /^281\/280 bytes: too long/);
+    assert.equal(await l.getByTestId(`${tip}-send`).isDisabled(), true);
+    await l.getByTestId(`${tip}-message`).fill(message);
+    assert.equal(await l.getByTestId(`${tip}-bytes`).getAttribute('data-bytes'), String(Buffer.byteLength(message)));
+    await l.getByTestId(`${tip}-send`).click();
+    assert.match(await l.getByTestId(`${tip}-done`).innerText({ timeout: 60_000 }), /^Sent 0\.050000 USDC to /);
+
+    // Settled by the keeper's next batch, mirrored by the indexer, polled by the artist's page.
+    const row = a.getByTestId('tips').locator('tr', { hasText: 'from the browser' });
+    await row.waitFor({ timeout: 120_000 });
+    const shown = await row.getByTestId('tip-message').textContent();
+    assert.equal(shown, message, 'the message exactly as written');
+    assert.ok(shown.includes('<b>'));
+    assert.equal(await a.getByTestId('tips').locator('b, i').count(), 0, 'no element was made from the message');
+    assert.equal(await row.locator('[data-raw]').getAttribute('data-raw'), '50000');
+    // The listener is a supporter: what it streamed and tipped.
+    const supporter = a.getByTestId('supporters').locator(`tr[data-listener="${(await l.getByTestId('wallet-address').getAttribute('data-address')).toLowerCase()}"]`);
+    await until('the listener among the supporters', async () => (await supporter.count()) > 0 && BigInt((await supporter.locator('td[data-raw]').getAttribute('data-raw')) ?? '0') >= paid + 50_000n, 60_000);
+    assert.match(await supporter.innerText(), /0\.050000\s*\(1 tip\)/);
+    // The listener's vault paid the tip.
+    await until('the tip taken from the vault', async () => (await raw(l, 'vault-available')) === available - 50_000n, 60_000);
+    await a.screenshot({ path: path.join(shots, 'artist.png'), fullPage: true });
+
+    // Any artist's public page: the same tip, shown the same way, without a wallet.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const p = await context.newPage();
+    await p.goto(`${api}/#/artists/${label}`);
+    const pub = p.getByTestId('tips').locator('tr', { hasText: 'from the browser' });
+    await pub.waitFor({ timeout: 30_000 });
+    assert.equal(await pub.getByTestId('tip-message').textContent(), message);
+    assert.equal(await p.getByTestId('tips').locator('b, i').count(), 0);
+    await context.close();
   });
 
   await t.test('the listener requests a withdrawal and revokes this device', async () => {
