@@ -114,6 +114,8 @@ CREATE TABLE split_earnings (
     PRIMARY KEY (chain_id, split, recipient)
 );
 CREATE INDEX split_earnings_recipient ON split_earnings (chain_id, recipient);
+-- The API's supporters of an artist: what each listener settled to each of the artist's payees.
+CREATE INDEX settled_pairs_payee ON settled_pairs (chain_id, payee);
 
 ------------------------------------------------------------------------------------------------------------------
 -- Off-chain: tips the relay acked. Written before the relay acks; the keeper settles each with

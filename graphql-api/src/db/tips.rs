@@ -92,7 +92,7 @@ fn tip_node(row: &PgRow) -> sqlx::Result<(TipRow, Vec<String>)> {
 #[derive(Clone, Debug)]
 pub(crate) struct SupporterRow {
     pub(crate) listener: Vec<u8>,
-    /// Settlements to the artist's payees (amounts before the fee).
+    /// Settled to the artist's payees (amounts before the fee).
     pub(crate) streamed: String,
     /// Tips to the artist's payees (amounts before the fee).
     pub(crate) tipped: String,
@@ -100,12 +100,13 @@ pub(crate) struct SupporterRow {
     pub(crate) tips: i64,
 }
 
-/// Per (artist, listener): settlements and tips to the artist's payees (its `addr` record, its split payees). The
-/// outer filter on `x.node` is pushed down through the grouping and the unions to the artist's payees.
+/// Per (artist, listener): what it settled (its settled cumulative per grant and payee, `settled_pairs`: one row
+/// per pair, not per settlement) and tipped to the artist's payees (its `addr` record, its split payees). The outer
+/// filter on `x.node` is pushed down through the grouping and the unions to the artist's payees.
 const SUPPORT: &str = "(SELECT y.chain_id, y.node, y.listener, sum(y.streamed) AS streamed,
          sum(y.tipped) AS tipped, sum(y.streamed + y.tipped) AS total, count(*) FILTER (WHERE y.tip) AS tips
-     FROM (SELECT s.chain_id, p.node, s.listener, s.amount AS streamed, 0::numeric AS tipped, false AS tip
-           FROM vault_settlements s JOIN (
+     FROM (SELECT s.chain_id, p.node, s.listener, s.cumulative AS streamed, 0::numeric AS tipped, false AS tip
+           FROM settled_pairs s JOIN (
                SELECT a.chain_id, a.node, a.addr AS payee FROM artists a WHERE a.addr IS NOT NULL
                UNION SELECT sp.chain_id, sp.node, sp.split FROM splits sp
            ) p ON p.chain_id = s.chain_id AND p.payee = s.payee

@@ -140,30 +140,22 @@ impl Seed<'_> {
         Ok(())
     }
 
-    async fn settlement(
+    /// A settled pair, as the indexer keeps it from `Settled` events: the grant's settled cumulative to `payee`.
+    async fn settled(
         &self,
-        (block, log): (i64, i32),
         listener: Address,
         payee: Address,
-        amount: u64,
-        fee: u64,
+        cumulative: u64,
     ) -> eyre::Result<()> {
         sqlx::query(
-            "INSERT INTO vault_settlements (chain_id, block_number, block_hash, block_time, tx_hash, log_index,
-                                            grant_id, listener, payee, amount, cumulative, fee)
-             VALUES ($1, $2, $3, to_timestamp(1800000000 + $2), $4, $5, $6, $7, $8, $9::numeric, $9::numeric,
-                     $10::numeric)",
+            "INSERT INTO settled_pairs (chain_id, grant_id, payee, listener, cumulative, updated_block)
+             VALUES ($1, $2, $3, $4, $5::numeric, 1)",
         )
         .bind(self.chain_id)
-        .bind(block)
-        .bind(B256::with_last_byte(block as u8).as_slice())
-        .bind(B256::repeat_byte(0xef).as_slice())
-        .bind(log)
         .bind(B256::left_padding_from(listener.as_slice()).as_slice())
-        .bind(listener.as_slice())
         .bind(payee.as_slice())
-        .bind(amount.to_string())
-        .bind(fee.to_string())
+        .bind(listener.as_slice())
+        .bind(cumulative.to_string())
         .execute(self.pool)
         .await?;
         Ok(())
@@ -189,7 +181,7 @@ async fn seed(env: &Env) -> eyre::Result<Vec<u8>> {
     s.split(&node, 1, S1V2, 2, &[R1, R2, R3], &[2500, 2500, 5000], 1002).await?;
     s.in_force(&node, 0, S0V1).await?;
     s.in_force(&node, 1, S1V2).await?;
-    s.settlement((1001, 5), listener, S1V1, 2000, 50).await?;
+    s.settled(listener, S1V1, 2000).await?;
     s.earned(S1V1, R1, 975, 0, 1).await?;
     s.earned(S1V1, R3, 975, 0, 1).await?;
     s.earned(S1V2, R1, 49, 49, 1).await?;
