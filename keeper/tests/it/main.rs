@@ -11,4 +11,5 @@ mod reorg;
 mod rpc;
 mod settler;
 mod stuck;
+mod tips;
 mod wallet;
