@@ -212,6 +212,65 @@ mod tests {
 
     use super::*;
 
+    fn at(log_index: u64, tx: u8) -> LogPosition {
+        LogPosition {
+            block_number: 9,
+            block_hash: B256::repeat_byte(0x09),
+            block_time: 1_700_000_000,
+            tx_hash: B256::repeat_byte(tx),
+            log_index,
+        }
+    }
+
+    fn settled(log_index: u64, tx: u8, payee: Address) -> Event {
+        let e = beatstream_primitives::contracts::BeatStreamVault::Settled {
+            grantId: B256::repeat_byte(0x01),
+            listener: Address::repeat_byte(0x02),
+            payee,
+            amount: U256::from(100),
+            cumulative: U256::from(100),
+            fee: U256::from(2),
+        };
+        Event {
+            at: at(log_index, tx),
+            kind: EventKind::Vault(Vault::Settled(e)),
+            tip_message: None,
+        }
+    }
+
+    fn paid(log_index: u64, tx: u8, split: Address) -> Event {
+        let e = beatstream_primitives::contracts::BeatStreamVault::SplitPaid {
+            split,
+            amount: U256::from(98),
+            parts: vec![U256::from(98)],
+        };
+        Event {
+            at: at(log_index, tx),
+            kind: EventKind::Vault(Vault::SplitPaid(e)),
+            tip_message: None,
+        }
+    }
+
+    /// A `SplitPaid` is mirrored only right after the event of its split payee it pays out, in its transaction.
+    #[test]
+    fn a_split_payment_needs_its_source_right_before_it() {
+        let split = Address::repeat_byte(0x5b);
+        let ok = [settled(4, 0xaa, split), paid(5, 0xaa, split)];
+        assert_eq!(split_source(&ok, 1), Some((SplitSource::Settled, 4)));
+        assert!(check_split_payments(&ok).is_ok());
+        for bad in [
+            vec![paid(5, 0xaa, split)],
+            vec![settled(4, 0xaa, Address::repeat_byte(0x01)), paid(5, 0xaa, split)],
+            vec![settled(4, 0xbb, split), paid(5, 0xaa, split)],
+            vec![settled(3, 0xaa, split), paid(5, 0xaa, split)],
+        ] {
+            let i = bad.len() - 1;
+            assert_eq!(split_source(&bad, i), None);
+            let err = check_split_payments(&bad).unwrap_err();
+            assert!(matches!(err, Error::Decode { block: 9, log_index: 5, .. }), "{err}");
+        }
+    }
+
     /// A `Tipped` message that is not UTF-8 (the vault takes any bytes) is kept byte for byte, though the decoded
     /// `string` replaces what is not UTF-8.
     #[test]

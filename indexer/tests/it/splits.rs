@@ -11,6 +11,7 @@ use alloy::{
     sol_types::SolEventInterface,
 };
 use beatstream_primitives::contracts::{
+    BeatStreamRegistry,
     BeatStreamVault::{self, BeatStreamVaultEvents as Vault},
     settle_batch_gas_limit,
 };
@@ -79,14 +80,15 @@ async fn set_split(
     chain: &Chain,
     manager: &PrivateKeySigner,
     node: B256,
+    track: U256,
     shares: &[(Address, u16)],
 ) -> eyre::Result<(Address, TransactionReceipt)> {
     let vault = chain.vault(manager);
     let (recipients, bps): (Vec<Address>, Vec<u16>) = shares.iter().copied().unzip();
-    let r = vault.setSplit(node, U256::ZERO, recipients, bps).send().await?.get_receipt().await?;
+    let r = vault.setSplit(node, track, recipients, bps).send().await?.get_receipt().await?;
     eyre::ensure!(r.status(), "setSplit reverted");
     let (split, _) = {
-        let c = vault.currentSplit(node, U256::ZERO).call().await?;
+        let c = vault.currentSplit(node, track).call().await?;
         (c.split, c.version)
     };
     Ok((split, r))
@@ -215,8 +217,14 @@ async fn splits_and_tips_match_the_vault() -> eyre::Result<()> {
     let mut receipts = Vec::new();
 
     // Version 1, and a settlement to it (an amount whose parts need rounding).
-    let (v1, r) =
-        set_split(&chain, &artist, node, &[(r1.address(), 7_000), (r2.address(), 3_000)]).await?;
+    let (v1, r) = set_split(
+        &chain,
+        &artist,
+        node,
+        U256::ZERO,
+        &[(r1.address(), 7_000), (r2.address(), 3_000)],
+    )
+    .await?;
     receipts.push(r);
     receipts
         .push(settle(&chain, &keeper, vec![player.item(&chain, v1, 1_000_003)?], vec![]).await?);
@@ -233,6 +241,7 @@ async fn splits_and_tips_match_the_vault() -> eyre::Result<()> {
         &chain,
         &artist,
         node,
+        U256::ZERO,
         &[(r1.address(), 3_333), (r2.address(), 3_333), (r3, 3_334)],
     )
     .await?;
@@ -279,7 +288,8 @@ async fn splits_and_tips_match_the_vault() -> eyre::Result<()> {
     // what was streamed under version 2 still pays version 2.
     let v3 = chain.vault(&keeper).splitPayee(node, U256::ZERO, 3).call().await?;
     receipts.push(settle(&chain, &keeper, vec![player.item(&chain, v3, 40_000)?], vec![]).await?);
-    let (set_v3, r) = set_split(&chain, &artist, node, &[(r2.address(), 10_000)]).await?;
+    let (set_v3, r) =
+        set_split(&chain, &artist, node, U256::ZERO, &[(r2.address(), 10_000)]).await?;
     assert_eq!(set_v3, v3);
     receipts.push(r);
     let r = chain.vault(&artist).clearSplit(node, U256::ZERO).send().await?.get_receipt().await?;
@@ -296,9 +306,30 @@ async fn splits_and_tips_match_the_vault() -> eyre::Result<()> {
         .get_receipt()
         .await?;
     eyre::ensure!(r.status(), "withdrawEarnings reverted");
+    // A track's own split: in force for that track alone, and what the vault's playPayee names for it.
+    let track = BeatStreamRegistry::TrackInput {
+        title: "split track".into(),
+        duration: 180,
+        ratePerSecond: 0,
+        contentHash: B256::repeat_byte(0x5e),
+        metadataURI: "ipfs://split-track".into(),
+    };
+    let registry = chain.registry(&artist);
+    let track_id = registry.publishTrack(node, track.clone()).call().await?;
+    let r = registry.publishTrack(node, track).send().await?.get_receipt().await?;
+    eyre::ensure!(r.status(), "publishTrack reverted");
+    let (v_track, r) = set_split(&chain, &artist, node, track_id, &[(r3, 10_000)]).await?;
+    receipts.push(r);
+    assert_eq!(chain.vault(&keeper).playPayee(track_id).call().await?, v_track);
     indexer.catch_up(&chain).await?;
+    let in_force: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT track_id::text, split FROM split_in_force WHERE node = $1")
+            .bind(node.as_slice())
+            .fetch_all(db.pool())
+            .await?;
+    assert_eq!(in_force, [(track_id.to_string(), v_track.to_vec())]);
 
-    let payees = [v1, v2, v3, r1.address(), r2.address(), r3, artist.address()];
+    let payees = [v1, v2, v3, v_track, r1.address(), r2.address(), r3, artist.address()];
     assert_matches_chain(&chain, &db, &payees, &[&player], &receipts).await?;
     for split in [v1, v2, v3] {
         assert_eq!(chain.vault(&keeper).earningsOf(split).call().await?, U256::ZERO);
@@ -365,9 +396,9 @@ async fn splits_and_tips_match_the_vault() -> eyre::Result<()> {
             .await?;
     assert_eq!(cut, 0);
 
-    // The splits: every version, version 3 cleared, none in force.
+    // The artist's splits: every version, version 3 cleared, none in force.
     let splits: Vec<SplitRow> = sqlx::query_as(
-        "SELECT split, version, recipients, shares, cleared_block IS NOT NULL FROM splits ORDER BY version",
+        "SELECT split, version, recipients, shares, cleared_block IS NOT NULL FROM splits WHERE track_id = 0 ORDER BY version",
     )
     .fetch_all(db.pool())
     .await?;
@@ -392,7 +423,9 @@ async fn splits_and_tips_match_the_vault() -> eyre::Result<()> {
         ]
     );
     let in_force: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM split_in_force").fetch_one(db.pool()).await?;
+        sqlx::query_scalar("SELECT count(*) FROM split_in_force WHERE track_id = 0")
+            .fetch_one(db.pool())
+            .await?;
     assert_eq!(in_force, 0);
     indexer.stop().await?;
 
@@ -414,8 +447,14 @@ async fn a_reorg_through_splits_and_tips_equals_a_fresh_index() -> eyre::Result<
     chain.fund(&alice, 100 * USDC).await?;
     let player = Player::new(&chain, alice.clone(), 1).await?;
     let mut receipts = Vec::new();
-    let (v1, r) =
-        set_split(&chain, &artist, node, &[(r1.address(), 5_000), (r2.address(), 5_000)]).await?;
+    let (v1, r) = set_split(
+        &chain,
+        &artist,
+        node,
+        U256::ZERO,
+        &[(r1.address(), 5_000), (r2.address(), 5_000)],
+    )
+    .await?;
     receipts.push(r);
     receipts.push(
         settle(
@@ -430,8 +469,14 @@ async fn a_reorg_through_splits_and_tips_equals_a_fresh_index() -> eyre::Result<
 
     // The old branch: version 2, payments to both versions, tips, a clear.
     let snapshot = chain.snapshot().await?;
-    let (v2, _) =
-        set_split(&chain, &artist, node, &[(r2.address(), 9_000), (r1.address(), 1_000)]).await?;
+    let (v2, _) = set_split(
+        &chain,
+        &artist,
+        node,
+        U256::ZERO,
+        &[(r2.address(), 9_000), (r1.address(), 1_000)],
+    )
+    .await?;
     settle(
         &chain,
         &keeper,
@@ -451,7 +496,8 @@ async fn a_reorg_through_splits_and_tips_equals_a_fresh_index() -> eyre::Result<
 
     // The new branch: another version 2 (the same payee, other recipients), other payments and tips.
     chain.revert(snapshot).await?;
-    let (v2_new, r) = set_split(&chain, &artist, node, &[(r1.address(), 10_000)]).await?;
+    let (v2_new, r) =
+        set_split(&chain, &artist, node, U256::ZERO, &[(r1.address(), 10_000)]).await?;
     assert_eq!(v2_new, v2, "a version's payee depends on (node, track, version) alone");
     receipts.push(r);
     receipts.push(
