@@ -28,6 +28,8 @@ pub(crate) enum Change {
     Earnings,
     /// The relay stored vouchers or session changes (`beatstream_vouchers`).
     Vouchers,
+    /// New settled tips (`beatstream_tips`).
+    Tips,
     /// The listening connection was lost and is back, or a reorg rolled state back: re-read everything.
     Reload,
 }
@@ -40,8 +42,13 @@ pub(crate) struct SettlementEvent {
 }
 
 /// Channels the hub listens on.
-pub(crate) const CHANNELS: [&str; 4] =
-    ["beatstream_settlements", "beatstream_earnings", "beatstream_vouchers", "beatstream_reorg"];
+pub(crate) const CHANNELS: [&str; 5] = [
+    "beatstream_settlements",
+    "beatstream_earnings",
+    "beatstream_vouchers",
+    "beatstream_tips",
+    "beatstream_reorg",
+];
 
 /// The fan-out point of notifications.
 #[derive(Clone, Debug)]
@@ -129,6 +136,9 @@ async fn listen(db: Db, tx: broadcast::Sender<Change>, listening: &AtomicBool) {
                     }
                     "beatstream_vouchers" => {
                         let _ = tx.send(Change::Vouchers);
+                    }
+                    "beatstream_tips" => {
+                        let _ = tx.send(Change::Tips);
                     }
                     "beatstream_reorg" => {
                         // Settlements above the common ancestor are gone; re-read from there.

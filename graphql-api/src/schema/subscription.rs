@@ -129,7 +129,7 @@ impl SubscriptionRoot {
                                 && listener.as_ref().is_none_or(|l| *l == e.listener)
                         }),
                         Change::Reload => true,
-                        Change::Earnings | Change::Vouchers => false,
+                        Change::Earnings | Change::Vouchers | Change::Tips => false,
                     };
                     if !relevant {
                         continue;
@@ -148,8 +148,8 @@ impl SubscriptionRoot {
     }
 
     /// Tips to an artist (ENS name or address; to its address or any of its split payees) as the indexer writes
-    /// them, oldest first. Woken by the indexer's `beatstream_settlements` and `beatstream_earnings` notifications
-    /// (a settled tip moves earnings) and after a reconnect, it reads the tips after the last it delivered.
+    /// them, oldest first. Woken by the indexer's `beatstream_tips` notification and after a reconnect, it reads the
+    /// artist's tips after the last one it delivered.
     async fn tip_received(
         &self,
         ctx: &Context<'_>,
@@ -172,8 +172,8 @@ impl SubscriptionRoot {
                     return Some((next, (api, node, rx, cursor, queue)));
                 }
                 match next_change(&api, &mut rx).await? {
-                    Change::Settlements(_) | Change::Earnings | Change::Reload => {}
-                    Change::Vouchers => continue,
+                    Change::Tips | Change::Reload => {}
+                    Change::Settlements(_) | Change::Earnings | Change::Vouchers => continue,
                 }
                 if let Ok(fresh) = tips_after(&api, &node, Some(&cursor), 1000, false).await {
                     for (tip, key) in fresh {
@@ -201,7 +201,7 @@ impl SubscriptionRoot {
                 if !first {
                     match next_change(&api, &mut rx).await? {
                         Change::Earnings | Change::Reload | Change::Vouchers => {}
-                        Change::Settlements(_) => continue,
+                        Change::Settlements(_) | Change::Tips => continue,
                     }
                 }
                 first = false;
@@ -243,7 +243,7 @@ impl SubscriptionRoot {
                 if !first {
                     match next_change(&api, &mut rx).await? {
                         Change::Vouchers | Change::Reload => {}
-                        Change::Settlements(_) | Change::Earnings => continue,
+                        Change::Settlements(_) | Change::Earnings | Change::Tips => continue,
                     }
                 }
                 first = false;

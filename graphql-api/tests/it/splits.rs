@@ -625,13 +625,31 @@ async fn a_tip_arrives_on_the_artists_subscription() -> eyre::Result<()> {
     // Tips to alice's split payee and to bob; then the indexer's notification for the batch.
     s.tip((1010, 0), L2, S1V1, 7, 500, 12, tricky_message().as_bytes()).await?;
     s.tip((1010, 1), L2, env.address(BOB), 8, 500, 12, b"bob").await?;
+    // An earnings notification alone does not wake it; the indexer's tips notification does.
     sqlx::query("SELECT pg_notify('beatstream_earnings', '{\"block\":1010}')")
+        .execute(&env.pool)
+        .await?;
+    let early = tokio::time::timeout(std::time::Duration::from_millis(700), sub.next()).await;
+    assert!(early.is_err(), "woken by an earnings notification: {early:?}");
+    sqlx::query("SELECT pg_notify('beatstream_tips', '{\"block\":1010}')")
         .execute(&env.pool)
         .await?;
     let next = sub.next().await?;
     assert_eq!(
         next["tipReceived"],
         json!({ "tipId": "7", "payee": S1V1.to_string(), "message": tricky_message(), "amount": { "raw": "500" } })
+    );
+    // An unknown artist: NOT_FOUND, as a `next` with the error and no data.
+    let mut unknown =
+        Sub::open(&env, "subscription { tipReceived(artist: \"nobody\") { tipId } }").await?;
+    let error = unknown.next_message().await?;
+    assert_eq!(
+        (
+            error["payload"]["data"].clone(),
+            error["payload"]["errors"][0]["extensions"]["code"].as_str()
+        ),
+        (Value::Null, Some("NOT_FOUND")),
+        "{error}"
     );
     env.stop().await
 }

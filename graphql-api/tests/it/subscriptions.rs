@@ -37,7 +37,7 @@ impl Sub {
         Ok(sub)
     }
 
-    async fn next_message(&mut self) -> eyre::Result<Value> {
+    pub(crate) async fn next_message(&mut self) -> eyre::Result<Value> {
         loop {
             let msg = tokio::time::timeout(Duration::from_secs(20), self.ws.next())
                 .await?

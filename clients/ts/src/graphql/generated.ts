@@ -925,8 +925,8 @@ export type SubscriptionRoot = {
   settlements: Settlement;
   /**
    * Tips to an artist (ENS name or address; to its address or any of its split payees) as the indexer writes
-   * them, oldest first. Woken by the indexer's `beatstream_settlements` and `beatstream_earnings` notifications
-   * (a settled tip moves earnings) and after a reconnect, it reads the tips after the last it delivered.
+   * them, oldest first. Woken by the indexer's `beatstream_tips` notification and after a reconnect, it reads the
+   * artist's tips after the last one it delivered.
    */
   tipReceived: Tip;
 };
