@@ -226,7 +226,7 @@ impl Calls<'_> {
         let mut tx = TransactionRequest::default()
             .with_from(self.from)
             .with_to(self.vault)
-            .with_input(Bytes::from(input));
+            .with_input(input);
         if let Some(gas) = gas {
             tx = tx.with_gas_limit(gas);
         }

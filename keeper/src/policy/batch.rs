@@ -165,7 +165,7 @@ pub(crate) fn plan(
     };
     book.sort_by(|a, b| b.urgent.cmp(&a.urgent).then(b.value.cmp(&a.value)));
     // Stable: oldest first within each.
-    tips.sort_by(|a, b| b.urgent.cmp(&a.urgent));
+    tips.sort_by_key(|t| std::cmp::Reverse(t.urgent));
     let (book, tips) = fit_all(book, tips, policy);
     Some((trigger, book, tips))
 }
