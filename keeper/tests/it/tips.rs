@@ -272,3 +272,51 @@ async fn a_tip_the_vault_refuses_for_good_is_held_and_never_sent() -> eyre::Resu
     keeper.stop().await?;
     env.stop().await
 }
+
+/// Tips on a node that does not serve `eth_simulateV1`: the `eth_call` bisection over the items followed by the tips
+/// keeps the tip that settles, and holds the others with the reasons the vault's views give, counting what the
+/// batch's voucher and earlier tip spent of the listener's funds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_eth_simulate_v1_tips_are_held_with_the_vaults_reasons() -> eyre::Result<()> {
+    use beatstream_testkit::rpc_proxy::FaultProxy;
+    let env = Env::new().await?;
+    let artist = env.signer(1).address();
+    let listener = env.listener(3, usdc(10)).await?;
+    env.voucher(&listener, artist, usdc(3)).await?;
+    store_tip(&env, &listener, artist, (1, usdc(2)), "fine", "fine").await?;
+    store_tip(&env, &listener, artist, (2, usdc(1)), "hello", "hallo").await?;
+    // 10 USDC deposited, 3 + 2 spent before it in the batch: 6 is more than is left.
+    store_tip(&env, &listener, artist, (3, usdc(6)), "too much", "too much").await?;
+    env.indexed().await?;
+
+    let proxy = FaultProxy::start(env.chain.anvil.endpoint_url()).await?;
+    proxy.without_method("eth_simulateV1");
+    let keeper = env.start_keeper_on(proxy.url().into(), env.keeper_options());
+    env.wait_settled(&listener, artist, usdc(3), 30).await?;
+    wait("the batch to be confirmed", 10, || async {
+        Ok(env.batches().await?.iter().any(|b| b.1 == "confirmed"))
+    })
+    .await?;
+    assert_eq!(env.batches().await?, vec![(0, "confirmed".to_owned(), 1, 1)]);
+    let vault = env.chain.vault(&env.signer(0));
+    assert!(vault.isTipSettled(listener.grant.id(), U256::from(1)).call().await?);
+    let held: Vec<(String, String)> =
+        sqlx::query_as("SELECT tip_id::text, reason FROM keeper_tip_holds ORDER BY tip_id")
+            .fetch_all(&env.pool)
+            .await?;
+    assert_eq!(
+        held,
+        vec![
+            ("2".to_owned(), "invalid_voucher_signature".to_owned()),
+            ("3".to_owned(), "insufficient_funds".to_owned())
+        ]
+    );
+    let batched: Vec<String> = sqlx::query_scalar("SELECT tip_id::text FROM keeper_batch_tips")
+        .fetch_all(&env.pool)
+        .await?;
+    assert_eq!(batched, ["1"]);
+    let seen = proxy.seen();
+    assert_eq!(seen.iter().filter(|s| s.method == "eth_simulateV1").count(), 1);
+    keeper.stop().await?;
+    env.stop().await
+}
