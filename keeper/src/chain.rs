@@ -488,6 +488,67 @@ mod tests {
         );
     }
 
+    fn tip(listener: u8, tip_id: u64) -> TipItem {
+        TipItem {
+            grant: item(listener, 1).grant,
+            grantSignature: Bytes::new(),
+            payee: Address::repeat_byte(9),
+            tipId: U256::from(tip_id),
+            amount: U256::from(5),
+            message: "thanks".into(),
+            tipSignature: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn tips_are_matched_by_grant_and_tip_id_and_cut_short_tips_were_not_reached() {
+        let vault = Address::repeat_byte(0xaa);
+        let tips = [tip(1, 1), tip(1, 2), tip(2, 1), tip(3, 1)];
+        let tipped = |t: &TipItem| Tipped {
+            grantId: grant_id(&t.grant),
+            listener: t.grant.listener,
+            payee: t.payee,
+            tipId: t.tipId,
+            amount: t.amount,
+            fee: U256::ZERO,
+            message: t.message.clone(),
+        };
+        let logs = [
+            // An item's event and another contract's are not the tips'.
+            log(vault, &settled(&item(1, 1))),
+            log(Address::repeat_byte(0xbb), &tipped(&tips[1])),
+            log(vault, &tipped(&tips[0])),
+            log(
+                vault,
+                &TipSkipped {
+                    grantId: grant_id(&tips[1].grant),
+                    payee: tips[1].payee,
+                    tipId: tips[1].tipId,
+                    reason: 9,
+                },
+            ),
+            log(vault, &TipsCutShort { processed: U256::from(3), total: U256::from(4) }),
+        ];
+        assert_eq!(
+            tip_outcomes(vault, &tips, logs.iter()),
+            [
+                Outcome::Settled,
+                Outcome::Skipped(SkipReason::TipAlreadySettled),
+                Outcome::Unmatched,
+                Outcome::NotReached
+            ]
+        );
+        // The calldata round-trips, and a batch without tips is a plain settleBatch.
+        let items = vec![item(1, 1)];
+        let input = settle_input(&items, &tips);
+        let (back_items, back_tips) = decode_settle_input(&input).unwrap();
+        assert_eq!((back_items.len(), back_tips.len()), (1, 4));
+        assert_eq!(back_tips[3].tipId, U256::from(1));
+        let plain = settle_input(&items, &[]);
+        assert!(BeatStreamVault::settleBatchCall::abi_decode(&plain).is_ok());
+        assert_eq!(decode_settle_input(&plain).unwrap().1.len(), 0);
+    }
+
     #[test]
     fn recognises_already_submitted_answers() {
         for m in [

@@ -892,7 +892,7 @@ mod tests {
             }
         }
 
-        /// The gas limit never trims the vault's per-item guard or a wallet allowance, and for a batch accepted
+        /// The gas limit never trims the vault's guard (an item's, a split item's, a tip's) or a wallet allowance, and for a batch accepted
         /// after simulation (simulated gas plus allowances within the budget) stays within 1.25 × the budget plus
         /// the guard: it exceeds the budget's cap only by what the wallet allowances and the guard need.
         #[test]
@@ -900,14 +900,19 @@ mod tests {
             simulated in 21_000u64..10_000_000,
             wallet_checks in 0u64..20,
             gas_budget in 100_000u64..10_000_000,
+            recipients in 0u64..=20,
+            tip in any::<bool>(),
         ) {
-            let limit = gas_limit(simulated, wallet_checks, VAULT_ITEM_GAS, gas_budget);
+            // The batch's largest guard: an item's or a tip's, to a split of `recipients` (0: a plain payee).
+            let guard = if tip { VAULT_TIP_GAS } else { VAULT_ITEM_GAS }
+                + recipients * VAULT_SPLIT_RECIPIENT_GAS;
+            let limit = gas_limit(simulated, wallet_checks, guard, gas_budget);
             let allowances = wallet_checks * WALLET_CHECK_GAS;
-            prop_assert!(limit >= simulated + VAULT_ITEM_GAS + allowances);
-            let cap = (gas_budget + gas_budget / 4).max(simulated + VAULT_ITEM_GAS);
+            prop_assert!(limit >= simulated + guard + allowances);
+            let cap = (gas_budget + gas_budget / 4).max(simulated + guard);
             prop_assert!(limit - allowances <= cap);
             if within_budget(simulated, wallet_checks, gas_budget, 2) {
-                prop_assert!(limit <= gas_budget + gas_budget / 4 + VAULT_ITEM_GAS, "{limit}");
+                prop_assert!(limit <= gas_budget + gas_budget / 4 + guard, "{limit}");
             }
         }
 
