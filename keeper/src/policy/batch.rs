@@ -819,6 +819,59 @@ mod tests {
             }
         }
 
+        /// With split payees and tips: the batch still fits the budget (each split item counting its recipients,
+        /// each tip its guard) and the item limit, vouchers and tips each keep their order, and tips come before
+        /// any non-urgent voucher that did not fit after them.
+        #[test]
+        fn vouchers_and_tips_fit_the_budget_together(
+            book in book(),
+            sizes in proptest::collection::vec(0u32..=20, 30),
+            tips in proptest::collection::vec((0u8..6, 1u64..5_000, 0u32..=5, any::<bool>()), 0..12),
+            gas_budget in 30_000u64..3_000_000,
+            max_items in 1usize..40,
+        ) {
+            let policy = Policy { gas_budget, max_items, ..policy() };
+            let mut book = book;
+            for (c, k) in book.iter_mut().zip(&sizes) {
+                c.split_size = *k;
+            }
+            book.sort_by(|a, b| b.urgent.cmp(&a.urgent).then(b.value.cmp(&a.value)));
+            let tips: Vec<Tip> = tips
+                .into_iter()
+                .enumerate()
+                .map(|(i, (grant, amount, k, registered))| {
+                    let mut t = tip(grant, 9, i as u64, amount, registered);
+                    t.split_size = k;
+                    t
+                })
+                .collect();
+            let (chosen, chosen_tips) = fit_all(book.clone(), tips.clone(), &policy);
+            prop_assert!(chosen.len() + chosen_tips.len() <= max_items);
+            let mut seen = HashSet::new();
+            let mut gas = BATCH_BASE_GAS;
+            let urgent: Vec<&Candidate> = chosen.iter().filter(|c| c.urgent).collect();
+            let rest: Vec<&Candidate> = chosen.iter().filter(|c| !c.urgent).collect();
+            for c in &urgent {
+                gas += voucher_gas(c, seen.insert(c.grant_id));
+            }
+            for t in &chosen_tips {
+                seen.insert(t.grant_id);
+                gas += tip_gas(t);
+            }
+            for c in &rest {
+                gas += voucher_gas(c, seen.insert(c.grant_id));
+            }
+            prop_assert!(gas <= gas_budget.max(BATCH_BASE_GAS), "{gas} > {gas_budget}");
+            let mut left = tips.iter();
+            for t in &chosen_tips {
+                prop_assert!(left.any(|x| x.tip_id == t.tip_id), "tips out of order");
+            }
+            let mut left = book.iter();
+            for c in &chosen {
+                prop_assert!(left.any(|b| (b.grant_id, b.payee) == (c.grant_id, c.payee)));
+            }
+        }
+
         /// A due batch is urgent vouchers first, then by value; dust only when urgent; and the trigger is the first
         /// condition that holds.
         #[test]
