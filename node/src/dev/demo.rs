@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use alloy::{
     network::EthereumWallet,
-    primitives::{B256, U256},
+    primitives::{Address, B256, U256, address},
     providers::{DynProvider, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
@@ -36,6 +36,19 @@ const BEATS_PER_PLAY: u64 = 60;
 /// The demo tracks: title, seed of their generated music, and seconds.
 const DEMO_TRACKS: [(&str, u64, u32); 3] =
     [("Genesis Block", 1, 30), ("Gas Lights", 2, 45), ("Finality", 3, 60)];
+/// The demo's split: "Gas Lights" (the second track) pays the artist 70%, a featured vocalist (anvil account 3) 20% and
+/// a producer (account 4) 10%, in basis points.
+const DEMO_SPLIT_TRACK: usize = 1;
+const FEATURED: Address = address!("0x90F79bf6EB2c4f870365E785982E1f101E93b906");
+const PRODUCER: Address = address!("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65");
+const DEMO_SPLIT_SHARES: [u16; 3] = [7_000, 2_000, 1_000];
+/// The demo listener's tips: to the artist (`None`) or to the split track's payee (`Some`), in base units, with a
+/// message (markup included: the app shows it escaped).
+const DEMO_TIPS: [(bool, u64, &str); 3] = [
+    (false, 2 * USDC, "First tip on BeatStream. Love the synths!"),
+    (true, USDC / 2, "Gas Lights on repeat ♥ that vocal"),
+    (false, USDC, "<b>gm</b> from the dev node, shown escaped, never rendered"),
+];
 
 /// The demo's chain side.
 pub(super) struct Demo {
@@ -82,6 +95,7 @@ impl Demo {
         let seeded = async {
             let tracks = self.seed(&args).await.wrap_err("seeding the demo artist and listener")?;
             wait_indexed(&database_url, &rpc).await?;
+            self.tip(&args).await.wrap_err("sending the demo listener's tips through the relay")?;
             eyre::Ok(tracks)
         };
         let tracks = tokio::select! {
@@ -125,6 +139,17 @@ impl Demo {
                 args.api_listen
             );
         }
+        println!(
+            "  Split:      track {} {:?} pays demo 70%, {} 20% (featured vocalist), {} 10% (producer)",
+            DEMO_SPLIT_TRACK + 1,
+            DEMO_TRACKS[DEMO_SPLIT_TRACK].0,
+            FEATURED,
+            PRODUCER
+        );
+        println!(
+            "  Tips:       {} from the demo listener, with messages; the keeper settles them with its next batch",
+            DEMO_TIPS.len()
+        );
         println!();
         println!("Paste into GraphiQL:");
         println!(
@@ -217,6 +242,16 @@ impl Demo {
                 metadataURI: format!("ipfs://demo/{}", title.to_lowercase().replace(' ', "-")),
             };
             ensure(registry.publishTrack(node, input).send().await?).await?;
+            if tracks.len() == DEMO_SPLIT_TRACK {
+                // The track just published is the registry's newest.
+                let track_id = registry.trackCount().call().await?;
+                let recipients = vec![self.keys[1].address(), FEATURED, PRODUCER];
+                let shares = DEMO_SPLIT_SHARES.to_vec();
+                let vault = BeatStreamVault::new(self.deployment.contracts.vault, &self.artist);
+                ensure(vault.setSplit(node, track_id, recipients, shares).send().await?)
+                    .await
+                    .wrap_err_with(|| format!("setting the split of {title:?}"))?;
+            }
             tracks.push((title, uploaded.root, uploaded.duration));
         }
         let amount = U256::from(100 * USDC);
@@ -226,6 +261,42 @@ impl Demo {
         let vault = BeatStreamVault::new(self.deployment.contracts.vault, &self.listener);
         ensure(vault.deposit(amount).send().await?).await?;
         Ok(tracks)
+    }
+
+    /// The demo listener's tips, through the relay like a player's: a grant of its own, each tip signed by the
+    /// session key, sent and acked. The split track's tip names its split payee (`playPayee`).
+    async fn tip(&self, args: &DevArgs) -> eyre::Result<()> {
+        let registry = BeatStreamRegistry::new(self.deployment.contracts.registry, &self.artist);
+        let vault = BeatStreamVault::new(self.deployment.contracts.vault, &self.artist);
+        let count = registry.trackCount().call().await?;
+        let split_track = count - U256::from(DEMO_TRACKS.len() - 1 - DEMO_SPLIT_TRACK);
+        let split_payee = vault.playPayee(split_track).call().await?;
+        let secp = secp256k1::Secp256k1::signing_only();
+        let wallet = beatstream_sim::keys::Key::from_secret(&secp, self.keys[2].to_bytes())
+            .ok_or_else(|| eyre::eyre!("the demo listener's key"))?;
+        let seed = format!("dev-tips/{}", PrivateKeySigner::random().address());
+        let session = beatstream_sim::keys::Key::derive(&secp, &seed, "session");
+        let expires_at = beatstream_primitives::unix_now() + 86_400;
+        let identity = Identity::from_keys(
+            &secp,
+            &self.domain,
+            wallet,
+            session,
+            U256::from(10 * USDC),
+            expires_at,
+            beatstream_primitives::unix_now(),
+        );
+        let relay: Url = format!("ws://{}/ws/stream", args.relay_listen).parse()?;
+        let mut client = beatstream_sim::client::Client::connect(&relay).await?;
+        client.hello(&identity).await?;
+        for (i, (to_split, amount, message)) in DEMO_TIPS.into_iter().enumerate() {
+            let payee = if to_split { split_payee } else { self.keys[1].address() };
+            client
+                .tip(&identity, &self.domain, payee, U256::from(i + 1), U256::from(amount), message)
+                .await?;
+        }
+        client.close().await;
+        Ok(())
     }
 
     /// `--info-file`: where everything is, as JSON (docs/CONFIGURATION.md), written whole (a temporary file renamed) so

@@ -67,6 +67,29 @@ fn dev_reaches_ready_moves_money_and_stops_on_ctrl_c() -> eyre::Result<()> {
         }
     }
     let elapsed = started.elapsed();
+    // The demo's split and tips reached the chain: its three tips settled (Tipped, mirrored with their messages) and
+    // the split track's recipients were paid (SplitPaid: the simulated listeners play it).
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let demo = database_url.as_deref().map(|database| {
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(database).await?;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let (tips, messages, paid): (i64, Vec<Vec<u8>>, i64) = sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM vault_tips),
+                            (SELECT coalesce(array_agg(message ORDER BY tip_id), '{}') FROM vault_tips),
+                            (SELECT count(*) FROM split_earnings WHERE earned > 0)",
+                )
+                .fetch_one(&mut conn)
+                .await?;
+                if (tips == 3 && paid == 3) || Instant::now() > deadline {
+                    return eyre::Ok((tips, messages, paid));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    });
     // Ctrl-C.
     // SAFETY: kill(2) with a valid pid and signal.
     unsafe { libc::kill(pid, libc::SIGINT) };
@@ -87,6 +110,14 @@ fn dev_reaches_ready_moves_money_and_stops_on_ctrl_c() -> eyre::Result<()> {
     assert!(verified > 0, "no chunk fetched, verified and decrypted within {elapsed:?}");
     assert_eq!(failed, 0, "audio failures");
     assert!(status.is_some_and(|s| s.success()), "did not stop cleanly on SIGINT: {status:?}");
+    let (tips, messages, paid) = demo.expect("the ready banner names the database")?;
+    assert_eq!(tips, 3, "the demo's tips settled");
+    assert_eq!(
+        messages[2],
+        b"<b>gm</b> from the dev node, shown escaped, never rendered",
+        "a tip's message as sent"
+    );
+    assert_eq!(paid, 3, "each of the split track's three recipients was paid");
     // The chain it started is gone.
     let url = anvil_url.expect("the ready banner names the chain (`Chain: <url>`)");
     let port = url.rsplit(':').next().unwrap_or("0").trim_end_matches('/');
@@ -94,7 +125,6 @@ fn dev_reaches_ready_moves_money_and_stops_on_ctrl_c() -> eyre::Result<()> {
     assert!(!alive, "anvil at {url} still running");
     // So is the database it created: the server says it does not exist, or the private cluster it was on is gone.
     let database = database_url.expect("the ready banner names the database (`Postgres: <url>`)");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let connected = runtime.block_on(async {
         use sqlx::Connection;
         tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&database)).await
