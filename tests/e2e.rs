@@ -4,7 +4,7 @@
 //! earnings, the session and the listener's balance as the chain has them; the artist withdraws earnings; the
 //! listener requests the rest back and withdraws it after the delay (anvil time travel).
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use alloy::{
     primitives::{Address, U256, keccak256},
@@ -57,12 +57,14 @@ async fn a_stream_is_paid_settled_mirrored_shown_and_withdrawn() -> eyre::Result
     let contracts = chain.deployment.contracts;
 
     // ----- Every service, in this process. -----
-    let mut keeper_options = beatstream_keeper::Options::default();
     // A batch once 8 s of this track are vouched, and whatever is left two seconds after the last batch.
-    keeper_options.payee_threshold = 20_000;
-    keeper_options.max_interval_secs = 2;
-    keeper_options.confirmations = 0;
-    keeper_options.poll_ms = 200;
+    let keeper_options = beatstream_keeper::Options {
+        payee_threshold: 20_000,
+        max_interval_secs: 2,
+        confirmations: 0,
+        poll_ms: 200,
+        ..Default::default()
+    };
     let services = Services::start(&chain, &db, KEEPER, keeper_options, &stop).await?;
     let (relay_addr, api_addr) = (services.relay_addr, services.api_addr);
     let indexed = || services.indexed(&chain);

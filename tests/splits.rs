@@ -38,11 +38,13 @@ async fn a_split_track_pays_each_version_exactly_and_a_tip_shows_its_message() -
     let chain = Chain::with(Anvil::spawn()?, &[("BEATSTREAM_FEE_BPS", "250")]).await?;
     let db = TestDb::new().await?;
     let stop = CancellationToken::new();
-    let mut keeper_options = beatstream_keeper::Options::default();
-    keeper_options.payee_threshold = 1;
-    keeper_options.max_interval_secs = 1;
-    keeper_options.confirmations = 0;
-    keeper_options.poll_ms = 200;
+    let keeper_options = beatstream_keeper::Options {
+        payee_threshold: 1,
+        max_interval_secs: 1,
+        confirmations: 0,
+        poll_ms: 200,
+        ..Default::default()
+    };
     let services = Services::start(&chain, &db, KEEPER, keeper_options, &stop).await?;
     let (artist, vocalist, producer) =
         (chain.anvil.signer(ARTIST), chain.anvil.signer(VOCALIST), chain.anvil.signer(PRODUCER));

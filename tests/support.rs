@@ -133,7 +133,11 @@ pub(crate) async fn recv(ws: &mut Ws) -> eyre::Result<ServerFrame> {
 }
 
 /// POSTs a query to the API; returns `data`, failing on errors.
-pub(crate) async fn graphql(addr: SocketAddr, query: &str, variables: Value) -> eyre::Result<Value> {
+pub(crate) async fn graphql(
+    addr: SocketAddr,
+    query: &str,
+    variables: Value,
+) -> eyre::Result<Value> {
     let body = json!({ "query": query, "variables": variables }).to_string();
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let request = format!(
