@@ -422,6 +422,7 @@ export class RelayClient {
     await this.connect();
     this.tips.set(key, amount);
     const grantId = this.grantId;
+    let onWire = false;
     // In the voucher queue: no voucher leaves while the tip waits, so an error meanwhile is the tip's.
     const send = this.sending.then(async () => {
       await this.vouchersAnswered();
@@ -440,6 +441,7 @@ export class RelayClient {
         this.tipWait = null;
         throw e;
       }
+      onWire = true;
       this.emit({ type: "tip", tipId, payee, amount });
       await answer;
     });
@@ -447,9 +449,10 @@ export class RelayClient {
     try {
       await send;
     } catch (e) {
-      const refused = e instanceof RelayError && e.code !== "connection_lost" && e.code !== "timeout";
-      // A refused tip was not stored (unless an earlier send of it was); one whose answer was lost may have been.
-      if (refused && this.tips.get(key) === amount) {
+      const lost = onWire && e instanceof RelayError && (e.code === "connection_lost" || e.code === "timeout");
+      // A refused or unsent tip was not stored (unless an earlier send of it was); one whose answer was lost may
+      // have been, so it still counts.
+      if (!lost && this.tips.get(key) === amount) {
         if (before === undefined) this.tips.delete(key);
         else this.tips.set(key, before);
       }
