@@ -154,7 +154,8 @@ impl Client {
         message: &str,
     ) -> Result<()> {
         let sig = identity.sign_tip(&self.secp, domain, payee, tip_id, amount, message);
-        self.send(ClientFrame::tip(identity.grant_id, payee, tip_id, amount, message, &sig)).await?;
+        self.send(ClientFrame::tip(identity.grant_id, payee, tip_id, amount, message, &sig))
+            .await?;
         loop {
             if let ServerFrame::TipAck { tip_id: acked, .. } = self.next().await?
                 && acked == tip_id.to_string()

@@ -374,7 +374,8 @@ async fn play(
                 next_pay = None;
             }
             ServerFrame::Error { code, .. } => shared.error(&code),
-            ServerFrame::Ready { .. } | ServerFrame::Closed { .. } | ServerFrame::TipAck { .. } => {}
+            ServerFrame::Ready { .. } | ServerFrame::Closed { .. } | ServerFrame::TipAck { .. } => {
+            }
         }
     }
     let _ = ws.close(None).await;

@@ -509,7 +509,10 @@ fn decide<'a>(
                             // `to_read` put every listener whose voucher does not fit its lease in `read`, deciding
                             // the batch in the same order, so this cannot happen. Should it, nothing is stored and
                             // the player retries (`storage_unavailable`), which is safe; tests fail loudly.
-                            debug_assert!(false, "a voucher outside its lease was not read: {key:?}");
+                            debug_assert!(
+                                false,
+                                "a voucher outside its lease was not read: {key:?}"
+                            );
                             Err(Refusal::Storage)
                         }
                     }

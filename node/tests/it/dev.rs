@@ -113,8 +113,7 @@ fn dev_reaches_ready_moves_money_and_stops_on_ctrl_c() -> eyre::Result<()> {
     let (tips, messages, paid) = demo.expect("the ready banner names the database")?;
     assert_eq!(tips, 3, "the demo's tips settled");
     assert_eq!(
-        messages[2],
-        b"<b>gm</b> from the dev node, shown escaped, never rendered",
+        messages[2], b"<b>gm</b> from the dev node, shown escaped, never rendered",
         "a tip's message as sent"
     );
     assert_eq!(paid, 3, "each of the split track's three recipients was paid");
