@@ -6,7 +6,6 @@ mod connection;
 mod error;
 mod query;
 mod request;
-mod splits;
 mod subscription;
 mod types;
 

@@ -6,7 +6,6 @@ use super::{
     api::Api,
     connection::{Page, Window, page, page_cost},
     error::{ApiError, Result},
-    splits::{SplitEarnings, Tip},
     types::*,
 };
 use crate::db::{self, sessions::SessionFilter, settlements::SettlementFilter, tips::TipFilter};

@@ -9,7 +9,6 @@ use tokio::sync::broadcast::{Receiver, error::RecvError};
 use super::{
     api::Api,
     error::{ApiError, Result},
-    splits::Tip,
     types::*,
 };
 use crate::{
