@@ -350,6 +350,16 @@ async fn kill_9_at_moments_chosen_by_progress_loses_and_repays_nothing() -> eyre
         relay.child.kill()?; // SIGKILL
         relay.child.wait()?;
         if let Some(lock) = lock {
+            // The writers' statements parked on the lock never complete: their connections are ended before the
+            // lock goes, as when the database connection is lost with the process. (Released instead, a held-lease
+            // write, which is one autocommit statement already sent, would still commit and hide an ack sent
+            // before it.)
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'",
+            )
+            .execute(db.pool())
+            .await?;
             lock.rollback().await?;
         }
         total_progress += acks.load(Ordering::SeqCst);
