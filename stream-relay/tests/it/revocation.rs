@@ -145,8 +145,9 @@ async fn revoked_while_streaming(how: Revoke, funds: u64) -> eyre::Result<()> {
         Revoke::ById => seed_revocation(db.pool(), p.listener(), p.grant_id()).await?,
         Revoke::ByNonceFloor => seed_nonce_floor(db.pool(), p.listener(), 6, 0).await?,
     }
-    // Within what the connection allows (one beat ahead), so only the commit can refuse it.
-    c.send(&p.voucher(alice, 200)).await?;
+    // Within what the connection allows (one beat ahead), so only the commit can refuse it; on bob's pair, whose
+    // voucher took the lease, so with funds of 10,000 it is within the lease and needs no read.
+    c.send(&p.voucher(bob, 100)).await?;
     let msg = c.expect_error("grant_revoked").await?;
     match how {
         Revoke::ById => assert!(msg.contains("revoked this grant"), "{msg}"),
