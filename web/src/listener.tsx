@@ -106,16 +106,16 @@ export function ListenerPage({ config, wallet, graphql }: { config: AppConfig; w
         {artists.value?.artists.edges.map(({ node: a }) => (
           <article key={a.name} className="artist" aria-label={a.name}>
             <h3>
-              <a href={`#/artists/${a.label}`}>{a.name}</a> <small>{usdc(a.ratePerSecond.raw)} USDC/s</small>{' '}
-              <TipButton
-                config={config}
-                wallet={wallet}
-                target={{ kind: 'artist', node: a.node as Hex, address: a.address as Address | null }}
-                name={a.name}
-                testId={`tip-artist-${a.label}`}
-                onSent={() => vault.refresh()}
-              />
+              <a href={`#/artists/${a.label}`}>{a.name}</a> <small>{usdc(a.ratePerSecond.raw)} USDC/s</small>
             </h3>
+            <TipButton
+              config={config}
+              wallet={wallet}
+              target={{ kind: 'artist', node: a.node as Hex, address: a.address as Address | null }}
+              name={a.name}
+              testId={`tip-artist-${a.label}`}
+              onSent={() => vault.refresh()}
+            />
             {a.texts.find((t) => t.key === 'description') && <p>{a.texts.find((t) => t.key === 'description')!.value}</p>}
             <ul className="tracks">
               {a.tracks.edges

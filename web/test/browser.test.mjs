@@ -329,6 +329,18 @@ test('an artist uploads, a listener pays to hear ten seconds, the artist sees th
     await pub.waitFor({ timeout: 30_000 });
     assert.equal(await pub.getByTestId('tip-message').textContent(), message);
     assert.equal(await p.getByTestId('tips').locator('b, i').count(), 0);
+
+    // The demo artist: `beatstream dev`'s listener tipped it with markup, and "Gas Lights" has a 70/20/10 split.
+    await p.goto(`${api}/#/artists/demo`);
+    const demoTip = p.getByTestId('tips').locator('tr', { hasText: 'from the dev node' });
+    await demoTip.waitFor({ timeout: 60_000 });
+    assert.equal(await demoTip.getByTestId('tip-message').textContent(), '<b>gm</b> from the dev node, shown escaped, never rendered');
+    assert.equal(await p.getByTestId('tips').locator('b').count(), 0, 'no element was made from the demo message');
+    const split = p.getByTestId('splits').locator('article[data-in-force="true"]', { hasText: 'Gas Lights' });
+    await split.waitFor({ timeout: 30_000 });
+    assert.deepEqual(await split.locator('td[data-share]').evaluateAll((tds) => tds.map((td) => td.dataset.share)), ['7000', '2000', '1000']);
+    assert.match(await split.innerText(), /version 1/);
+    await p.screenshot({ path: path.join(shots, 'artist-public.png'), fullPage: true });
     await context.close();
   });
 
