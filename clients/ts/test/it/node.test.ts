@@ -463,6 +463,11 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
     await relay.tip({ payee: info.demo.artist.address, tipId: 2n, amount: 30_000n });
     await relay.tip({ payee: info.demo.artist.address, tipId: 2n, amount: 30_000n });
     assert.equal(relay.tipped, 150_000n);
+    // The demo's split track ("Gas Lights"): a tip names its split payee, as a play of it would.
+    const splitPayee = await fan.vault.playPayee(info.demo.tracks[1].id);
+    assert.notEqual(splitPayee, info.demo.artist.address);
+    assert.equal((await fan.vault.currentSplit(info.demo.artist.node, info.demo.tracks[1].id)).split, splitPayee);
+    await relay.tip({ payee: splitPayee, tipId: 7n, amount: 10n, message: "for the vocalist and the producer too" });
 
     // 281 bytes: the SDK refuses before sending, with the relay's code...
     await assert.rejects(relay.tip({ payee: info.demo.artist.address, tipId: 3n, amount: 1n, message: "x".repeat(281) }), (e: RelayError) => e.code === "message_too_long");
@@ -478,6 +483,35 @@ describe("the SDK on a beatstream dev node", { timeout: 900_000 }, () => {
     assert.equal(await rawTipError(grant, info.demo.artist.address, 6n, 390_000n, ""), "cap_exceeded");
     assert.equal(relay.state, "ready");
     relay.close();
+
+    // The keeper settles the four stored tips with its next batch; the API shows them with their messages as sent.
+    const support = await eventually(
+      "the tips settled and indexed",
+      async () => {
+        const r = await graphql.query(gql.ArtistSupportDocument, { name: info.demo.artist.label, first: 50 });
+        const mine = r.artist?.tips.nodes.filter((t) => t.grantId === grant.grantId) ?? [];
+        return mine.length === 4 ? { artist: r.artist!, mine } : undefined;
+      },
+      120_000,
+      1000,
+    );
+    const byId = new Map(support.mine.map((t) => [t.tipId, t]));
+    assert.equal(byId.get("1")?.message, message);
+    assert.equal(byId.get("1")?.amount.raw, "120000");
+    assert.equal(byId.get("1")?.listener.toLowerCase(), fan.address.toLowerCase());
+    assert.equal(byId.get("2")?.message, "");
+    assert.equal(byId.get("4")?.message, "é".repeat(140));
+    assert.equal(byId.get("7")?.payee, splitPayee);
+    const supporter = support.artist.supporters.nodes.find((s) => s.listener.toLowerCase() === fan.address.toLowerCase());
+    assert.equal(supporter?.tipped.raw, "150011");
+    assert.equal(supporter?.tips, 4);
+    // The vault took the tips from the fan's funds, with what its vouchers paid (the streams may settle later).
+    await eventually("the fan's balance settled", async () => {
+      const r = await graphql.query(gql.ArtistSupportDocument, { name: info.demo.artist.label, first: 50 });
+      const s = r.artist?.supporters.nodes.find((x) => x.listener.toLowerCase() === fan.address.toLowerCase());
+      const streamed = BigInt(s?.streamed.raw ?? "0");
+      return streamed > 0n && (await fan.vault.account(fan.address)).available === 1n * USDC - 150_011n - streamed;
+    });
   });
 
   it("withdraws in two steps: request, not before thawEnd, then withdraw", async () => {
