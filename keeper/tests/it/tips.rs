@@ -227,6 +227,31 @@ async fn tips_settle_once_across_a_crash_mid_batch() -> eyre::Result<()> {
     env.stop().await
 }
 
+/// Tips alone (no voucher in the batch) get the gas the vault wants left before each tip (130,000 + 30,000 × k): two
+/// tips, one to a five-recipient split, settle in one transaction, not cut short and sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tips_alone_settle_in_one_transaction() -> eyre::Result<()> {
+    let env = Env::new().await?;
+    let artist = env.signer(1).address();
+    let (split, _) = split_of(&env, 5).await?;
+    let listener = env.listener(3, usdc(50)).await?;
+    store_tip(&env, &listener, artist, (1, usdc(1)), "one", "one").await?;
+    store_tip(&env, &listener, split, (2, usdc(2)), "two", "two").await?;
+    env.indexed().await?;
+    let keeper = env.start_keeper(env.keeper_options());
+    let vault = env.chain.vault(&env.signer(0));
+    wait("both tips to settle", 30, || async {
+        Ok(vault.isTipSettled(listener.grant.id(), U256::from(1)).call().await?
+            && vault.isTipSettled(listener.grant.id(), U256::from(2)).call().await?)
+    })
+    .await?;
+    let sent = env.chain.provider.get_transaction_count(env.signer(KEEPER).address()).await?;
+    assert_eq!(sent, 1, "the tips took more than one transaction");
+    assert!(events::<TipSkipped>(&env, listener.grant.id()).await?.is_empty());
+    keeper.stop().await?;
+    env.stop().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tip_the_vault_refuses_for_good_is_held_and_never_sent() -> eyre::Result<()> {
     let env = Env::new().await?;
