@@ -470,28 +470,11 @@ impl Derived {
         changed.settlements = true;
         changed.earnings = true;
         let bad = self.debit(block, undo, e.listener, e.amount);
-        let net = e.amount.saturating_sub(e.fee);
-        self.earnings.update(block, undo, e.payee, |p| {
-            let mut p = p.unwrap_or_default();
-            p.earned_total += net;
-            p.withdrawable += net;
-            p.fees_total += e.fee;
-            p.settlements += 1;
-            p.updated_block = b;
-            Some(p)
-        });
+        self.credit(block, undo, e.payee, e.amount, e.fee, 1);
         self.pairs.update(block, undo, (e.grantId, e.payee), |_| {
             Some(SettledPair { listener: e.listener, cumulative: e.cumulative, updated_block: b })
         });
-        let mut unknown_grant = false;
-        self.grants.update(block, undo, e.grantId, |g| {
-            unknown_grant = g.is_none();
-            g.map(|mut g| {
-                g.spent += e.amount;
-                g.updated_block = b;
-                g
-            })
-        });
+        let unknown_grant = self.spend(block, undo, e.grantId, e.amount);
         self.hourly.update(block, undo, (hour(event.at.block_time), e.payee), |h| {
             let mut h = h.unwrap_or_default();
             h.amount += e.amount;
@@ -513,31 +496,52 @@ impl Derived {
         changed: &mut Changed,
     ) {
         let block = event.at.block_number;
-        let b = block as i64;
         changed.accounts = true;
         changed.earnings = true;
         changed.grants = true;
         changed.tips = true;
         let bad = self.debit(block, undo, e.listener, e.amount);
-        let net = e.amount.saturating_sub(e.fee);
-        self.earnings.update(block, undo, e.payee, |p| {
+        self.credit(block, undo, e.payee, e.amount, e.fee, 0);
+        let unknown_grant = self.spend(block, undo, e.grantId, e.amount);
+        self.inconsistent(bad || unknown_grant, event);
+    }
+
+    /// Credits `payee` with `amount` less `fee`, as the vault does at a settlement or tip; `settlements` counts it
+    /// (1 for a settlement, 0 for a tip).
+    fn credit(
+        &mut self,
+        block: u64,
+        undo: bool,
+        payee: Address,
+        amount: U256,
+        fee: U256,
+        settlements: i64,
+    ) {
+        let net = amount.saturating_sub(fee);
+        self.earnings.update(block, undo, payee, |p| {
             let mut p = p.unwrap_or_default();
             p.earned_total += net;
             p.withdrawable += net;
-            p.fees_total += e.fee;
-            p.updated_block = b;
+            p.fees_total += fee;
+            p.settlements += settlements;
+            p.updated_block = block as i64;
             Some(p)
         });
-        let mut unknown_grant = false;
-        self.grants.update(block, undo, e.grantId, |g| {
-            unknown_grant = g.is_none();
+    }
+
+    /// Adds `amount` to the grant's spend (the vault's `grantSpent`). Returns whether the grant is unknown to the
+    /// mirror (it and the vault disagree).
+    fn spend(&mut self, block: u64, undo: bool, grant: B256, amount: U256) -> bool {
+        let mut unknown = false;
+        self.grants.update(block, undo, grant, |g| {
+            unknown = g.is_none();
             g.map(|mut g| {
-                g.spent += e.amount;
-                g.updated_block = b;
+                g.spent += amount;
+                g.updated_block = block as i64;
                 g
             })
         });
-        self.inconsistent(bad || unknown_grant, event);
+        unknown
     }
 
     /// Takes `amount` from `listener`'s funds as the vault's `_debit` does: available first, then thawing. Returns
